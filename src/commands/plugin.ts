@@ -1,0 +1,48 @@
+// Direct plugin mode: `GOCACHEPROG=gostash [flags]`. cli.ts has already
+// printed the capability line; this wires flags, stores and the stdio
+// session together and returns the exit code.
+
+import { defineCommand } from "citty";
+import { serveStdio } from "../cacheprog/stdio.ts";
+import { localConfig, s3Config } from "../config/config.ts";
+import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import { localFlags, logFlags, s3Flags } from "../config/options.ts";
+import { createDiskStore } from "../store/disk.ts";
+import { createLocalCache } from "../store/local-cache.ts";
+import { createLogger } from "../util/log.ts";
+import { Metrics } from "../util/metrics.ts";
+import { printSummary } from "../util/summary.ts";
+
+export const pluginFlags = { ...logFlags, ...localFlags, ...s3Flags };
+
+export default defineCommand({
+  meta: { name: "gostash", description: "Serve the GOCACHEPROG protocol on stdin/stdout" },
+  args: toCittyArgs(pluginFlags),
+  async run({ args, rawArgs }) {
+    rejectUnknownFlags(rawArgs, pluginFlags);
+    const flags = resolveFlags(pluginFlags, args);
+    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+    const local = localConfig(flags);
+    const s3 = s3Config(flags);
+    const metrics = new Metrics();
+    const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
+    logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
+    let cache = createLocalCache(disk, metrics);
+    if (s3) {
+      const { createTieredCache } = await import("../store/tiered.ts");
+      cache = createTieredCache({ disk, local: cache, s3, metrics, logger });
+    }
+    const res = await serveStdio(cache, {
+      onError(err, req) {
+        metrics.inc("errors");
+        logger.warn(`plugin: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
+      },
+    });
+    if (flags.metrics) printSummary(metrics);
+    if (res.reason === "framing") {
+      process.stderr.write(`gostash: ${res.error!.message}; stopping\n`);
+      return 1;
+    }
+    return 0;
+  },
+});

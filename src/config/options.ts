@@ -1,0 +1,71 @@
+// Every flag gostash takes, grouped by what it configures. Names and
+// environment variables follow tailscale/go-cache-plugin wherever the
+// meaning is the same, so its command lines keep working unchanged.
+
+import type { FlagSpecs } from "./flags.ts";
+
+export const logFlags = {
+  verbose: { type: "boolean", alias: ["v"], env: ["GOCACHE_VERBOSE"], description: "Log what happens (to stderr)" },
+  debug: { type: "boolean", env: ["GOCACHE_DEBUG"], description: "Log every request (to stderr); implies --verbose" },
+  metrics: {
+    type: "boolean",
+    env: ["GOCACHE_METRICS"],
+    description: "Print a summary of gets, hits, misses, puts, bytes and time to stderr at exit",
+  },
+} satisfies FlagSpecs;
+
+export const localFlags = {
+  "cache-dir": {
+    type: "string",
+    env: ["GOCACHE_DIR"],
+    valueHint: "dir",
+    description: "Local cache directory, in Go's own cache format (default: $GOCACHE, else Go's default location)",
+  },
+  "max-size": {
+    type: "string",
+    env: ["GOSTASH_MAX_SIZE"],
+    valueHint: "size",
+    description: "Cap on the local cache size, e.g. 20GiB; least recently used entries go first (default: no cap, like Go)",
+  },
+  expiry: {
+    type: "string",
+    env: ["GOCACHE_EXPIRY"],
+    valueHint: "duration",
+    description: "Trim local entries unused for this long (default 5d, as Go does)",
+  },
+} satisfies FlagSpecs;
+
+export const s3Flags = {
+  bucket: { type: "string", env: ["GOCACHE_S3_BUCKET"], valueHint: "name", description: "S3 bucket for the shared tier (none: local disk only)" },
+  region: { type: "string", env: ["GOCACHE_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"], description: "S3 region (default: detected)" },
+  prefix: { type: "string", env: ["GOCACHE_KEY_PREFIX"], description: "Key prefix for objects in the bucket" },
+  "s3-endpoint-url": {
+    type: "string",
+    env: ["GOCACHE_S3_ENDPOINT_URL"],
+    valueHint: "url",
+    description: "S3-compatible endpoint (R2, MinIO, versitygw, ...)",
+  },
+  "s3-path-style": { type: "boolean", env: ["GOCACHE_S3_PATH_STYLE"], description: "Use path-style S3 URLs" },
+  "min-upload-size": {
+    type: "string",
+    env: ["GOCACHE_MIN_SIZE"],
+    valueHint: "size",
+    description: "Outputs smaller than this stay local only",
+  },
+  "upload-concurrency": {
+    type: "string",
+    alias: ["u"],
+    env: ["GOCACHE_S3_CONCURRENCY"],
+    valueHint: "n",
+    description: "Concurrent background uploads",
+  },
+  concurrency: { type: "string", alias: ["c"], env: ["GOCACHE_CONCURRENCY"], valueHint: "n", description: "Concurrent S3 downloads" },
+  "read-only": { type: "boolean", env: ["GOSTASH_READ_ONLY"], description: "Read from S3 but never write to it (untrusted builds)" },
+  "flush-timeout": {
+    type: "string",
+    env: ["GOSTASH_FLUSH_TIMEOUT"],
+    valueHint: "duration",
+    description: "How long close waits for pending uploads",
+  },
+  compress: { type: "boolean", env: ["GOSTASH_COMPRESS"], description: "zstd-compress objects in S3 (--no-compress to turn off)" },
+} satisfies FlagSpecs;

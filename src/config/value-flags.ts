@@ -1,0 +1,17 @@
+// Names (and aliases) of every flag that takes a value, for cli-args.ts.
+import type { FlagSpecs } from "./flags.ts";
+import * as groups from "./options.ts";
+
+function collect(): Set<string> {
+  const names = new Set<string>();
+  for (const group of Object.values(groups) as FlagSpecs[]) {
+    for (const [name, spec] of Object.entries(group)) {
+      if (spec.type !== "string") continue;
+      names.add(name);
+      for (const a of spec.alias ?? []) names.add(a);
+    }
+  }
+  return names;
+}
+
+export const VALUE_FLAGS: ReadonlySet<string> = collect();

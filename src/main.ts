@@ -1,0 +1,49 @@
+// The command tree. Each subcommand lives in its own file and is loaded
+// only when it runs; plugin mode (no subcommand) is the root command.
+
+import { renderUsage, runCommand, type CommandDef } from "citty";
+import type { SplitArgs } from "./cli-args.ts";
+import pluginCommand from "./commands/plugin.ts";
+import { VERSION } from "./version.ts";
+
+const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
+  version: () => import("./commands/version.ts").then((m) => m.default),
+};
+
+export const rootCommand: CommandDef<any> = {
+  ...pluginCommand,
+  meta: {
+    name: "gostash",
+    version: VERSION,
+    description:
+      "Fast Go build cache and module proxy. Run with no subcommand as GOCACHEPROG: go env -w GOCACHEPROG=$(command -v gostash)",
+  },
+  subCommands,
+};
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export async function main(split: SplitArgs): Promise<number> {
+  const sub = split.command ? await subCommands[split.command]?.() : undefined;
+  if (split.command && !sub) {
+    process.stderr.write(`gostash: ${split.command} is not available in this build\n`);
+    return 2;
+  }
+  const cmd = sub ?? rootCommand;
+  if (split.help) {
+    process.stdout.write(`${await renderUsage(cmd, sub ? rootCommand : undefined)}\n`);
+    return 0;
+  }
+  try {
+    const { result } = await runCommand(cmd, { rawArgs: split.args });
+    return typeof result === "number" ? result : 0;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const usage = e.name === "CLIError" || e.name === "UsageError" || (e.message ?? "").startsWith("config:");
+    process.stderr.write(`gostash: ${usage ? e.message : (e.stack ?? e.message)}\n`);
+    if (usage) process.stderr.write("Run 'gostash --help' for usage.\n");
+    return usage ? 2 : 1;
+  }
+}

@@ -1,0 +1,373 @@
+// Local tier: the `go` command's own build-cache format, in the same
+// directory by default, so `go clean -cache` works, a warm Go cache is warm
+// for gostash from its first run, and turning gostash off loses nothing.
+//
+// Layout (cmd/go/internal/cache/cache.go):
+//   <dir>/<xx>/<actionhex>-a   one line, exactly 175 bytes:
+//       "v1 <actionhex> <outputhex> <size %20d> <unix nanos %20d>\n"
+//   <dir>/<xx>/<outputhex>-d   the output bytes; this is the DiskPath.
+//                              (Go 1.26 may store an executable as a
+//                              directory holding one named file.)
+//   <dir>/trim.txt             Unix seconds of the last trim, shared with Go
+//   <dir>/gostash-usage.json   our running estimate of the bytes stored,
+//                              so the --max-size cap needs no walk per run
+// <xx> is the first byte of the ID in hex.
+//
+// Writes go to a temp file in the same subdirectory and are renamed into
+// place, output before entry, so an interrupted write is never a hit. Temp
+// files end in ".tmp" so Go's trim ignores them and ours removes stale ones.
+//
+// All I/O here is synchronous on purpose: a local get is three small
+// syscalls, and doing them inline beats a round trip through a thread pool.
+
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+  type Stats,
+} from "node:fs";
+import { join } from "node:path";
+import type { Hit } from "../cacheprog/protocol.ts";
+
+export const ENTRY_SIZE = 2 + 1 + 64 + 1 + 64 + 1 + 20 + 1 + 20 + 1;
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+/** Go refreshes an mtime on use at most once per hour (mtimeInterval). */
+const MTIME_INTERVAL = HOUR;
+/** Go trims at most once a day (trimInterval)... */
+const TRIM_INTERVAL = DAY;
+/** ...entries unused for 5 days (trimLimit), plus one mtimeInterval of slack. */
+const TRIM_LIMIT = 5 * DAY + MTIME_INTERVAL;
+/** A temp file this old belongs to a writer that died. */
+const STALE_TEMP = HOUR;
+
+export interface DiskStoreOptions {
+  dir: string;
+  /** Bytes; 0 or undefined means no cap (Go's own behaviour). */
+  maxSize?: number;
+  /** Trim entries unused for this long (ms); default Go's 5 days. */
+  expiryMs?: number;
+  /** Clock in ms, for tests. */
+  now?: () => number;
+}
+
+/** A put (or download) being written into the store. */
+export interface DiskPut {
+  write(bytes: Uint8Array): void;
+  /** Moves the output and then the entry into place; returns the hit. */
+  commit(timeNanos?: bigint): Hit;
+  abort(): void;
+  readonly written: number;
+}
+
+export interface TrimReport {
+  skipped: boolean;
+  removedFiles: number;
+  removedBytes: number;
+  keptBytes: number;
+}
+
+export interface DiskStore {
+  readonly dir: string;
+  get(actionID: string): Hit | null;
+  put(actionID: string, outputID: string, size: number): DiskPut;
+  /** Go-style trim (once a day) plus the size cap; cheap when nothing is due. */
+  trim(opts?: { force?: boolean }): TrimReport;
+  /** Bytes written by this process (outputs and entries). */
+  readonly bytesWritten: number;
+}
+
+let tempSeq = 0;
+
+export function formatEntry(actionID: string, outputID: string, size: number, timeNanos: bigint): string {
+  return `v1 ${actionID} ${outputID} ${String(size).padStart(20)} ${String(timeNanos).padStart(20)}\n`;
+}
+
+/** Parses an entry file; null if it is not a valid entry for actionID. */
+export function parseEntry(
+  buf: Buffer,
+  n: number,
+  actionID: string,
+): { outputID: string; size: number; timeNanos: bigint } | null {
+  if (n !== ENTRY_SIZE) return null;
+  const s = buf.toString("latin1", 0, n);
+  if (!s.startsWith("v1 ") || s[67] !== " " || s[132] !== " " || s[153] !== " " || s[174] !== "\n") return null;
+  if (s.slice(3, 67) !== actionID) return null;
+  const outputID = s.slice(68, 132);
+  if (!/^[0-9a-f]{64}$/.test(outputID)) return null;
+  const size = Number(s.slice(133, 153).trim());
+  const t = s.slice(154, 174).trim();
+  if (!Number.isSafeInteger(size) || size < 0 || !/^\d+$/.test(t)) return null;
+  return { outputID, size, timeNanos: BigInt(t) };
+}
+
+export function nowNanos(ms = Date.now()): bigint {
+  return BigInt(ms) * 1_000_000n;
+}
+
+export function createDiskStore(opts: DiskStoreOptions): DiskStore {
+  const dir = opts.dir;
+  const now = opts.now ?? Date.now;
+  const scratch = Buffer.allocUnsafe(ENTRY_SIZE + 1);
+  const madeDirs = new Set<string>();
+  let bytesWritten = 0;
+
+  const subdir = (id: string) => join(dir, id.slice(0, 2));
+
+  function ensureSubdir(id: string): string {
+    const sub = subdir(id);
+    if (!madeDirs.has(sub)) {
+      mkdirSync(sub, { recursive: true });
+      madeDirs.add(sub);
+    }
+    return sub;
+  }
+
+  function markUsed(path: string, st: Stats, t: number): void {
+    if (t - st.mtimeMs >= MTIME_INTERVAL) {
+      try {
+        const d = new Date(t);
+        utimesSync(path, d, d);
+      } catch {
+        // best effort, as in Go
+      }
+    }
+  }
+
+  function get(actionID: string): Hit | null {
+    const entryPath = join(subdir(actionID), `${actionID}-a`);
+    let fd: number;
+    try {
+      fd = openSync(entryPath, "r");
+    } catch {
+      return null;
+    }
+    let n: number;
+    let est: Stats;
+    try {
+      n = readSync(fd, scratch, 0, ENTRY_SIZE + 1, 0);
+      est = fstatSync(fd);
+    } catch {
+      return null;
+    } finally {
+      closeSync(fd);
+    }
+    const e = parseEntry(scratch, n, actionID);
+    if (!e) return null;
+    let outPath = join(subdir(e.outputID), `${e.outputID}-d`);
+    let ost: Stats;
+    try {
+      ost = statSync(outPath);
+      if (ost.isDirectory()) {
+        // Go 1.26 stores executables as a directory with one named file.
+        const names = readdirSync(outPath);
+        if (names.length !== 1) return null;
+        const inner = join(outPath, names[0]!);
+        markUsed(outPath, ost, now());
+        outPath = inner;
+        ost = statSync(inner);
+      }
+    } catch {
+      return null;
+    }
+    if (ost.size !== e.size) return null;
+    const t = now();
+    markUsed(entryPath, est, t);
+    markUsed(outPath, ost, t);
+    return { outputID: e.outputID, size: e.size, timeNanos: e.timeNanos, diskPath: outPath };
+  }
+
+  function writeAtomic(sub: string, name: string, data: string | Uint8Array): void {
+    const tmp = join(sub, `${name}.${process.pid}.${++tempSeq}.tmp`);
+    try {
+      writeFileSync(tmp, data);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      mkdirSync(sub, { recursive: true });
+      writeFileSync(tmp, data);
+    }
+    try {
+      renameSync(tmp, join(sub, name));
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {}
+      throw err;
+    }
+  }
+
+  function put(actionID: string, outputID: string, size: number): DiskPut {
+    const sub = ensureSubdir(outputID);
+    const outName = `${outputID}-d`;
+    const tmp = join(sub, `${outName}.${process.pid}.${++tempSeq}.tmp`);
+    let fd: number | null;
+    try {
+      fd = openSync(tmp, "w", 0o644);
+    } catch (err) {
+      // `go clean -cache` may have removed the subdirectory under a daemon.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      madeDirs.delete(sub);
+      ensureSubdir(outputID);
+      fd = openSync(tmp, "w", 0o644);
+    }
+    let written = 0;
+    const cleanup = () => {
+      if (fd !== null) {
+        try {
+          closeSync(fd);
+        } catch {}
+        fd = null;
+      }
+      try {
+        unlinkSync(tmp);
+      } catch {}
+    };
+    return {
+      get written() {
+        return written;
+      },
+      write(bytes) {
+        if (fd === null) throw new Error("disk store: write after commit or abort");
+        let off = 0;
+        while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+        written += bytes.length;
+      },
+      commit(timeNanos = nowNanos(now())) {
+        if (fd === null) throw new Error("disk store: commit after commit or abort");
+        try {
+          if (written !== size) throw new Error(`disk store: wrote ${written} bytes, expected ${size}`);
+          closeSync(fd);
+          fd = null;
+          const outPath = join(sub, outName);
+          renameSync(tmp, outPath);
+          const entrySub = ensureSubdir(actionID);
+          writeAtomic(entrySub, `${actionID}-a`, formatEntry(actionID, outputID, size, timeNanos));
+          bytesWritten += size + ENTRY_SIZE;
+          return { outputID, size, timeNanos, diskPath: outPath };
+        } catch (err) {
+          cleanup();
+          throw err;
+        }
+      },
+      abort: cleanup,
+    };
+  }
+
+  function trim(o: { force?: boolean } = {}): TrimReport {
+    const t = now();
+    const report: TrimReport = { skipped: true, removedFiles: 0, removedBytes: 0, keptBytes: 0 };
+    const trimFile = join(dir, "trim.txt");
+    const usageFile = join(dir, "gostash-usage.json");
+    let lastTrim = 0;
+    try {
+      lastTrim = Number(readFileSync(trimFile, "latin1").trim()) * 1000;
+    } catch {}
+    const dueByAge = o.force || !(t - lastTrim < TRIM_INTERVAL && t - lastTrim > -MTIME_INTERVAL);
+    let overCap = false;
+    if (opts.maxSize) {
+      let usage = -1;
+      try {
+        usage = JSON.parse(readFileSync(usageFile, "utf8")).bytes;
+      } catch {}
+      overCap = usage < 0 || usage + bytesWritten > opts.maxSize;
+    }
+    if (!dueByAge && !overCap) return report;
+    report.skipped = false;
+    if (dueByAge) {
+      try {
+        writeFileSync(trimFile, String(Math.floor(t / 1000)));
+      } catch {}
+    }
+    const cutoff = t - (opts.expiryMs ? opts.expiryMs + MTIME_INTERVAL : TRIM_LIMIT);
+    const live: { path: string; size: number; mtime: number }[] = [];
+    for (let i = 0; i < 256; i++) {
+      const sub = join(dir, i.toString(16).padStart(2, "0"));
+      let names: string[];
+      try {
+        names = readdirSync(sub);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const isTemp = name.endsWith(".tmp");
+        if (!isTemp && !name.endsWith("-a") && !name.endsWith("-d")) continue;
+        const path = join(sub, name);
+        let st: Stats;
+        try {
+          st = statSync(path);
+        } catch {
+          continue;
+        }
+        const old = isTemp ? st.mtimeMs < t - STALE_TEMP : dueByAge && st.mtimeMs < cutoff;
+        if (old) {
+          if (removePath(path, st)) {
+            report.removedFiles++;
+            report.removedBytes += st.size;
+          }
+        } else if (!isTemp) {
+          live.push({ path, size: st.isDirectory() ? dirSize(path) : st.size, mtime: st.mtimeMs });
+        }
+      }
+    }
+    let total = live.reduce((a, f) => a + f.size, 0);
+    if (opts.maxSize && total > opts.maxSize) {
+      // Evict least recently used first, down to 90% so we do not trim on every run.
+      const target = opts.maxSize * 0.9;
+      live.sort((a, b) => a.mtime - b.mtime);
+      for (const f of live) {
+        if (total <= target) break;
+        if (removePath(f.path)) {
+          total -= f.size;
+          report.removedFiles++;
+          report.removedBytes += f.size;
+        }
+      }
+    }
+    report.keptBytes = total;
+    bytesWritten = 0;
+    try {
+      writeFileSync(usageFile, JSON.stringify({ bytes: total, at: t }));
+    } catch {}
+    return report;
+  }
+
+  return {
+    dir,
+    get,
+    put,
+    trim,
+    get bytesWritten() {
+      return bytesWritten;
+    },
+  };
+}
+
+function removePath(path: string, st?: Stats): boolean {
+  try {
+    if ((st ?? statSync(path)).isDirectory()) {
+      rmSync(path, { recursive: true, force: true });
+    } else unlinkSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function dirSize(path: string): number {
+  let n = 0;
+  try {
+    for (const name of readdirSync(path)) n += statSync(join(path, name)).size;
+  } catch {}
+  return n;
+}

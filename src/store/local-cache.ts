@@ -1,0 +1,44 @@
+// The build cache served from the local disk alone: the default, and the
+// fallback when a daemon cannot be reached.
+
+import type { Hit } from "../cacheprog/protocol.ts";
+import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
+import type { Metrics } from "../util/metrics.ts";
+import type { DiskStore } from "./disk.ts";
+
+export function createLocalCache(disk: DiskStore, metrics: Metrics): CacheHandler {
+  return {
+    get(actionID: string): Hit | null {
+      const t0 = performance.now();
+      metrics.inc("gets");
+      const hit = disk.get(actionID);
+      if (hit) {
+        metrics.inc("hits_local");
+        metrics.inc("bytes_hit", hit.size);
+      } else metrics.inc("misses");
+      metrics.observe("get_seconds", (performance.now() - t0) / 1000);
+      return hit;
+    },
+    put(actionID: string, outputID: string, size: number): PutWriter {
+      const t0 = performance.now();
+      metrics.inc("puts");
+      const w = disk.put(actionID, outputID, size);
+      return {
+        write: (bytes) => w.write(bytes),
+        commit() {
+          const hit = w.commit();
+          metrics.inc("bytes_put", size);
+          metrics.observe("put_seconds", (performance.now() - t0) / 1000);
+          return hit.diskPath;
+        },
+        abort() {
+          metrics.inc("put_errors");
+          w.abort();
+        },
+      };
+    },
+    close() {
+      disk.trim();
+    },
+  };
+}

@@ -1,0 +1,30 @@
+// The one-line-per-topic summary that --metrics prints to stderr at exit.
+
+import { formatBytes } from "../config/units.ts";
+import type { Metrics } from "./metrics.ts";
+
+export function summaryLines(m: Metrics): string[] {
+  const gets = m.get("gets");
+  const hits = m.get("hits_local") + m.get("hits_remote");
+  const pct = gets ? ((100 * hits) / gets).toFixed(1) : "0.0";
+  const secs = ((performance.now() - m.startedAt) / 1000).toFixed(2);
+  const lines = [
+    `gets ${gets}, hits ${hits} (${pct}%; local ${m.get("hits_local")}, remote ${m.get("hits_remote")}), misses ${m.get("misses")}`,
+    `puts ${m.get("puts")} (${formatBytes(m.get("bytes_put"))}), served ${formatBytes(m.get("bytes_hit"))}, errors ${m.get("errors")}, time ${secs}s`,
+  ];
+  const get = m.histograms.get("get_seconds");
+  if (get?.count) lines.push(`get latency mean ${((get.sum / get.count) * 1e6).toFixed(0)}µs over ${get.count}`);
+  if (m.counters.has("remote_gets") || m.counters.has("uploads")) {
+    lines.push(
+      `s3: gets ${m.get("remote_gets")}, hits ${m.get("hits_remote")}, misses ${m.get("remote_misses")}, errors ${m.get("remote_errors")}, ` +
+        `integrity failures ${m.get("integrity_failures")}, down ${formatBytes(m.get("bytes_down"))}`,
+      `s3: uploads ${m.get("uploads")} (${formatBytes(m.get("bytes_up"))}), failed ${m.get("upload_errors")}, dropped ${m.get("upload_drops")}, ` +
+        `left at close ${m.get("upload_left")}, breaker trips ${m.get("breaker_trips")}`,
+    );
+  }
+  return lines;
+}
+
+export function printSummary(m: Metrics): void {
+  process.stderr.write(summaryLines(m).map((l) => `gostash: ${l}\n`).join(""));
+}
