@@ -7,6 +7,8 @@ import pluginCommand from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
 
 const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
+  serve: () => import("./commands/serve.ts").then((m) => m.default),
+  connect: () => import("./commands/connect.ts").then((m) => m.default),
   version: () => import("./commands/version.ts").then((m) => m.default),
 };
 

@@ -1,0 +1,38 @@
+// Shared paths and process helpers for tests.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const BIN = process.env.GOSTASH_BIN ?? join(ROOT, "dist", "gostash");
+export const TOOLS = process.env.GOSTASH_TOOLS ?? join(ROOT, ".tools");
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(prefix = "gostash-test-"): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion with a hard timeout (tests never hang). */
+export async function run(
+  cmd: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number; stdin?: string } = {},
+): Promise<RunResult> {
+  const p = Bun.spawn(cmd, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env } as Record<string, string>,
+    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => p.kill(9), opts.timeoutMs ?? 240_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
