@@ -1,9 +1,136 @@
-// Placeholder until the daemon lands (issue 4).
+// `gostash serve --plugin=PORT|SOCKET [--http=ADDR]`: the daemon. One
+// long-lived process owns the local store, the S3 client and upload queue,
+// and the metrics; each `go` command attaches through `gostash connect`.
+//
+// Shutdown (SIGINT/SIGTERM): stop accepting, let connected go commands
+// finish (up to --shutdown-timeout, then cut them), flush pending uploads
+// (up to --flush-timeout), trim the local cache, exit 0. A second signal
+// exits at once with status 1.
+
 import { defineCommand } from "citty";
+import type { CacheHandler } from "../cacheprog/session.ts";
+import { localConfig, s3Config } from "../config/config.ts";
+import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import { localFlags, logFlags, s3Flags, serveFlags } from "../config/options.ts";
+import { parseDuration } from "../config/units.ts";
+import { formatPluginAddress, parseHttpAddress, parsePluginAddress } from "../daemon/address.ts";
+import { startPluginServer } from "../daemon/server.ts";
+import { createHttpRouter } from "../http/handler.ts";
+import { createDiskStore } from "../store/disk.ts";
+import { createLocalCache } from "../store/local-cache.ts";
+import { createLogger } from "../util/log.ts";
+import { Metrics } from "../util/metrics.ts";
+import { printSummary } from "../util/summary.ts";
+
+const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags };
+
+/** How often the daemon runs the (cheap unless due) local trim. */
+const TRIM_EVERY_MS = 3600_000;
+
+type Flushable = CacheHandler & { flush?: (timeoutMs: number) => Promise<{ left: number }> };
 
 export default defineCommand({
-  meta: { name: "serve", description: "(not built yet)" },
-  run() {
-    throw new Error("config: 'serve' is not built yet");
+  meta: {
+    name: "serve",
+    description: "Run the cache daemon: GOCACHEPROG over a local socket for `gostash connect`, metrics over HTTP",
+  },
+  args: toCittyArgs(flagSpecs),
+  async run({ args, rawArgs }) {
+    rejectUnknownFlags(rawArgs, flagSpecs);
+    const flags = resolveFlags(flagSpecs, args);
+    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+    if (typeof flags.plugin !== "string" || !flags.plugin) {
+      throw new Error("config: serve needs --plugin=PORT or --plugin=/path/to/socket (or GOCACHE_PLUGIN)");
+    }
+    const pluginAddr = parsePluginAddress(flags.plugin);
+    const httpAddr = typeof flags.http === "string" && flags.http ? parseHttpAddress(flags.http) : null;
+    const shutdownMs =
+      typeof flags["shutdown-timeout"] === "string" ? parseDuration(flags["shutdown-timeout"], "--shutdown-timeout") : 30_000;
+    const local = localConfig(flags);
+    const s3 = s3Config(flags);
+    const metrics = new Metrics();
+    const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
+
+    // Exactly as direct mode (commands/plugin.ts) wires the tiers.
+    let cache: Flushable = createLocalCache(disk, metrics);
+    if (s3) {
+      const { createTieredCache } = await import("../store/tiered.ts");
+      cache = createTieredCache({ disk, local: cache, s3, metrics, logger }) as Flushable;
+    }
+
+    let shuttingDown = false;
+    const plugin = await startPluginServer({ address: pluginAddr, handler: cache, metrics, logger });
+    const router = createHttpRouter({
+      metrics,
+      unhealthy: () => (shuttingDown ? "shutting down" : null),
+      info: () => ({
+        plugin: formatPluginAddress(plugin.address),
+        cache_dir: local.cacheDir,
+        bucket: s3?.bucket ?? null,
+      }),
+    });
+    let http: ReturnType<typeof Bun.serve> | null = null;
+    try {
+      if (httpAddr) http = Bun.serve({ hostname: httpAddr.hostname, port: httpAddr.port, fetch: router.fetch });
+    } catch (err) {
+      plugin.stopAccepting();
+      throw new Error(`config: --http: cannot listen on ${flags.http}: ${(err as Error).message}`);
+    }
+    // One line on stderr so scripts (and tests) learn the real addresses.
+    process.stderr.write(
+      `gostash serve: plugin on ${formatPluginAddress(plugin.address)}` +
+        (http ? `, http on http://${http.hostname?.includes(":") ? `[${http.hostname}]` : http.hostname}:${http.port}` : "") +
+        `, cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}\n`,
+    );
+
+    const trimTimer = setInterval(() => {
+      try {
+        disk.trim();
+      } catch (err) {
+        logger.warn(`serve: trim: ${(err as Error).message}`);
+      }
+    }, TRIM_EVERY_MS);
+    trimTimer.unref?.();
+
+    const stopped = new Promise<string>((resolve) => {
+      const onSignal = (sig: string) => {
+        if (shuttingDown) {
+          process.stderr.write(`gostash serve: second ${sig}, exiting now\n`);
+          process.exit(1);
+        }
+        shuttingDown = true;
+        resolve(sig);
+      };
+      process.on("SIGINT", () => onSignal("SIGINT"));
+      process.on("SIGTERM", () => onSignal("SIGTERM"));
+    });
+
+    const sig = await stopped;
+    clearInterval(trimTimer);
+    plugin.stopAccepting();
+    const open = plugin.connections;
+    logger.info(`serve: ${sig}: stopped accepting; waiting for ${open} connection(s)`);
+    if (!(await plugin.idle(shutdownMs))) {
+      logger.warn(`serve: ${plugin.connections} connection(s) still open after ${shutdownMs}ms; closing them`);
+      plugin.closeAll();
+      await plugin.idle(1000);
+    }
+    let left = 0;
+    if (cache.flush) {
+      const flushMs = s3?.flushTimeoutMs ?? 30_000;
+      try {
+        left = (await cache.flush(flushMs)).left;
+      } catch (err) {
+        logger.warn(`serve: flush: ${(err as Error).message}`);
+      }
+      if (left) logger.warn(`serve: ${left} upload(s) still pending after ${flushMs}ms; giving up on them`);
+    }
+    try {
+      disk.trim();
+    } catch {}
+    http?.stop(true);
+    if (flags.metrics) printSummary(metrics);
+    process.stderr.write(`gostash serve: stopped (${sig}${left ? `, ${left} upload(s) left` : ""})\n`);
+    return 0;
   },
 });

@@ -69,3 +69,43 @@ export const s3Flags = {
   },
   compress: { type: "boolean", env: ["GOSTASH_COMPRESS"], description: "zstd-compress objects in S3 (--no-compress to turn off)" },
 } satisfies FlagSpecs;
+
+// `gostash serve` (the daemon). Names follow go-cache-plugin's serve command.
+export const serveFlags = {
+  plugin: {
+    type: "string",
+    env: ["GOCACHE_PLUGIN"],
+    valueHint: "port|socket",
+    description: "Serve the GOCACHEPROG protocol on this port of 127.0.0.1, or on this Unix socket path (created owner-only)",
+  },
+  http: {
+    type: "string",
+    env: ["GOCACHE_HTTP"],
+    valueHint: "[host]:port",
+    description: "Serve /metrics, /debug/vars and /healthz over HTTP here; a bare port or :port binds 127.0.0.1",
+  },
+  "shutdown-timeout": {
+    type: "string",
+    env: ["GOSTASH_SHUTDOWN_TIMEOUT"],
+    valueHint: "duration",
+    description: "On SIGINT/SIGTERM, how long to wait for connected go commands to finish before closing them (default 30s)",
+  },
+} satisfies FlagSpecs;
+
+// `gostash connect PORT|SOCKET` (the bridge `go` runs as GOCACHEPROG). The
+// local flags only matter when the daemon cannot be reached and the bridge
+// serves the build itself from the local disk cache.
+export const connectFlags = {
+  plugin: {
+    type: "string",
+    env: ["GOCACHE_PLUGIN"],
+    valueHint: "port|socket",
+    description: "Daemon address when none is given as an argument: a port on 127.0.0.1 or a Unix socket path",
+  },
+  "dial-timeout": {
+    type: "string",
+    env: ["GOSTASH_DIAL_TIMEOUT"],
+    valueHint: "duration",
+    description: "Give up reaching the daemon after this long and serve from the local cache (default 2s)",
+  },
+} satisfies FlagSpecs;

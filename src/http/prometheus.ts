@@ -1,0 +1,157 @@
+// Prometheus text exposition format (version 0.0.4) for the process-wide
+// Metrics: counters become `gostash_<name>_total`, gauges `gostash_<name>`,
+// latency histograms `gostash_<name>_bucket/_sum/_count`. Counters that
+// differ only by a dimension (hits by tier) are rendered as one family with
+// a label. Unknown names still render, with a generic help line, so metrics
+// added by other subsystems show up without touching this file.
+
+import { LATENCY_BUCKETS, type Histogram, type Metrics } from "../util/metrics.ts";
+
+export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+const PREFIX = "gostash_";
+
+/** Counters folded into one labelled family: name -> [family, label, value]. */
+const LABELLED: Record<string, [string, string, string]> = {
+  hits_local: ["hits", "tier", "local"],
+  hits_remote: ["hits", "tier", "remote"],
+};
+
+const HELP: Record<string, string> = {
+  gets: "Build-cache get requests.",
+  hits: "Get requests answered with a hit, by tier.",
+  misses: "Get requests answered with a miss.",
+  puts: "Build-cache put requests.",
+  put_errors: "Puts whose body was bad or cut short.",
+  bytes_put: "Bytes of outputs stored by puts.",
+  bytes_hit: "Bytes of outputs served by hits.",
+  errors: "Requests that failed on the cache side (answered as misses or put errors).",
+  remote_gets: "Get requests sent to the shared (S3) tier.",
+  remote_misses: "Shared-tier gets that found nothing.",
+  remote_errors: "Shared-tier requests that failed (timeouts, 5xx, network, auth).",
+  integrity_failures: "Shared-tier objects rejected because their size or SHA-256 did not match.",
+  bytes_down: "Bytes downloaded from the shared tier.",
+  uploads: "Outputs uploaded to the shared tier.",
+  bytes_up: "Bytes uploaded to the shared tier.",
+  upload_errors: "Uploads that failed.",
+  upload_drops: "Uploads dropped because the upload queue was full.",
+  upload_left: "Uploads still pending when a flush deadline passed.",
+  breaker_trips: "Times the circuit breaker stopped calls to a failing shared tier.",
+  connections: "Open plugin connections (go commands attached to the daemon).",
+  connections_total: "Plugin connections accepted.",
+  connection_errors: "Plugin connections closed because they broke the protocol framing.",
+  connections_aborted: "Plugin connections that hung up in the middle of a request.",
+  get_seconds: "Latency of get requests, in seconds.",
+  put_seconds: "Latency of put requests, in seconds.",
+};
+
+/** Metric names may hold [a-zA-Z0-9_:] and not start with a digit. */
+export function metricName(name: string): string {
+  const n = name.replace(/[^a-zA-Z0-9_:]/g, "_");
+  return PREFIX + (/^[0-9]/.test(n) ? `_${n}` : n);
+}
+
+function counterName(k: string): string {
+  return k.endsWith("_total") ? metricName(k) : `${metricName(k)}_total`;
+}
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+export function escapeLabel(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  return String(v);
+}
+
+export interface RenderOptions {
+  /** Extra constant gauges, e.g. build info; rendered with labels as given. */
+  info?: { name: string; help: string; labels: Record<string, string> }[];
+}
+
+export function renderPrometheus(m: Metrics, o: RenderOptions = {}): string {
+  const out: string[] = [];
+  const family = (name: string, type: string, help: string) => {
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
+  };
+
+  // Counters, grouping labelled ones into families.
+  const families = new Map<string, { label: string; values: [string, number][] }>();
+  const plain: [string, number][] = [];
+  for (const [k, v] of [...m.counters].sort(([a], [b]) => a.localeCompare(b))) {
+    const l = LABELLED[k];
+    if (!l) {
+      plain.push([k, v]);
+      continue;
+    }
+    let f = families.get(l[0]);
+    if (!f) families.set(l[0], (f = { label: l[1], values: [] }));
+    f.values.push([l[2], v]);
+  }
+  // A labelled family is always complete (a zero for a tier not hit yet).
+  for (const [k, [fam, label, value]] of Object.entries(LABELLED)) {
+    if (m.counters.has(k)) continue;
+    let f = families.get(fam);
+    if (!f) families.set(fam, (f = { label, values: [] }));
+    f.values.push([value, 0]);
+  }
+  for (const [k, v] of plain) {
+    const name = counterName(k);
+    family(name, "counter", HELP[k] ?? `Count of ${k.replace(/_/g, " ")}.`);
+    out.push(`${name} ${num(v)}`);
+  }
+  for (const [fam, f] of [...families].sort(([a], [b]) => a.localeCompare(b))) {
+    const name = counterName(fam);
+    family(name, "counter", HELP[fam] ?? `Count of ${fam.replace(/_/g, " ")}.`);
+    for (const [value, v] of f.values.sort(([a], [b]) => a.localeCompare(b))) {
+      out.push(`${name}{${f.label}="${escapeLabel(value)}"} ${num(v)}`);
+    }
+  }
+
+  for (const [k, read] of [...m.gauges].sort(([a], [b]) => a.localeCompare(b))) {
+    let v: number;
+    try {
+      v = Number(read());
+    } catch {
+      continue;
+    }
+    const name = metricName(k);
+    family(name, "gauge", HELP[k] ?? `Current ${k.replace(/_/g, " ")}.`);
+    out.push(`${name} ${num(v)}`);
+  }
+
+  for (const [k, h] of [...m.histograms].sort(([a], [b]) => a.localeCompare(b))) {
+    const name = metricName(k);
+    family(name, "histogram", HELP[k] ?? `Distribution of ${k.replace(/_/g, " ")}.`);
+    renderHistogram(out, name, h);
+  }
+
+  for (const i of o.info ?? []) {
+    const name = metricName(i.name);
+    family(name, "gauge", i.help);
+    const labels = Object.entries(i.labels)
+      .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+      .join(",");
+    out.push(`${name}{${labels}} 1`);
+  }
+
+  out.push("");
+  return out.join("\n");
+}
+
+function renderHistogram(out: string[], name: string, h: Histogram): void {
+  let cum = 0;
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    cum += h.counts[i]!;
+    out.push(`${name}_bucket{le="${LATENCY_BUCKETS[i]}"} ${cum}`);
+  }
+  out.push(`${name}_bucket{le="+Inf"} ${h.count}`);
+  out.push(`${name}_sum ${num(h.sum)}`);
+  out.push(`${name}_count ${h.count}`);
+}
