@@ -14,7 +14,7 @@ import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { connectFlags, localFlags, logFlags } from "../config/options.ts";
 import { parseDuration } from "../config/units.ts";
-import { parsePluginAddress } from "../daemon/address.ts";
+import { formatPluginAddress, parsePluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
 
 const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags };
@@ -60,7 +60,7 @@ export default defineCommand({
     const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
     const local = localConfig(flags);
     process.stderr.write(
-      `gostash connect: cannot reach the daemon at ${where} (${res.error.message}); serving this build from the local cache ${local.cacheDir}\n`,
+      `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${local.cacheDir}\n`,
     );
     const metrics = new Metrics();
     const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
