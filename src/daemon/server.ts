@@ -230,18 +230,30 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     const old = process.umask(0o077);
     try {
       listener = Bun.listen<Conn>({ unix: path, allowHalfOpen: true, socket: socketHandler });
+    } catch (err) {
+      throw new Error(`config: --plugin: cannot listen on ${path}: ${(err as Error).message}`);
     } finally {
       process.umask(old);
     }
     chmodSync(path, 0o600);
   } else {
-    const l = Bun.listen<Conn>({
-      hostname: o.address.hostname,
-      port: o.address.port,
-      allowHalfOpen: true,
-      exclusive: true,
-      socket: socketHandler,
-    });
+    let l: Bun.TCPSocketListener<Conn>;
+    try {
+      l = Bun.listen<Conn>({
+        hostname: o.address.hostname,
+        port: o.address.port,
+        allowHalfOpen: true,
+        exclusive: true,
+        socket: socketHandler,
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(
+        `config: --plugin: cannot listen on ${formatPluginAddress(o.address)}` +
+          (code === "EADDRINUSE" || /in use|Failed to listen/i.test((err as Error).message) ? " (address in use?)" : "") +
+          `: ${(err as Error).message}`,
+      );
+    }
     listener = l;
     address = { kind: "tcp", hostname: o.address.hostname, port: l.port };
   }
