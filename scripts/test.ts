@@ -32,7 +32,9 @@ for (const f of readdirSync(toolsDir).filter((f) => f.endsWith(".sh")).sort()) {
 run([process.execPath, "scripts/build.ts"], "build");
 
 const args = Bun.argv.slice(2);
-const proc = Bun.spawn([process.execPath, "test", ...(args.length ? args : ["test/"])], {
+// e2e tests drive the real `go` command: give each test room (they carry
+// their own tighter timeouts on every process they start).
+const proc = Bun.spawn([process.execPath, "test", "--timeout=600000", ...(args.length ? args : ["test/"])], {
   cwd: root,
   stdout: "inherit",
   stderr: "pipe",
