@@ -22,12 +22,11 @@
 
 import {
   closeSync,
-  fstatSync,
+  existsSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -119,7 +118,6 @@ export function nowNanos(ms = Date.now()): bigint {
 export function createDiskStore(opts: DiskStoreOptions): DiskStore {
   const dir = opts.dir;
   const now = opts.now ?? Date.now;
-  const scratch = Buffer.allocUnsafe(ENTRY_SIZE + 1);
   const madeDirs = new Set<string>();
   let bytesWritten = 0;
 
@@ -134,8 +132,8 @@ export function createDiskStore(opts: DiskStoreOptions): DiskStore {
     return sub;
   }
 
-  function markUsed(path: string, st: Stats, t: number): void {
-    if (t - st.mtimeMs >= MTIME_INTERVAL) {
+  function markUsed(path: string, mtimeMs: number, t: number): void {
+    if (t - mtimeMs >= MTIME_INTERVAL) {
       try {
         const d = new Date(t);
         utimesSync(path, d, d);
@@ -145,46 +143,44 @@ export function createDiskStore(opts: DiskStoreOptions): DiskStore {
     }
   }
 
+  // The hot path of a warm build: about a thousand of these in 0.2 s. One
+  // read of the entry and two stats through Bun.file (cheaper in Bun than
+  // fs.statSync, which builds a Stats object with Dates).
   function get(actionID: string): Hit | null {
     const entryPath = join(subdir(actionID), `${actionID}-a`);
-    let fd: number;
+    let buf: Buffer;
     try {
-      fd = openSync(entryPath, "r");
+      buf = readFileSync(entryPath);
     } catch {
       return null;
     }
-    let n: number;
-    let est: Stats;
-    try {
-      n = readSync(fd, scratch, 0, ENTRY_SIZE + 1, 0);
-      est = fstatSync(fd);
-    } catch {
-      return null;
-    } finally {
-      closeSync(fd);
-    }
-    const e = parseEntry(scratch, n, actionID);
+    const e = parseEntry(buf, buf.length, actionID);
     if (!e) return null;
     let outPath = join(subdir(e.outputID), `${e.outputID}-d`);
-    let ost: Stats;
-    try {
-      ost = statSync(outPath);
-      if (ost.isDirectory()) {
-        // Go 1.26 stores executables as a directory with one named file.
+    const out = Bun.file(outPath);
+    let size = out.size;
+    let mtime = out.lastModified;
+    if (size !== e.size || (size === 0 && !existsSync(outPath))) {
+      // Missing, truncated, or a Go 1.26 executable entry: a directory with
+      // one named file in it.
+      try {
+        const st = statSync(outPath);
+        if (!st.isDirectory()) return null;
         const names = readdirSync(outPath);
         if (names.length !== 1) return null;
-        const inner = join(outPath, names[0]!);
-        markUsed(outPath, ost, now());
-        outPath = inner;
-        ost = statSync(inner);
+        markUsed(outPath, st.mtimeMs, now());
+        outPath = join(outPath, names[0]!);
+        const inner = statSync(outPath);
+        size = inner.size;
+        mtime = inner.mtimeMs;
+      } catch {
+        return null;
       }
-    } catch {
-      return null;
+      if (size !== e.size) return null;
     }
-    if (ost.size !== e.size) return null;
     const t = now();
-    markUsed(entryPath, est, t);
-    markUsed(outPath, ost, t);
+    markUsed(outPath, mtime, t);
+    markUsed(entryPath, Bun.file(entryPath).lastModified, t);
     return { outputID: e.outputID, size: e.size, timeNanos: e.timeNanos, diskPath: outPath };
   }
 

@@ -1,0 +1,152 @@
+// The compiled binary's command line and its stdout discipline.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CAPABILITY_LINE } from "../src/cacheprog/protocol.ts";
+import { localFlags, logFlags, s3Flags } from "../src/config/options.ts";
+import { BIN, run, tempDir } from "./helpers/env.ts";
+
+const tmp = tempDir("gostash-cli-");
+afterAll(() => tmp.cleanup());
+const b64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
+const sha = (d: string | Uint8Array) => createHash("sha256").update(d).digest("hex");
+
+/** Every stdout line in plugin mode must be a JSON object. */
+function jsonLines(stdout: string): Record<string, unknown>[] {
+  expect(stdout.endsWith("\n") || stdout === "").toBe(true);
+  return stdout
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const v = JSON.parse(l);
+      expect(typeof v).toBe("object");
+      return v;
+    });
+}
+
+describe("command line", () => {
+  test("version", async () => {
+    const r = await run([BIN, "version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^gostash \d+\.\d+\.\d+\S* \(bun [\d.]+, linux\/x64\)\n$/);
+  });
+
+  test("--help lists every flag with its environment variable", async () => {
+    const r = await run([BIN, "--help"], { env: { NO_COLOR: "1" } });
+    expect(r.code).toBe(0);
+    for (const [name, spec] of Object.entries({ ...logFlags, ...localFlags, ...s3Flags })) {
+      expect(r.stdout).toContain(`--${name}`);
+      expect(r.stdout).toContain(`env ${(spec as { env: string[] }).env[0]}`);
+    }
+    // go-cache-plugin's names
+    for (const env of ["GOCACHE_DIR", "GOCACHE_S3_BUCKET", "GOCACHE_KEY_PREFIX", "GOCACHE_MIN_SIZE", "GOCACHE_S3_CONCURRENCY", "GOCACHE_CONCURRENCY", "GOCACHE_EXPIRY", "GOCACHE_VERBOSE", "GOCACHE_METRICS"]) {
+      expect(r.stdout).toContain(env);
+    }
+  });
+
+  test("an unknown flag is a clear error on stderr; stdout holds only protocol JSON", async () => {
+    const r = await run([BIN, "--cache-dri=/tmp/x"], { stdin: "" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown flag --cache-dri");
+    expect(r.stdout).toBe(CAPABILITY_LINE);
+  });
+
+  test("a bad value is a clear error", async () => {
+    const r = await run([BIN, "--max-size=lots"], { stdin: "" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--max-size: cannot parse size");
+  });
+
+  test("flags may be given as --flag value, and env vars configure the same", async () => {
+    const dir = join(tmp.path, "viaflag");
+    const body = "via flag";
+    const input = `${JSON.stringify({ ID: 1, Command: "put", ActionID: b64(sha("f")), OutputID: b64(sha(body)), BodySize: body.length })}\n\n"${Buffer.from(body).toString("base64")}"\n${JSON.stringify({ ID: 2, Command: "close" })}\n\n`;
+    const r = await run([BIN, "--cache-dir", dir], { stdin: input });
+    expect(r.code).toBe(0);
+    const a = jsonLines(r.stdout);
+    expect(String(a[1]!.DiskPath).startsWith(dir)).toBe(true);
+    const envDir = join(tmp.path, "viaenv");
+    const r2 = await run([BIN], { stdin: input, env: { GOCACHE_DIR: envDir, GOCACHE: join(tmp.path, "notthis") } });
+    expect(String(jsonLines(r2.stdout)[1]!.DiskPath).startsWith(envDir)).toBe(true);
+    const r3 = await run([BIN], { stdin: input, env: { GOCACHE_DIR: "", GOCACHE: join(tmp.path, "gocache") } });
+    expect(String(jsonLines(r3.stdout)[1]!.DiskPath).startsWith(join(tmp.path, "gocache"))).toBe(true);
+  });
+});
+
+describe("plugin mode over a real pipe", () => {
+  test("capability line first; close flushes every answer and exits 0; logs only on stderr", async () => {
+    const dir = join(tmp.path, "pipe");
+    let input = "";
+    for (let i = 0; i < 200; i++) {
+      const body = `body ${i}`.repeat(i);
+      const head = { ID: 2 * i + 1, Command: "put", ActionID: b64(sha(`p${i}`)), OutputID: b64(sha(body)), ...(body ? { BodySize: body.length } : {}) };
+      input += `${JSON.stringify(head)}\n\n${body ? `"${Buffer.from(body).toString("base64")}"\n` : ""}`;
+      input += `${JSON.stringify({ ID: 2 * i + 2, Command: "get", ActionID: b64(sha(`p${i}`)) })}\n\n`;
+    }
+    input += `${JSON.stringify({ ID: 1000, Command: "close" })}\n\n`;
+    const r = await run([BIN, `--cache-dir=${dir}`, "-v", "--metrics"], { stdin: input });
+    expect(r.code).toBe(0);
+    expect(r.stdout.startsWith(CAPABILITY_LINE)).toBe(true);
+    const answers = jsonLines(r.stdout);
+    expect(answers.length).toBe(402);
+    const ids = answers.map((a) => a.ID as number).sort((x, y) => x - y);
+    expect(ids).toEqual([0, ...Array.from({ length: 400 }, (_, i) => i + 1), 1000]);
+    for (const a of answers.filter((a) => (a.ID as number) % 2 === 0 && a.ID !== 0 && a.ID !== 1000)) {
+      expect(a.Miss).toBeUndefined();
+      expect(readFileSync(a.DiskPath as string).length).toBe(a.Size as number);
+    }
+    expect(r.stderr).toContain("gostash: gets 200, hits 200");
+  });
+
+  test("EOF without close: answers everything and exits 0", async () => {
+    const input = `${JSON.stringify({ ID: 1, Command: "get", ActionID: b64(sha("nothing")) })}\n\n`;
+    const r = await run([BIN, `--cache-dir=${join(tmp.path, "eof")}`], { stdin: input });
+    expect(r.code).toBe(0);
+    expect(jsonLines(r.stdout)).toEqual([{ ID: 0, KnownCommands: ["get", "put", "close"] }, { ID: 1, Miss: true }]);
+  });
+
+  test("broken framing: clear message on stderr, non-zero exit, never garbage on stdout", async () => {
+    const input = `${JSON.stringify({ ID: 1, Command: "get", ActionID: b64(sha("x")) })}\n\nthis is { not json\n`;
+    const r = await run([BIN, `--cache-dir=${join(tmp.path, "garbage")}`], { stdin: input });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("request is not JSON");
+    expect(jsonLines(r.stdout).length).toBeGreaterThanOrEqual(1);
+  });
+
+  test("a 300 MB put through the binary stays under 100 MB of memory", async () => {
+    const dir = join(tmp.path, "big");
+    const size = 300 * 1024 * 1024;
+    const block = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+    const blockText = Buffer.from(Buffer.from(block).toString("base64"));
+    const hash = createHash("sha256");
+    for (let n = 0; n < size; n += block.length) hash.update(block);
+    const outputID = hash.digest("hex");
+    const p = Bun.spawn([BIN, `--cache-dir=${dir}`], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => p.kill(9), 120_000);
+    p.stdin.write(`${JSON.stringify({ ID: 1, Command: "put", ActionID: b64(sha("big")), OutputID: b64(outputID), BodySize: size })}\n\n"`);
+    for (let n = 0; n < size; n += block.length) {
+      p.stdin.write(blockText);
+      await p.stdin.flush();
+    }
+    p.stdin.write(`"\n`);
+    await p.stdin.flush();
+    // wait for the answer, then read the peak RSS before closing
+    const reader = p.stdout.getReader();
+    let out = "";
+    while (!out.includes('"ID":1,')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    const status = readFileSync(`/proc/${p.pid}/status`, "utf8");
+    const hwmKiB = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]);
+    p.stdin.write(`${JSON.stringify({ ID: 2, Command: "close" })}\n\n`);
+    await p.stdin.end();
+    expect(await p.exited).toBe(0);
+    clearTimeout(timer);
+    const put = JSON.parse(out.split("\n").find((l) => l.includes('"ID":1,'))!);
+    expect(Bun.file(put.DiskPath).size).toBe(size);
+    expect(hwmKiB * 1024).toBeLessThan(100 * 1024 * 1024);
+  }, 180_000);
+});
