@@ -1,0 +1,78 @@
+// What a build sees when the daemon is not there, or dies under it.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { BIN, tempDir } from "../helpers/env.ts";
+import { go, goEnv, writeDemoModule } from "../helpers/go.ts";
+import { startDaemon } from "../daemon/helpers.ts";
+import { parsePrometheus, value } from "../http/prom-parse.ts";
+
+const tmp = tempDir("gostash-e2e-daemon-faults-");
+afterAll(() => tmp.cleanup());
+
+function entries(dir: string): number {
+  let n = 0;
+  for (const sub of readdirSync(dir)) {
+    if (/^[0-9a-f]{2}$/.test(sub)) n += readdirSync(join(dir, sub)).filter((f) => f.endsWith("-a")).length;
+  }
+  return n;
+}
+
+describe("daemon faults", () => {
+  test(
+    "daemon down: connect says so once and the build succeeds from the local cache",
+    async () => {
+      const mod = join(tmp.path, "down");
+      writeDemoModule(mod);
+      const local = join(tmp.path, "down-local-cache");
+      const env = goEnv({
+        gocache: join(tmp.path, "down-gocache"),
+        prog: `${BIN} connect ${join(tmp.path, "no-daemon.sock")}`,
+        home: join(tmp.path, "down-home"),
+        extra: { GOCACHE_DIR: local },
+      });
+      const r = await go(["build", "./..."], mod, env, 400_000);
+      if (r.code !== 0) throw new Error(`go build failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+      expect(r.stderr.match(/cannot reach the daemon/g)?.length).toBe(1);
+      expect(entries(local)).toBeGreaterThan(10);
+      // And again: served from what the first run stored.
+      const again = await go(["build", "-x", "./..."], mod, env, 120_000);
+      expect(again.code).toBe(0);
+      expect(again.stderr).not.toMatch(/\/compile /);
+    },
+    600_000,
+  );
+
+  test(
+    "daemon killed mid-build: go ends (clear failure or success), never hangs",
+    async () => {
+      const mod = join(tmp.path, "killed");
+      writeDemoModule(mod);
+      const sock = join(tmp.path, "killed.sock");
+      const d = await startDaemon([`--plugin=${sock}`, "--http=0", `--cache-dir=${join(tmp.path, "killed-cache")}`]);
+      const env = goEnv({ gocache: join(tmp.path, "killed-gocache"), prog: `${BIN} connect ${sock}`, home: join(tmp.path, "killed-home") });
+      const build = go(["build", "./..."], mod, env, 300_000);
+      let puts = 0;
+      for (let i = 0; i < 3000 && puts < 3; i++) {
+        await Bun.sleep(20);
+        try {
+          puts = value(parsePrometheus(await (await fetch(`${d.http}/metrics`)).text()), "gostash_puts_total") ?? 0;
+        } catch {}
+      }
+      expect(puts).toBeGreaterThanOrEqual(3);
+      d.proc.kill(9);
+      await d.proc.exited;
+      const t0 = Date.now();
+      const r = await build;
+      // run() kills at its timeout with SIGKILL (exit 137): the build must end well before.
+      expect(Date.now() - t0).toBeLessThan(290_000);
+      if (process.env.GOSTASH_TEST_VERBOSE) console.error(r.stderr);
+      expect(r.code === 0 || r.code === 1).toBe(true);
+      if (r.code !== 0) {
+        expect(r.stderr).toContain("gostash connect: the daemon at");
+        expect(r.stderr).toContain("GOCACHEPROG");
+      }
+    },
+    400_000,
+  );
+});
