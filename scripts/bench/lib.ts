@@ -1,0 +1,318 @@
+// Shared helpers for the scripts/bench/ benchmarks.
+//
+// These machines are noisy (2 cores shared with other sessions), so every
+// benchmark measures its variants side by side in one run, interleaved
+// round by round (the order rotates each round), and reports medians,
+// minimums and ratios against a baseline measured in the same rounds.
+// Ratios are given two ways: median(variant) / median(baseline), and the
+// median of the per-round paired ratios, which cancels slow phases of the
+// machine that hit every variant of one round alike.
+
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const root = resolve(import.meta.dir, "../..");
+export const gostashBin = join(root, "dist/gostash");
+/** Scratch space for the benchmarks (git-ignored). */
+export const benchDir = join(root, ".bench");
+
+// ---------------------------------------------------------------- setup
+
+/** Builds dist/gostash if it is missing (or if `rebuild`); warns if stale. */
+export function ensureGostash(opts: { rebuild?: boolean } = {}): string {
+  if (opts.rebuild || !existsSync(gostashBin)) {
+    log(`building ${gostashBin} ...`);
+    const p = Bun.spawnSync([process.execPath, join(root, "scripts/build.ts")], {
+      cwd: root,
+      stdout: "inherit",
+      stderr: "inherit",
+      env: { ...process.env, BUN_BE_BUN: undefined },
+    });
+    if (p.exitCode !== 0) die("building dist/gostash failed");
+  } else {
+    const built = statSync(gostashBin).mtimeMs;
+    const newest = newestMtime(join(root, "src"));
+    if (newest > built) log(`note: src/ is newer than dist/gostash; pass --rebuild to measure the current source`);
+  }
+  return gostashBin;
+}
+
+function newestMtime(dir: string): number {
+  let m = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    m = Math.max(m, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return m;
+}
+
+export interface Tools {
+  /** creachadair/gocache cmd/diskcache, if the module proxy served it. */
+  diskcache?: string;
+  /** bradfitz/go-tool-cache cmd/go-cacher. */
+  goCacher?: string;
+}
+
+/** Runs scripts/bench/tools.sh and returns the reference plugins it has. */
+export function ensureTools(): Tools {
+  const p = Bun.spawnSync(["bash", join(root, "scripts/bench/tools.sh")], { cwd: root, stderr: "inherit" });
+  if (p.exitCode !== 0) die("scripts/bench/tools.sh failed");
+  const tools: Tools = {};
+  for (const line of p.stdout.toString().split("\n")) {
+    const [k, v] = line.split("=", 2);
+    if (k === "diskcache" && v) tools.diskcache = v;
+    if (k === "go-cacher" && v) tools.goCacher = v;
+  }
+  return tools;
+}
+
+/**
+ * The Go reference plugin to compare with: diskcache when it could be
+ * installed, else go-cacher. Both take `--cache-dir DIR`.
+ */
+export function referencePlugin(tools: Tools): { name: string; bin: string; note: string } | null {
+  if (tools.diskcache) return { name: "diskcache", bin: tools.diskcache, note: "creachadair/gocache cmd/diskcache" };
+  if (tools.goCacher) {
+    return {
+      name: "go-cacher",
+      bin: tools.goCacher,
+      note: "bradfitz/go-tool-cache cmd/go-cacher (stand-in: the module proxy here refuses creachadair/gocache, so diskcache cannot be installed)",
+    };
+  }
+  return null;
+}
+
+/** A fresh scratch directory under .bench/; removed by cleanupTemps(). */
+const temps: string[] = [];
+let keepTemps = false;
+/** Keep the scratch directories (for a look afterwards). */
+export function setKeepTemps(keep: boolean): void {
+  keepTemps = keep;
+}
+process.once("exit", () => {
+  if (!keepTemps) cleanupTemps();
+});
+export function tempDir(prefix: string): string {
+  mkdirSync(benchDir, { recursive: true });
+  const d = mkdtempSync(join(benchDir, `${prefix}-`));
+  temps.push(d);
+  return d;
+}
+
+export function cleanupTemps(): void {
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * The environment every `go` command of a benchmark runs in, the same for
+ * all variants: no go env file (a developer's `go env -w GOCACHEPROG=...`
+ * must not leak in), the local toolchain, no network, no telemetry, no cgo
+ * (no C compiler in the loop, identical action graphs everywhere).
+ */
+export function goEnv(gocache: string, extra: Record<string, string> = {}): Record<string, string> {
+  const keep = ["PATH", "HOME", "TMPDIR", "LANG", "USER"];
+  const env: Record<string, string> = {};
+  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  Object.assign(env, {
+    GOENV: "off",
+    GOCACHE: gocache,
+    GOFLAGS: "-mod=mod",
+    GOTOOLCHAIN: "local",
+    GOTELEMETRY: "off",
+    GOPROXY: "off",
+    CGO_ENABLED: "0",
+    GOPATH: process.env.GOPATH ?? join(process.env.HOME ?? "/root", "go"),
+  });
+  return Object.assign(env, extra);
+}
+
+export function goVersion(): string {
+  const p = Bun.spawnSync(["go", "env", "GOVERSION", "GOOS", "GOARCH"], { env: goEnv("/nonexistent") });
+  return p.stdout.toString().trim().split("\n").join("-");
+}
+
+// ---------------------------------------------------------------- running
+
+export interface RunResult {
+  ms: number;
+  /** User+system CPU of the process and the children it waited for. */
+  cpuMs: number;
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion and times it (wall and CPU). */
+export async function run(cmd: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<RunResult> {
+  const t0 = performance.now();
+  const p = Bun.spawn(cmd, { env: opts.env, cwd: opts.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const ms = performance.now() - t0;
+  const ru = p.resourceUsage();
+  const cpuMs = ru ? Number(ru.cpuTime.total) / 1000 : NaN;
+  return { ms, cpuMs, code, stdout, stderr };
+}
+
+/** Runs and throws with the output if the command failed. */
+export async function mustRun(cmd: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<RunResult> {
+  const r = await run(cmd, opts);
+  if (r.code !== 0) {
+    throw new Error(`${cmd.join(" ")} exited ${r.code}\n${r.stderr.slice(-4000)}`);
+  }
+  return r;
+}
+
+export interface Variant {
+  name: string;
+  /** One timed run; returns wall ms (and optionally CPU ms). */
+  once(): Promise<{ ms: number; cpuMs?: number }>;
+}
+
+export interface Samples {
+  name: string;
+  ms: number[];
+  cpuMs: number[];
+}
+
+/**
+ * Runs each variant `runs` times, interleaved: round r runs the variants in
+ * an order rotated by r (and reversed on odd rounds), so no variant always
+ * goes first or always follows the same neighbour.
+ */
+export async function interleave(variants: Variant[], runs: number, label = ""): Promise<Samples[]> {
+  const out = variants.map((v) => ({ name: v.name, ms: [] as number[], cpuMs: [] as number[] }));
+  for (let r = 0; r < runs; r++) {
+    const order = variants.map((_, i) => (i + r) % variants.length);
+    if (r % 2 === 1) order.reverse();
+    const parts: string[] = [];
+    for (const i of order) {
+      const res = await variants[i]!.once();
+      out[i]!.ms.push(res.ms);
+      out[i]!.cpuMs.push(res.cpuMs ?? NaN);
+      parts.push(`${variants[i]!.name} ${fmtMs(res.ms)}`);
+    }
+    log(`${label}round ${r + 1}/${runs}: ${parts.join(", ")}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- statistics
+
+export function quantile(xs: number[], q: number): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
+export const median = (xs: number[]) => quantile(xs, 0.5);
+export const p90 = (xs: number[]) => quantile(xs, 0.9);
+export const p99 = (xs: number[]) => quantile(xs, 0.99);
+export const min = (xs: number[]) => Math.min(...xs);
+export const max = (xs: number[]) => Math.max(...xs);
+
+/** Median of the per-round ratios a[i]/b[i] (paired samples). */
+export function pairedRatio(a: number[], b: number[]): number {
+  const n = Math.min(a.length, b.length);
+  const rs: number[] = [];
+  for (let i = 0; i < n; i++) rs.push(a[i]! / b[i]!);
+  return median(rs);
+}
+
+// ---------------------------------------------------------------- printing
+
+export function fmtMs(ms: number): string {
+  if (Number.isNaN(ms)) return "-";
+  if (ms >= 1000) return `${(ms / 1000).toFixed(3)} s`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  if (ms >= 1) return `${ms.toFixed(2)} ms`;
+  return `${(ms * 1000).toFixed(1)} µs`;
+}
+
+export function fmtRatio(r: number): string {
+  return Number.isNaN(r) ? "-" : `${r.toFixed(3)}x`;
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** A plain-text table with right-aligned columns after the first. */
+export function table(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ").trimEnd();
+  return [line(header), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
+}
+
+/** Summary table of interleaved samples: median, min, p90, CPU median. */
+export function samplesTable(samples: Samples[]): string {
+  return table(
+    ["variant", "runs", "median", "min", "p90", "max", "cpu median"],
+    samples.map((s) => [
+      s.name,
+      String(s.ms.length),
+      fmtMs(median(s.ms)),
+      fmtMs(min(s.ms)),
+      fmtMs(p90(s.ms)),
+      fmtMs(max(s.ms)),
+      fmtMs(median(s.cpuMs)),
+    ]),
+  );
+}
+
+/** Ratio rows "a/b" for the given pairs of sample names. */
+export function ratioTable(samples: Samples[], pairs: [string, string, number?][]): string {
+  const by = new Map(samples.map((s) => [s.name, s]));
+  const rows: string[][] = [];
+  for (const [a, b, goal] of pairs) {
+    const sa = by.get(a);
+    const sb = by.get(b);
+    if (!sa || !sb) continue;
+    const r = median(sa.ms) / median(sb.ms);
+    const paired = pairedRatio(sa.ms, sb.ms);
+    const minR = min(sa.ms) / min(sb.ms);
+    const cpu = median(sa.cpuMs) / median(sb.cpuMs);
+    const verdict = goal === undefined ? "" : paired <= goal ? `ok (goal ≤${goal.toFixed(2)}x)` : `MISSED (goal ≤${goal.toFixed(2)}x)`;
+    rows.push([`${a} / ${b}`, fmtRatio(r), fmtRatio(paired), fmtRatio(minR), fmtRatio(cpu), verdict]);
+  }
+  return table(["ratio", "of medians", "paired median", "of mins", "cpu", "goal"], rows);
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+export function die(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(1);
+}
+
+/** Minimal `--name value` / `--flag` parsing for the bench scripts. */
+export function parseFlags(argv: string[], defaults: Record<string, string | boolean>): Record<string, string | boolean> {
+  const out = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) die(`unexpected argument ${a}`);
+    const [k, inline] = a.slice(2).split("=", 2) as [string, string | undefined];
+    if (!(k in defaults)) die(`unknown flag --${k}; known: ${Object.keys(defaults).map((d) => `--${d}`).join(" ")}`);
+    if (typeof defaults[k] === "boolean") out[k] = inline === undefined ? true : inline !== "false";
+    else {
+      const v = inline ?? argv[++i];
+      if (v === undefined) die(`--${k} needs a value`);
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+export function intFlag(flags: Record<string, string | boolean>, k: string): number {
+  const n = Number(flags[k]);
+  if (!Number.isInteger(n) || n < 1) die(`--${k} must be a positive integer`);
+  return n;
+}
