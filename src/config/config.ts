@@ -24,6 +24,8 @@ export interface S3Config {
   readOnly: boolean;
   flushTimeoutMs: number;
   compress: boolean;
+  /** A remote request (or a stalled body) is given up after this long. */
+  timeoutMs: number;
 }
 
 /** Go's default GOCACHE: os.UserCacheDir()/go-build. */
@@ -69,5 +71,6 @@ export function s3Config(f: FlagValues): S3Config | null {
     readOnly: f["read-only"] === true,
     flushTimeoutMs: str("flush-timeout") ? parseDuration(str("flush-timeout")!, "--flush-timeout") : 30_000,
     compress: f.compress !== false,
+    timeoutMs: str("s3-timeout") ? parseDuration(str("s3-timeout")!, "--s3-timeout") : 5_000,
   };
 }

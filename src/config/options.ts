@@ -67,6 +67,12 @@ export const s3Flags = {
     valueHint: "duration",
     description: "How long close waits for pending uploads",
   },
+  "s3-timeout": {
+    type: "string",
+    env: ["GOSTASH_S3_TIMEOUT"],
+    valueHint: "duration",
+    description: "Give up on an S3 request (or a stalled download) after this long; it becomes a miss (default 5s)",
+  },
   compress: { type: "boolean", env: ["GOSTASH_COMPRESS"], description: "zstd-compress objects in S3 (--no-compress to turn off)" },
 } satisfies FlagSpecs;
 
