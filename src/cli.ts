@@ -9,7 +9,9 @@ import { splitArgs } from "./cli-args.ts";
 import { VALUE_FLAGS } from "./config/value-flags.ts";
 
 const split = splitArgs(process.argv.slice(2), VALUE_FLAGS);
-const pluginMode = split.command === null && !split.help;
+// `connect` (the daemon bridge, also run by `go` as GOCACHEPROG) prints it
+// here too, and drops the daemon's copy.
+const pluginMode = (split.command === null || split.command === "connect") && !split.help;
 if (pluginMode) writeSync(1, CAPABILITY_LINE);
 
 import("./main.ts")

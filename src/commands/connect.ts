@@ -6,16 +6,19 @@
 // It only copies bytes between `go` and the daemon (src/daemon/bridge.ts),
 // so it starts in milliseconds and loads nothing heavy. If the daemon cannot
 // be reached it says so once on stderr and serves the build itself from the
-// local disk cache, so a stopped daemon never breaks a build.
+// local disk cache; if the daemon goes away mid-build, the bridge takes the
+// rest of the build over the same way (see bridge.ts). A stopped daemon never
+// breaks a build.
 
 import { defineCommand } from "citty";
-import { writeSync } from "node:fs";
-import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { connectFlags, localFlags, logFlags } from "../config/options.ts";
 import { parseDuration } from "../config/units.ts";
 import { formatPluginAddress, parsePluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
+import { createLogger } from "../util/log.ts";
+import { Metrics } from "../util/metrics.ts";
+import { printSummary } from "../util/summary.ts";
 
 const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags };
 
@@ -43,34 +46,40 @@ export default defineCommand({
     const addr = parsePluginAddress(where, "connect");
     const dialMs = typeof flags["dial-timeout"] === "string" ? parseDuration(flags["dial-timeout"], "--dial-timeout") : 2000;
 
-    const res = await runBridge(addr, dialMs);
-    if (res.kind === "done") return res.code;
-
-    // The daemon is not there: serve this build in-process from the local disk.
-    writeSync(1, CAPABILITY_LINE);
-    const [{ localConfig }, { createDiskStore }, { createLocalCache }, { serveStdio }, { Metrics }, { createLogger }] =
-      await Promise.all([
+    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+    const metrics = new Metrics();
+    // The local disk cache, for when the daemon is unreachable or goes away.
+    const openLocal = async () => {
+      const [{ localConfig }, { createDiskStore }, { createLocalCache }] = await Promise.all([
         import("../config/config.ts"),
         import("../store/disk.ts"),
         import("../store/local-cache.ts"),
-        import("../cacheprog/stdio.ts"),
-        import("../util/metrics.ts"),
-        import("../util/log.ts"),
       ]);
-    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
-    const local = localConfig(flags);
+      const local = localConfig(flags);
+      const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
+      return { handler: createLocalCache(disk, metrics), where: local.cacheDir };
+    };
+
+    // cli.ts has printed the capability line already (as in direct mode).
+    const res = await runBridge(addr, { dialTimeoutMs: dialMs, capabilityPrinted: true, openLocal });
+    if (res.kind === "done") {
+      if (flags.metrics && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
+      return res.code;
+    }
+
+    // The daemon is not there: serve this build in-process from the local disk.
+    const { handler, where: dir } = await openLocal();
     process.stderr.write(
-      `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${local.cacheDir}\n`,
+      `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${dir}\n`,
     );
-    const metrics = new Metrics();
-    const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
-    const out = await serveStdio(createLocalCache(disk, metrics), {
+    const { serveStdio } = await import("../cacheprog/stdio.ts");
+    const out = await serveStdio(handler, {
       onError(err, req) {
         metrics.inc("errors");
         logger.warn(`connect: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
       },
     });
-    if (flags.metrics) (await import("../util/summary.ts")).printSummary(metrics);
+    if (flags.metrics) printSummary(metrics);
     if (out.reason === "framing") {
       process.stderr.write(`gostash: ${out.error!.message}; stopping\n`);
       return 1;

@@ -1,52 +1,170 @@
 // `gostash connect`: the bridge between a `go` command (our stdin/stdout)
-// and the daemon's plugin socket. It does not parse the protocol: bytes are
-// copied both ways.
+// and the daemon's plugin socket.
 //
+// Bytes are copied both ways:
 // - stdin -> socket: Bun's socket write() accepts only what the kernel takes
 //   and does not queue the rest, so the remainder is resent on `drain` and
 //   stdin is not read again until it is out (backpressure towards `go`).
-// - socket -> stdout: written synchronously; a blocked stdout blocks the
-//   socket reads (backpressure towards the daemon). If stdout is non-blocking
-//   and full (EAGAIN), the socket is paused and the write retried.
+// - socket -> stdout: complete lines only, written synchronously; a blocked
+//   stdout blocks the socket reads (backpressure towards the daemon). If
+//   stdout is non-blocking and full (EAGAIN), the socket is paused and the
+//   write retried.
 // - EOF on stdin: everything is sent, then the socket's write side is shut
 //   down (half-close); the daemon answers what is pending and hangs up.
-// - The daemon hanging up before our stdin ended means it went away mid-build:
-//   say so once on stderr and exit 1, so `go` fails with a clear message
-//   instead of waiting.
+//
+// To survive the daemon going away mid-build (stopped, restarted, killed),
+// the bridge keeps a light view of the conversation: the ID and kind of
+// every request it forwarded (header lines are parsed; put bodies are only
+// skipped over) minus the IDs the daemon answered. If the daemon hangs up
+// before `go` is done, the bridge takes over in-process from the local disk
+// cache: pending gets are looked up locally, pending puts are answered with
+// an error (`go` tolerates that: the output just is not cached), a put whose
+// body is still arriving is skipped to its end, and everything after that
+// goes to a local CacheProgSession. One line on stderr says what happened.
 
 import { writeSync } from "node:fs";
+import { CAPABILITY_LINE, encodeEmpty, encodeErr, encodeHit, encodeMiss } from "../cacheprog/protocol.ts";
+import type { CacheHandler } from "../cacheprog/session.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
 
 export type BridgeResult =
   | { kind: "unreachable"; error: Error }
   | { kind: "done"; code: number };
 
+export interface BridgeOptions {
+  dialTimeoutMs: number;
+  /**
+   * The capability line was already printed (cli.ts does it first thing):
+   * drop the daemon's own (its first line, ID 0) instead of forwarding it.
+   */
+  capabilityPrinted?: boolean;
+  /** Opens the local cache for a takeover; loaded only when needed. */
+  openLocal(): Promise<{ handler: CacheHandler; where: string }>;
+}
+
 type Sock = Bun.Socket<undefined>;
 
-export async function runBridge(addr: PluginAddress, dialTimeoutMs: number): Promise<BridgeResult> {
+const NL = 10;
+const MAX_HEADER = 1 << 20;
+
+interface Pending {
+  id: number;
+  command: string;
+  actionID: string | null; // hex
+  complete: boolean;
+}
+
+/**
+ * Follows the request stream just enough to know which requests are in
+ * flight and where the next request starts. Header lines are parsed; body
+ * lines are skipped with memchr-speed newline searches.
+ */
+class RequestTracker {
+  readonly pending = new Map<number, Pending>();
+  /** Bytes of a header line not yet ended. */
+  partial: Uint8Array[] = [];
+  private partialLen = 0;
+  /** Inside a body line (after its opening quote). */
+  inBody = false;
+  /** A put header was seen; its body line has not ended yet. */
+  awaitingBody: Pending | null = null;
+  broken = false;
+
+  observe(chunk: Uint8Array): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len && !this.broken) {
+      if (this.inBody) {
+        const nl = chunk.indexOf(NL, pos);
+        if (nl < 0) return;
+        this.inBody = false;
+        if (this.awaitingBody) this.awaitingBody.complete = true;
+        this.awaitingBody = null;
+        pos = nl + 1;
+        continue;
+      }
+      if (this.partialLen === 0) {
+        const b = chunk[pos]!;
+        if (b === NL || b === 13 || b === 32 || b === 9) {
+          pos++;
+          continue;
+        }
+        if (b === 34 /* '"' */) {
+          this.inBody = true;
+          pos++;
+          continue;
+        }
+      }
+      const nl = chunk.indexOf(NL, pos);
+      const end = nl < 0 ? len : nl;
+      this.partial.push(chunk.subarray(pos, end));
+      this.partialLen += end - pos;
+      if (nl < 0) {
+        if (this.partialLen > MAX_HEADER) this.broken = true;
+        return;
+      }
+      const line = Buffer.concat(this.partial).toString("utf8");
+      this.partial = [];
+      this.partialLen = 0;
+      pos = nl + 1;
+      this.header(line);
+    }
+  }
+
+  private header(line: string): void {
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(line);
+    } catch {
+      this.broken = true; // the daemon will hang up on this stream too
+      return;
+    }
+    if (typeof m !== "object" || m === null || typeof m.ID !== "number") {
+      this.broken = true;
+      return;
+    }
+    const size = typeof m.BodySize === "number" ? m.BodySize : 0;
+    let actionID: string | null = null;
+    if (typeof m.ActionID === "string") {
+      const b = Buffer.from(m.ActionID, "base64");
+      if (b.length === 32) actionID = b.toString("hex");
+    }
+    const p: Pending = { id: m.ID, command: typeof m.Command === "string" ? m.Command : "", actionID, complete: size === 0 };
+    this.pending.set(p.id, p);
+    if (size > 0) this.awaitingBody = p;
+  }
+
+  /** Between requests now? (Nothing half-received.) */
+  get atBoundary(): boolean {
+    return !this.inBody && !this.awaitingBody && this.partialLen === 0;
+  }
+}
+
+export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<BridgeResult> {
+  const where = formatPluginAddress(addr);
+  const tracker = new RequestTracker();
+  let capabilitySeen = o.capabilityPrinted === true;
+  let dropFirstLine = o.capabilityPrinted === true;
   let stdinDone = false;
   let sockClosed = false;
-  let lostMessage: string | null = null;
   let stdoutBroken = false;
   let wakeDrain: (() => void) | null = null;
-  let finished!: () => void;
-  const done = new Promise<void>((r) => (finished = r));
-  // Output that stdout did not take yet (only when stdout is non-blocking).
+  let finished!: (code: number) => void;
+  const done = new Promise<number>((r) => (finished = r));
+  let sock: Sock | null = null;
+
+  // ---- stdout: complete lines, synchronous, EAGAIN-tolerant --------------
+  let outPartial: Uint8Array | null = null;
   const outQueue: Uint8Array[] = [];
   let retryTimer: ReturnType<typeof setTimeout> | null = null;
+  let afterDrainOut: (() => void) | null = null;
 
-  const wake = () => {
-    const w = wakeDrain;
-    wakeDrain = null;
-    w?.();
-  };
-
-  const end = () => {
-    if (outQueue.length && !stdoutBroken) return; // finished once stdout drains
-    finished();
-  };
-
-  const writeOut = (s: Sock, chunk: Uint8Array): void => {
+  const writeRaw = (chunk: Uint8Array): void => {
+    if (stdoutBroken) return;
+    if (outQueue.length) {
+      outQueue.push(chunk);
+      return;
+    }
     let off = 0;
     while (off < chunk.length) {
       try {
@@ -55,66 +173,122 @@ export async function runBridge(addr: PluginAddress, dialTimeoutMs: number): Pro
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "EAGAIN" || code === "EWOULDBLOCK") {
           outQueue.push(chunk.subarray(off));
-          s.pause();
-          retryTimer ??= setTimeout(() => retryOut(s), 1);
+          if (sock && !sockClosed) sock.pause();
+          retryTimer ??= setTimeout(retryOut, 1);
           return;
         }
         // `go` is gone (EPIPE): nothing left to bridge.
         stdoutBroken = true;
         outQueue.length = 0;
-        s.terminate();
-        finished();
+        sock?.terminate();
+        finished(1);
         return;
       }
     }
   };
 
-  const retryOut = (s: Sock): void => {
+  const retryOut = (): void => {
     retryTimer = null;
     const pending = outQueue.splice(0);
     for (let i = 0; i < pending.length; i++) {
-      writeOut(s, pending[i]!);
+      writeRaw(pending[i]!);
       if (outQueue.length || stdoutBroken) {
         outQueue.push(...pending.slice(i + 1));
         return;
       }
     }
-    if (sockClosed) finished();
-    else s.resume();
+    if (sock && !sockClosed) sock.resume();
+    const then = afterDrainOut;
+    afterDrainOut = null;
+    then?.();
   };
 
-  const lost = (why: string) => {
-    if (stdinDone || lostMessage) return;
-    lostMessage = `gostash connect: the daemon at ${formatPluginAddress(addr)} ${why} before the go command was done (was it stopped or killed?)`;
+  const whenOutDrained = (f: () => void) => {
+    if (!outQueue.length || stdoutBroken) f();
+    else afterDrainOut = f;
+  };
+
+  /** Daemon output: forward whole lines, note which requests they answer. */
+  const fromDaemon = (chunk: Uint8Array): void => {
+    let data = chunk;
+    if (outPartial) {
+      data = Buffer.concat([outPartial, chunk]);
+      outPartial = null;
+    }
+    const last = data.lastIndexOf(NL);
+    if (last < 0) {
+      outPartial = data;
+      return;
+    }
+    if (last + 1 < data.length) outPartial = data.slice(last + 1);
+    let start = 0;
+    let fwdFrom = 0;
+    while (start <= last) {
+      const nl = data.indexOf(NL, start);
+      const id = lineID(data, start, nl);
+      if (id === 0 && !capabilitySeen) capabilitySeen = true;
+      else if (id === 0 && dropFirstLine) {
+        // Our own capability line went out already; skip the daemon's.
+        dropFirstLine = false;
+        fwdFrom = nl + 1;
+      } else if (id !== null) tracker.pending.delete(id);
+      if (id !== 0) dropFirstLine = false;
+      start = nl + 1;
+    }
+    if (fwdFrom <= last) writeRaw(data.subarray(fwdFrom, last + 1));
+  };
+
+  // ---- taking over when the daemon goes away -------------------------------
+  let takeover = null as Takeover | null;
+  let lostWhy: string | null = null;
+
+  const lose = (why: string): void => {
+    if (lostWhy || stdoutBroken) return;
+    if (stdinDone && tracker.pending.size === 0) return; // a normal end
+    if (tracker.broken) {
+      // The stream itself is broken: nothing sensible to take over.
+      lostWhy = why;
+      process.stderr.write(`gostash connect: the daemon at ${where} ${why}; the request stream was not valid\n`);
+      sock?.terminate();
+      finished(1);
+      return;
+    }
+    lostWhy = why;
+    sock?.terminate();
+    wakeDrain?.();
+    takeover = new Takeover(tracker, writeRaw, !capabilitySeen, o, where, why, (code) => whenOutDrained(() => finished(code)));
+    if (stdinDone) takeover.end();
   };
 
   const handler: Bun.SocketHandler<undefined> = {
-    data(s, chunk) {
-      if (outQueue.length) outQueue.push(chunk);
-      else writeOut(s, chunk);
+    data(_s, chunk) {
+      if (!lostWhy) fromDaemon(chunk);
     },
     drain() {
-      wake();
+      const w = wakeDrain;
+      wakeDrain = null;
+      w?.();
     },
     end(s) {
-      // The daemon is done talking. Normal only after our own EOF.
-      lost("closed the connection");
-      if (!stdinDone) s.terminate();
+      // The daemon is done talking: normal only after our own EOF.
+      if (!stdinDone) lose("closed the connection");
+      else s.end();
     },
     close(_s, err) {
       sockClosed = true;
-      if (err) lost(`dropped the connection (${err.message})`);
-      else lost("closed the connection");
-      wake();
-      end();
+      const w = wakeDrain;
+      wakeDrain = null;
+      w?.();
+      if (!stdinDone || tracker.pending.size) lose(err ? `dropped the connection (${err.message})` : "closed the connection");
+      if (!lostWhy) whenOutDrained(() => finished(0));
     },
     error(_s, err) {
-      lost(`failed (${err.message})`);
+      if (!stdinDone) lose(`failed (${err.message})`);
     },
     connectError() {},
   };
 
-  let sock: Sock;
+  // ---- dial -----------------------------------------------------------------
   try {
     const connecting =
       addr.kind === "unix"
@@ -123,11 +297,14 @@ export async function runBridge(addr: PluginAddress, dialTimeoutMs: number): Pro
     let timer: ReturnType<typeof setTimeout> | undefined;
     let timedOut = false;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${dialTimeoutMs}ms`)), dialTimeoutMs);
+      timer = setTimeout(() => reject(new Error(`no answer within ${o.dialTimeoutMs}ms`)), o.dialTimeoutMs);
     });
-    connecting.then((s) => {
-      if (timedOut) s.terminate();
-    }, () => {});
+    connecting.then(
+      (s) => {
+        if (timedOut) s.terminate();
+      },
+      () => {},
+    );
     try {
       sock = await Promise.race([connecting, timeout]);
     } catch (err) {
@@ -140,36 +317,183 @@ export async function runBridge(addr: PluginAddress, dialTimeoutMs: number): Pro
     return { kind: "unreachable", error: err as Error };
   }
   sock.setNoDelay?.(true);
+  const s = sock;
 
-  // stdin -> socket, one chunk at a time.
-  const pump = (async () => {
+  // ---- stdin -> socket (or to the takeover) ----------------------------------
+  void (async () => {
     const reader = Bun.stdin.stream().getReader();
     try {
       for (;;) {
         const { value, done: eof } = await reader.read();
-        if (eof || sockClosed) break;
+        if (eof) break;
+        if (takeover) {
+          takeover.push(value);
+          continue;
+        }
+        tracker.observe(value);
         let off = 0;
-        while (off < value.length && !sockClosed) {
-          const n = sock.write(value, off, value.length - off);
-          if (n < 0) break; // closed; `close` reports it
+        while (off < value.length && !lostWhy && !sockClosed) {
+          const n = s.write(value, off, value.length - off);
+          if (n < 0) break; // closed; `close` takes over
           off += n;
           if (off < value.length) await new Promise<void>((r) => (wakeDrain = r));
         }
       }
     } catch (err) {
-      lost(`could not be written to (${(err as Error).message})`);
+      lose(`could not be reached (${(err as Error).message})`);
     }
-    if (!sockClosed && !lostMessage) {
-      stdinDone = true;
-      sock.shutdown();
-    }
+    stdinDone = true;
+    if (takeover) takeover.end();
+    else if (!sockClosed) s.shutdown();
+    else if (tracker.pending.size) lose("closed the connection");
   })();
 
-  await done;
-  void pump;
-  if (lostMessage && !stdoutBroken) {
-    process.stderr.write(`${lostMessage}\n`);
-    return { kind: "done", code: 1 };
+  const code = await done;
+  return { kind: "done", code };
+}
+
+/** The first `"ID":n` of a response line, or null. */
+function lineID(buf: Uint8Array, start: number, end: number): number | null {
+  // Responses start with {"ID":  (all of gostash's encoders put it first).
+  let i = start;
+  if (end - i < 7 || buf[i] !== 123 || buf[i + 1] !== 34 || buf[i + 2] !== 73 || buf[i + 3] !== 68) {
+    const m = /"ID":(\d+)/.exec(Buffer.from(buf.subarray(start, end)).toString("latin1"));
+    return m ? Number(m[1]) : null;
   }
-  return { kind: "done", code: stdoutBroken ? 1 : 0 };
+  i += 6; // past {"ID":
+  let n = 0;
+  let digits = 0;
+  while (i < end && buf[i]! >= 48 && buf[i]! <= 57) {
+    n = n * 10 + (buf[i]! - 48);
+    i++;
+    digits++;
+  }
+  return digits ? n : null;
+}
+
+/** Serves the rest of the conversation in-process after the daemon went away. */
+class Takeover {
+  private ready: Promise<void>;
+  private handler: CacheHandler | null = null;
+  private session: import("../cacheprog/session.ts").CacheProgSession | null = null;
+  private queue: Uint8Array[] = [];
+  private skipping = false;
+  private ended = false;
+
+  constructor(
+    private readonly tracker: RequestTracker,
+    private readonly write: (b: Uint8Array) => void,
+    needCapability: boolean,
+    private readonly o: BridgeOptions,
+    where: string,
+    why: string,
+    private readonly finish: (code: number) => void,
+  ) {
+    if (needCapability) write(Buffer.from(CAPABILITY_LINE));
+    // A put whose body is still arriving: skip to its end, then answer it.
+    this.skipping = tracker.inBody || tracker.awaitingBody !== null;
+    this.ready = (async () => {
+      const { handler, where: dir } = await o.openLocal();
+      this.handler = handler;
+      process.stderr.write(
+        `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
+      );
+      this.answerPending();
+      const { CacheProgSession } = await import("../cacheprog/session.ts");
+      this.session = new CacheProgSession(handler, { write: (line) => this.write(Buffer.from(line)) });
+      // A header line cut short at the switch belongs to the session.
+      const partial = this.tracker.partial.splice(0);
+      if (!this.skipping) this.feed(partial);
+      const q = this.queue.splice(0);
+      for (const c of q) this.route(c);
+      if (this.ended) await this.close();
+    })().catch((err) => {
+      process.stderr.write(`gostash connect: taking over from the daemon failed: ${(err as Error)?.message ?? err}\n`);
+      this.finish(1);
+    });
+  }
+
+  private answerPending(): void {
+    for (const p of [...this.tracker.pending.values()].sort((a, b) => a.id - b.id)) {
+      if (!p.complete) continue; // answered once its body has been skipped
+      this.tracker.pending.delete(p.id);
+      this.answer(p);
+    }
+  }
+
+  private answer(p: Pending): void {
+    if (p.command === "get") {
+      let line = encodeMiss(p.id);
+      if (p.actionID) {
+        try {
+          const hit = this.handler!.get(p.actionID);
+          if (hit && !(hit instanceof Promise)) line = encodeHit(p.id, hit);
+        } catch {}
+      }
+      this.write(Buffer.from(line));
+    } else if (p.command === "close") {
+      this.write(Buffer.from(encodeEmpty(p.id)));
+    } else {
+      this.write(Buffer.from(encodeErr(p.id, "gostash: the daemon went away before storing this output")));
+    }
+  }
+
+  push(chunk: Uint8Array): void {
+    if (!this.session) this.queue.push(chunk);
+    else this.route(chunk);
+  }
+
+  private route(chunk: Uint8Array): void {
+    if (this.skipping) {
+      // Let the tracker find the end of the body line; what follows is the session's.
+      const nl = this.tracker.inBody ? chunk.indexOf(NL) : -2;
+      if (nl === -2) {
+        // Header seen, body line not started: the tracker consumes up to the body's end.
+        const t = this.tracker;
+        let pos = 0;
+        while (pos < chunk.length && !t.inBody) {
+          const b = chunk[pos]!;
+          if (b === 34) t.inBody = true;
+          pos++;
+        }
+        if (!t.inBody) return;
+        return this.route(chunk.subarray(pos));
+      }
+      if (nl < 0) return;
+      this.tracker.inBody = false;
+      const p = this.tracker.awaitingBody;
+      this.tracker.awaitingBody = null;
+      this.skipping = false;
+      if (p) {
+        this.tracker.pending.delete(p.id);
+        this.answer(p);
+      }
+      chunk = chunk.subarray(nl + 1);
+      if (!chunk.length) return;
+    }
+    this.feed([chunk]);
+  }
+
+  private feed(chunks: Uint8Array[]): void {
+    try {
+      for (const c of chunks) if (c.length) this.session!.push(c);
+    } catch (err) {
+      process.stderr.write(`gostash connect: ${(err as Error).message}; stopping\n`);
+      this.finish(1);
+    }
+  }
+
+  end(): void {
+    this.ended = true;
+    if (this.session) void this.close();
+  }
+
+  private async close(): Promise<void> {
+    try {
+      await this.session!.end();
+    } catch (err) {
+      process.stderr.write(`gostash connect: ${(err as Error).message}\n`);
+    }
+    this.finish(0);
+  }
 }

@@ -16,14 +16,29 @@ let tmp: ReturnType<typeof tempDir>;
 let server: PluginServer;
 let sock: string;
 let metrics: Metrics;
+/** While set, the daemon's gets wait (never answer): requests stay pending. */
+let holdGets = false;
+let heldGets = 0;
+let daemonCache: string;
 
 beforeEach(async () => {
   tmp = tempDir("gostash-bridge-");
   sock = join(tmp.path, "d.sock");
+  daemonCache = join(tmp.path, "daemon-cache");
   metrics = new Metrics();
+  holdGets = false;
+  heldGets = 0;
+  const local = createLocalCache(createDiskStore({ dir: daemonCache }), metrics);
   server = await startPluginServer({
     address: { kind: "unix", path: sock },
-    handler: createLocalCache(createDiskStore({ dir: join(tmp.path, "daemon-cache") }), metrics),
+    handler: {
+      ...local,
+      get(a) {
+        if (!holdGets) return local.get(a);
+        heldGets++;
+        return new Promise<never>(() => {});
+      },
+    },
     metrics,
     logger: createLogger(),
   });
@@ -50,7 +65,7 @@ function connect(args: string[], env: Record<string, string> = {}) {
     stderr: "pipe",
     env: { ...process.env, ...env } as Record<string, string>,
   });
-  const killer = setTimeout(() => p.kill(9), 60_000);
+  const killer = setTimeout(() => p.kill(9), 15_000);
   const outText = new Response(p.stdout).text();
   const errText = new Response(p.stderr).text();
   return {
@@ -143,21 +158,60 @@ describe("gostash connect", () => {
     expect(res2.stderr).toContain(`127.0.0.1:${port}`);
   });
 
-  test("the daemon going away mid-conversation: connect says so and exits 1 promptly", async () => {
-    const c = connect([sock]);
+  test("the daemon going away mid-conversation: connect takes over from the local cache, pending requests answered", async () => {
+    // The fallback cache is the daemon's own (the usual set-up: both default to Go's cache).
+    const c = connect([sock], { GOCACHE_DIR: daemonCache });
     const a = randomID();
+    const b = randomID();
     await c.write(putLines(1, a, body(1000, 1)));
-    // Wait until the daemon has answered, then cut every connection.
-    for (let i = 0; i < 200 && metrics.get("puts") < 1; i++) await Bun.sleep(10);
+    for (let i = 0; i < 500 && metrics.get("puts") < 1; i++) await Bun.sleep(10);
+    // Two gets the daemon never answers, then half a put body in flight.
+    holdGets = true;
+    await c.write(getLine(2, a) + getLine(3, b));
+    for (let i = 0; i < 500 && heldGets < 2; i++) await Bun.sleep(10);
+    const big = putLines(4, b, body(300_000, 4));
+    await c.write(big.slice(0, 150_000));
     await Bun.sleep(50);
     server.closeAll();
+    await Bun.sleep(50);
+    await c.write(big.slice(150_000));
+    await c.write(putLines(5, b, body(2000, 5)) + getLine(6, b) + getLine(7, a) + closeLine(8));
+    c.p.stdin.end();
     const res = await c.finish();
+    if (res.code !== 0) console.error(res.stderr, res.lines);
     expect(res.killed).toBe(false);
-    expect(res.code).toBe(1);
-    expect(res.stderr).toContain("the daemon at");
-    expect(res.stderr).toContain("before the go command was done");
-    // stdout held only protocol lines.
-    for (const l of res.lines) JSON.parse(l);
+    expect(res.code).toBe(0);
+    const r = parse(res.lines); // every line is JSON
+    expect(res.lines[0]).toBe(CAPABILITY_LINE.trim());
+    expect(res.lines.filter((l) => l.startsWith('{"ID":0,')).length).toBe(1);
+    expect(r.get(1)!.DiskPath).toBeString();
+    expect(r.get(2)!.Size).toBe(1000); // pending get, answered from the local cache
+    expect(r.get(3)!.Miss).toBe(true);
+    expect(r.get(4)!.Err).toContain("daemon went away"); // its body was cut by the switch
+    expect(r.get(5)!.DiskPath!.startsWith(daemonCache)).toBe(true);
+    expect(r.get(6)!.Size).toBe(2000);
+    expect(r.get(7)!.Size).toBe(1000);
+    expect(r.get(8)).toEqual({ ID: 8 });
+    expect(res.lines.length).toBe(9);
+    const errLines = res.stderr.trim().split("\n");
+    expect(errLines.length).toBe(1);
+    expect(errLines[0]).toContain("finishing this build from the local cache");
+  });
+
+  test("the daemon going away between requests, with stdin then closed: exits 0, nothing pending", async () => {
+    const c = connect([sock]);
+    await c.write(getLine(1, randomID()));
+    for (let i = 0; i < 500 && metrics.get("gets") < 1; i++) await Bun.sleep(10);
+    await Bun.sleep(30);
+    server.closeAll();
+    await Bun.sleep(30);
+    await c.write(closeLine(2));
+    c.p.stdin.end();
+    const res = await c.finish();
+    expect(res.code).toBe(0);
+    const r = parse(res.lines);
+    expect(r.get(1)!.Miss).toBe(true);
+    expect(r.get(2)).toEqual({ ID: 2 });
   });
 
   test("connect without an address is a usage error; GOCACHE_PLUGIN supplies one", async () => {
@@ -165,7 +219,8 @@ describe("gostash connect", () => {
     c.p.stdin.end();
     const res = await c.finish();
     expect(res.code).toBe(2);
-    expect(res.lines).toEqual([]);
+    // cli.ts prints the capability line before anything else for connect.
+    expect(res.lines).toEqual([CAPABILITY_LINE.trim()]);
     const c2 = connect([], { GOCACHE_PLUGIN: sock });
     await c2.write(closeLine(1));
     c2.p.stdin.end();
