@@ -84,6 +84,8 @@ export interface ReleaseOptions {
   jobs?: number;
   /** gzip/deflate level (default 9). */
   level?: number;
+  /** Timestamp of the archive members (default: SOURCE_DATE_EPOCH, else the commit time). */
+  mtime?: number;
   log?: (line: string) => void;
 }
 
@@ -91,6 +93,8 @@ export interface Release {
   version: string;
   outDir: string;
   stageDir: string;
+  /** Timestamp given to the archive members. */
+  mtime: number;
   artifacts: Artifact[];
 }
 
@@ -108,7 +112,7 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
   const outDir = resolve(opts.outDir ?? join(root, "dist", "release"));
   const stageDir = resolve(opts.stageDir ?? join(root, "dist", "stage"));
   const targets = selectTargets(opts.targets);
-  const mtime = sourceDateEpoch();
+  const mtime = opts.mtime ?? sourceDateEpoch();
   const level = opts.level ?? 9;
 
   if (!opts.packOnly) {
@@ -154,7 +158,7 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
   const sums = artifacts.map((a) => `${a.sha256}  ${a.file}\n`).join("");
   await Bun.write(join(outDir, "SHA256SUMS"), sums);
   log(`release: wrote ${join(outDir, "SHA256SUMS")} (${artifacts.length} archives, version ${opts.version})`);
-  return { version: opts.version, outDir, stageDir, artifacts };
+  return { version: opts.version, outDir, stageDir, mtime, artifacts };
 }
 
 function mb(n: number): string {
