@@ -13,17 +13,19 @@
 //   down (half-close); the daemon answers what is pending and hangs up.
 //
 // To survive the daemon going away mid-build (stopped, restarted, killed),
-// the bridge keeps a light view of the conversation: the ID and kind of
-// every request it forwarded (header lines are parsed; put bodies are only
-// skipped over) minus the IDs the daemon answered. If the daemon hangs up
-// before `go` is done, the bridge takes over in-process from the local disk
-// cache: pending gets are looked up locally, pending puts are answered with
-// an error (`go` tolerates that: the output just is not cached), a put whose
-// body is still arriving is skipped to its end, and everything after that
-// goes to a local CacheProgSession. One line on stderr says what happened.
+// the bridge keeps a light view of the conversation: every request it
+// forwarded that the daemon has not answered yet, with its raw bytes (header
+// lines are parsed; put bodies are kept as references to the input chunks,
+// up to RETAIN_BODY each). If the daemon hangs up before `go` is done, the
+// bridge takes over in-process from the local disk cache: the unanswered
+// requests are replayed, in their original order, into a local
+// CacheProgSession, which then also gets everything `go` sends afterwards.
+// Only a put too large to have been kept gets an error answer (its body is
+// skipped); `go` must not see errors on small puts, since some of them (the
+// module index) fail the build. One line on stderr says what happened.
 
 import { writeSync } from "node:fs";
-import { CAPABILITY_LINE, encodeEmpty, encodeErr, encodeHit, encodeMiss } from "../cacheprog/protocol.ts";
+import { CAPABILITY_LINE, encodeErr } from "../cacheprog/protocol.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
 
@@ -47,19 +49,25 @@ type Sock = Bun.Socket<undefined>;
 const NL = 10;
 const MAX_HEADER = 1 << 20;
 
+/** Put bodies larger than this (decoded) are not kept for a replay. */
+const RETAIN_BODY = 32 << 20;
+
 interface Pending {
   id: number;
-  command: string;
-  actionID: string | null; // hex
-  complete: boolean;
+  /** The header line as received. */
+  header: string;
+  /** Raw body bytes (from the opening quote), or null if not kept. */
+  body: Uint8Array[] | null;
+  bodySize: number;
 }
 
 /**
  * Follows the request stream just enough to know which requests are in
- * flight and where the next request starts. Header lines are parsed; body
- * lines are skipped with memchr-speed newline searches.
+ * flight, with their bytes, and where the next request starts. Header lines
+ * are parsed; body lines are scanned with memchr-speed newline searches.
  */
 class RequestTracker {
+  /** Unanswered requests, in stream order. */
   readonly pending = new Map<number, Pending>();
   /** Bytes of a header line not yet ended. */
   partial: Uint8Array[] = [];
@@ -76,11 +84,12 @@ class RequestTracker {
     while (pos < len && !this.broken) {
       if (this.inBody) {
         const nl = chunk.indexOf(NL, pos);
+        const end = nl < 0 ? len : nl + 1;
+        this.awaitingBody?.body?.push(chunk.subarray(pos, end));
         if (nl < 0) return;
         this.inBody = false;
-        if (this.awaitingBody) this.awaitingBody.complete = true;
         this.awaitingBody = null;
-        pos = nl + 1;
+        pos = end;
         continue;
       }
       if (this.partialLen === 0) {
@@ -91,13 +100,13 @@ class RequestTracker {
         }
         if (b === 34 /* '"' */) {
           this.inBody = true;
-          pos++;
-          continue;
+          continue; // the quote itself is part of the body bytes
         }
       }
       const nl = chunk.indexOf(NL, pos);
       const end = nl < 0 ? len : nl;
-      this.partial.push(chunk.subarray(pos, end));
+      // Copied: a header is small, and the chunk must not be kept alive for it.
+      this.partial.push(chunk.slice(pos, end));
       this.partialLen += end - pos;
       if (nl < 0) {
         if (this.partialLen > MAX_HEADER) this.broken = true;
@@ -124,19 +133,9 @@ class RequestTracker {
       return;
     }
     const size = typeof m.BodySize === "number" ? m.BodySize : 0;
-    let actionID: string | null = null;
-    if (typeof m.ActionID === "string") {
-      const b = Buffer.from(m.ActionID, "base64");
-      if (b.length === 32) actionID = b.toString("hex");
-    }
-    const p: Pending = { id: m.ID, command: typeof m.Command === "string" ? m.Command : "", actionID, complete: size === 0 };
+    const p: Pending = { id: m.ID, header: line, body: size > 0 && size <= RETAIN_BODY ? [] : null, bodySize: size };
     this.pending.set(p.id, p);
     if (size > 0) this.awaitingBody = p;
-  }
-
-  /** Between requests now? (Nothing half-received.) */
-  get atBoundary(): boolean {
-    return !this.inBody && !this.awaitingBody && this.partialLen === 0;
   }
 }
 
@@ -373,37 +372,30 @@ function lineID(buf: Uint8Array, start: number, end: number): number | null {
 
 /** Serves the rest of the conversation in-process after the daemon went away. */
 class Takeover {
-  private ready: Promise<void>;
-  private handler: CacheHandler | null = null;
   private session: import("../cacheprog/session.ts").CacheProgSession | null = null;
   private queue: Uint8Array[] = [];
-  private skipping = false;
+  /** Skipping the rest of a body that was too large to keep (then answered with an error). */
+  private skipping: Pending | null = null;
   private ended = false;
 
   constructor(
     private readonly tracker: RequestTracker,
     private readonly write: (b: Uint8Array) => void,
     needCapability: boolean,
-    private readonly o: BridgeOptions,
+    o: BridgeOptions,
     where: string,
     why: string,
     private readonly finish: (code: number) => void,
   ) {
     if (needCapability) write(Buffer.from(CAPABILITY_LINE));
-    // A put whose body is still arriving: skip to its end, then answer it.
-    this.skipping = tracker.inBody || tracker.awaitingBody !== null;
-    this.ready = (async () => {
+    void (async () => {
       const { handler, where: dir } = await o.openLocal();
-      this.handler = handler;
       process.stderr.write(
         `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
       );
-      this.answerPending();
       const { CacheProgSession } = await import("../cacheprog/session.ts");
       this.session = new CacheProgSession(handler, { write: (line) => this.write(Buffer.from(line)) });
-      // A header line cut short at the switch belongs to the session.
-      const partial = this.tracker.partial.splice(0);
-      if (!this.skipping) this.feed(partial);
+      this.replay();
       const q = this.queue.splice(0);
       for (const c of q) this.route(c);
       if (this.ended) await this.close();
@@ -413,29 +405,24 @@ class Takeover {
     });
   }
 
-  private answerPending(): void {
-    for (const p of [...this.tracker.pending.values()].sort((a, b) => a.id - b.id)) {
-      if (!p.complete) continue; // answered once its body has been skipped
-      this.tracker.pending.delete(p.id);
-      this.answer(p);
-    }
-  }
-
-  private answer(p: Pending): void {
-    if (p.command === "get") {
-      let line = encodeMiss(p.id);
-      if (p.actionID) {
-        try {
-          const hit = this.handler!.get(p.actionID);
-          if (hit && !(hit instanceof Promise)) line = encodeHit(p.id, hit);
-        } catch {}
+  /** The unanswered requests, in order, then a header cut short at the switch. */
+  private replay(): void {
+    const t = this.tracker;
+    const chunks: Uint8Array[] = [];
+    for (const p of t.pending.values()) {
+      const inProgress = t.awaitingBody === p;
+      if (p.bodySize > 0 && p.body === null) {
+        // Too large to have been kept: answer with an error (after its body, if still coming).
+        if (inProgress) this.skipping = p;
+        else this.write(Buffer.from(encodeErr(p.id, "gostash: the daemon went away before storing this output")));
+        continue;
       }
-      this.write(Buffer.from(line));
-    } else if (p.command === "close") {
-      this.write(Buffer.from(encodeEmpty(p.id)));
-    } else {
-      this.write(Buffer.from(encodeErr(p.id, "gostash: the daemon went away before storing this output")));
+      chunks.push(Buffer.from(`${p.header}\n\n`));
+      if (p.body) chunks.push(...p.body);
     }
+    t.pending.clear();
+    if (!this.skipping) chunks.push(...t.partial.splice(0));
+    this.feed(chunks);
   }
 
   push(chunk: Uint8Array): void {
@@ -444,34 +431,26 @@ class Takeover {
   }
 
   private route(chunk: Uint8Array): void {
-    if (this.skipping) {
-      // Let the tracker find the end of the body line; what follows is the session's.
-      const nl = this.tracker.inBody ? chunk.indexOf(NL) : -2;
-      if (nl === -2) {
-        // Header seen, body line not started: the tracker consumes up to the body's end.
-        const t = this.tracker;
-        let pos = 0;
-        while (pos < chunk.length && !t.inBody) {
-          const b = chunk[pos]!;
-          if (b === 34) t.inBody = true;
-          pos++;
-        }
-        if (!t.inBody) return;
-        return this.route(chunk.subarray(pos));
+    const p = this.skipping;
+    if (p) {
+      const t = this.tracker;
+      let pos = 0;
+      if (!t.inBody) {
+        // Header seen, body line not started yet: find its opening quote.
+        while (pos < chunk.length && chunk[pos] !== 34) pos++;
+        if (pos === chunk.length) return;
+        t.inBody = true;
+        pos++;
       }
+      const nl = chunk.indexOf(NL, pos);
       if (nl < 0) return;
-      this.tracker.inBody = false;
-      const p = this.tracker.awaitingBody;
-      this.tracker.awaitingBody = null;
-      this.skipping = false;
-      if (p) {
-        this.tracker.pending.delete(p.id);
-        this.answer(p);
-      }
+      t.inBody = false;
+      t.awaitingBody = null;
+      this.skipping = null;
+      this.write(Buffer.from(encodeErr(p.id, "gostash: the daemon went away before storing this output")));
       chunk = chunk.subarray(nl + 1);
-      if (!chunk.length) return;
     }
-    this.feed([chunk]);
+    if (chunk.length) this.feed([chunk]);
   }
 
   private feed(chunks: Uint8Array[]): void {

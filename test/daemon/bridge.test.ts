@@ -187,8 +187,10 @@ describe("gostash connect", () => {
     expect(r.get(1)!.DiskPath).toBeString();
     expect(r.get(2)!.Size).toBe(1000); // pending get, answered from the local cache
     expect(r.get(3)!.Miss).toBe(true);
-    expect(r.get(4)!.Err).toContain("daemon went away"); // its body was cut by the switch
+    // The put whose body was cut by the switch is replayed into the local cache...
+    expect(readFileSync(r.get(4)!.DiskPath!)).toEqual(Buffer.from(body(300_000, 4)));
     expect(r.get(5)!.DiskPath!.startsWith(daemonCache)).toBe(true);
+    // ...and the later put of the same action wins.
     expect(r.get(6)!.Size).toBe(2000);
     expect(r.get(7)!.Size).toBe(1000);
     expect(r.get(8)).toEqual({ ID: 8 });
@@ -197,6 +199,26 @@ describe("gostash connect", () => {
     expect(errLines.length).toBe(1);
     expect(errLines[0]).toContain("finishing this build from the local cache");
   });
+
+  test("a put too large to keep for a replay, cut by the switch, gets an error; the rest goes on", async () => {
+    const c = connect([sock], { GOCACHE_DIR: daemonCache });
+    const a = randomID();
+    const big = putLines(1, a, body((32 << 20) + 10, 1));
+    await c.write(big.slice(0, 1 << 20));
+    for (let i = 0; i < 200 && server.connections < 1; i++) await Bun.sleep(10);
+    await Bun.sleep(50);
+    server.closeAll();
+    await Bun.sleep(50);
+    await c.write(big.slice(1 << 20));
+    await c.write(putLines(2, a, body(10, 2)) + getLine(3, a) + closeLine(4));
+    c.p.stdin.end();
+    const res = await c.finish();
+    expect(res.code).toBe(0);
+    const r = parse(res.lines);
+    expect(r.get(1)!.Err).toContain("daemon went away");
+    expect(r.get(3)!.Size).toBe(10);
+    expect(r.get(4)).toEqual({ ID: 4 });
+  }, 60_000);
 
   test("the daemon going away between requests, with stdin then closed: exits 0, nothing pending", async () => {
     const c = connect([sock]);
