@@ -20,12 +20,13 @@
 // The AWS SDK is imported lazily, after the capability line has gone out,
 // and loading it overlaps with the first local hits. Credentials come from
 // the SDK's default chain (environment, shared config and SSO profiles, web
-// identity, ECS/IMDS). Checksums are computed and validated only when the
-// operation requires them: the SDK's default "flexible checksums" break
-// several S3-compatible stores (R2, MinIO, older Ceph), and integrity is
-// checked end to end by the output ID anyway. Without --region the client
-// starts in us-east-1 and follows S3's region redirects, so nothing waits
-// for a region lookup.
+// identity, ECS/IMDS) and requests are signed with its SigV4 signer, but sent
+// with Bun's fetch (see createS3Store). No flexible checksums are sent or
+// checked (UNSIGNED-PAYLOAD, no x-amz-checksum-*): they break several
+// S3-compatible stores (R2, MinIO, older Ceph), and integrity is checked end
+// to end by the output ID anyway. Without --region requests start in
+// us-east-1 and follow the region S3 names in x-amz-bucket-region, so
+// nothing waits for a region lookup.
 
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { S3Config } from "../config/config.ts";
@@ -116,82 +117,144 @@ export function decodeMeta(md: Record<string, string> | undefined): ObjectMeta |
   return { outputID, size: Number(size), timeNanos: BigInt(time), encoding };
 }
 
-function statusOf(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+interface Signer {
+  sign(req: unknown): Promise<{ headers: Record<string, string> }>;
 }
 
-/** Maps whatever the SDK threw to a RemoteError. */
-export function classify(err: unknown, what: string): RemoteError {
-  if (err instanceof RemoteError) return err;
-  const e = err as { name?: string; message?: string; code?: string };
-  const status = statusOf(err);
-  const msg = `${what}: ${e?.name ?? "Error"}${e?.message ? `: ${e.message}` : ""}`;
-  if (e?.name === "TimeoutError" || e?.name === "AbortError" || e?.code === "ETIMEDOUT") return new RemoteError("timeout", msg, status);
-  if (status === 401 || status === 403) return new RemoteError("auth", msg, status);
-  if (status !== undefined && status > 0) return new RemoteError("http", msg, status);
-  return new RemoteError("network", msg, status);
+/** RFC 3986 encoding of one path segment, as SigV4 wants it. */
+function encodeSegment(seg: string): string {
+  return encodeURIComponent(seg).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
-
-function isNotFound(err: unknown): boolean {
-  const name = (err as { name?: string })?.name;
-  return statusOf(err) === 404 || name === "NoSuchKey" || name === "NotFound";
-}
-
-type Sdk = typeof import("@aws-sdk/client-s3");
 
 export function createS3Store(cfg: S3Config, o: S3StoreOptions): S3Store {
-  let sdk: Sdk | null = null;
-  let client: S3Client | null = null;
   let closed = false;
-  // Start loading the SDK now; the first remote request waits for it.
-  const ready: Promise<void> = import("@aws-sdk/client-s3").then((m) => {
-    sdk = m;
+  let region = cfg.region ?? "us-east-1";
+  let signer: Signer | null = null;
+  let client: S3Client | null = null;
+  // Start loading the SDK now (after the capability line); the first remote
+  // request waits for it. The SDK supplies the credential chain and the
+  // SigV4 signer; requests go out through Bun's fetch, which measured about
+  // five times cheaper per request than the SDK's own HTTP stack here
+  // (~0.9 ms vs ~4.8 ms per small GET on loopback).
+  let ready: Promise<void> = makeSigner();
+  ready.catch(() => {}); // reported by the requests that wait for it
+
+  async function makeSigner(): Promise<void> {
+    const [sdk, sv4] = await Promise.all([import("@aws-sdk/client-s3"), import("@smithy/signature-v4")]);
     if (closed) return;
-    client = new m.S3Client({
-      region: cfg.region ?? "us-east-1",
-      ...(cfg.region ? {} : { followRegionRedirects: true }),
+    client ??= new sdk.S3Client({
+      region,
       ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
       forcePathStyle: cfg.pathStyle,
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      // Gets fail open (the breaker decides about retrying later); uploads
-      // retry on their own schedule in the upload queue.
-      maxAttempts: 1,
-      requestHandler: {
-        connectionTimeout: o.timeoutMs,
-        requestTimeout: o.timeoutMs,
-        httpAgent: { keepAlive: true, maxSockets: o.maxSockets },
-        httpsAgent: { keepAlive: true, maxSockets: o.maxSockets },
-      },
     });
-  });
-  // An unhandled rejection here would be fatal; requests report it instead.
-  ready.catch(() => {});
-
-  async function c(): Promise<{ client: S3Client; sdk: Sdk }> {
-    try {
-      await ready;
-    } catch (err) {
-      throw new RemoteError("network", `s3: loading the AWS SDK failed: ${(err as Error)?.message ?? err}`);
-    }
-    if (closed || !client || !sdk) throw new RemoteError("network", "s3: store closed");
-    return { client, sdk };
+    signer = new sv4.SignatureV4({
+      credentials: client.config.credentials,
+      region,
+      service: "s3",
+      sha256: client.config.sha256,
+      uriEscapePath: false, // the path is encoded once, here
+      applyChecksum: false,
+    }) as unknown as Signer;
   }
 
-  /** Runs send() with a deadline that also covers credential resolution. */
-  async function withDeadline<T>(what: string, ms: number, ctl: AbortController, send: () => Promise<T>): Promise<T> {
+  const endpoint = cfg.endpoint ? new URL(cfg.endpoint) : null;
+  function target(key: string): { url: string; host: string; path: string } {
+    const keyPath = key.split("/").map(encodeSegment).join("/");
+    const virtual = !cfg.pathStyle && !cfg.bucket.includes(".");
+    if (endpoint) {
+      const base = endpoint.pathname.replace(/\/+$/, "");
+      const host = virtual ? `${cfg.bucket}.${endpoint.host}` : endpoint.host;
+      const path = virtual ? `${base}/${keyPath}` : `${base}/${encodeSegment(cfg.bucket)}/${keyPath}`;
+      return { url: `${endpoint.protocol}//${host}${path}`, host, path };
+    }
+    const awsHost = `s3.${region}.amazonaws.com`;
+    const host = virtual ? `${cfg.bucket}.${awsHost}` : awsHost;
+    const path = virtual ? `/${keyPath}` : `/${encodeSegment(cfg.bucket)}/${keyPath}`;
+    return { url: `https://${host}${path}`, host, path };
+  }
+
+  async function send(
+    method: "GET" | "PUT",
+    key: string,
+    ms: number,
+    ctl: AbortController,
+    extra: Record<string, string> = {},
+    body?: Uint8Array,
+    redirected = false,
+  ): Promise<Response> {
+    const what = `s3: ${method.toLowerCase()} ${key}`;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        timedOut = true;
         ctl.abort();
         reject(new RemoteError("timeout", `${what}: no answer within ${ms}ms`));
       }, ms);
     });
     try {
-      return await Promise.race([send(), deadline]);
+      const res = await Promise.race([
+        (async () => {
+          try {
+            await ready;
+          } catch (err) {
+            // Try again on the next request rather than never.
+            ready = makeSigner();
+            ready.catch(() => {});
+            throw new RemoteError("network", `s3: loading the AWS SDK failed: ${(err as Error)?.message ?? err}`);
+          }
+          if (closed || !signer) throw new RemoteError("network", "s3: store closed");
+          const t = target(key);
+          const headers: Record<string, string> = { host: t.host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", ...extra };
+          const u = new URL(t.url);
+          const signed = await signer.sign({
+            method,
+            protocol: u.protocol,
+            hostname: u.hostname,
+            port: u.port ? Number(u.port) : undefined,
+            path: t.path,
+            query: {},
+            headers,
+          });
+          return await fetch(t.url, {
+            method,
+            headers: signed.headers,
+            body,
+            signal: ctl.signal,
+            redirect: "manual",
+            decompress: false,
+          } as RequestInit);
+        })(),
+        deadline,
+      ]);
+      // Without --region we start in us-east-1; S3 names the right one.
+      const bucketRegion = res.headers.get("x-amz-bucket-region");
+      if (!redirected && !cfg.region && bucketRegion && bucketRegion !== region && (res.status === 301 || res.status === 400 || res.status === 307)) {
+        await res.arrayBuffer().catch(() => {});
+        region = bucketRegion;
+        ready = makeSigner();
+        ready.catch(() => {});
+        return await send(method, key, ms, new AbortController(), extra, body, true);
+      }
+      return res;
+    } catch (err) {
+      if (err instanceof RemoteError) throw err;
+      if (timedOut) throw new RemoteError("timeout", `${what}: no answer within ${ms}ms`);
+      throw new RemoteError("network", `${what}: ${(err as Error)?.name ?? "Error"}: ${(err as Error)?.message ?? err}`);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  async function failure(res: Response, what: string): Promise<RemoteError> {
+    let code = "";
+    try {
+      code = /<Code>([^<]*)<\/Code>/.exec(await res.text())?.[1] ?? "";
+    } catch {}
+    const msg = `${what}: HTTP ${res.status}${code ? ` ${code}` : ""}`;
+    return new RemoteError(res.status === 401 || res.status === 403 ? "auth" : "http", msg, res.status);
   }
 
   return {
@@ -199,79 +262,62 @@ export function createS3Store(cfg: S3Config, o: S3StoreOptions): S3Store {
     key: (a) => objectKey(cfg.prefix, a),
 
     async get(actionID) {
-      const { client, sdk } = await c();
       const key = objectKey(cfg.prefix, actionID);
       const ctl = new AbortController();
-      let res: { Body?: unknown; Metadata?: Record<string, string>; ContentLength?: number };
-      try {
-        res = await withDeadline(`s3: get ${key}`, o.timeoutMs, ctl, () =>
-          client.send(new sdk.GetObjectCommand({ Bucket: cfg.bucket, Key: key }), { abortSignal: ctl.signal }),
-        );
-      } catch (err) {
-        if (isNotFound(err)) return null;
-        throw classify(err, `s3: get ${key}`);
+      const res = await send("GET", key, o.timeoutMs, ctl);
+      if (res.status === 404) {
+        await res.arrayBuffer().catch(() => {});
+        return null;
       }
-      const stream = res.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
-      const cancel = () => {
-        ctl.abort();
-        try {
-          stream?.destroy?.();
-        } catch {}
-      };
-      const meta = decodeMeta(res.Metadata);
+      if (res.status !== 200) throw await failure(res, `s3: get ${key}`);
+      const stream = res.body;
+      const cancel = () => ctl.abort();
+      const md: Record<string, string> = {};
+      res.headers.forEach((v, k) => {
+        if (k.startsWith("x-amz-meta-")) md[k.slice(11)] = v;
+      });
+      const meta = decodeMeta(md);
       if (!meta || !stream) {
         cancel();
         throw new RemoteError("badobject", `s3: get ${key}: object has no valid gostash metadata`);
       }
+      const cl = res.headers.get("content-length");
       async function* body(): AsyncGenerator<Uint8Array> {
         // An idle timer: a body that stalls longer than timeoutMs is cut.
         let stalled = false;
-        let timer = setTimeout(() => ((stalled = true), cancel()), o.timeoutMs);
+        const arm = () => setTimeout(() => ((stalled = true), cancel()), o.timeoutMs);
+        let timer = arm();
         try {
-          for await (const chunk of stream!) {
+          for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
             clearTimeout(timer);
-            timer = setTimeout(() => ((stalled = true), cancel()), o.timeoutMs);
-            yield chunk as Uint8Array;
+            timer = arm();
+            yield chunk;
           }
         } catch (err) {
           if (stalled) throw new RemoteError("timeout", `s3: get ${key}: body stalled for ${o.timeoutMs}ms`);
-          throw classify(err, `s3: get ${key}: reading body`);
+          throw new RemoteError("network", `s3: get ${key}: reading body: ${(err as Error)?.message ?? err}`);
         } finally {
           clearTimeout(timer);
         }
         if (stalled) throw new RemoteError("timeout", `s3: get ${key}: body stalled for ${o.timeoutMs}ms`);
       }
-      return { meta, contentLength: res.ContentLength, body: body(), cancel };
+      return { meta, contentLength: cl !== null ? Number(cl) : undefined, body: body(), cancel };
     },
 
     async put(actionID, meta, bytes) {
-      const { client, sdk } = await c();
       const key = objectKey(cfg.prefix, actionID);
-      const ctl = new AbortController();
+      const extra: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(bytes.length) };
+      for (const [k, v] of Object.entries(encodeMeta(meta))) extra[`x-amz-meta-${k}`] = v;
       // Large bodies get time to travel: at least 1 MiB/s on top of the timeout.
       const ms = o.timeoutMs + Math.ceil(bytes.length / 1024);
-      try {
-        await withDeadline(`s3: put ${key}`, ms, ctl, () =>
-          client.send(
-            new sdk.PutObjectCommand({
-              Bucket: cfg.bucket,
-              Key: key,
-              Body: bytes,
-              ContentLength: bytes.length,
-              ContentType: "application/octet-stream",
-              Metadata: encodeMeta(meta),
-            }),
-            { abortSignal: ctl.signal },
-          ),
-        );
-      } catch (err) {
-        throw classify(err, `s3: put ${key}`);
-      }
+      const res = await send("PUT", key, ms, new AbortController(), extra, bytes);
+      if (res.status !== 200) throw await failure(res, `s3: put ${key}`);
+      await res.arrayBuffer().catch(() => {});
     },
 
     close() {
       closed = true;
-      (client as S3Client | null)?.destroy();
+      client?.destroy();
       client = null;
     },
   };

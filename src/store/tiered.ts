@@ -113,9 +113,17 @@ export function createTieredCache(o: TieredOptions): TieredCache {
     }
     metrics.inc("remote_errors");
     metrics.inc(`remote_errors_${e.kind}`);
+    if (e.kind === "auth") {
+      // S3 answers 403, not 404, for a missing key when the credentials may
+      // not list the bucket, so a denied get is a miss, not a sick backend.
+      if (!warnedAuth) logger.warn(`${e.message}; treated as a miss (check the credentials and s3:ListBucket permission)`);
+      warnedAuth = true;
+      return;
+    }
     logger.debug(`${e.message}; treated as a miss`);
     breaker.failure();
   }
+  let warnedAuth = false;
 
   /** Streams a remote object into the local store; the hit, or null. */
   async function land(actionID: string, meta: ObjectMeta, body: AsyncIterable<Uint8Array>, contentLength: number | undefined, cancel: () => void): Promise<Hit | null> {

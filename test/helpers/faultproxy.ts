@@ -107,13 +107,14 @@ export async function startFaultProxy(upstream: string, initial: Partial<Faults>
       faulted++;
       const body = new Uint8Array(await res.arrayBuffer());
       const half = body.subarray(0, Math.floor(body.length / 2));
-      // Claim the full length, send half, then fail the stream: the server
-      // drops the connection and the client sees a premature end.
+      // Send half, then fail the stream: the server drops the connection
+      // and the client sees a premature end. (Bun logs the stream error
+      // "fault proxy: injected cut" on stderr; that is expected.)
       const stream = new ReadableStream<Uint8Array>({
         async pull(ctl) {
           if (half.length) ctl.enqueue(half);
           await Bun.sleep(20);
-          ctl.error(new Error("fault proxy: cut"));
+          ctl.error(new Error("fault proxy: injected cut"));
         },
       });
       return new Response(stream, { status: res.status, headers: outHeaders });

@@ -92,6 +92,28 @@ describe("against versitygw", () => {
     expect(await readAll(got!.body)).toEqual(Buffer.from(body));
   });
 
+  test("a prefix with characters that need encoding still signs and lands at the right key", async () => {
+    const s = store({ prefix: "team a/go+cache=1" });
+    const a = hex();
+    await s.put(a, { outputID: hex(), size: 2, timeNanos: 1n, encoding: "identity" }, new Uint8Array([7, 8]));
+    const head = await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `team a/go+cache=1/${a.slice(0, 2)}/${a}` }));
+    expect(head.ContentLength).toBe(2);
+    expect([...(await readAll((await s.get(a))!.body))]).toEqual([7, 8]);
+  });
+
+  test("wrong credentials are an auth error", async () => {
+    const saved = process.env.AWS_SECRET_ACCESS_KEY;
+    process.env.AWS_SECRET_ACCESS_KEY = "not-the-secret";
+    try {
+      const s = store();
+      const err = await s.get(hex()).then(() => null, (e) => e);
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as RemoteError).kind).toBe("auth");
+    } finally {
+      process.env.AWS_SECRET_ACCESS_KEY = saved;
+    }
+  });
+
   test("a missing object is null, not an error", async () => {
     expect(await store().get(hex())).toBeNull();
   });
