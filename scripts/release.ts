@@ -70,6 +70,8 @@ export interface Artifact {
   archiveSize: number;
   binary: string;
   binarySize: number;
+  /** macOS only: is the embedded code signature valid for these bytes? */
+  signature?: "valid" | "invalid" | "none";
 }
 
 export interface ReleaseOptions {
@@ -150,7 +152,18 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
     const file = archiveName(opts.version, t);
     await Bun.write(join(outDir, file), archive);
     const sha256 = new Bun.CryptoHasher("sha256").update(archive).digest("hex");
-    artifacts.push({ target: t, file, sha256, archiveSize: archive.length, binary, binarySize: data.length });
+    let signature: Artifact["signature"];
+    if (t.os === "darwin") {
+      const sig = checkMachoSignature(data);
+      signature = !sig ? "none" : sig.valid ? "valid" : "invalid";
+      if (signature !== "valid") {
+        log(
+          `release: warning: ${t.name}: code signature is ${signature}; macOS will kill it. Re-sign on a Mac before publishing: ` +
+            `codesign --remove-signature gostash && codesign -s - gostash (then --pack-only)`,
+        );
+      }
+    }
+    artifacts.push({ target: t, file, sha256, archiveSize: archive.length, binary, binarySize: data.length, ...(signature ? { signature } : {}) });
     log(
       `release: ${file}  ${mb(archive.length)} (binary ${mb(data.length)}) packed in ${((performance.now() - t0) / 1000).toFixed(1)}s`,
     );
@@ -172,6 +185,76 @@ export function sourceDateEpoch(): number {
   const p = Bun.spawnSync(["git", "log", "-1", "--format=%ct"], { cwd: root, stderr: "ignore" });
   const t = p.exitCode === 0 ? Number(p.stdout.toString().trim()) : NaN;
   return Number.isFinite(t) && t > 0 ? t : Math.floor(Date.now() / 1000);
+}
+
+// ---------------------------------------------------------------------------
+// macOS code signatures. Bun signs darwin-arm64 output ad hoc; its darwin-x64
+// output keeps the runtime's original signature, which no longer matches the
+// bytes (macOS kills such a binary). The release workflow re-signs both on a
+// macOS runner; this check says which ones need it.
+export interface MachoSignature {
+  /** Where the signature blob starts (LC_CODE_SIGNATURE dataoff). */
+  dataOffset: number;
+  /** How far the CodeDirectory's page hashes reach. */
+  codeLimit: number;
+  pageSize: number;
+  codeSlots: number;
+  /** Page hashes that do not match the bytes. */
+  badPages: number;
+  /** Every page up to the signature is covered and matches: what the kernel checks. */
+  valid: boolean;
+  adhoc: boolean;
+}
+
+/**
+ * Recomputes the code-page hashes of a thin 64-bit Mach-O's embedded
+ * signature (SHA-256 CodeDirectory), the way the kernel and codesign -v do.
+ * Returns undefined when there is no LC_CODE_SIGNATURE.
+ */
+export function checkMachoSignature(file: Uint8Array): MachoSignature | undefined {
+  const le = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  if (le.getUint32(0, true) !== 0xfeedfacf) throw new Error("not a thin 64-bit Mach-O");
+  const ncmds = le.getUint32(16, true);
+  let off = 32;
+  let dataOffset = -1;
+  let dataSize = 0;
+  for (let i = 0; i < ncmds; i++) {
+    const cmd = le.getUint32(off, true);
+    if (cmd === 0x1d) {
+      dataOffset = le.getUint32(off + 8, true);
+      dataSize = le.getUint32(off + 12, true);
+    }
+    off += le.getUint32(off + 4, true);
+  }
+  if (dataOffset < 0) return undefined;
+  const be = new DataView(file.buffer, file.byteOffset + dataOffset, dataSize);
+  if (be.getUint32(0) !== 0xfade0cc0) throw new Error("code signature: not a SuperBlob");
+  const count = be.getUint32(8);
+  let cd = -1;
+  for (let i = 0; i < count; i++) {
+    const type = be.getUint32(12 + i * 8);
+    const blob = be.getUint32(16 + i * 8);
+    if (type === 0 && be.getUint32(blob) === 0xfade0c02) cd = blob; // CSSLOT_CODEDIRECTORY
+  }
+  if (cd < 0) throw new Error("code signature: no CodeDirectory");
+  const flags = be.getUint32(cd + 12);
+  const hashOffset = be.getUint32(cd + 16);
+  const codeSlots = be.getUint32(cd + 28);
+  const codeLimit = be.getUint32(cd + 32);
+  const hashSize = be.getUint8(cd + 36);
+  const hashType = be.getUint8(cd + 37);
+  const pageSize = 1 << be.getUint8(cd + 39);
+  if (hashType !== 2 || hashSize !== 32) throw new Error(`code signature: hash type ${hashType} is not SHA-256`);
+  let badPages = 0;
+  for (let i = 0; i < codeSlots; i++) {
+    const start = i * pageSize;
+    const end = Math.min(start + pageSize, codeLimit);
+    const want = new Uint8Array(file.buffer, file.byteOffset + dataOffset + cd + hashOffset + i * 32, 32);
+    const got = new Bun.CryptoHasher("sha256").update(file.subarray(start, end)).digest();
+    if (!got.equals(want)) badPages++;
+  }
+  const covered = codeLimit === dataOffset && codeSlots === Math.ceil(codeLimit / pageSize);
+  return { dataOffset, codeLimit, pageSize, codeSlots, badPages, valid: covered && badPages === 0, adhoc: (flags & 0x2) !== 0 };
 }
 
 // ---------------------------------------------------------------------------
