@@ -9,7 +9,10 @@
 // warmed (and checked to compile nothing) first, and then the timed runs are
 // interleaved round by round.
 //
-//   npx bun scripts/bench/local.ts [--runs 7] [--tasks build,vet] [--rebuild] [--keep]
+//   npx bun scripts/bench/local.ts [--runs 7] [--tasks build,vet] [--compare BIN] [--rebuild] [--keep]
+//
+// --compare BIN adds a fourth variant, "compare": another gostash binary
+// (a candidate build) on its own copy of the cache.
 //
 // Filling a cache cold takes minutes on 2 cores, so it is done once: a seed
 // cache in .bench/seed-<go version>/ is filled by the plain go command (and
@@ -17,7 +20,7 @@
 // converted for the reference plugin (go-cacher's own layout), or filled
 // through the plugin with one cold run when the reference is diskcache.
 
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpus, loadavg } from "node:os";
 import {
@@ -41,7 +44,7 @@ import {
   type Variant,
 } from "./lib.ts";
 
-const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tasks: "build,vet", rebuild: false, keep: false });
+const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tasks: "build,vet", compare: "", rebuild: false, keep: false });
 const runs = intFlag(flags, "runs");
 const tasks = String(flags.tasks)
   .split(",")
@@ -73,8 +76,12 @@ for (const t of tasks) {
 
 const plainDir = join(work, "plain");
 const gostashDir = join(work, "gostash");
-cpSync(seed, plainDir, { recursive: true, preserveTimestamps: true });
-cpSync(seed, gostashDir, { recursive: true, preserveTimestamps: true });
+await mustRun(["cp", "-a", seed, plainDir]);
+await mustRun(["cp", "-a", seed, gostashDir]);
+// --compare BIN: another gostash build (e.g. a candidate) as a fourth variant.
+const alt = flags.compare ? String(flags.compare) : null;
+const altDir = join(work, "compare");
+if (alt) await mustRun(["cp", "-a", seed, altDir]);
 
 let refDir = "";
 let refGocache = "";
@@ -145,6 +152,7 @@ const setups: Setup[] = [
   { name: "gostash", env: (extra = "") => goEnv(gostashDir, { GOCACHEPROG: `${gostash}${extra}` }) },
 ];
 if (ref) setups.push({ name: ref.name, env: (extra = "") => refEnv(extra) });
+if (alt) setups.push({ name: "compare", env: (extra = "") => goEnv(altDir, { GOCACHEPROG: `${alt}${extra}` }) });
 
 const TOOL_RE = /pkg\/tool\/[^/\s]+\/(compile|asm|vet|link|cgo)\b/g;
 
@@ -155,7 +163,7 @@ for (const task of tasks) {
   // Warm-up: one untimed run each, then a `-x` run that must run no tool.
   for (const s of setups) {
     await mustRun(cmd, { env: s.env(), cwd: work });
-    const verbose = s.name === "gostash" ? " --metrics" : "";
+    const verbose = s.name === "gostash" || s.name === "compare" ? " --metrics" : "";
     const r = await mustRun(["go", task, "-x", "std"], { env: s.env(verbose), cwd: work });
     const tools = r.stderr.match(TOOL_RE)?.length ?? 0;
     const metrics = r.stderr
@@ -184,6 +192,7 @@ const out: string[] = [];
 out.push(`# warm local builds: gostash vs plain go cache vs ${ref ? ref.name : "(no reference plugin)"}`);
 out.push(`go: ${gover}; gostash: ${gostashVersion}; ${cpus().length} cores; load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 if (ref) out.push(`reference: ${ref.note}`);
+if (alt) out.push(`compare: ${alt} (${Bun.spawnSync([alt, "version"]).stdout.toString().trim()})`);
 out.push(`env: GOENV=off GOFLAGS=-mod=mod GOTOOLCHAIN=local GOTELEMETRY=off GOPROXY=off CGO_ENABLED=0; ${runs} interleaved runs per variant`);
 for (const { task, samples, checks } of results) {
   out.push("", `## go ${task} std (warm)`, "");
@@ -191,6 +200,7 @@ for (const { task, samples, checks } of results) {
   out.push("", samplesTable(samples), "");
   const pairs: [string, string, number?][] = [["gostash", "plain", goals[task]]];
   if (ref) pairs.push([ref.name, "plain"], ["gostash", ref.name, 1.0]);
+  if (alt) pairs.push(["compare", "plain", goals[task]], ["compare", "gostash"]);
   out.push(ratioTable(samples, pairs));
 }
 out.push(

@@ -16,7 +16,10 @@
 //       line, then the body as one JSON string of base64). Goal: < 100 MB.
 //
 //   npx bun scripts/bench/protocol.ts [--start-runs 40] [--entries 2000]
-//     [--rounds 3] [--put-mb 300] [--no-ref-put] [--rebuild] [--keep]
+//     [--rounds 3] [--put-mb 300] [--no-ref-put] [--compare BIN] [--rebuild] [--keep]
+//
+// --compare BIN measures another gostash binary (a candidate build) as a
+// fourth plugin, "compare", in every section.
 
 import { randomBytes, createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
@@ -53,6 +56,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   rounds: "3",
   "put-mb": "300",
   "no-ref-put": false,
+  compare: "",
   rebuild: false,
   keep: false,
 });
@@ -66,6 +70,8 @@ const gostash = ensureGostash({ rebuild: flags.rebuild === true });
 const ref = referencePlugin(ensureTools());
 if (!ref) log("no reference plugin could be installed; measuring gostash only");
 const gostashVersion = (await mustRun([gostash, "version"])).stdout.trim();
+/** --compare BIN: another gostash build (e.g. a candidate) measured alongside. */
+const alt = flags.compare ? String(flags.compare) : null;
 
 const CAPS = '{"ID":0,"KnownCommands":["get","put","close"]}\n';
 
@@ -144,8 +150,16 @@ class Client {
 const b64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-function pluginCmd(kind: "gostash" | "ref", dir: string): string[] {
-  return kind === "gostash" ? [gostash, "--cache-dir", dir] : [ref!.bin, "--cache-dir", dir];
+/** gostash, the reference plugin, or a --compare build of gostash. */
+type Kind = "gostash" | "ref" | "alt";
+
+function pluginCmd(kind: Kind, dir: string): string[] {
+  const bin = kind === "gostash" ? gostash : kind === "alt" ? alt! : ref!.bin;
+  return [bin, "--cache-dir", dir];
+}
+
+function kindName(kind: Kind): string {
+  return kind === "gostash" ? "gostash" : kind === "alt" ? "compare" : ref!.name;
 }
 
 // ------------------------------------------------------------------ (a) start-up
@@ -197,6 +211,7 @@ async function benchStartup(): Promise<string[]> {
     { name: "bun floor (caps line)", once: () => timeToCaps([floor]) },
   ];
   if (ref) variants.push({ name: `${ref.name} (caps line)`, once: () => timeToCaps(pluginCmd("ref", join(dir, "r"))) });
+  if (alt) variants.push({ name: "compare (caps line)", once: () => timeToCaps(pluginCmd("alt", join(dir, "a"))) });
   variants.push(
     { name: "gostash version (exit)", once: () => timeToExit([gostash, "version"]) },
     { name: "bun --version (exit)", once: () => timeToExit([process.execPath, "--version"]) },
@@ -228,7 +243,7 @@ interface Entry {
   size: number;
 }
 
-async function populate(kind: "gostash" | "ref", dir: string, list: Entry[], bodies: Map<string, Uint8Array>): Promise<number> {
+async function populate(kind: Kind, dir: string, list: Entry[], bodies: Map<string, Uint8Array>): Promise<number> {
   const c = new Client(pluginCmd(kind, dir));
   await c.caps;
   const t0 = performance.now();
@@ -255,7 +270,7 @@ interface GetRun {
 }
 
 /** Fetches every entry once with at most `depth` requests in flight. */
-async function getPhase(kind: "gostash" | "ref", dir: string, list: Entry[], depth: number): Promise<GetRun> {
+async function getPhase(kind: Kind, dir: string, list: Entry[], depth: number): Promise<GetRun> {
   const c = new Client(pluginCmd(kind, dir));
   await c.caps;
   const lat: number[] = [];
@@ -304,8 +319,10 @@ async function benchGets(): Promise<string[]> {
     bodies.set(output, body);
     list.push({ action: sha(randomBytes(32)), output, size });
   }
-  const kinds: ("gostash" | "ref")[] = ref ? ["gostash", "ref"] : ["gostash"];
-  const name = (k: "gostash" | "ref") => (k === "gostash" ? "gostash" : ref!.name);
+  const kinds: Kind[] = ["gostash"];
+  if (ref) kinds.push("ref");
+  if (alt) kinds.push("alt");
+  const name = kindName;
   const putRows: string[][] = [];
   for (const k of kinds) {
     const ms = await populate(k, join(dir, k), list, bodies);
@@ -367,7 +384,7 @@ function procStatus(pid: number): { rss: number; hwm: number } | null {
   }
 }
 
-async function putMemory(kind: "gostash" | "ref", dir: string, size: number): Promise<{ row: string[]; peak: number }> {
+async function putMemory(kind: Kind, dir: string, size: number): Promise<{ row: string[]; peak: number }> {
   // A 3 MiB random block (a multiple of 3 bytes, so its base64 concatenates
   // cleanly) repeated up to `size` bytes; the tail is a prefix of the block.
   const block = randomBytes(3 << 20);
@@ -406,7 +423,7 @@ async function putMemory(kind: "gostash" | "ref", dir: string, size: number): Pr
   if (m.Err || !m.DiskPath) throw new Error(`${kind}: 300 MB put failed: ${JSON.stringify(m)} ${c.stderr}`);
   const onDisk = statSync(m.DiskPath).size;
   if (onDisk !== size) throw new Error(`${kind}: DiskPath holds ${onDisk} bytes, want ${size}`);
-  const name = kind === "gostash" ? "gostash" : ref!.name;
+  const name = kindName(kind);
   const peak = Math.max(end.hwm, peakRss);
   return {
     peak,
@@ -419,6 +436,7 @@ async function benchMemory(): Promise<string[]> {
   const size = putMB * 1_000_000;
   const g = await putMemory("gostash", join(dir, "g"), size);
   const rows = [g.row];
+  if (alt) rows.push((await putMemory("alt", join(dir, "a"), size)).row);
   if (ref && !flags["no-ref-put"]) rows.push((await putMemory("ref", join(dir, "r"), size)).row);
   return [
     `## (c) peak memory during one ${putMB} MB put (${fmtBytes(size)} body, ${fmtBytes(Math.ceil(size / 3) * 4)} of base64 on one line)`,
@@ -440,6 +458,7 @@ console.log(
     `# protocol benchmarks: gostash vs ${ref ? ref.name : "(no reference plugin)"}`,
     `gostash: ${gostashVersion}; bun ${Bun.version}; ${cpus().length} cores; load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
     ...(ref ? [`reference: ${ref.note}`] : []),
+    ...(alt ? [`compare: ${alt} (${(Bun.spawnSync([alt, "version"]).stdout.toString().trim())})`] : []),
     "",
     ...sections.map((s) => s.join("\n")).join("\n\n").split("\n"),
   ].join("\n"),
