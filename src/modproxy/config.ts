@@ -1,0 +1,51 @@
+// Typed settings of the module proxy from the resolved --modproxy flags
+// (src/config/options.ts, modproxyFlags).
+//
+// The module cache lives in <cache-dir>/modproxy by default: next to the
+// build cache entries, but in its own directory, which neither gostash's
+// trim nor the go command's own trim and `go clean -cache` touch (they only
+// handle the 00..ff entry directories and trim.txt).
+
+import { join, resolve } from "node:path";
+import type { FlagValues } from "../config/flags.ts";
+import { parseDuration } from "../config/units.ts";
+import { parseSumdbs, type SumdbConfig } from "./sumdb.ts";
+import { parseUpstreams, type Upstream } from "./upstream.ts";
+
+export interface ModProxyConfig {
+  dir: string;
+  upstreams: Upstream[];
+  sumdbs: SumdbConfig[];
+  listTtlMs: number;
+  swrMs: number;
+  notFoundTtlMs: number;
+  timeoutMs: number;
+  retries: number;
+}
+
+function str(f: FlagValues, k: string): string | undefined {
+  const v = f[k];
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function dur(f: FlagValues, k: string, def: number): number {
+  const v = str(f, k);
+  return v === undefined ? def : parseDuration(v, `--${k}`);
+}
+
+/** null when --modproxy is off. */
+export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig | null {
+  if (f.modproxy !== true) return null;
+  const retries = str(f, "upstream-retries") ?? "2";
+  if (!/^\d+$/.test(retries)) throw new Error(`config: --upstream-retries must be a non-negative integer, got ${JSON.stringify(retries)}`);
+  return {
+    dir: str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy"),
+    upstreams: parseUpstreams(str(f, "upstream") ?? "https://proxy.golang.org"),
+    sumdbs: parseSumdbs(str(f, "sumdb")),
+    listTtlMs: dur(f, "modproxy-list-ttl", 60_000),
+    swrMs: dur(f, "modproxy-refresh-window", 3600_000),
+    notFoundTtlMs: dur(f, "modproxy-not-found-ttl", 60_000),
+    timeoutMs: dur(f, "upstream-timeout", 30_000) || 30_000,
+    retries: Number(retries),
+  };
+}
