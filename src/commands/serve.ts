@@ -11,18 +11,19 @@ import { defineCommand } from "citty";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
-import { localFlags, logFlags, s3Flags, serveFlags } from "../config/options.ts";
+import { localFlags, logFlags, modproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
 import { parseDuration } from "../config/units.ts";
 import { formatPluginAddress, parseHttpAddress, parsePluginAddress } from "../daemon/address.ts";
 import { startPluginServer } from "../daemon/server.ts";
 import { createHttpRouter } from "../http/handler.ts";
+import { modproxyConfig } from "../modproxy/config.ts";
 import { createDiskStore } from "../store/disk.ts";
 import { createLocalCache } from "../store/local-cache.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 
-const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags };
+const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...modproxyFlags };
 
 /** How often the daemon runs the (cheap unless due) local trim. */
 const TRIM_EVERY_MS = 3600_000;
@@ -48,6 +49,8 @@ export default defineCommand({
       typeof flags["shutdown-timeout"] === "string" ? parseDuration(flags["shutdown-timeout"], "--shutdown-timeout") : 30_000;
     const local = localConfig(flags);
     const s3 = s3Config(flags);
+    const modproxy = modproxyConfig(flags, local.cacheDir);
+    if (modproxy && !httpAddr) throw new Error("config: --modproxy needs --http=ADDR (the proxy is served at /mod)");
     const metrics = new Metrics();
     const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
 
@@ -69,6 +72,7 @@ export default defineCommand({
         bucket: s3?.bucket ?? null,
       }),
     });
+    if (modproxy) (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 });
     let http: ReturnType<typeof Bun.serve> | null = null;
     try {
       if (httpAddr) http = Bun.serve({ hostname: httpAddr.hostname, port: httpAddr.port, fetch: router.fetch });

@@ -115,3 +115,64 @@ export const connectFlags = {
     description: "Give up reaching the daemon after this long and serve from the local cache (default 2s)",
   },
 } satisfies FlagSpecs;
+
+// The caching module proxy and checksum-database proxy of `gostash serve`
+// (mounted at /mod on --http). --modproxy and --sumdb follow
+// go-cache-plugin. See src/modproxy/config.ts for how they are read.
+export const modproxyFlags = {
+  modproxy: {
+    type: "boolean",
+    env: ["GOCACHE_MODPROXY"],
+    description: "Serve a caching Go module proxy at /mod on --http (GOPROXY=http://HOST:PORT/mod)",
+  },
+  upstream: {
+    type: "string",
+    env: ["GOSTASH_UPSTREAM"],
+    valueHint: "list",
+    default: "https://proxy.golang.org",
+    description: "Upstream module proxies, GOPROXY-style: \",\" falls through on 404/410, \"|\" on any error; file:// URLs work",
+  },
+  sumdb: {
+    type: "string",
+    env: ["GOCACHE_SUMDB"],
+    valueHint: "names",
+    description:
+      "Checksum databases to proxy at /mod/sumdb/NAME, comma-separated, each NAME or NAME=URL (default sum.golang.org; off to disable)",
+  },
+  "modproxy-dir": {
+    type: "string",
+    env: ["GOSTASH_MODPROXY_DIR"],
+    valueHint: "dir",
+    description: "Module cache directory, in the GOPROXY layout (usable as GOPROXY=file://DIR) (default: CACHE_DIR/modproxy)",
+  },
+  "modproxy-list-ttl": {
+    type: "string",
+    env: ["GOSTASH_MODPROXY_LIST_TTL"],
+    valueHint: "duration",
+    description: "How long list, @latest, version queries, sumdb latest and partial tiles are fresh (default 1m)",
+  },
+  "modproxy-refresh-window": {
+    type: "string",
+    env: ["GOSTASH_MODPROXY_REFRESH_WINDOW"],
+    valueHint: "duration",
+    description: "After the list ttl, serve the old answer at once and refresh it in the background for this long (default 1h; 0 to always wait)",
+  },
+  "modproxy-not-found-ttl": {
+    type: "string",
+    env: ["GOSTASH_MODPROXY_NOT_FOUND_TTL"],
+    valueHint: "duration",
+    description: "How long a 404/410 from the upstream is remembered (default 1m)",
+  },
+  "upstream-timeout": {
+    type: "string",
+    env: ["GOSTASH_UPSTREAM_TIMEOUT"],
+    valueHint: "duration",
+    description: "Give up on an upstream request whose answer, or next body chunk, takes longer (default 30s)",
+  },
+  "upstream-retries": {
+    type: "string",
+    env: ["GOSTASH_UPSTREAM_RETRIES"],
+    valueHint: "n",
+    description: "Retries of an upstream request after a 429, 5xx or network error (default 2)",
+  },
+} satisfies FlagSpecs;
