@@ -8,6 +8,8 @@
 //   bun scripts/release.ts --targets=linux-x64,darwin-arm64
 //   bun scripts/release.ts --pack-only          re-pack dist/stage/* (after re-signing on macOS)
 //   bun scripts/release.ts --jobs=2             concurrent compiles (default 1)
+//   bun scripts/release.ts --pack-only --require-valid-signatures
+//                                               (release workflow, after codesign on macOS)
 //
 // Output, e.g. for 1.2.3:
 //   dist/release/gostash-1.2.3-linux-x64.tar.gz       (one file: gostash, mode 0755)
@@ -88,6 +90,8 @@ export interface ReleaseOptions {
   level?: number;
   /** Timestamp of the archive members (default: SOURCE_DATE_EPOCH, else the commit time). */
   mtime?: number;
+  /** Fail instead of warning when a macOS binary's code signature is not valid (after re-signing). */
+  requireValidSignatures?: boolean;
   log?: (line: string) => void;
 }
 
@@ -156,6 +160,9 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
     if (t.os === "darwin") {
       const sig = checkMachoSignature(data);
       signature = !sig ? "none" : sig.valid ? "valid" : "invalid";
+      if (signature !== "valid" && opts.requireValidSignatures) {
+        throw new Error(`release: ${t.name}: code signature is ${signature} (re-sign it: codesign --remove-signature, then codesign -s -)`);
+      }
       if (signature !== "valid") {
         log(
           `release: warning: ${t.name}: code signature is ${signature}; macOS will kill it. Re-sign on a Mac before publishing: ` +
@@ -230,31 +237,40 @@ export function checkMachoSignature(file: Uint8Array): MachoSignature | undefine
   const be = new DataView(file.buffer, file.byteOffset + dataOffset, dataSize);
   if (be.getUint32(0) !== 0xfade0cc0) throw new Error("code signature: not a SuperBlob");
   const count = be.getUint32(8);
-  let cd = -1;
+  // The CodeDirectory (slot 0) and alternates (0x1000...): codesign writes a
+  // SHA-1 one plus a SHA-256 alternate for binaries that target old macOS.
+  const cds: number[] = [];
   for (let i = 0; i < count; i++) {
     const type = be.getUint32(12 + i * 8);
     const blob = be.getUint32(16 + i * 8);
-    if (type === 0 && be.getUint32(blob) === 0xfade0c02) cd = blob; // CSSLOT_CODEDIRECTORY
+    if ((type === 0 || (type >= 0x1000 && type < 0x1005)) && be.getUint32(blob) === 0xfade0c02) cds.push(blob);
   }
-  if (cd < 0) throw new Error("code signature: no CodeDirectory");
-  const flags = be.getUint32(cd + 12);
-  const hashOffset = be.getUint32(cd + 16);
-  const codeSlots = be.getUint32(cd + 28);
-  const codeLimit = be.getUint32(cd + 32);
-  const hashSize = be.getUint8(cd + 36);
-  const hashType = be.getUint8(cd + 37);
-  const pageSize = 1 << be.getUint8(cd + 39);
-  if (hashType !== 2 || hashSize !== 32) throw new Error(`code signature: hash type ${hashType} is not SHA-256`);
-  let badPages = 0;
-  for (let i = 0; i < codeSlots; i++) {
-    const start = i * pageSize;
-    const end = Math.min(start + pageSize, codeLimit);
-    const want = new Uint8Array(file.buffer, file.byteOffset + dataOffset + cd + hashOffset + i * 32, 32);
-    const got = new Bun.CryptoHasher("sha256").update(file.subarray(start, end)).digest();
-    if (!got.equals(want)) badPages++;
+  if (!cds.length) throw new Error("code signature: no CodeDirectory");
+  let result: MachoSignature | undefined;
+  for (const cd of cds) {
+    const flags = be.getUint32(cd + 12);
+    const hashOffset = be.getUint32(cd + 16);
+    const codeSlots = be.getUint32(cd + 28);
+    const codeLimit = be.getUint32(cd + 32);
+    const hashSize = be.getUint8(cd + 36);
+    const hashType = be.getUint8(cd + 37);
+    const pageSize = 1 << be.getUint8(cd + 39);
+    const algo = hashType === 1 ? "sha1" : hashType === 2 || hashType === 3 ? "sha256" : undefined;
+    if (!algo) throw new Error(`code signature: unknown hash type ${hashType}`);
+    let badPages = 0;
+    for (let i = 0; i < codeSlots; i++) {
+      const start = i * pageSize;
+      const end = Math.min(start + pageSize, codeLimit);
+      const want = new Uint8Array(file.buffer, file.byteOffset + dataOffset + cd + hashOffset + i * hashSize, hashSize);
+      const got = new Bun.CryptoHasher(algo).update(file.subarray(start, end)).digest().subarray(0, hashSize);
+      if (!got.equals(want)) badPages++;
+    }
+    const covered = codeLimit === dataOffset && codeSlots === Math.ceil(codeLimit / pageSize);
+    const r = { dataOffset, codeLimit, pageSize, codeSlots, badPages, valid: covered && badPages === 0, adhoc: (flags & 0x2) !== 0 };
+    // Report the worst CodeDirectory: the kernel may check any of them.
+    if (!result || (result.valid && !r.valid)) result = r;
   }
-  const covered = codeLimit === dataOffset && codeSlots === Math.ceil(codeLimit / pageSize);
-  return { dataOffset, codeLimit, pageSize, codeSlots, badPages, valid: covered && badPages === 0, adhoc: (flags & 0x2) !== 0 };
+  return result;
 }
 
 // ---------------------------------------------------------------------------
@@ -357,6 +373,7 @@ if (import.meta.main) {
       "pack-only": { type: "boolean" },
       jobs: { type: "string" },
       level: { type: "string" },
+      "require-valid-signatures": { type: "boolean" },
     },
   });
   const version = values.version?.replace(/^v(?=\d)/, "") ?? (await buildVersion());
@@ -369,6 +386,7 @@ if (import.meta.main) {
     packOnly: values["pack-only"],
     jobs: values.jobs ? Number(values.jobs) : undefined,
     level: values.level ? Number(values.level) : undefined,
+    requireValidSignatures: values["require-valid-signatures"],
   });
   console.error(`release: ${r.artifacts.length} archives in ${r.outDir} in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
 }

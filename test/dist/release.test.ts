@@ -120,7 +120,7 @@ describe("release archives", () => {
     }, 60_000);
   }
 
-  test("macOS signatures: checked page by page; darwin-arm64 comes out validly signed, darwin-x64 is flagged", () => {
+  test("macOS signatures: checked page by page; darwin-arm64 comes out validly signed, darwin-x64 is flagged", async () => {
     const arm = rel.artifacts.find((a) => a.target.name === "darwin-arm64")!;
     const x64 = rel.artifacts.find((a) => a.target.name === "darwin-x64")!;
     const armSig = checkMachoSignature(new Uint8Array(readFileSync(arm.binary)))!;
@@ -135,7 +135,18 @@ describe("release archives", () => {
     const tampered = new Uint8Array(readFileSync(arm.binary));
     tampered[4096 * 10 + 7]! ^= 0xff;
     expect(checkMachoSignature(tampered)).toMatchObject({ valid: false, badPages: 1 });
-  }, 60_000);
+    // The release workflow packs with --require-valid-signatures after codesign: an unsigned or stale one stops it.
+    if (x64.signature !== "valid") {
+      const dir = tempDir();
+      try {
+        const opts = { version: TEST_VERSION, outDir: dir.path, stageDir: rel.stageDir, packOnly: true, level: 1, log: () => {} };
+        await expect(release({ ...opts, targets: ["darwin-x64"], requireValidSignatures: true })).rejects.toThrow(/darwin-x64: code signature is/);
+        expect((await release({ ...opts, targets: ["darwin-arm64"], requireValidSignatures: true })).artifacts[0]!.signature).toBe("valid");
+      } finally {
+        dir.cleanup();
+      }
+    }
+  }, 120_000);
 
   test("the host's tar and unzip read the archives", async () => {
     const linux = rel.artifacts.find((a) => a.target.name === "linux-x64")!;
