@@ -97,10 +97,13 @@ function idleGuard(body: ReadableStream<Uint8Array>, ms: number, abort: () => vo
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      const stall = new UpstreamError(`${what}: body stalled for ${ms}ms`, 504);
+      let stalledOut = false;
       const stalled = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
+          stalledOut = true;
+          reject(stall);
           abort();
-          reject(new UpstreamError(`${what}: body stalled for ${ms}ms`, 504));
         }, ms);
       });
       try {
@@ -108,7 +111,7 @@ function idleGuard(body: ReadableStream<Uint8Array>, ms: number, abort: () => vo
         if (r.done) controller.close();
         else controller.enqueue(r.value);
       } catch (err) {
-        controller.error(err instanceof UpstreamError ? err : new UpstreamError(`${what}: ${(err as Error).message}`));
+        controller.error(stalledOut ? stall : err instanceof UpstreamError ? err : new UpstreamError(`${what}: ${(err as Error).message}`));
         reader.cancel().catch(() => {});
       } finally {
         clearTimeout(timer);
