@@ -156,7 +156,9 @@ export class Flight {
                 return;
               }
               if (this.state === "failed") {
-                c.error(this.error ?? new Error("download failed"));
+                // A short string, not the Error: Bun logs the reason of an
+                // errored response body, with a source excerpt for Errors.
+                c.error(`gostash modproxy: download not kept: ${this.error?.message ?? "failed"}`);
                 release();
                 return;
               }

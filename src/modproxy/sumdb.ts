@@ -18,7 +18,7 @@
 // Stored under <dir>/sumdb/<name>/..., as the go command's own module
 // cache does ($GOMODCACHE/cache/download/sumdb/...).
 
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -140,6 +140,39 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
     }
   }
 
+  /**
+   * A partial hash tile "tile/H/L/NNN.p/W" holds the first W hashes (32
+   * bytes each) of its tile, and those never change as the log grows: it is
+   * a prefix of any wider partial tile and of the full tile. So when a wider
+   * one is cached, the narrower one is answered from it without asking the
+   * database (this also keeps the proxy working offline for clients whose
+   * last known tree is older than ours). Data tiles hold records of varying
+   * length and are not derived.
+   */
+  async function fromWiderTile(db: string, path: string): Promise<{ data: Uint8Array; mtimeMs: number } | null> {
+    const m = /^(tile\/([0-9]+)\/[0-9]+\/(?:x[0-9]{3}\/)*[0-9]{3})\.p\/([0-9]+)$/.exec(path);
+    if (!m) return null;
+    const h = Number(m[2]);
+    const w = Number(m[3]);
+    if (h < 1 || h > 16 || w < 1 || w >= 2 ** h) return null;
+    const tile = `sumdb/${db}/${m[1]}`;
+    const candidates = [tile];
+    try {
+      for (const f of readdirSync(o.store.path(`${tile}.p`))) {
+        if (/^[0-9]+$/.test(f) && Number(f) > w) candidates.push(`${tile}.p/${f}`);
+      }
+    } catch {
+      // No partial tiles of this tile cached.
+    }
+    for (const rel of candidates) {
+      const st = await o.store.stat(rel);
+      if (!st || st.size < w * 32) continue;
+      const data = new Uint8Array(await Bun.file(st.path).slice(0, w * 32).arrayBuffer());
+      return { data, mtimeMs: st.mtimeMs };
+    }
+    return null;
+  }
+
   return async (req, rest) => {
     metrics.inc("sumdb_requests");
     const slash = rest.indexOf("/");
@@ -169,6 +202,13 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
     }
     if (TILE.test(path)) {
       const partial = path.includes(".p/");
+      if (partial) {
+        const derived = await fromWiderTile(name, path);
+        if (derived) {
+          metrics.inc("sumdb_hits");
+          return serveData(req, derived.data, derived.mtimeMs, rel, IMMUTABLE);
+        }
+      }
       const a = await cache.get({ rel, ttlMs: partial ? o.ttlMs : "forever", persist: true, fetch: () => fetchFrom(d, path), onStored: o.onStored });
       return answer(req, a, rel, partial ? short : IMMUTABLE);
     }
