@@ -12,7 +12,7 @@
 //   cold          empty local cache, plain go (no plugin)
 //   cold+upload   empty local cache and empty prefix, the plugin uploading
 //                 (direct mode: close waits for the uploads)
-//   local-warm    the plugin's local cache filled, nothing remote
+//   local-warm    the plugin's local cache as the cold run left it
 //   remote-warm   empty local cache, bucket filled by the cold+upload run,
 //                 every request through the proxy with +L ms
 // Ratios printed: cold+upload / cold, remote-warm / local-warm, and
@@ -168,12 +168,14 @@ async function main(): Promise<void> {
 
   // Local-warm: the same local dirs again; plain go's warm cache too.
   log(`local-warm builds (${runs} rounds) ...`);
-  const plainWarm = fresh("plain-warm");
-  await build("plain warm-up", goEnv(plainWarm));
   const warm: Record<string, number[]> = {};
   for (let r = 0; r < runs; r++) {
     const order = r % 2 === 0 ? tools : [...tools].reverse();
-    for (const t of order) (warm[t.name] ??= []).push((await build(`${t.name} local-warm`, t.env(localDirs[t.name]!, s3.endpoint))).ms);
+    for (const t of order) {
+      const res = await build(`${t.name} local-warm`, t.env(localDirs[t.name]!, s3.endpoint));
+      (warm[t.name] ??= []).push(res.ms);
+      if (r === 0 && t.name === "gostash") notes.push(`gostash local-warm: ${gostashSummary(res.stderr)}`);
+    }
   }
   for (const t of tools) result[`${t.name} local-warm`] = median(warm[t.name]!);
 

@@ -127,7 +127,13 @@ export async function startFaultProxy(upstream: string, initial: Partial<Faults>
       }
       return new Response(body, { status: res.status, headers: outHeaders });
     }
-    return new Response(res.body, { status: res.status, headers: outHeaders });
+    // Buffered, so the client gets a Content-Length as the server sent it
+    // (a streamed Response would go out chunked; some S3 clients, e.g.
+    // aws-sdk-go-v2 users, expect the length). HEAD keeps the header as is.
+    if (req.method === "HEAD" || res.status === 204 || res.status === 304) {
+      return new Response(null, { status: res.status, headers: outHeaders });
+    }
+    return new Response(await res.arrayBuffer(), { status: res.status, headers: outHeaders });
   }
 
   let server: ReturnType<typeof Bun.serve> | null = null;
