@@ -3,7 +3,9 @@
 // its stdin/stdout (no `go` command in the loop):
 //
 //   (a) start-up: time from spawn to the capability line on stdout, for
-//       dist/gostash and the Go reference plugin, next to floors: a compiled
+//       dist/gostash and the Go reference plugin, to the answer of a first
+//       get, and at the end from close sent to process exited (`go` waits
+//       for all three), next to floors: a compiled
 //       Bun binary that only prints the capability line, `gostash version`
 //       and `bun --version` run to exit, and /bin/true (spawn cost itself).
 //   (b) get hits: a cache filled with --entries puts through the protocol,
@@ -195,6 +197,32 @@ async function timeToCaps(cmd: string[]): Promise<{ ms: number }> {
   return { ms: t - c.spawnedAt };
 }
 
+/** Spawn to the answer of a first get (a miss), sent as soon as the capability line arrives, as `go` does. */
+async function firstAnswer(cmd: string[]): Promise<{ ms: number }> {
+  const c = new Client(cmd);
+  await c.caps;
+  const { res } = c.send({ Command: "get", ActionID: b64(sha(randomBytes(8))) });
+  await c.flush();
+  const m = await res;
+  const ms = performance.now() - c.spawnedAt;
+  if (!m.Miss) throw new Error(`${cmd.join(" ")}: expected a miss, got ${JSON.stringify(m)}`);
+  await c.close();
+  return { ms };
+}
+
+/** As `go` ends a plugin (after one answered get): close, read its answer, close stdin, wait for exit. */
+async function closeToExit(cmd: string[]): Promise<{ ms: number }> {
+  const c = new Client(cmd);
+  await c.caps;
+  const { res } = c.send({ Command: "get", ActionID: b64(sha(randomBytes(8))) });
+  await c.flush();
+  await res;
+  const t0 = performance.now();
+  const code = await c.close();
+  if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${c.stderr}`);
+  return { ms: performance.now() - t0 };
+}
+
 async function timeToExit(cmd: string[]): Promise<{ ms: number }> {
   const t0 = performance.now();
   const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
@@ -212,6 +240,11 @@ async function benchStartup(): Promise<string[]> {
   ];
   if (ref) variants.push({ name: `${ref.name} (caps line)`, once: () => timeToCaps(pluginCmd("ref", join(dir, "r"))) });
   if (alt) variants.push({ name: "compare (caps line)", once: () => timeToCaps(pluginCmd("alt", join(dir, "a"))) });
+  const kinds: [Kind, string][] = [["gostash", "g"]];
+  if (ref) kinds.push(["ref", "r"]);
+  if (alt) kinds.push(["alt", "a"]);
+  for (const [k, d] of kinds) variants.push({ name: `${kindName(k)} (first answer)`, once: () => firstAnswer(pluginCmd(k, join(dir, d))) });
+  for (const [k, d] of kinds) variants.push({ name: `${kindName(k)} (close→exit)`, once: () => closeToExit(pluginCmd(k, join(dir, d))) });
   variants.push(
     { name: "gostash version (exit)", once: () => timeToExit([gostash, "version"]) },
     { name: "bun --version (exit)", once: () => timeToExit([process.execPath, "--version"]) },
@@ -222,7 +255,7 @@ async function benchStartup(): Promise<string[]> {
   const samples = await interleave(variants, startRuns, "start-up: ");
   const base = samples.find((s) => s.name.startsWith("bun floor"))!;
   const out = [
-    `## (a) start-up: spawn to capability line (${startRuns} interleaved runs each)`,
+    `## (a) start-up: spawn to capability line, to the first answer, and close to exit (${startRuns} interleaved runs each)`,
     "",
     table(
       ["variant", "median", "p90", "min", "max", "median / bun floor"],
@@ -231,6 +264,8 @@ async function benchStartup(): Promise<string[]> {
     "",
     `goal: gostash under 8 ms to the capability line: ${median(samples[0]!.ms) < 8 ? "ok" : "MISSED"} (median ${fmtMs(median(samples[0]!.ms))})`,
     `"bun floor" is a compiled Bun binary (same build options) whose whole program is writeSync(1, capability line).`,
+    `"first answer": spawn to the answer of a get (a miss) sent as soon as the capability line arrived; \`go\` waits for it before its first action.`,
+    `"close→exit" (after one answered get) is what \`go\` waits for at the end of every command: send close, read the answer, close stdin, wait for the exit.`,
   ];
   return out;
 }
