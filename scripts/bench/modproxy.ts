@@ -1,0 +1,367 @@
+#!/usr/bin/env bun
+// Module proxy benchmark: `go mod download` of a real module graph through
+//   direct          GOPROXY=<local upstream> (the graph fetched straight from the upstream)
+//   floor           GOPROXY=file://<seeded cache> (no proxy at all: the floor)
+//   gostash-cold    gostash serve --modproxy, empty cache, upstream = local upstream
+//   gostash-warm    the same daemon with everything cached
+//   goproxy-cold/-warm   goproxy.cn's goproxy (go install, pinned), if it can be installed
+// and cached-zip requests per second under concurrent load (gostash vs goproxy).
+//
+// The graph is seeded once from the Go module proxy (the go command's
+// default GOPROXY) with `go mod download` of a real multi-module project
+// into .bench/modproxy-seed-*/ and kept. During the runs it is served by a
+// local upstream (in this process) that adds --latency ms to every request,
+// like a distant proxy. Each timed `go mod download` starts with an empty
+// GOMODCACHE; GOSUMDB=off (the project's go.sum is checked all the same).
+//
+//   npx bun scripts/bench/modproxy.ts [--runs 3] [--latency 20] [--project M@V]
+//        [--concurrency 32] [--seconds 5] [--rebuild] [--keep]
+
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  benchDir,
+  die,
+  ensureGostash,
+  fmtBytes,
+  fmtMs,
+  interleave,
+  intFlag,
+  log,
+  mustRun,
+  parseFlags,
+  ratioTable,
+  root,
+  run,
+  samplesTable,
+  setKeepTemps,
+  table,
+  tempDir,
+  type Variant,
+} from "./lib.ts";
+
+const GOPROXY_VERSION = "v0.18.0"; // github.com/goproxy/goproxy, pinned
+
+const flags = parseFlags(Bun.argv.slice(2), {
+  runs: "3",
+  latency: "20",
+  project: "github.com/versity/versitygw@v1.8.0",
+  concurrency: "32",
+  seconds: "5",
+  rebuild: false,
+  keep: false,
+});
+setKeepTemps(flags.keep === true);
+const runs = intFlag(flags, "runs");
+const latencyMs = Number(flags.latency);
+const concurrency = intFlag(flags, "concurrency");
+const seconds = intFlag(flags, "seconds");
+const project = String(flags.project);
+const gostash = ensureGostash({ rebuild: flags.rebuild === true });
+
+function baseEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "USER"]) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  return Object.assign(env, { GOENV: "off", GOTOOLCHAIN: "local", GOTELEMETRY: "off", GOFLAGS: "-mod=mod", CGO_ENABLED: "0" }, extra);
+}
+
+function rmTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  // The module cache is read-only.
+  Bun.spawnSync(["chmod", "-R", "u+w", dir]);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- seed (once)
+
+const seedDir = join(benchDir, `modproxy-seed-${project.replace(/[^A-Za-z0-9.@-]+/g, "_")}`);
+const seedCache = join(seedDir, "gomodcache", "cache", "download");
+const mainDir = join(seedDir, "main");
+if (!existsSync(join(seedDir, "done"))) {
+  log(`seeding ${seedDir} from the Go module proxy: go mod download of ${project}'s module graph (once)`);
+  mkdirSync(seedDir, { recursive: true });
+  const env = baseEnv({ GOMODCACHE: join(seedDir, "gomodcache"), GOPATH: join(seedDir, "gopath"), GOCACHE: join(seedDir, "gocache") });
+  delete (env as Record<string, string | undefined>).GOFLAGS;
+  const r = await mustRun(["go", "mod", "download", "-json", project], { env, cwd: seedDir });
+  const info = JSON.parse(r.stdout) as { GoMod: string; Dir: string };
+  mkdirSync(mainDir, { recursive: true });
+  cpSync(info.GoMod, join(mainDir, "go.mod"));
+  chmodSync(join(mainDir, "go.mod"), 0o644);
+  if (existsSync(join(info.Dir, "go.sum"))) {
+    cpSync(join(info.Dir, "go.sum"), join(mainDir, "go.sum"));
+    chmodSync(join(mainDir, "go.sum"), 0o644);
+  }
+  // The project's go.mod as the main module: `go mod download` fetches every module it requires.
+  await mustRun(["go", "mod", "download"], { env: { ...env, GOFLAGS: "-mod=mod" }, cwd: mainDir });
+  writeFileSync(join(seedDir, "done"), new Date().toISOString());
+}
+const zips: string[] = [];
+let graphBytes = 0;
+(function walk(dir: string, rel: string) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) walk(join(dir, e.name), rel ? `${rel}/${e.name}` : e.name);
+    else if (e.name.endsWith(".zip") && !rel.startsWith("sumdb")) {
+      zips.push(`${rel}/${e.name}`);
+      graphBytes += statSync(join(dir, e.name)).size;
+    }
+  }
+})(seedCache, "");
+if (!zips.length) die(`no module zips in ${seedCache}`);
+log(`graph: ${zips.length} module zips, ${fmtBytes(graphBytes)}`);
+
+// ---------------------------------------------------------------- local upstream with latency
+
+let upstreamRequests = 0;
+const upstream = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  idleTimeout: 0,
+  async fetch(req) {
+    upstreamRequests++;
+    if (latencyMs > 0) await Bun.sleep(latencyMs);
+    const path = decodeURIComponent(new URL(req.url).pathname);
+    if (path.includes("..")) return new Response("bad\n", { status: 400 });
+    const f = join(seedCache, path);
+    if (!existsSync(f) || !statSync(f).isFile()) return new Response("not found\n", { status: 404 });
+    return new Response(Bun.file(f));
+  },
+});
+const upstreamURL = `http://127.0.0.1:${upstream.port}`;
+log(`local upstream ${upstreamURL} (+${latencyMs} ms per request)`);
+
+// ---------------------------------------------------------------- proxies
+
+interface Server {
+  url: string;
+  proc: Bun.Subprocess;
+  stop(): Promise<void>;
+}
+
+async function waitHttp(url: string, proc: Bun.Subprocess, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (proc.exitCode !== null) die(`${what} exited (${proc.exitCode})`);
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(500) });
+      return;
+    } catch {
+      await Bun.sleep(50);
+    }
+  }
+  die(`${what} did not come up at ${url}`);
+}
+
+async function freePort(): Promise<number> {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const p = s.port!;
+  s.stop(true);
+  return p;
+}
+
+async function startGostash(cacheDir: string): Promise<Server> {
+  const port = await freePort();
+  const proc = Bun.spawn(
+    [gostash, "serve", "--plugin", join(cacheDir, "plugin.sock"), "--http", `127.0.0.1:${port}`, "--cache-dir", cacheDir, "--modproxy", "--upstream", upstreamURL, "--sumdb", "off"],
+    { stdin: "ignore", stdout: "ignore", stderr: "inherit", env: baseEnv({}) },
+  );
+  await waitHttp(`http://127.0.0.1:${port}/healthz`, proc, "gostash serve");
+  return {
+    url: `http://127.0.0.1:${port}/mod`,
+    proc,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill(9), 10_000);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+const goproxyBin = join(root, ".tools", "bin", "goproxy");
+const goproxyRefused = join(root, ".tools", "goproxy.refused");
+async function ensureGoproxy(): Promise<string | null> {
+  if (existsSync(goproxyBin)) return goproxyBin;
+  if (existsSync(goproxyRefused)) {
+    log(`goproxy: not installable here (${readFileSync(goproxyRefused, "utf8").trim().split("\n")[0]}); delete ${goproxyRefused} to retry`);
+    return null;
+  }
+  log(`installing goproxy ${GOPROXY_VERSION} into .tools/bin (go install)`);
+  const r = await run(["go", "install", `github.com/goproxy/goproxy/cmd/goproxy@${GOPROXY_VERSION}`], {
+    env: baseEnv({ GOBIN: join(root, ".tools", "bin"), GOPATH: process.env.GOPATH ?? join(process.env.HOME ?? "/root", "go") }),
+  });
+  if (r.code === 0 && existsSync(goproxyBin)) return goproxyBin;
+  mkdirSync(join(root, ".tools"), { recursive: true });
+  writeFileSync(goproxyRefused, r.stderr.trim() + "\n");
+  log(`goproxy: go install failed:\n${r.stderr.trim()}`);
+  return null;
+}
+
+async function startGoproxy(bin: string, cacheDir: string): Promise<Server> {
+  const port = await freePort();
+  const proc = Bun.spawn([bin, "server", "--address", `127.0.0.1:${port}`, "--cacher-dir", cacheDir, "--temp-dir", cacheDir], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "inherit",
+    env: baseEnv({ GOPROXY: upstreamURL, GOSUMDB: "off", GOPATH: join(cacheDir, "gopath") }),
+  });
+  await waitHttp(`http://127.0.0.1:${port}/`, proc, "goproxy");
+  return {
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill(9), 10_000);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- go mod download
+
+const work = tempDir("modproxy");
+let n = 0;
+async function download(goproxy: string): Promise<{ ms: number; cpuMs: number }> {
+  const modcache = join(work, `gomodcache-${++n}`);
+  const env = baseEnv({
+    GOPROXY: goproxy,
+    GOSUMDB: "off",
+    GOMODCACHE: modcache,
+    GOPATH: join(work, "gopath"),
+    GOCACHE: join(work, "gocache"),
+  });
+  const r = await run(["go", "mod", "download"], { env, cwd: mainDir });
+  rmTree(modcache);
+  if (r.code !== 0) die(`go mod download via ${goproxy} failed:\n${r.stderr.slice(-3000)}`);
+  return { ms: r.ms, cpuMs: r.cpuMs };
+}
+
+const variants: Variant[] = [
+  { name: "direct", once: () => download(upstreamURL) },
+  { name: "floor", once: () => download(`file://${seedCache}`) },
+];
+
+const warmDir = tempDir("modproxy-gostash-warm");
+const gostashWarm = await startGostash(warmDir);
+await download(gostashWarm.url); // fills it
+variants.push({ name: "gostash-warm", once: () => download(gostashWarm.url) });
+variants.push({
+  name: "gostash-cold",
+  once: async () => {
+    const dir = tempDir("modproxy-gostash-cold");
+    const s = await startGostash(dir);
+    try {
+      return await download(s.url);
+    } finally {
+      await s.stop();
+      rmTree(dir);
+    }
+  },
+});
+
+const goproxy = await ensureGoproxy();
+let goproxyWarm: Server | null = null;
+if (goproxy) {
+  const gpDir = tempDir("modproxy-goproxy-warm");
+  goproxyWarm = await startGoproxy(goproxy, gpDir);
+  await download(goproxyWarm.url);
+  variants.push({ name: "goproxy-warm", once: () => download(goproxyWarm!.url) });
+  variants.push({
+    name: "goproxy-cold",
+    once: async () => {
+      const dir = tempDir("modproxy-goproxy-cold");
+      const s = await startGoproxy(goproxy, dir);
+      try {
+        return await download(s.url);
+      } finally {
+        await s.stop();
+        rmTree(dir);
+      }
+    },
+  });
+}
+
+log(`go mod download: ${variants.map((v) => v.name).join(", ")}; ${runs} interleaved rounds`);
+const reqBefore = upstreamRequests;
+const samples = await interleave(variants, runs, "download ");
+const upstreamPerRound = (upstreamRequests - reqBefore) / runs;
+
+// ---------------------------------------------------------------- cached-zip load
+
+async function load(base: string): Promise<{ rps: number; mbps: number; errors: number }> {
+  let count = 0;
+  let bytes = 0;
+  let errors = 0;
+  const until = performance.now() + seconds * 1000;
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) {
+        const z = zips[i++ % zips.length]!;
+        try {
+          const r = await fetch(`${base}/${z}`);
+          const b = await r.arrayBuffer();
+          if (r.status !== 200) errors++;
+          else {
+            count++;
+            bytes += b.byteLength;
+          }
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { rps: count / seconds, mbps: bytes / seconds / (1 << 20), errors };
+}
+
+const loadRows: string[][] = [];
+const loadTargets: [string, string][] = [["gostash-warm", gostashWarm.url]];
+if (goproxyWarm) loadTargets.push(["goproxy-warm", goproxyWarm.url]);
+const loadResults = new Map<string, { rps: number[]; mbps: number[]; errors: number }>();
+for (let r = 0; r < runs; r++) {
+  const order = r % 2 ? [...loadTargets].reverse() : loadTargets;
+  for (const [name, url] of order) {
+    const res = await load(url);
+    const acc = loadResults.get(name) ?? { rps: [], mbps: [], errors: 0 };
+    acc.rps.push(res.rps);
+    acc.mbps.push(res.mbps);
+    acc.errors += res.errors;
+    loadResults.set(name, acc);
+    log(`load round ${r + 1}/${runs}: ${name} ${res.rps.toFixed(0)} req/s, ${res.mbps.toFixed(0)} MiB/s${res.errors ? `, ${res.errors} errors` : ""}`);
+  }
+}
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+for (const [name, acc] of loadResults) loadRows.push([name, med(acc.rps).toFixed(0), med(acc.mbps).toFixed(0), String(acc.errors)]);
+
+await gostashWarm.stop();
+await goproxyWarm?.stop();
+upstream.stop(true);
+
+// ---------------------------------------------------------------- report
+
+const out: string[] = [];
+out.push(`# modproxy benchmark — go mod download of ${project}'s module graph`);
+out.push(`graph: ${zips.length} modules (zips), ${fmtBytes(graphBytes)}; upstream latency +${latencyMs} ms/request; ${runs} rounds; ${upstreamPerRound.toFixed(0)} upstream requests per round`);
+out.push(`goproxy: ${goproxy ? `github.com/goproxy/goproxy ${GOPROXY_VERSION}` : "not measured: `go install github.com/goproxy/goproxy/cmd/goproxy` is refused by the module proxy reachable here"}`);
+out.push("");
+out.push(samplesTable(samples));
+out.push("");
+out.push(
+  ratioTable(samples, [
+    ["gostash-warm", "floor", 1.3],
+    ["gostash-cold", "direct", 1.1],
+    ["gostash-warm", "goproxy-warm", 1.0],
+    ["gostash-cold", "goproxy-cold", 1.0],
+    ["gostash-warm", "direct"],
+  ]),
+);
+out.push("");
+out.push(`cached zips under load: ${concurrency} concurrent clients, ${seconds} s per round, median of ${runs}`);
+out.push(table(["server", "req/s", "MiB/s", "errors"], loadRows));
+if (loadResults.has("goproxy-warm")) {
+  const g = med(loadResults.get("gostash-warm")!.rps);
+  const p = med(loadResults.get("goproxy-warm")!.rps);
+  out.push(`gostash / goproxy req/s: ${(g / p).toFixed(2)}x`);
+}
+console.log(out.join("\n"));
+log(`median gostash-warm ${fmtMs(samples.find((s) => s.name === "gostash-warm")!.ms.sort((a, b) => a - b)[Math.floor(runs / 2)]!)}`);
