@@ -151,7 +151,10 @@ gostash_file_version() {
 
 main() {
   version="${GOSTASH_VERSION:-latest}"
-  prefix="${GOSTASH_INSTALL:-${HOME:-}/.local}"
+  prefix="${GOSTASH_INSTALL:-}"
+  if [ -z "$prefix" ] && [ -n "${HOME:-}" ]; then
+    prefix="$HOME/.local"
+  fi
   base_url="${GOSTASH_DOWNLOAD_URL:-}"
   repo="${GOSTASH_REPO:-gostash/gostash}"
   gostash_target="${GOSTASH_TARGET:-}"

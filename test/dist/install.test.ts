@@ -161,6 +161,9 @@ describe("install.sh against a local release server", () => {
       const r3 = await sh(["--bogus"], { HOME: home.path, CI: "1" });
       expect(r3.code).not.toBe(0);
       expect(r3.stderr).toContain("unknown option: --bogus");
+      const r4 = await sh(["--url", `${base}/good`], { CI: "1" }); // no HOME, no prefix
+      expect(r4.code).not.toBe(0);
+      expect(r4.stderr).toContain("no install prefix");
       expect(existsSync(join(home.path, ".local"))).toBe(false);
     } finally {
       home.cleanup();
