@@ -390,7 +390,7 @@ async function benchGets(): Promise<string[]> {
   const out = [
     `## (b) get hits over the protocol (${entries} entries of 256 B-64 KiB; each phase fetches every entry once; ${rounds} interleaved rounds, fresh process per round)`,
     "",
-    "fill (puts, 64 in flight):",
+    "fill (puts, 64 in flight; one run per plugin, in sequence, not interleaved: indicative only):",
     table(["plugin", "puts", "time", "rate"], putRows),
     "",
     table(["phase", "plugin", "hits/s (median)", "phase time", "latency p50", "p90", "p99"], rows),
