@@ -21,6 +21,7 @@ import { PathError, parseModRequest, type ModRequest } from "./paths.ts";
 import { IMMUTABLE, errorText, serveData, serveFile } from "./respond.ts";
 import { StreamFlights, SingleFlight, type Flight } from "./singleflight.ts";
 import { latestRel, listRel, modFileRel, ModStore } from "./store.ts";
+import type { Mirror } from "./mirror.ts";
 import { createSumdbProxy, type SumdbConfig } from "./sumdb.ts";
 import { fetchUpstream, type FetchResult, type Upstream, type UpstreamOptions } from "./upstream.ts";
 import { MAX_ZIP, ValidationError, validateInfo, validateList, validateMod, validateZip } from "./validate.ts";
@@ -40,13 +41,16 @@ export interface ModProxyOptions {
   logger: Logger;
   /** Mount point, default "/mod". */
   prefix?: string;
-  /** Called with (URL-layout path, absolute file) whenever a file is stored (S3 mirroring). */
+  /** Called with (URL-layout path, absolute file) whenever a file is stored. */
   onStored?: (rel: string, path: string) => void;
+  /** The shared bucket: asked before the upstream, filled after stores (mirror.ts). */
+  mirror?: Mirror;
 }
 
 export interface ModProxy {
   fetch: (req: Request) => Promise<Response>;
   store: ModStore;
+  mirror?: Mirror;
 }
 
 export function createModProxy(o: ModProxyOptions): ModProxy {
@@ -65,7 +69,18 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
       metrics.observe("modproxy_upstream_seconds", seconds);
     },
   };
-  const upstream = (rel: string) => fetchUpstream(o.upstreams, rel, upOpts);
+  const upstream = async (rel: string): Promise<FetchResult> => {
+    const fromBucket = o.mirror ? await o.mirror.get(rel) : null;
+    return fromBucket ?? fetchUpstream(o.upstreams, rel, upOpts);
+  };
+  const userStored = o.onStored;
+  const onStored =
+    o.mirror || userStored
+      ? (rel: string, path: string) => {
+          o.mirror?.put(rel, path);
+          userStored?.(rel, path);
+        }
+      : undefined;
   const sumdb = createSumdbProxy({
     store,
     dbs: o.sumdbs,
@@ -76,7 +91,8 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     upstreamOptions: { ...upOpts, onFetch: (_f, s, ok) => (metrics.inc("sumdb_upstream_fetches"), ok || metrics.inc("sumdb_upstream_failures"), metrics.observe("sumdb_upstream_seconds", s)) },
     metrics,
     logger,
-    onStored: o.onStored,
+    onStored,
+    mirror: o.mirror,
   });
   const shortCache = () => `public, max-age=${Math.max(0, Math.floor(o.listTtlMs / 1000))}`;
 
@@ -135,7 +151,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
           metrics.observe("modproxy_zip_download_seconds", (performance.now() - t0) / 1000);
           if (f.state === "done") {
             metrics.inc("modproxy_bytes_fetched", f.written);
-            o.onStored?.(rel, store.path(rel));
+            onStored?.(rel, store.path(rel));
           } else {
             metrics.inc(f.error instanceof ValidationError ? "modproxy_refused" : "modproxy_upstream_errors");
             logger.warn(`modproxy: ${rel}: not stored: ${f.error?.message}`);
@@ -194,23 +210,23 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     switch (r.kind) {
       case "list": {
         const rel = listRel(r.escModule);
-        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: validateList, onStored: o.onStored });
+        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: validateList, onStored });
         return answer(req, a, rel, shortCache());
       }
       case "latest": {
         const rel = latestRel(r.escModule);
-        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, null), onStored: o.onStored });
+        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, null), onStored });
         return answer(req, a, rel, shortCache());
       }
       case "file": {
         const rel = modFileRel(r.escModule, r.escVersion, r.file);
         if (r.file === "zip") return serveZip(req, r);
         if (r.file === "mod") {
-          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel), validate: (d) => validateMod(d, r.module), onStored: o.onStored });
+          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel), validate: (d) => validateMod(d, r.module), onStored });
           return answer(req, a, rel, IMMUTABLE);
         }
         if (r.canonical) {
-          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, r.version), onStored: o.onStored });
+          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, r.version), onStored });
           return answer(req, a, rel, IMMUTABLE);
         }
         // A query such as "master" or "v1": memory only, short-lived.
@@ -222,6 +238,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
 
   return {
     store,
+    mirror: o.mirror,
     fetch: async (req) => {
       const t0 = performance.now();
       try {

@@ -7,20 +7,23 @@ import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { ModProxyConfig } from "./config.ts";
 import { createModProxy, type ModProxy } from "./handler.ts";
+import { createS3Mirror } from "./mirror.ts";
 
 export interface MountOptions extends ModProxyConfig {
   metrics: Metrics;
   logger: Logger;
-  /** The daemon's bucket, if any (mirroring of module files: not done yet). */
+  /** The daemon's bucket, if any: immutable module files are mirrored to [prefix/]mod/ (mirror.ts). */
   s3?: S3Config | null;
 }
 
 export function mountModProxy(router: Router, o: MountOptions): ModProxy {
-  const proxy = createModProxy({ ...o, prefix: "/mod" });
+  const mirror = o.s3 ? createS3Mirror(o.s3, o.logger, o.metrics) : undefined;
+  const proxy = createModProxy({ ...o, prefix: "/mod", mirror });
   router.mount("/mod", proxy.fetch);
   o.logger.info(
     `modproxy: serving /mod from ${proxy.store.dir}; upstream ${o.upstreams.map((u) => u.url + (u.next ?? "")).join("")}` +
-      (o.sumdbs.length ? `; sumdb ${o.sumdbs.map((d) => d.name).join(",")}` : ""),
+      (o.sumdbs.length ? `; sumdb ${o.sumdbs.map((d) => d.name).join(",")}` : "") +
+      (o.s3 ? `; mirrored to s3://${o.s3.bucket}/${o.s3.prefix ? `${o.s3.prefix}/` : ""}mod/` : ""),
   );
   return proxy;
 }

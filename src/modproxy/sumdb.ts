@@ -22,6 +22,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import type { Mirror } from "./mirror.ts";
 import { SmallCache, type SmallAnswer } from "./cache.ts";
 import { PathError, unescapePath, unescapeVersion } from "./paths.ts";
 import { IMMUTABLE, errorText, serveData, serveFile } from "./respond.ts";
@@ -72,6 +73,7 @@ export interface SumdbProxyOptions {
   metrics: Metrics;
   logger: Logger;
   onStored?: (rel: string, path: string) => void;
+  mirror?: Mirror;
 }
 
 export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: string) => Promise<Response> {
@@ -113,6 +115,8 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
   }
 
   async function fetchFrom(d: SumdbConfig, path: string): Promise<FetchResult> {
+    const fromBucket = o.mirror ? await o.mirror.get(`sumdb/${d.name}/${path}`) : null;
+    if (fromBucket) return fromBucket;
     const list = await source(d);
     try {
       return await fetchUpstream(list, path, o.upstreamOptions);
