@@ -39,10 +39,12 @@ export function mirrored(rel: string): boolean {
   return /^sumdb\/[^/]+\/tile\/.*\/[0-9]{3}$/.test(rel) && !rel.includes(".p/");
 }
 
+/** Per request when --s3-timeout is not set. */
 const TIMEOUT_MS = 30_000;
 const UPLOADS_AT_ONCE = 4;
 
 export function createS3Mirror(cfg: S3Config, logger: Logger, metrics: Metrics): Mirror {
+  const timeoutMs = (cfg as { timeoutMs?: number }).timeoutMs || TIMEOUT_MS;
   let client: Promise<{ c: S3Client; sdk: typeof import("@aws-sdk/client-s3") }> | null = null;
   const sdkClient = () =>
     (client ??= import("@aws-sdk/client-s3").then((sdk) => ({
@@ -89,7 +91,7 @@ export function createS3Mirror(cfg: S3Config, logger: Logger, metrics: Metrics):
     const size = (await stat(path)).size;
     await c.send(
       new sdk.PutObjectCommand({ Bucket: cfg.bucket, Key: key(rel), Body: createReadStream(path), ContentLength: size }),
-      { abortSignal: AbortSignal.timeout(Math.max(TIMEOUT_MS, size / 1000)) },
+      { abortSignal: AbortSignal.timeout(Math.max(timeoutMs, size / 1000)) },
     );
     metrics.inc("modproxy_s3_uploads");
     metrics.inc("modproxy_s3_bytes_up", size);
@@ -100,7 +102,10 @@ export function createS3Mirror(cfg: S3Config, logger: Logger, metrics: Metrics):
       if (!mirrored(rel)) return null;
       try {
         const { c, sdk } = await sdkClient();
-        const res = await c.send(new sdk.GetObjectCommand({ Bucket: cfg.bucket, Key: key(rel) }), { abortSignal: AbortSignal.timeout(TIMEOUT_MS) });
+        // The deadline covers the answer, not the body (zips can be large).
+        const ac = new AbortController();
+        const timer = setTimeout(() => ac.abort(), timeoutMs);
+        const res = await c.send(new sdk.GetObjectCommand({ Bucket: cfg.bucket, Key: key(rel) }), { abortSignal: ac.signal }).finally(() => clearTimeout(timer));
         if (!res.Body) return null;
         metrics.inc("modproxy_s3_hits");
         fromBucket.add(rel);

@@ -51,6 +51,7 @@ function proxyWith(dir: string, upstream: string, readOnly = false) {
     concurrency: 4,
     readOnly,
     flushTimeoutMs: 10_000,
+    timeoutMs: 10_000,
     compress: false,
   };
   const metrics = new Metrics();
