@@ -190,3 +190,46 @@ describe("against the public proxy.golang.org", () => {
     }
   }, 300_000);
 });
+
+describe("two daemons sharing one S3 bucket (versitygw)", () => {
+  test("the second daemon serves go mod download from the bucket with its upstream dead", async () => {
+    const { startS3Server } = await import("../helpers/s3server.ts");
+    const s3 = await startS3Server();
+    const t = tempDir("gostash-modproxy-s3-e2e-");
+    const upDir = join(t.path, "up");
+    writeTestModules(upDir);
+    const u = startUpstream(upDir);
+    const common = ["--http", "127.0.0.1:0", "--modproxy", "--sumdb", "off", "--upstream-retries", "0", "--upstream-timeout", "3s"];
+    const a = await startDaemon(["--plugin", join(t.path, "a.sock"), "--cache-dir", join(t.path, "a"), "--upstream", u.url, ...common], s3.env);
+    let b: Daemon | null = null;
+    try {
+      const app = join(t.path, "app");
+      writeApp(app);
+      const e = (d: Daemon, home: string) =>
+        goEnv({ gocache: join(t.path, "gocache"), home: join(t.path, home), extra: { GOPROXY: `${d.http}/mod`, GOSUMDB: "off", GOFLAGS: "-mod=mod" } });
+      let r = await go(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e(a, "ha"), GO_TIMEOUT);
+      expect(r.code, r.stderr).toBe(0);
+      // Uploads run in the background: wait for the zips to land.
+      const key = (f: string) => join(s3.dataDir, s3.bucket, "mod", f);
+      const want = ["example.com/lib/@v/v1.1.0.zip", "example.com/dep/@v/v1.0.0.zip", "example.com/!upper/!case/@v/v1.0.0.zip", "example.com/lib/@v/v1.1.0.mod"];
+      for (let i = 0; i < 200 && !want.every((f) => existsSync(key(f))); i++) await Bun.sleep(50);
+      for (const f of want) expect(existsSync(key(f)), f).toBe(true);
+      u.stop();
+
+      b = await startDaemon(["--plugin", join(t.path, "b.sock"), "--cache-dir", join(t.path, "b"), "--upstream", "http://127.0.0.1:1", ...common], s3.env);
+      rmSync(join(app, "go.sum"));
+      writeApp(app);
+      r = await go(["mod", "download", "example.com/lib@v1.1.0", "example.com/dep@v1.0.0", "example.com/Upper/Case@v1.0.0"], app, e(b, "hb"), GO_TIMEOUT);
+      expect(r.code, `${r.stderr}\n${b.stderr()}`).toBe(0);
+      expect(existsSync(join(t.path, "b", "modproxy", "example.com/lib/@v/v1.1.0.zip"))).toBe(true);
+      const m = await (await fetch(`${b.http}/metrics`)).text();
+      expect(m).toMatch(/^gostash_modproxy_s3_hits_total [1-9]/m);
+    } finally {
+      await a.stop();
+      await b?.stop();
+      u.stop();
+      await s3.stop();
+      t.cleanup();
+    }
+  }, 300_000);
+});
