@@ -12,6 +12,7 @@ import { Metrics } from "../../src/util/metrics.ts";
 import { BIN, tempDir } from "../helpers/env.ts";
 import { closeLine, getLine, putLines, randomID, sha256hex, type Response } from "./helpers.ts";
 
+
 let tmp: ReturnType<typeof tempDir>;
 let server: PluginServer;
 let sock: string;
@@ -111,7 +112,39 @@ describe("gostash connect", () => {
     expect(r.get(4)).toEqual({ ID: 4 });
     expect(await server.idle(5000)).toBe(true);
     expect(metrics.get("connections_total")).toBe(1);
-  });
+  }, 60_000);
+
+  test("over TCP (go-cache-plugin style: connect PORT), a conversation goes through the same way", async () => {
+    const m = new Metrics();
+    const tcp = await startPluginServer({
+      address: { kind: "tcp", hostname: "127.0.0.1", port: 0 },
+      handler: createLocalCache(createDiskStore({ dir: join(tmp.path, "tcp-cache") }), m),
+      metrics: m,
+      logger: createLogger(),
+    });
+    try {
+      const port = tcp.address.kind === "tcp" ? tcp.address.port : 0;
+      const c = connect([String(port)]);
+      const a = randomID();
+      const data = body(3 << 20, 3);
+      await c.write(getLine(1, a) + putLines(2, a, data) + getLine(3, a) + closeLine(4));
+      c.p.stdin.end();
+      const res = await c.finish();
+      expect(res.stderr).toBe("");
+      expect(res.code).toBe(0);
+      expect(res.lines[0]).toBe(CAPABILITY_LINE.trim());
+      expect(res.lines.filter((l) => l.startsWith('{"ID":0,')).length).toBe(1);
+      const r = parse(res.lines);
+      expect(r.get(1)!.Miss).toBe(true);
+      expect(sha256hex(readFileSync(r.get(2)!.DiskPath!))).toBe(sha256hex(data));
+      expect(r.get(3)!.Size).toBe(data.length);
+      expect(r.get(4)).toEqual({ ID: 4 });
+      expect(m.get("connections_total")).toBe(1);
+    } finally {
+      tcp.stopAccepting();
+      tcp.closeAll();
+    }
+  }, 60_000);
 
   test("many responses while stdin stays open: nothing is lost", async () => {
     const c = connect([sock]);
@@ -124,7 +157,7 @@ describe("gostash connect", () => {
     const r = parse(res.lines);
     expect(r.size).toBe(1 + 2000 + 2000 + 1);
     for (let i = 0; i < 2000; i++) expect(r.get(10_001 + i)!.Size).toBe(100);
-  });
+  }, 60_000);
 
   test("daemon unreachable: one line on stderr, and the local cache serves the conversation", async () => {
     const local = join(tmp.path, "fallback-cache");
@@ -156,7 +189,7 @@ describe("gostash connect", () => {
     expect(res2.code).toBe(0);
     expect(parse(res2.lines).get(1)!.Size).toBe(1000);
     expect(res2.stderr).toContain(`127.0.0.1:${port}`);
-  });
+  }, 60_000);
 
   test("the daemon going away mid-conversation: connect takes over from the local cache, pending requests answered", async () => {
     // The fallback cache is the daemon's own (the usual set-up: both default to Go's cache).
@@ -198,7 +231,7 @@ describe("gostash connect", () => {
     const errLines = res.stderr.trim().split("\n");
     expect(errLines.length).toBe(1);
     expect(errLines[0]).toContain("finishing this build from the local cache");
-  });
+  }, 60_000);
 
   test("a put too large to keep for a replay, cut by the switch, gets an error; the rest goes on", async () => {
     const c = connect([sock], { GOCACHE_DIR: daemonCache });
@@ -234,7 +267,7 @@ describe("gostash connect", () => {
     const r = parse(res.lines);
     expect(r.get(1)!.Miss).toBe(true);
     expect(r.get(2)).toEqual({ ID: 2 });
-  });
+  }, 60_000);
 
   test("connect without an address is a usage error; GOCACHE_PLUGIN supplies one", async () => {
     const c = connect([], { GOCACHE_PLUGIN: "" });
@@ -250,5 +283,5 @@ describe("gostash connect", () => {
     expect(res2.code).toBe(0);
     expect(parse(res2.lines).get(1)).toEqual({ ID: 1 });
     expect(existsSync(sock)).toBe(true);
-  });
+  }, 60_000);
 });

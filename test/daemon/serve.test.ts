@@ -48,7 +48,7 @@ describe("gostash serve", () => {
     clearTimeout(t);
     expect(code).toBe(0);
     expect(d.stderr()).toContain("stopped (SIGTERM)");
-  });
+  }, 60_000);
 
   test("--shutdown-timeout cuts a client that never finishes; SIGINT works too", async () => {
     d = await startDaemon(["--plugin=0", `--cache-dir=${join(tmp.path, "cache")}`, "--shutdown-timeout=300ms"]);
@@ -59,7 +59,7 @@ describe("gostash serve", () => {
     expect(await d.stop("SIGINT", 20_000)).toBe(0);
     expect(await c.waitClosed(5000)).toBe(true);
     expect(d.stderr()).toContain("still open after 300ms");
-  });
+  }, 60_000);
 
   test("/metrics of a running daemon parses strictly and counts its traffic", async () => {
     d = await startDaemon([`--plugin=${join(tmp.path, "d.sock")}`, "--http=0", `--cache-dir=${join(tmp.path, "cache")}`]);
@@ -81,7 +81,7 @@ describe("gostash serve", () => {
     c.halfClose();
     await c.waitClosed();
     expect(await d.stop()).toBe(0);
-  });
+  }, 60_000);
 
   test("usage errors: no --plugin, a bad address, a port in use", async () => {
     const none = await run([BIN, "serve"], { env: { GOCACHE_PLUGIN: "" }, timeoutMs: 20_000 });
@@ -95,5 +95,5 @@ describe("gostash serve", () => {
     expect(busy.code).toBe(2);
     expect(busy.stderr).toContain("cannot listen on 127.0.0.1:");
     expect(busy.stdout).toBe("");
-  });
+  }, 60_000);
 });

@@ -67,7 +67,7 @@ describe("plugin server", () => {
     expect(await c.waitClosed()).toBe(true);
     expect(server.connections).toBe(0);
     expect(metrics.get("connections_total")).toBe(1);
-  });
+  }, 60_000);
 
   test("24 concurrent clients share the cache: every put is visible to every other client", async () => {
     const N = 24;
@@ -91,7 +91,7 @@ describe("plugin server", () => {
     for (const c of clients) c.halfClose();
     expect((await Promise.all(clients.map((c) => c.waitClosed()))).every(Boolean)).toBe(true);
     expect(metrics.get("puts")).toBe(2 * N);
-  });
+  }, 60_000);
 
   test("a client sending garbage is cut off; others keep being served", async () => {
     const good = await RawClient.connect(addr);
@@ -109,7 +109,7 @@ describe("plugin server", () => {
     expect((await good.response(2)).Size).toBe(5000);
     good.halfClose();
     expect(await good.waitClosed()).toBe(true);
-  });
+  }, 60_000);
 
   test("a client hanging up mid-put leaves no entry and no temp file", async () => {
     const c = await RawClient.connect(addr);
@@ -141,7 +141,7 @@ describe("plugin server", () => {
     c3.halfClose();
     expect(await c3.waitClosed()).toBe(true);
     expect(metrics.get("connections_aborted")).toBeGreaterThanOrEqual(1);
-  });
+  }, 60_000);
 
   test("a 40 MiB put streams through with backpressure both ways", async () => {
     const c = await RawClient.connect(addr);
@@ -153,7 +153,7 @@ describe("plugin server", () => {
     expect(sha256hex(readFileSync(r.DiskPath!))).toBe(sha256hex(data));
     c.halfClose();
     expect(await c.waitClosed()).toBe(true);
-  });
+  }, 60_000);
 
   test("the Unix socket is owner-only, a stale socket file is replaced, a live one refused", async () => {
     const path = join(tmp.path, "d.sock");
@@ -175,7 +175,7 @@ describe("plugin server", () => {
     expect(statSync(stale).mode & 0o777).toBe(0o600);
     s2.stopAccepting();
     expect(existsSync(stale)).toBe(false);
-  });
+  }, 60_000);
 
   test("TCP on 127.0.0.1 with port 0 reports the real port; stopAccepting refuses new clients", async () => {
     server.stopAccepting();
@@ -192,5 +192,5 @@ describe("plugin server", () => {
     expect((await c.response(3)).Size).toBe(10);
     c.halfClose();
     expect(await c.waitClosed()).toBe(true);
-  });
+  }, 60_000);
 });
