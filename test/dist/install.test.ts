@@ -191,6 +191,42 @@ describe("install.sh against a local release server", () => {
     }
   }, 180_000);
 
+  test("on a terminal it asks first, unless CI is set or --yes is given", async () => {
+    // util-linux `script` runs the installer on a pseudo-terminal, so /dev/tty works.
+    const onTty = async (args: string, env: Record<string, string>, answer: string) => {
+      const p = Bun.spawn(["script", "-qec", `/bin/sh '${INSTALL}' ${args}`, "/dev/null"], {
+        env: { PATH: SYSTEM_PATH, TERM: "dumb", ...env },
+        stdin: new TextEncoder().encode(answer),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const timer = setTimeout(() => p.kill(9), 120_000);
+      const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+      clearTimeout(timer);
+      return { out, code };
+    };
+    const home = tempDir();
+    try {
+      const no = await onTty(`--url ${base}/good`, { HOME: home.path }, "n\n");
+      expect(no.out).toContain(`Install gostash ${TEST_VERSION} (linux-x64) as ${join(home.path, ".local", "bin", "gostash")}? [Y/n]`);
+      expect(no.out).toContain("cancelled");
+      expect(no.code).not.toBe(0);
+      expect(existsSync(join(home.path, ".local"))).toBe(false);
+
+      for (const [args, env] of [
+        [`--url ${base}/good`, { CI: "true" }],
+        [`--url ${base}/good --yes`, {}],
+      ] as const) {
+        const r = await onTty(args, { HOME: home.path, ...env }, "n\n");
+        expect(r.out).not.toContain("[Y/n]");
+        expect(r.out).toContain("Installed gostash");
+        expect(r.code).toBe(0);
+      }
+    } finally {
+      home.cleanup();
+    }
+  }, 240_000);
+
   test("a cut-off download of the script does nothing", async () => {
     const home = tempDir();
     try {
