@@ -206,6 +206,7 @@ for (const { task, samples, checks } of results) {
 out.push(
   "",
   "ratios: 'of medians' = median(a)/median(b); 'paired median' = median over rounds of a/b in the same round (the goal is judged on it); 'cpu' = ratio of median user+sys CPU of go and its plugin.",
+  `note: with a load average above the core count (${cpus().length}) wall times are dominated by other processes; the 'cpu' ratio is then the steadier signal.`,
 );
 console.log(out.join("\n"));
 
