@@ -3,13 +3,12 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, tempDir } from "../helpers/env.ts";
-import { BUILD_TIMEOUT_MS, testRelease } from "./fixture.ts";
+import { run } from "../helpers/env.ts";
+import { BUILD_TIMEOUT_MS, processTempDir, testRelease } from "./fixture.ts";
 
 let bin = "";
 const scripts: Record<string, string> = {};
-const work = tempDir("gostash-completion-");
-process.on("exit", () => work.cleanup());
+const work = { path: processTempDir("gostash-completion-") };
 
 beforeAll(async () => {
   const rel = await testRelease();

@@ -13,10 +13,26 @@ export const BUILD_TIMEOUT_MS = 600_000;
 
 let pending: Promise<Release> | undefined;
 
+/**
+ * A temporary directory removed when this test process ends, however it
+ * ends. bun test runs no "exit" handlers and kills the children a test
+ * leaves behind, so a watcher in its own session (setsid) polls for our pid
+ * and removes the directory after it is gone. The release is ~1.2 GB.
+ */
+export function processTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const watch = `while kill -0 ${process.pid} 2>/dev/null; do sleep 2; done; rm -rf '${dir}'`;
+  const p = Bun.spawnSync(["setsid", "-f", "sh", "-c", watch], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  if (p.exitCode !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error("test/dist: setsid is needed to clean up temporary directories (util-linux)");
+  }
+  return dir;
+}
+
 export function testRelease(): Promise<Release> {
   if (!pending) {
-    const dir = mkdtempSync(join(tmpdir(), "gostash-dist-"));
-    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const dir = processTempDir("gostash-dist-");
     const t0 = performance.now();
     pending = release({
       version: TEST_VERSION,

@@ -8,18 +8,17 @@ import { join } from "node:path";
 import { generateFormula, readSums } from "../../scripts/formula.ts";
 import type { Release } from "../../scripts/release.ts";
 import { ROOT, run, tempDir } from "../helpers/env.ts";
-import { BUILD_TIMEOUT_MS, TEST_VERSION, testRelease } from "./fixture.ts";
+import { BUILD_TIMEOUT_MS, processTempDir, TEST_VERSION, testRelease } from "./fixture.ts";
 
 let rel: Release;
 let formulaPath = "";
-const work = tempDir("gostash-formula-");
+const work = { path: processTempDir("gostash-formula-") };
 
 beforeAll(async () => {
   rel = await testRelease();
   formulaPath = join(work.path, "gostash.rb");
   writeFileSync(formulaPath, await generateFormula({ dir: rel.outDir, repo: "acme/gostash" }));
 }, BUILD_TIMEOUT_MS);
-process.on("exit", () => work.cleanup());
 
 // A stand-in for Homebrew's Formula DSL: on_macos/on_linux/on_arm/on_intel
 // run their block only for the chosen platform; url/sha256 are recorded;
