@@ -39,6 +39,10 @@ export async function buildBinary(b: BinaryBuild): Promise<string> {
     // bytecode skips parsing at start-up; it matters for the capability line.
     bytecode: true,
     format: "esm",
+    // Split chunks are loaded only when imported: the capability line no
+    // longer waits for the whole bundle (the AWS SDK, the daemon, ...) to
+    // load. Measured 39 ms -> 13 ms to the capability line.
+    splitting: true,
     sourcemap: "none",
     define: { GOSTASH_VERSION: JSON.stringify(b.version) },
     compile: {

@@ -38,10 +38,11 @@ export function hexToBase64(hex: string): string {
 
 /** RFC 3339 with nanoseconds, as Go's time.Time marshals to JSON. */
 export function rfc3339Nano(nanos: bigint): string {
-  const ms = nanos / 1_000_000n;
-  const iso = new Date(Number(ms)).toISOString(); // ....sssZ
-  const frac = (nanos % 1_000_000_000n + 1_000_000_000n) % 1_000_000_000n;
-  return `${iso.slice(0, 19)}.${frac.toString().padStart(9, "0")}Z`;
+  if (nanos < 0n) nanos = 0n;
+  // Whole seconds through Date (exact below 2^53 ms), the fraction as digits.
+  const digits = nanos.toString().padStart(10, "0");
+  const secs = Number(digits.slice(0, -9));
+  return `${new Date(secs * 1000).toISOString().slice(0, 19)}.${digits.slice(-9)}Z`;
 }
 
 export function encodeHit(id: number, hit: Hit): string {

@@ -1,9 +1,12 @@
 // Logging goes to stderr only: in plugin mode stdout belongs to the
-// protocol. consola's default reporter would write info to stdout, so both
-// streams are pointed at stderr here, and this module is the only place a
-// logger is made.
+// protocol. This module is the only place a logger is made.
+//
+// It uses consola's core (levels, tags, the logging API) with a plain-text
+// reporter of our own. consola's default entry point would write info to
+// stdout, and its fancy and basic reporters load node:tty and node:util,
+// which costs tens of milliseconds before the first protocol answer.
 
-import { createConsola, type ConsolaInstance } from "consola";
+import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 
 export type Logger = ConsolaInstance;
 
@@ -14,15 +17,28 @@ export interface LogOptions {
 
 let current: Logger | null = null;
 
+function formatArg(a: unknown): string {
+  if (typeof a === "string") return a;
+  if (a instanceof Error) return a.message;
+  try {
+    return JSON.stringify(a);
+  } catch {
+    return String(a);
+  }
+}
+
+const stderrReporter = {
+  log(o: LogObject): void {
+    const level = o.type === "log" || o.type === "info" ? "" : `${o.type}: `;
+    const tag = o.tag ? `${o.tag}: ` : "";
+    process.stderr.write(`${tag}${level}${o.args.map(formatArg).join(" ")}\n`);
+  },
+};
+
 export function createLogger(opts: LogOptions = {}): Logger {
   // Quiet by default: warnings and errors only.
   const level = opts.debug ? 5 : opts.verbose ? 4 : 1;
-  current = createConsola({
-    level,
-    stdout: process.stderr,
-    stderr: process.stderr,
-    formatOptions: { date: false, colors: !!process.stderr.isTTY, compact: true },
-  }).withTag("gostash");
+  current = createConsola({ level, reporters: [stderrReporter] }).withTag("gostash");
   return current;
 }
 
