@@ -94,30 +94,44 @@ function sleep(ms: number): Promise<void> {
  */
 function idleGuard(body: ReadableStream<Uint8Array>, ms: number, abort: () => void, what: string): ReadableStream<Uint8Array> {
   const reader = body.getReader();
+  // One timer for the whole body, pushed back on every chunk (cheaper than
+  // a timer per read); when it fires, the request is aborted and the
+  // pending read fails with the stall error below.
+  let stalled = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const stop = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stall = new UpstreamError(`${what}: body stalled for ${ms}ms`, 504);
-      let stalledOut = false;
-      const stalled = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          stalledOut = true;
-          reject(stall);
-          abort();
-        }, ms);
-      });
-      try {
-        const r = await Promise.race([reader.read(), stalled]);
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      } catch (err) {
-        controller.error(stalledOut ? stall : err instanceof UpstreamError ? err : new UpstreamError(`${what}: ${(err as Error).message}`));
+      timer ??= setTimeout(() => {
+        stalled = true;
+        abort();
         reader.cancel().catch(() => {});
-      } finally {
-        clearTimeout(timer);
+      }, ms);
+      try {
+        const r = await reader.read();
+        if (stalled) throw new Error("stalled");
+        timer.refresh();
+        if (r.done) {
+          stop();
+          controller.close();
+        } else controller.enqueue(r.value);
+      } catch (err) {
+        stop();
+        controller.error(
+          stalled
+            ? new UpstreamError(`${what}: body stalled for ${ms}ms`, 504)
+            : err instanceof UpstreamError
+              ? err
+              : new UpstreamError(`${what}: ${(err as Error).message}`),
+        );
+        reader.cancel().catch(() => {});
       }
     },
     cancel(reason) {
+      stop();
       abort();
       return reader.cancel(reason).catch(() => {});
     },
