@@ -103,12 +103,14 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
         if (a.hit) metrics.inc("modproxy_hits");
         else metrics.inc("modproxy_misses");
         const extra: Record<string, string> = a.stale ? { Warning: '110 - "Response is Stale"', "X-Gostash-Stale": "1" } : {};
+        // A copy served because the upstream failed must not be cached downstream.
+        const ctl = a.stale ? "no-store" : cacheControl;
         if (a.kind === "file") {
           metrics.inc("modproxy_bytes_served", req.method === "HEAD" ? 0 : a.size);
-          return serveFile(req, a, name, cacheControl, extra);
+          return serveFile(req, a, name, ctl, extra);
         }
         metrics.inc("modproxy_bytes_served", req.method === "HEAD" ? 0 : a.data.length);
-        return serveData(req, a.data, a.mtimeMs, name, cacheControl, extra);
+        return serveData(req, a.data, a.mtimeMs, name, ctl, extra);
       }
       case "notfound":
         metrics.inc("modproxy_not_found");
