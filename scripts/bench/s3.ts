@@ -96,7 +96,8 @@ function gostashSummary(stderr: string): string {
   const uploads = pick(/uploads (\d+) \(/);
   const left = pick(/left at close (\d+)/);
   const errors = pick(/misses \d+, errors (\d+)/);
-  return `gets ${gets}, local hits ${local}, remote hits ${remote}, uploads ${uploads}, left ${left}, s3 errors ${errors}`;
+  const n = (x: number) => (Number.isNaN(x) ? "-" : String(x));
+  return `gets ${n(gets)}, local hits ${n(local)}, remote hits ${n(remote)}, uploads ${n(uploads)}, left ${n(left)}, s3 errors ${n(errors)}`;
 }
 
 async function main(): Promise<void> {
@@ -154,6 +155,8 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
   const notes: string[] = [];
   const result: Record<string, number> = {};
+  const mins: Record<string, number> = {};
+  const samples: Record<string, number[]> = {};
 
   // Cold: plain go, then each plugin uploading into its own empty prefix.
   log("cold builds (one each: minutes on 2 cores) ...");
@@ -177,7 +180,11 @@ async function main(): Promise<void> {
       if (r === 0 && t.name === "gostash") notes.push(`gostash local-warm: ${gostashSummary(res.stderr)}`);
     }
   }
-  for (const t of tools) result[`${t.name} local-warm`] = median(warm[t.name]!);
+  for (const t of tools) {
+    result[`${t.name} local-warm`] = median(warm[t.name]!);
+    mins[`${t.name} local-warm`] = Math.min(...warm[t.name]!);
+    samples[`${t.name} local-warm`] = warm[t.name]!;
+  }
 
   // Remote-warm: empty local dir, filled bucket, +L ms per request.
   const remote: Record<string, number[]> = {};
@@ -198,22 +205,36 @@ async function main(): Promise<void> {
         }
       }
     }
-    for (const t of tools) result[`${t.name} remote-warm +${L}ms`] = median(remote[`${t.name}@${L}`]!);
+    for (const t of tools) {
+      result[`${t.name} remote-warm +${L}ms`] = median(remote[`${t.name}@${L}`]!);
+      mins[`${t.name} remote-warm +${L}ms`] = Math.min(...remote[`${t.name}@${L}`]!);
+      samples[`${t.name} remote-warm +${L}ms`] = remote[`${t.name}@${L}`]!;
+    }
   }
   proxy.reset();
 
   // Report.
-  const cell = (k: string) => (result[k] !== undefined ? fmtMs(result[k]!) : "-");
+  const cell = (k: string) =>
+    result[k] === undefined ? "-" : mins[k] === undefined ? fmtMs(result[k]!) : `${fmtMs(result[k]!)} (min ${fmtMs(mins[k]!)})`;
   const header = ["", ...tools.map((t) => t.name)];
   rows.push(["cold (plain go, no plugin)", ...tools.map(() => cell("plain cold"))]);
   rows.push(["cold + upload", ...tools.map((t) => cell(`${t.name} cold+upload`))]);
-  rows.push(["local-warm (median)", ...tools.map((t) => cell(`${t.name} local-warm`))]);
-  for (const L of latencies) rows.push([`remote-warm +${L} ms/request (median)`, ...tools.map((t) => cell(`${t.name} remote-warm +${L}ms`))]);
+  rows.push(["local-warm (median, min)", ...tools.map((t) => cell(`${t.name} local-warm`))]);
+  for (const L of latencies) rows.push([`remote-warm +${L} ms/request (median, min)`, ...tools.map((t) => cell(`${t.name} remote-warm +${L}ms`))]);
   console.log(`\n# S3 tier: go build ${target}, ${goVersion()}, versitygw on loopback, ${runs} round(s) per warm variant`);
   console.log(`# reference: ${gcp.note}\n`);
   console.log(table(header, rows));
 
   const ratio = (a: string, b: string) => (result[a] !== undefined && result[b] !== undefined ? fmtRatio(result[a]! / result[b]!) : "-");
+  const minRatio = (a: string, b: string) =>
+    (mins[a] ?? result[a]) !== undefined && (mins[b] ?? result[b]) !== undefined ? fmtRatio((mins[a] ?? result[a])! / (mins[b] ?? result[b])!) : "-";
+  /** Median over rounds of a/b measured in the same round. */
+  const paired = (a: string, b: string) => {
+    const xa = samples[a];
+    const xb = samples[b];
+    if (!xa || !xb) return "-";
+    return fmtRatio(median(xa.map((x, i) => x / xb[i]!)));
+  };
   const rrows: string[][] = [];
   for (const t of tools) {
     rrows.push([`${t.name}: cold+upload / plain cold`, ratio(`${t.name} cold+upload`, "plain cold")]);
@@ -222,14 +243,23 @@ async function main(): Promise<void> {
       rrows.push([`${t.name}: remote-warm +${L}ms / plain cold`, ratio(`${t.name} remote-warm +${L}ms`, "plain cold")]);
     }
   }
-  if (tools.length > 1) {
-    rrows.push(["gostash / go-cache-plugin: cold+upload", ratio("gostash cold+upload", "go-cache-plugin cold+upload")]);
-    rrows.push(["gostash / go-cache-plugin: local-warm", ratio("gostash local-warm", "go-cache-plugin local-warm")]);
-    for (const L of latencies) {
-      rrows.push([`gostash / go-cache-plugin: remote-warm +${L}ms`, ratio(`gostash remote-warm +${L}ms`, `go-cache-plugin remote-warm +${L}ms`)]);
-    }
+  for (const r of rrows) {
+    const [a, b] = r[0]!.split(": ")[1]!.split(" / ");
+    const name = r[0]!.split(": ")[0]!;
+    const full = (x: string) => (x === "plain cold" ? x : `${name} ${x}`);
+    r.push(minRatio(full(a!), full(b!)), "-");
   }
-  console.log("\n" + table(["ratio", "value"], rrows));
+  if (tools.length > 1) {
+    const cmp = (what: string) => {
+      const a = `gostash ${what}`;
+      const b = `go-cache-plugin ${what}`;
+      rrows.push([`gostash / go-cache-plugin: ${what}`, ratio(a, b), minRatio(a, b), paired(a, b)]);
+    };
+    cmp("cold+upload");
+    cmp("local-warm");
+    for (const L of latencies) cmp(`remote-warm +${L}ms`);
+  }
+  console.log("\n" + table(["ratio", "of medians", "of mins", "paired (same round)"], rrows));
   console.log("\n" + notes.map((n) => `- ${n}`).join("\n"));
   console.log(
     "\nGoals (issue 3): remote-warm at +20 ms at most 0.5x go-cache-plugin's; cold+upload within 1.25x plain cold (direct mode, flush included).",
