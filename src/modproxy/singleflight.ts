@@ -15,7 +15,8 @@
 // client ever sees a clean end of a body the cache would not keep; the temp
 // file is removed and nothing is stored.
 
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 
 export class SingleFlight<T> {
   private readonly inflight = new Map<string, Promise<T>>();
@@ -41,7 +42,10 @@ const READ_CHUNK = 1024 * 1024;
 export class Flight {
   state: FlightState = "running";
   error: Error | null = null;
+  /** Bytes on disk (late joiners read up to here). */
   written = 0;
+  /** Bytes received from the upstream (caught-up clients are sent these from memory). */
+  received = 0;
   /** Size announced by the upstream, if it did. */
   expected: number | null = null;
   private readers = 0;
@@ -78,12 +82,12 @@ export class Flight {
     body: ReadableStream<Uint8Array>,
     opts: { limit: number; validate: (tmp: string) => Promise<void>; commit: (tmp: string) => Promise<void>; discard: (tmp: string) => Promise<void> },
   ): Promise<void> {
-    // Synchronous writes and reads: they hit the page cache and cost
-    // microseconds, far less than a round trip through the fs thread pool
-    // per chunk.
-    let wfd: number | null = null;
+    // Each chunk goes to the clients that are caught up at once, from
+    // memory; the disk write runs on the fs thread pool meanwhile, so the
+    // event loop (which also sends to the clients) does not wait for it.
+    let wfh: FileHandle | null = null;
     try {
-      wfd = openSync(this.tmp, "w", 0o644);
+      wfh = await open(this.tmp, "w", 0o644);
       this.rfd = openSync(this.tmp, "r");
       const reader = body.getReader();
       try {
@@ -91,21 +95,23 @@ export class Flight {
           const { done, value } = await reader.read();
           if (done) break;
           if (this.written + value.length > opts.limit) throw new Error(`body larger than ${opts.limit} bytes`);
-          const at = this.written;
+          const at = this.received;
+          this.received += value.length;
+          this.notify({ at, data: value });
           let off = 0;
           while (off < value.length) {
-            const n = writeSync(wfd, value, off, value.length - off, this.written);
-            off += n;
-            this.written += n;
+            const { bytesWritten } = await wfh.write(value, off, value.length - off, at + off);
+            off += bytesWritten;
           }
-          this.notify({ at, data: value });
+          this.written += value.length;
+          this.notify();
         }
       } catch (err) {
         reader.cancel().catch(() => {});
         throw err;
       }
-      closeSync(wfd);
-      wfd = null;
+      await wfh.close();
+      wfh = null;
       if (this.expected !== null && this.written !== this.expected) {
         throw new Error(`body cut short: ${this.written} of ${this.expected} bytes`);
       }
@@ -116,11 +122,7 @@ export class Flight {
     } catch (err) {
       this.error = err as Error;
       this.state = "failed";
-      if (wfd !== null) {
-        try {
-          closeSync(wfd);
-        } catch {}
-      }
+      if (wfh) await wfh.close().catch(() => {});
       await opts.discard(this.tmp);
     } finally {
       this.notify();
