@@ -17,7 +17,11 @@ export interface SplitArgs {
 }
 
 /** Flags of any command that take a value (long names and one-letter aliases). */
-export function splitArgs(argv: string[], valueFlags: ReadonlySet<string>): SplitArgs {
+export function splitArgs(
+  argv: string[],
+  valueFlags: ReadonlySet<string>,
+  aliases: ReadonlyMap<string, string> = new Map(),
+): SplitArgs {
   let command: string | null = null;
   let help = false;
   const before: string[] = [];
@@ -32,6 +36,17 @@ export function splitArgs(argv: string[], valueFlags: ReadonlySet<string>): Spli
     if (a === "--help" || a === "-h") {
       help = true;
       continue;
+    }
+    if (a.startsWith("-") && !a.startsWith("--") && a.length > 1) {
+      // Short aliases become long flags (citty reads `-u=2` as "=2").
+      const [short, ...rest] = a.slice(1).split("=");
+      const long = aliases.get(short!);
+      if (long) {
+        if (rest.length) target.push(`--${long}=${rest.join("=")}`);
+        else if (valueFlags.has(long) && i + 1 < argv.length) target.push(`--${long}=${argv[++i]}`);
+        else target.push(`--${long}`);
+        continue;
+      }
     }
     if (a.startsWith("-") && a.length > 1) {
       const name = a.replace(/^--?/, "");

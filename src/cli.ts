@@ -6,9 +6,9 @@
 import { writeSync } from "node:fs";
 import { CAPABILITY_LINE } from "./cacheprog/protocol.ts";
 import { splitArgs } from "./cli-args.ts";
-import { VALUE_FLAGS } from "./config/value-flags.ts";
+import { FLAG_ALIASES, VALUE_FLAGS } from "./config/value-flags.ts";
 
-const split = splitArgs(process.argv.slice(2), VALUE_FLAGS);
+const split = splitArgs(process.argv.slice(2), VALUE_FLAGS, FLAG_ALIASES);
 // `connect` (the daemon bridge, also run by `go` as GOCACHEPROG) prints it
 // here too, and drops the daemon's copy.
 const pluginMode = (split.command === null || split.command === "connect") && !split.help;

@@ -50,13 +50,13 @@ export default defineCommand({
     const metrics = new Metrics();
     // The local disk cache, for when the daemon is unreachable or goes away.
     const openLocal = async () => {
-      const [{ localConfig }, { createDiskStore }, { createLocalCache }] = await Promise.all([
+      const [{ localConfig }, { openLocalStore }, { createLocalCache }] = await Promise.all([
         import("../config/config.ts"),
-        import("../store/disk.ts"),
+        import("../store/open-local.ts"),
         import("../store/local-cache.ts"),
       ]);
       const local = localConfig(flags);
-      const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
+      const disk = openLocalStore(local, metrics, logger);
       return { handler: createLocalCache(disk, metrics), where: local.cacheDir };
     };
 

@@ -7,7 +7,7 @@ import { serveStdio } from "../cacheprog/stdio.ts";
 import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, s3Flags } from "../config/options.ts";
-import { createDiskStore } from "../store/disk.ts";
+import { openLocalStore } from "../store/open-local.ts";
 import { createLocalCache } from "../store/local-cache.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
@@ -25,7 +25,7 @@ export default defineCommand({
     const local = localConfig(flags);
     const s3 = s3Config(flags);
     const metrics = new Metrics();
-    const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
+    const disk = openLocalStore(local, metrics, logger);
     logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
     let cache = createLocalCache(disk, metrics);
     if (s3) {

@@ -17,7 +17,7 @@ import { formatPluginAddress, parseHttpAddress, parsePluginAddress } from "../da
 import { startPluginServer } from "../daemon/server.ts";
 import { createHttpRouter } from "../http/handler.ts";
 import { modproxyConfig } from "../modproxy/config.ts";
-import { createDiskStore } from "../store/disk.ts";
+import { openLocalStore } from "../store/open-local.ts";
 import { createLocalCache } from "../store/local-cache.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
@@ -52,7 +52,7 @@ export default defineCommand({
     const modproxy = modproxyConfig(flags, local.cacheDir);
     if (modproxy && !httpAddr) throw new Error("config: --modproxy needs --http=ADDR (the proxy is served at /mod)");
     const metrics = new Metrics();
-    const disk = createDiskStore({ dir: local.cacheDir, maxSize: local.maxSize, expiryMs: local.expiryMs });
+    const disk = openLocalStore(local, metrics, logger);
 
     // Exactly as direct mode (commands/plugin.ts) wires the tiers.
     let cache: Flushable = createLocalCache(disk, metrics);

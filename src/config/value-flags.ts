@@ -15,3 +15,14 @@ function collect(): Set<string> {
 }
 
 export const VALUE_FLAGS: ReadonlySet<string> = collect();
+
+/** One-letter aliases to their long names (-u -> upload-concurrency). */
+function collectAliases(): Map<string, string> {
+  const aliases = new Map<string, string>();
+  for (const group of Object.values(groups) as FlagSpecs[]) {
+    for (const [name, spec] of Object.entries(group)) for (const a of spec.alias ?? []) aliases.set(a, name);
+  }
+  return aliases;
+}
+
+export const FLAG_ALIASES: ReadonlyMap<string, string> = collectAliases();

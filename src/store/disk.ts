@@ -22,6 +22,8 @@
 
 import {
   closeSync,
+  copyFileSync,
+  ftruncateSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -37,6 +39,7 @@ import {
   writeSync,
   type Stats,
 } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hit } from "../cacheprog/protocol.ts";
 
@@ -58,6 +61,10 @@ export interface DiskStoreOptions {
   maxSize?: number;
   /** Trim entries unused for this long (ms); default Go's 5 days. */
   expiryMs?: number;
+  /** Where outputs go when the cache directory cannot take them. */
+  overflowDir?: string;
+  /** Called on each disk problem that was turned into a pass-through. */
+  onTrouble?: (err: Error) => void;
   /** Clock in ms, for tests. */
   now?: () => number;
 }
@@ -119,6 +126,7 @@ export function nowNanos(ms = Date.now()): bigint {
 export function createDiskStore(opts: DiskStoreOptions): DiskStore {
   const dir = opts.dir;
   const now = opts.now ?? Date.now;
+  const overflowDir = opts.overflowDir ?? join(tmpdir(), `gostash-overflow-${process.getuid?.() ?? "user"}`);
   const madeDirs = new Set<string>();
   let bytesWritten = 0;
 
@@ -215,58 +223,125 @@ export function createDiskStore(opts: DiskStoreOptions): DiskStore {
     }
   }
 
-  function put(actionID: string, outputID: string, size: number): DiskPut {
-    const sub = ensureSubdir(outputID);
-    const outName = `${outputID}-d`;
-    const tmp = join(sub, `${outName}.${process.pid}.${++tempSeq}.tmp`);
-    let fd: number | null;
-    try {
-      fd = openSync(tmp, "w", 0o644);
-    } catch (err) {
-      // `go clean -cache` may have removed the subdirectory under a daemon.
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      madeDirs.delete(sub);
-      ensureSubdir(outputID);
-      fd = openSync(tmp, "w", 0o644);
+  // A full disk (ENOSPC), a read-only or foreign-owned cache directory must
+  // not fail the build: `go` needs a DiskPath holding the output even when
+  // nothing can be cached (go vet and go list -export fail without it). So
+  // the output goes to the overflow directory instead, no entry is written
+  // (later gets miss), and the owner is told once through onTrouble.
+  let overflowReady = false;
+  function overflowTemp(outputID: string): string {
+    if (!overflowReady) {
+      mkdirSync(overflowDir, { recursive: true, mode: 0o700 });
+      overflowReady = true;
     }
+    return join(overflowDir, `${outputID}-d.${process.pid}.${++tempSeq}.tmp`);
+  }
+
+  function openTemp(outputID: string): { path: string; fd: number; overflow: boolean } {
+    const sub = subdir(outputID);
+    const path = `${sub}/${outputID}-d.${process.pid}.${++tempSeq}.tmp`;
+    try {
+      ensureSubdir(outputID);
+      return { path, fd: openSync(path, "w", 0o644), overflow: false };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") {
+        // `go clean -cache` may have removed the subdirectory under a daemon.
+        madeDirs.delete(sub);
+        try {
+          ensureSubdir(outputID);
+          return { path, fd: openSync(path, "w", 0o644), overflow: false };
+        } catch (err2) {
+          err = err2;
+        }
+      }
+      if (!isDiskTrouble(err)) throw err;
+      opts.onTrouble?.(err as Error);
+      const o = overflowTemp(outputID);
+      return { path: o, fd: openSync(o, "w", 0o600), overflow: true };
+    }
+  }
+
+  function put(actionID: string, outputID: string, size: number): DiskPut {
+    let t: { path: string; fd: number; overflow: boolean } | null = openTemp(outputID);
     let written = 0;
     const cleanup = () => {
-      if (fd !== null) {
-        try {
-          closeSync(fd);
-        } catch {}
-        fd = null;
-      }
+      if (!t) return;
       try {
-        unlinkSync(tmp);
+        closeSync(t.fd);
       } catch {}
+      try {
+        unlinkSync(t.path);
+      } catch {}
+      t = null;
+    };
+    /** Moves what was written so far to the overflow directory. */
+    const spill = (err: unknown, extra: number) => {
+      opts.onTrouble?.(err as Error);
+      const old = t!;
+      const o = overflowTemp(outputID);
+      copyFileSync(old.path, o);
+      closeSync(old.fd);
+      try {
+        unlinkSync(old.path);
+      } catch {}
+      const fd = openSync(o, "r+");
+      ftruncateSync(fd, written + extra);
+      t = { path: o, fd, overflow: true };
     };
     return {
       get written() {
         return written;
       },
       write(bytes) {
-        if (fd === null) throw new Error("disk store: write after commit or abort");
+        if (!t) throw new Error("disk store: write after commit or abort");
         let off = 0;
-        while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+        while (off < bytes.length) {
+          try {
+            off += writeSync(t.fd, bytes, off, bytes.length - off, written + off);
+          } catch (err) {
+            if (t.overflow || !isDiskTrouble(err)) throw err;
+            spill(err, off);
+          }
+        }
         written += bytes.length;
       },
       commit(timeNanos = nowNanos(now())) {
-        if (fd === null) throw new Error("disk store: commit after commit or abort");
+        if (!t) throw new Error("disk store: commit after commit or abort");
+        const cur = t;
         try {
           if (written !== size) throw new Error(`disk store: wrote ${written} bytes, expected ${size}`);
-          closeSync(fd);
-          fd = null;
-          const outPath = join(sub, outName);
-          renameSync(tmp, outPath);
-          const entrySub = ensureSubdir(actionID);
-          writeAtomic(entrySub, `${actionID}-a`, formatEntry(actionID, outputID, size, timeNanos));
-          bytesWritten += size + ENTRY_SIZE;
-          return { outputID, size, timeNanos, diskPath: outPath };
+          closeSync(cur.fd);
         } catch (err) {
           cleanup();
           throw err;
         }
+        t = null;
+        const hit = { outputID, size, timeNanos, diskPath: "" };
+        if (cur.overflow) {
+          hit.diskPath = join(overflowDir, `${outputID}-d`);
+          renameSync(cur.path, hit.diskPath);
+          return hit;
+        }
+        hit.diskPath = `${base}${outputID.slice(0, 2)}/${outputID}-d`;
+        try {
+          renameSync(cur.path, hit.diskPath);
+        } catch (err) {
+          try {
+            unlinkSync(cur.path);
+          } catch {}
+          throw err;
+        }
+        try {
+          writeAtomic(ensureSubdir(actionID), `${actionID}-a`, formatEntry(actionID, outputID, size, timeNanos));
+          bytesWritten += size + ENTRY_SIZE;
+        } catch (err) {
+          // The output is in place and complete: serve it; only the entry
+          // (and so a later hit) is lost.
+          if (!isDiskTrouble(err)) throw err;
+          opts.onTrouble?.(err as Error);
+        }
+        return hit;
       },
       abort: cleanup,
     };
@@ -359,6 +434,13 @@ export function createDiskStore(opts: DiskStoreOptions): DiskStore {
       return bytesWritten;
     },
   };
+}
+
+const DISK_TROUBLE = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EFBIG"]);
+
+/** Errors that mean "this directory cannot take more data", not a bug. */
+export function isDiskTrouble(err: unknown): boolean {
+  return DISK_TROUBLE.has((err as NodeJS.ErrnoException)?.code ?? "");
 }
 
 function removePath(path: string, st?: Stats): boolean {

@@ -278,15 +278,19 @@ describe("large bodies", () => {
     t.push('"');
     for (let n = 0; n < size; n += block.length) {
       t.s.push(blockText);
-      if ((n / block.length) % 10 === 0) peak = Math.max(peak, process.memoryUsage().rss);
+      if ((n / block.length) % 10 === 0) {
+        Bun.gc(true); // measure live memory, not garbage the GC has not reached yet
+        peak = Math.max(peak, process.memoryUsage().rss);
+      }
     }
     t.push('"\n');
     const [put] = t.answers();
     expect(put!.Err).toBeUndefined();
     const f = Bun.file(put!.DiskPath!);
     expect(f.size).toBe(size);
-    // The body never sits in memory whole: growth stays far below 300 MB.
-    expect(peak - rss0).toBeLessThan(150 * 1024 * 1024);
+    // The body never sits in memory whole (it would take 300 MB, plus 400 MB
+    // of base64). The binary's own peak is checked tightly in test/cli.test.ts.
+    expect(peak - rss0).toBeLessThan(200 * 1024 * 1024);
     t.push(req({ ID: 2, Command: "get", ActionID: b64(action(1)) }));
     expect(t.answers()[1]).toMatchObject({ ID: 2, Size: size, OutputID: b64(outputID) });
   }, 120_000);
