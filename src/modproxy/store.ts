@@ -35,6 +35,8 @@ export interface StoredFile {
 
 export class ModStore {
   readonly dir: string;
+  /** Directories known to exist (saves a mkdir per write). */
+  private readonly made = new Set<string>();
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -74,8 +76,26 @@ export class ModStore {
   /** A fresh temporary path next to the final one (same file system: rename is atomic). */
   tempFor(rel: string): string {
     const final = this.path(rel);
-    mkdirSync(dirname(final), { recursive: true });
+    this.ensureDirSync(dirname(final));
     return `${final}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  }
+
+  private ensureDirSync(dir: string): void {
+    if (this.made.has(dir)) return;
+    mkdirSync(dir, { recursive: true });
+    this.remember(dir);
+  }
+
+  private remember(dir: string): void {
+    // Someone may delete directories under us (cleaning the cache by
+    // hand): a write that fails with ENOENT forgets them and retries.
+    if (this.made.size > 50_000) this.made.clear();
+    this.made.add(dir);
+  }
+
+  /** Forgets every directory (after ENOENT: the cache was cleaned under us). */
+  forgetDirs(): void {
+    this.made.clear();
   }
 
   /** Moves a finished temp file into place. */
@@ -94,20 +114,25 @@ export class ModStore {
   /** Writes a small file atomically. */
   async write(rel: string, data: Uint8Array | string): Promise<void> {
     const final = this.path(rel);
-    await mkdir(dirname(final), { recursive: true });
+    const dir = dirname(final);
+    if (!this.made.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.remember(dir);
+    }
     const tmp = `${final}.${crypto.randomUUID().slice(0, 8)}.tmp`;
     try {
       await writeFile(tmp, data);
       await rename(tmp, final);
     } catch (err) {
       await unlink(tmp).catch(() => {});
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" && this.made.delete(dir)) return this.write(rel, data);
       throw err;
     }
   }
 
   writeSync(rel: string, data: Uint8Array | string): void {
     const final = this.path(rel);
-    mkdirSync(dirname(final), { recursive: true });
+    this.ensureDirSync(dirname(final));
     const tmp = `${final}.${crypto.randomUUID().slice(0, 8)}.tmp`;
     try {
       writeFileSync(tmp, data);
