@@ -72,7 +72,7 @@ export default defineCommand({
         bucket: s3?.bucket ?? null,
       }),
     });
-    if (modproxy) (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 });
+    const modProxy = modproxy ? (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
     let http: ReturnType<typeof Bun.serve> | null = null;
     try {
       if (httpAddr) http = Bun.serve({ hostname: httpAddr.hostname, port: httpAddr.port, fetch: router.fetch });
@@ -129,6 +129,8 @@ export default defineCommand({
       }
       if (left) logger.warn(`serve: ${left} upload(s) still pending after ${flushMs}ms; giving up on them`);
     }
+    // Module files still being mirrored to the bucket.
+    if (modProxy?.mirror) left += await modProxy.mirror.flush(s3?.flushTimeoutMs ?? 30_000);
     try {
       disk.trim();
     } catch {}
