@@ -6,17 +6,22 @@ import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { DiskStore } from "./disk.ts";
 
+/** Counts one answered get: hits by tier, bytes served, latency. */
+export function countGet(metrics: Metrics, t0: number, hit: Hit | null, tier: "local" | "remote"): void {
+  if (hit) {
+    metrics.inc(`hits_${tier}`);
+    metrics.inc("bytes_hit", hit.size);
+  } else metrics.inc("misses");
+  metrics.observe("get_seconds", (performance.now() - t0) / 1000);
+}
+
 export function createLocalCache(disk: DiskStore, metrics: Metrics): CacheHandler {
   return {
     get(actionID: string): Hit | null {
       const t0 = performance.now();
       metrics.inc("gets");
       const hit = disk.get(actionID);
-      if (hit) {
-        metrics.inc("hits_local");
-        metrics.inc("bytes_hit", hit.size);
-      } else metrics.inc("misses");
-      metrics.observe("get_seconds", (performance.now() - t0) / 1000);
+      countGet(metrics, t0, hit, "local");
       return hit;
     },
     put(actionID: string, outputID: string, size: number): PutWriter {

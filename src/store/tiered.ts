@@ -21,6 +21,7 @@ import { Breaker } from "../util/breaker.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { nowNanos, type DiskPut, type DiskStore } from "./disk.ts";
+import { countGet } from "./local-cache.ts";
 import { createS3Store, RemoteError, type ObjectMeta, type S3Store } from "./s3.ts";
 import { UploadQueue } from "./upload-queue.ts";
 
@@ -286,9 +287,7 @@ export function createTieredCache(o: TieredOptions): TieredCache {
       metrics.inc("gets");
       const hit = disk.get(actionID);
       if (hit) {
-        metrics.inc("hits_local");
-        metrics.inc("bytes_hit", hit.size);
-        metrics.observe("get_seconds", (performance.now() - t0) / 1000);
+        countGet(metrics, t0, hit, "local");
         return hit;
       }
       let p = inflight.get(actionID);
@@ -297,11 +296,7 @@ export function createTieredCache(o: TieredOptions): TieredCache {
         inflight.set(actionID, p);
       }
       return p.then((h) => {
-        if (h) {
-          metrics.inc("hits_remote");
-          metrics.inc("bytes_hit", h.size);
-        } else metrics.inc("misses");
-        metrics.observe("get_seconds", (performance.now() - t0) / 1000);
+        countGet(metrics, t0, h, "remote");
         return h;
       });
     },
