@@ -175,4 +175,9 @@ export const modproxyFlags = {
     valueHint: "n",
     description: "Retries of an upstream request after a 429, 5xx or network error (default 2)",
   },
+  offline: {
+    type: "boolean",
+    env: ["GOSTASH_OFFLINE"],
+    description: "Module proxy: never contact an upstream or checksum database; answer from the cache (and the S3 bucket) only, 404 otherwise",
+  },
 } satisfies FlagSpecs;

@@ -21,6 +21,8 @@ export interface ModProxyConfig {
   notFoundTtlMs: number;
   timeoutMs: number;
   retries: number;
+  /** --offline: no upstream traffic at all (offline.ts). */
+  offline: boolean;
 }
 
 function str(f: FlagValues, k: string): string | undefined {
@@ -47,5 +49,6 @@ export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig 
     notFoundTtlMs: dur(f, "modproxy-not-found-ttl", 60_000),
     timeoutMs: dur(f, "upstream-timeout", 30_000) || 30_000,
     retries: Number(retries),
+    offline: f.offline === true,
   };
 }

@@ -22,6 +22,7 @@ import { IMMUTABLE, errorText, serveData, serveFile } from "./respond.ts";
 import { StreamFlights, SingleFlight, type Flight } from "./singleflight.ts";
 import { latestRel, listRel, modFileRel, ModStore } from "./store.ts";
 import type { Mirror } from "./mirror.ts";
+import { createOfflineSumdb, OFFLINE_NOT_FOUND, offlineLatest, offlineList } from "./offline.ts";
 import { createSumdbProxy, type SumdbConfig } from "./sumdb.ts";
 import { fetchUpstream, type FetchResult, type Upstream, type UpstreamOptions } from "./upstream.ts";
 import { MAX_ZIP, ValidationError, validateInfo, validateList, validateMod, validateZip } from "./validate.ts";
@@ -45,6 +46,8 @@ export interface ModProxyOptions {
   onStored?: (rel: string, path: string) => void;
   /** The shared bucket: asked before the upstream, filled after stores (mirror.ts). */
   mirror?: Mirror;
+  /** Never contact an upstream: answer from the store (and the bucket) only (offline.ts). */
+  offline?: boolean;
 }
 
 export interface ModProxy {
@@ -71,6 +74,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
   };
   const upstream = async (rel: string): Promise<FetchResult> => {
     const fromBucket = o.mirror ? await o.mirror.get(rel) : null;
+    if (o.offline) return fromBucket ?? { ok: false, status: 404, message: OFFLINE_NOT_FOUND, from: "offline" };
     return fromBucket ?? fetchUpstream(o.upstreams, rel, upOpts);
   };
   const userStored = o.onStored;
@@ -81,7 +85,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
           userStored?.(rel, path);
         }
       : undefined;
-  const sumdb = createSumdbProxy({
+  const sumdb = o.offline ? createOfflineSumdb(store, o.sumdbs, o.mirror) : createSumdbProxy({
     store,
     dbs: o.sumdbs,
     upstreams: o.upstreams,
@@ -211,11 +215,13 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     metrics.inc("modproxy_requests");
     switch (r.kind) {
       case "list": {
+        if (o.offline) return offlineList(req, store, r.escModule);
         const rel = listRel(r.escModule);
         const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: validateList, onStored });
         return answer(req, a, rel, shortCache());
       }
       case "latest": {
+        if (o.offline) return offlineLatest(req, store, r.escModule);
         const rel = latestRel(r.escModule);
         const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, null), onStored });
         return answer(req, a, rel, shortCache());
@@ -232,6 +238,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
           return answer(req, a, rel, IMMUTABLE);
         }
         // A query such as "master" or "v1": memory only, short-lived.
+        if (o.offline) return errorText(404, OFFLINE_NOT_FOUND);
         const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: false, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, null) });
         return answer(req, a, rel, shortCache());
       }
