@@ -61,7 +61,8 @@ export default defineCommand({
     };
 
     // cli.ts has printed the capability line already (as in direct mode).
-    const res = await runBridge(addr, { dialTimeoutMs: dialMs, capabilityPrinted: true, openLocal });
+    const token = typeof flags.token === "string" && flags.token ? flags.token : null;
+    const res = await runBridge(addr, { dialTimeoutMs: dialMs, capabilityPrinted: true, openLocal, token });
     if (res.kind === "done") {
       if (flags.metrics && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
       return res.code;

@@ -7,7 +7,11 @@
 // (up to --flush-timeout), trim the local cache, exit 0. A second signal
 // exits at once with status 1.
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { defineCommand } from "citty";
+import { createReadOnlyHandler, sweepScratch } from "../auth/readonly.ts";
+import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
@@ -51,6 +55,20 @@ export default defineCommand({
     const s3 = s3Config(flags);
     const modproxy = modproxyConfig(flags, local.cacheDir);
     if (modproxy && !httpAddr) throw new Error("config: --modproxy needs --http=ADDR (the proxy is served at /mod)");
+    const str = (k: string) => (typeof flags[k] === "string" && flags[k] ? (flags[k] as string) : null);
+    const tokens = new TokenChecker({ token: str("token"), readToken: str("read-token") });
+    const tlsCert = str("tls-cert");
+    const tlsKey = str("tls-key");
+    if ((tlsCert === null) !== (tlsKey === null)) throw new Error("config: --tls-cert and --tls-key go together");
+    if (tlsCert && !httpAddr) throw new Error("config: --tls-cert needs --http=ADDR");
+    let tls: { cert: string; key: string } | undefined;
+    if (tlsCert && tlsKey) {
+      try {
+        tls = { cert: readFileSync(tlsCert, "utf8"), key: readFileSync(tlsKey, "utf8") };
+      } catch (err) {
+        throw new Error(`config: --tls-cert/--tls-key: ${(err as Error).message}`);
+      }
+    }
     const metrics = new Metrics();
     const disk = openLocalStore(local, metrics, logger);
 
@@ -62,7 +80,16 @@ export default defineCommand({
     }
 
     let shuttingDown = false;
-    const plugin = await startPluginServer({ address: pluginAddr, handler: cache, metrics, logger });
+    // Read-only clients' puts go to private scratch stores (src/auth/readonly.ts).
+    const scratchRoot = join(local.cacheDir, "gostash-read-only");
+    const plugin = await startPluginServer({
+      address: pluginAddr,
+      handler: cache,
+      metrics,
+      logger,
+      tokens,
+      readOnlyHandler: (id) => createReadOnlyHandler(cache, join(scratchRoot, `${process.pid}-${id}`), metrics),
+    });
     const router = createHttpRouter({
       metrics,
       unhealthy: () => (shuttingDown ? "shutting down" : null),
@@ -75,7 +102,8 @@ export default defineCommand({
     const modProxy = modproxy ? (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
     let http: ReturnType<typeof Bun.serve> | null = null;
     try {
-      if (httpAddr) http = Bun.serve({ hostname: httpAddr.hostname, port: httpAddr.port, fetch: router.fetch });
+      const fetch = requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`));
+      if (httpAddr) http = Bun.serve({ hostname: httpAddr.hostname, port: httpAddr.port, fetch, ...(tls ? { tls } : {}) });
     } catch (err) {
       plugin.stopAccepting();
       throw new Error(`config: --http: cannot listen on ${flags.http}: ${(err as Error).message}`);
@@ -83,13 +111,16 @@ export default defineCommand({
     // One line on stderr so scripts (and tests) learn the real addresses.
     process.stderr.write(
       `gostash serve: plugin on ${formatPluginAddress(plugin.address)}` +
-        (http ? `, http on http://${http.hostname?.includes(":") ? `[${http.hostname}]` : http.hostname}:${http.port}` : "") +
-        `, cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}\n`,
+        (http ? `, http on ${tls ? "https" : "http"}://${http.hostname?.includes(":") ? `[${http.hostname}]` : http.hostname}:${http.port}` : "") +
+        `, cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}` +
+        (tokens.required ? ", token required" : "") +
+        "\n",
     );
 
     const trimTimer = setInterval(() => {
       try {
         disk.trim();
+        sweepScratch(scratchRoot);
       } catch (err) {
         logger.warn(`serve: trim: ${(err as Error).message}`);
       }

@@ -96,6 +96,30 @@ export const serveFlags = {
     valueHint: "duration",
     description: "On SIGINT/SIGTERM, how long to wait for connected go commands to finish before closing them (default 30s)",
   },
+  token: {
+    type: "string",
+    env: ["GOSTASH_TOKEN"],
+    valueHint: "token",
+    description: "Require this shared token from connect and HTTP clients (read-write); /healthz stays open (prefer the env var: flags show in ps)",
+  },
+  "read-token": {
+    type: "string",
+    env: ["GOSTASH_READ_TOKEN"],
+    valueHint: "token",
+    description: "A second token that may only read: its connect clients get hits but never change the shared cache; HTTP GET/HEAD only",
+  },
+  "tls-cert": {
+    type: "string",
+    env: ["GOSTASH_TLS_CERT"],
+    valueHint: "file",
+    description: "Serve --http over TLS with this PEM certificate (chain); needs --tls-key",
+  },
+  "tls-key": {
+    type: "string",
+    env: ["GOSTASH_TLS_KEY"],
+    valueHint: "file",
+    description: "PEM private key for --tls-cert",
+  },
 } satisfies FlagSpecs;
 
 // `gostash connect PORT|SOCKET` (the bridge `go` runs as GOCACHEPROG). The
@@ -113,6 +137,12 @@ export const connectFlags = {
     env: ["GOSTASH_DIAL_TIMEOUT"],
     valueHint: "duration",
     description: "Give up reaching the daemon after this long and serve from the local cache (default 2s)",
+  },
+  token: {
+    type: "string",
+    env: ["GOSTASH_TOKEN"],
+    valueHint: "token",
+    description: "Token the daemon requires (serve --token or --read-token); a refused token is reported once and the build uses the local cache",
   },
 } satisfies FlagSpecs;
 
@@ -179,5 +209,39 @@ export const modproxyFlags = {
     type: "boolean",
     env: ["GOSTASH_OFFLINE"],
     description: "Module proxy: never contact an upstream or checksum database; answer from the cache (and the S3 bucket) only, 404 otherwise",
+  },
+} satisfies FlagSpecs;
+
+// `gostash mod import|export` (src/commands/mod.ts).
+export const modFlags = {
+  "go-sum": {
+    type: "string",
+    env: ["GOSTASH_GO_SUM"],
+    valueHint: "file",
+    description: "mod import: check every .zip and .mod against these go.sum lines (comma-separated files); mismatches are rejected",
+  },
+  out: {
+    type: "string",
+    env: ["GOSTASH_MOD_OUT"],
+    valueHint: "dir|file.tar.gz",
+    description: "mod export: where to write the GOPROXY=file:// tree (a directory, or a .tar.gz)",
+  },
+  "go-mod": {
+    type: "string",
+    env: ["GOSTASH_GO_MOD"],
+    valueHint: "file",
+    description: "mod export: export the whole module graph of this go.mod (as `go mod download` needs it)",
+  },
+  goproxy: {
+    type: "string",
+    env: ["GOPROXY"],
+    valueHint: "list",
+    description: "mod export: where the go command downloads from (default: $GOPROXY)",
+  },
+  gosumdb: {
+    type: "string",
+    env: ["GOSUMDB"],
+    valueHint: "db",
+    description: "mod export: the checksum database the go command verifies against (default: $GOSUMDB)",
   },
 } satisfies FlagSpecs;

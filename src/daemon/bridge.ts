@@ -23,8 +23,16 @@
 // Only a put too large to have been kept gets an error answer (its body is
 // skipped); `go` must not see errors on small puts, since some of them (the
 // module index) fail the build. One line on stderr says what happened.
+//
+// Access control: with a token (--token / GOSTASH_TOKEN) the bridge's first
+// bytes are `GOSTASH-AUTH <token>\n` (src/auth/token.ts). A daemon that
+// refuses the token answers `GOSTASH-ERROR <reason>` and hangs up; the bridge
+// never forwards that line to `go`, says once on stderr that the token was
+// refused, and serves the build from the local cache (the same takeover), so
+// the build still succeeds, just without the shared cache.
 
 import { writeSync } from "node:fs";
+import { AUTH_PREFIX, ERROR_PREFIX } from "../auth/token.ts";
 import { CAPABILITY_LINE, encodeErr } from "../cacheprog/protocol.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
@@ -40,6 +48,8 @@ export interface BridgeOptions {
    * drop the daemon's own (its first line, ID 0) instead of forwarding it.
    */
   capabilityPrinted?: boolean;
+  /** Sent first as `GOSTASH-AUTH <token>` when set. */
+  token?: string | null;
   /** Opens the local cache for a takeover; loaded only when needed. */
   openLocal(): Promise<{ handler: CacheHandler; where: string }>;
 }
@@ -224,6 +234,13 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     let fwdFrom = 0;
     while (start <= last) {
       const nl = data.indexOf(NL, start);
+      if (start === fwdFrom && data[start] === 71 /* G */ && isErrorLine(data, start, nl)) {
+        // The daemon refused us (only ever before anything else): never forwarded.
+        const reason = Buffer.from(data.subarray(start + ERROR_PREFIX.length, nl)).toString("utf8").trim();
+        outPartial = null;
+        lose(`refused this client (${reason || "unauthorized"})`, true);
+        return;
+      }
       const id = lineID(data, start, nl);
       if (id === 0 && !capabilitySeen) capabilitySeen = true;
       else if (id === 0 && dropFirstLine) {
@@ -241,9 +258,9 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   let takeover = null as Takeover | null;
   let lostWhy: string | null = null;
 
-  const lose = (why: string): void => {
+  const lose = (why: string, refused = false): void => {
     if (lostWhy || stdoutBroken) return;
-    if (stdinDone && tracker.pending.size === 0) return; // a normal end
+    if (stdinDone && tracker.pending.size === 0 && !refused) return; // a normal end
     if (tracker.broken) {
       // The stream itself is broken: nothing sensible to take over.
       lostWhy = why;
@@ -255,7 +272,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     lostWhy = why;
     sock?.terminate();
     wakeDrain?.();
-    takeover = new Takeover(tracker, writeRaw, !capabilitySeen, o, where, why, (code) => whenOutDrained(() => finished(code)));
+    takeover = new Takeover(tracker, writeRaw, !capabilitySeen, o, where, why, refused, (code) => whenOutDrained(() => finished(code)));
     if (stdinDone) takeover.end();
   };
 
@@ -317,10 +334,24 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   }
   sock.setNoDelay?.(true);
   const s = sock;
+  let authSent: Promise<void> = Promise.resolve();
+  if (o.token) {
+    const line = Buffer.from(`${AUTH_PREFIX}${o.token}\n`);
+    authSent = (async () => {
+      let off = 0;
+      while (off < line.length && !lostWhy && !sockClosed) {
+        const n = s.write(line, off, line.length - off);
+        if (n < 0) return;
+        off += n;
+        if (off < line.length) await new Promise<void>((r) => (wakeDrain = r));
+      }
+    })();
+  }
 
   // ---- stdin -> socket (or to the takeover) ----------------------------------
   void (async () => {
     const reader = Bun.stdin.stream().getReader();
+    await authSent;
     try {
       for (;;) {
         const { value, done: eof } = await reader.read();
@@ -349,6 +380,12 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
 
   const code = await done;
   return { kind: "done", code };
+}
+
+function isErrorLine(buf: Uint8Array, start: number, end: number): boolean {
+  if (end - start < ERROR_PREFIX.length) return false;
+  for (let i = 0; i < ERROR_PREFIX.length; i++) if (buf[start + i] !== ERROR_PREFIX.charCodeAt(i)) return false;
+  return true;
 }
 
 /** The first `"ID":n` of a response line, or null. */
@@ -385,13 +422,16 @@ class Takeover {
     o: BridgeOptions,
     where: string,
     why: string,
+    refused: boolean,
     private readonly finish: (code: number) => void,
   ) {
     if (needCapability) write(Buffer.from(CAPABILITY_LINE));
     void (async () => {
       const { handler, where: dir } = await o.openLocal();
       process.stderr.write(
-        `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
+        refused
+          ? `gostash connect: error: the daemon at ${where} ${why}; check --token / GOSTASH_TOKEN. Serving this build from the local cache ${dir} instead\n`
+          : `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
       );
       const { CacheProgSession } = await import("../cacheprog/session.ts");
       this.session = new CacheProgSession(handler, { write: (line) => this.write(Buffer.from(line)) });

@@ -16,10 +16,19 @@
 // - broken framing or a client that hangs up mid-request costs that
 //   connection only: its half-written puts are aborted and the rest of the
 //   daemon never notices.
+// - access control (src/auth/token.ts): when the daemon has a token, the
+//   client's first line must be `GOSTASH-AUTH <token>`; nothing (not even the
+//   capability line) is said before it. A wrong or missing token gets one
+//   line `GOSTASH-ERROR unauthorized: ...` and the connection is closed. A
+//   read-only token's connection reads the shared cache but its puts land in
+//   a private scratch store of its own (answered with a DiskPath there, so
+//   `go list -export` and friends work), never in the shared cache or S3.
+//   Without a token, an auth line a bridge sends anyway is skipped.
 
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
 import { CacheProgSession, FramingError, type CacheHandler } from "../cacheprog/session.ts";
+import { AUTH_PREFIX, ERROR_PREFIX, MAX_AUTH_LINE, parseAuthLine, type Access, type TokenChecker } from "../auth/token.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
@@ -32,7 +41,14 @@ export interface PluginServerOptions {
   handler: CacheHandler;
   metrics: Metrics;
   logger: Logger;
+  /** Tokens clients must present (none: no handshake required). */
+  tokens?: TokenChecker;
+  /** The handler for one read-only connection (needed when a read token is set). */
+  readOnlyHandler?: (connID: number) => CacheHandler;
 }
+
+/** A client that has not sent its auth line within this long is cut off. */
+const AUTH_TIMEOUT_MS = 10_000;
 
 export interface PluginServer {
   /** Where it listens (the real port when 0 was asked for). */
@@ -49,7 +65,12 @@ export interface PluginServer {
 
 interface Conn {
   id: number;
-  session: CacheProgSession;
+  /** null until the client is authenticated (or refused). */
+  session: CacheProgSession | null;
+  /** "pending": waiting for the auth line; "sniff": no token needed, skip an auth line if one comes. */
+  auth: "pending" | "sniff" | "ok" | "refused";
+  authBuf: Buffer | null;
+  authTimer: ReturnType<typeof setTimeout> | null;
   /** Response bytes not yet accepted by the kernel, and lines not yet encoded. */
   backlog: Buffer | null;
   lines: string[];
@@ -130,6 +151,11 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     const c = s.data;
     if (c.finishing) return;
     c.finishing = true;
+    if (!c.session) {
+      c.sessionEnded = true;
+      schedule(s);
+      return;
+    }
     c.session.end().then(
       () => {},
       (err) => {
@@ -145,11 +171,106 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     });
   };
 
+  const tokens = o.tokens?.required ? o.tokens : null;
+
+  const startSession = (s: Sock, access: Access) => {
+    const c = s.data;
+    const h = access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(c.id) : handler;
+    c.session = new CacheProgSession(
+      h,
+      {
+        write(line) {
+          if (c.closed) return;
+          c.lines.push(line);
+          schedule(s);
+        },
+      },
+      {
+        onError(err, req) {
+          metrics.inc("errors");
+          logger.warn(`serve: connection ${c.id}: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
+        },
+      },
+    );
+    c.lines.push(CAPABILITY_LINE);
+    flush(s);
+  };
+
+  const refuse = (s: Sock, why: string) => {
+    const c = s.data;
+    if (c.authTimer) clearTimeout(c.authTimer);
+    c.authTimer = null;
+    c.auth = "refused";
+    c.authBuf = null;
+    c.finishing = true;
+    c.sessionEnded = true;
+    metrics.inc("auth_refused");
+    logger.warn(`serve: connection ${c.id}: refused: ${why}`);
+    s.write(`${ERROR_PREFIX}unauthorized: ${why}\n`);
+    s.end();
+    // A client that does not hang up in turn is cut off.
+    setTimeout(() => s.terminate(), 2000).unref?.();
+  };
+
+  /** Bytes before the session runs: the auth line (required or optional). Returns what is left for the session, or null. */
+  const authenticate = (s: Sock, chunk: Uint8Array): Uint8Array | null => {
+    const c = s.data;
+    const buf = c.authBuf ? Buffer.concat([c.authBuf, chunk]) : Buffer.from(chunk);
+    if (c.auth === "sniff") {
+      const n = Math.min(buf.length, AUTH_PREFIX.length);
+      if (buf.subarray(0, n).toString("latin1") !== AUTH_PREFIX.slice(0, n)) {
+        c.auth = "ok";
+        c.authBuf = null;
+        return buf;
+      }
+    }
+    const nl = buf.indexOf(10);
+    if (nl < 0) {
+      if (buf.length > MAX_AUTH_LINE) {
+        if (c.auth === "pending") refuse(s, "no auth line (expected GOSTASH-AUTH <token>)");
+        else {
+          c.auth = "ok";
+          c.authBuf = null;
+          return buf;
+        }
+        return null;
+      }
+      c.authBuf = buf;
+      return null;
+    }
+    c.authBuf = null;
+    const rest = buf.subarray(nl + 1);
+    if (c.auth === "sniff") {
+      c.auth = "ok"; // no token needed: the line is skipped
+      return rest;
+    }
+    if (c.authTimer) clearTimeout(c.authTimer);
+    c.authTimer = null;
+    const cred = parseAuthLine(buf.subarray(0, nl).toString("utf8"));
+    if (cred === null) {
+      refuse(s, "missing token (this daemon requires one: gostash connect --token or GOSTASH_TOKEN)");
+      return null;
+    }
+    const access = tokens!.check(cred);
+    if (access === "none") {
+      refuse(s, "wrong token");
+      return null;
+    }
+    c.auth = "ok";
+    if (access === "ro") metrics.inc("connections_read_only");
+    logger.debug(`serve: connection ${c.id}: authenticated (${access === "ro" ? "read-only" : "read-write"})`);
+    startSession(s, access);
+    return rest;
+  };
+
   const socketHandler: Bun.SocketHandler<Conn> = {
     open(s) {
       const c: Conn = {
         id: ++nextConnID,
-        session: null as unknown as CacheProgSession,
+        session: null,
+        auth: tokens ? "pending" : "sniff",
+        authBuf: null,
+        authTimer: null,
         backlog: null,
         lines: [],
         scheduled: false,
@@ -158,35 +279,28 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
         sessionEnded: false,
         closed: false,
       };
-      c.session = new CacheProgSession(
-        handler,
-        {
-          write(line) {
-            if (c.closed) return;
-            c.lines.push(line);
-            schedule(s);
-          },
-        },
-        {
-          onError(err, req) {
-            metrics.inc("errors");
-            logger.warn(`serve: connection ${c.id}: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
-          },
-        },
-      );
       s.data = c;
       open.add(s);
       metrics.inc("connections_total");
       logger.debug(`serve: connection ${c.id} opened`);
       s.setNoDelay?.(true);
-      c.lines.push(CAPABILITY_LINE);
-      flush(s);
+      if (tokens) {
+        c.authTimer = setTimeout(() => {
+          c.authTimer = null;
+          if (c.auth === "pending" && !c.closed) refuse(s, `no auth line within ${AUTH_TIMEOUT_MS / 1000}s`);
+        }, AUTH_TIMEOUT_MS);
+      } else startSession(s, "rw");
     },
     data(s, chunk) {
       const c = s.data;
       if (c.finishing) return;
+      if (c.auth === "pending" || c.auth === "sniff") {
+        const rest = authenticate(s, chunk);
+        if (!rest || !rest.length) return;
+        chunk = rest as Buffer;
+      }
       try {
-        c.session.push(chunk);
+        c.session!.push(chunk);
       } catch (err) {
         metrics.inc("connection_errors");
         logger.warn(`serve: connection ${c.id}: ${(err as Error)?.message ?? err}; closing it`);
@@ -197,18 +311,32 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
       flush(s);
     },
     end(s) {
+      const c = s.data;
+      if (c.auth === "sniff" && c.authBuf) {
+        // A short first message that only looked like an auth line.
+        c.auth = "ok";
+        const b = c.authBuf;
+        c.authBuf = null;
+        try {
+          c.session!.push(b);
+        } catch {}
+      } else if (c.auth === "pending") {
+        refuse(s, "missing token (this daemon requires one: gostash connect --token or GOSTASH_TOKEN)");
+        return;
+      }
       finish(s, "eof");
     },
     close(s) {
       const c = s.data;
       if (!c || c.closed) return;
       c.closed = true;
+      if (c.authTimer) clearTimeout(c.authTimer);
       open.delete(s);
       logger.debug(`serve: connection ${c.id} closed`);
       // A client that vanished without EOF: abort its half-written puts.
       if (!c.finishing) {
         c.finishing = true;
-        c.session.end().catch(() => metrics.inc("connections_aborted"));
+        c.session?.end().catch(() => metrics.inc("connections_aborted"));
       }
       if (open.size === 0) {
         const w = idleWaiters;

@@ -51,7 +51,7 @@ export function createHttpRouter(o: HttpOptions): Router {
     const body = {
       version: VERSION,
       pid: process.pid,
-      cmdline: process.argv,
+      cmdline: redactArgs(process.argv),
       uptime_seconds: (Date.now() - started) / 1000,
       memory: process.memoryUsage(),
       ...(o.info?.() ?? {}),
@@ -62,4 +62,28 @@ export function createHttpRouter(o: HttpOptions): Router {
   });
 
   return router;
+}
+
+/** The command line with token values hidden (--token=X, --token X, --read-token ...). */
+export function redactArgs(argv: string[]): string[] {
+  const out: string[] = [];
+  let hideNext = false;
+  for (const a of argv) {
+    if (hideNext) {
+      out.push("***");
+      hideNext = false;
+      continue;
+    }
+    const m = /^(--?(?:read-)?token)(=.*)?$/.exec(a);
+    if (m) {
+      if (m[2] !== undefined) out.push(`${m[1]}=***`);
+      else {
+        out.push(a);
+        hideNext = true;
+      }
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
 }
