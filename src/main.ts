@@ -11,6 +11,7 @@ const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
   connect: () => import("./commands/connect.ts").then((m) => m.default),
   version: () => import("./commands/version.ts").then((m) => m.default),
   completion: () => import("./commands/completion.ts").then((m) => m.default),
+  mod: () => import("./commands/mod.ts").then((m) => m.default),
 };
 
 export const rootCommand: CommandDef<any> = {

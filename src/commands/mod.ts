@@ -1,0 +1,159 @@
+// `gostash mod import SRC` and `gostash mod export --out DIR|FILE.tar.gz`:
+// move module downloads between the go command's module cache, export
+// trees (GOPROXY=file://...) and the module proxy's store
+// (src/modproxy/import.ts, export.ts). Progress and the summary go to
+// stderr: a self-rewriting line on a terminal, plain lines otherwise.
+
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defineCommand } from "citty";
+import { localConfig, s3Config } from "../config/config.ts";
+import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
+import { modproxyConfig } from "../modproxy/config.ts";
+import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
+import { ModStore } from "../modproxy/store.ts";
+import { createLogger } from "../util/log.ts";
+import { Metrics } from "../util/metrics.ts";
+
+const importSpecs = { ...logFlags, ...localFlags, ...s3Flags, "modproxy-dir": modproxyFlags["modproxy-dir"], "go-sum": modFlags["go-sum"] };
+const exportSpecs = { ...logFlags, out: modFlags.out, "go-mod": modFlags["go-mod"], goproxy: modFlags.goproxy, gosumdb: modFlags.gosumdb };
+
+/** citty drops a nested subcommand's result: the subcommand leaves its exit status here and `mod` returns it. */
+let status: number | undefined;
+
+function mb(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+/** Progress on stderr: one rewritten line on a TTY (at most every 100ms), a plain line every 2s otherwise. */
+export class Progress {
+  private last = 0;
+  private shown = false;
+  constructor(
+    private readonly what: string,
+    private readonly tty = process.stderr.isTTY === true,
+  ) {}
+  update(line: string): void {
+    const now = performance.now();
+    if (now - this.last < (this.tty ? 100 : 2000)) return;
+    this.last = now;
+    if (this.tty) {
+      process.stderr.write(`\r\x1b[K${this.what}: ${line}`);
+      this.shown = true;
+    } else process.stderr.write(`${this.what}: ${line}\n`);
+  }
+  /** A line that must stay (a rejection): clears the progress line first. */
+  note(line: string): void {
+    if (this.tty && this.shown) process.stderr.write("\r\x1b[K");
+    this.shown = false;
+    process.stderr.write(`${this.what}: ${line}\n`);
+  }
+  done(): void {
+    if (this.tty && this.shown) process.stderr.write("\r\x1b[K");
+    this.shown = false;
+  }
+}
+
+/** Extracts a .tar.gz with the system tar into a temp dir; returns [dir, cleanup]. */
+async function extract(file: string): Promise<[string, () => void]> {
+  const dir = mkdtempSync(join(tmpdir(), "gostash-import-"));
+  const p = Bun.spawn(["tar", "-xzf", file, "-C", dir], { stdout: "ignore", stderr: "pipe", timeout: 3600_000 });
+  const err = await new Response(p.stderr).text();
+  if ((await p.exited) !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`tar -xzf ${file} failed: ${err.trim()}`);
+  }
+  return [dir, () => rmSync(dir, { recursive: true, force: true })];
+}
+
+function summary(s: ImportStats): string {
+  const rate = s.seconds > 0 ? s.importedBytes / 1048576 / s.seconds : 0;
+  return (
+    `imported ${s.imported} files (${mb(s.importedBytes)}), skipped ${s.skipped}, rejected ${s.rejected.length}` +
+    (s.unverified ? `, ${s.unverified} .zip/.mod without a go.sum line` : "") +
+    ` in ${s.seconds.toFixed(2)}s (${rate.toFixed(1)} MiB/s)`
+  );
+}
+
+const importCommand = defineCommand({
+  meta: {
+    name: "import",
+    description:
+      "Load a $GOMODCACHE/cache/download tree, or a `gostash mod export` directory or .tar.gz, into the module proxy's store, re-hashing every .zip and .mod",
+  },
+  args: { ...toCittyArgs(importSpecs), src: { type: "positional", required: true, description: "Directory or .tar.gz to import" } },
+  async run({ args, rawArgs }) {
+    rejectUnknownFlags(rawArgs, importSpecs, 1);
+    const flags = resolveFlags(importSpecs, args);
+    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+    const src = String(args.src);
+    const local = localConfig(flags);
+    const cfg = modproxyConfig({ ...flags, modproxy: true }, local.cacheDir)!;
+    const store = new ModStore(cfg.dir);
+    const goSum = typeof flags["go-sum"] === "string" && flags["go-sum"] ? new Map<string, Set<string>>() : undefined;
+    if (goSum) for (const f of (flags["go-sum"] as string).split(",").filter(Boolean)) parseGoSum(readFileSync(f, "utf8"), goSum);
+    const s3 = s3Config(flags);
+    const mirror = s3 ? (await import("../modproxy/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
+    let dir = src;
+    let cleanup = () => {};
+    if (statSync(src).isFile()) [dir, cleanup] = await extract(src);
+    const progress = new Progress("gostash mod import");
+    try {
+      const stats = await importTree({
+        src: dir,
+        store,
+        goSum,
+        mirror,
+        onFile: (s, rel, outcome, reason) => {
+          if (outcome === "rejected") progress.note(`REJECTED ${rel}: ${reason}`);
+          progress.update(`${s.files} files, ${s.imported} imported (${mb(s.importedBytes)}), ${s.skipped} skipped, ${s.rejected.length} rejected`);
+        },
+      });
+      if (mirror) {
+        const left = await mirror.flush(600_000);
+        if (left) progress.note(`${left} uploads to the bucket did not finish`);
+      }
+      progress.done();
+      process.stderr.write(`gostash mod import: ${store.dir}: ${summary(stats)}\n`);
+      for (const r of stats.rejected) process.stderr.write(`gostash mod import: rejected ${r.rel}: ${r.reason}\n`);
+      status = stats.rejected.length ? 1 : 0;
+      return status;
+    } finally {
+      cleanup();
+    }
+  },
+});
+
+const exportCommand = defineCommand({
+  meta: {
+    name: "export",
+    description:
+      "Write the modules a go.mod needs (or module@version ...) as a GOPROXY=file:// tree with the checksum-database files and a MANIFEST",
+  },
+  args: { ...toCittyArgs(exportSpecs) },
+  async run({ args, rawArgs }) {
+    rejectUnknownFlags(rawArgs, exportSpecs, Number.MAX_SAFE_INTEGER);
+    const flags = resolveFlags(exportSpecs, args);
+    const { runExport } = await import("../modproxy/export.ts");
+    const positional = (args._ as string[] | undefined) ?? [];
+    status = await runExport({
+      out: typeof flags.out === "string" ? flags.out : "",
+      goMod: typeof flags["go-mod"] === "string" && flags["go-mod"] ? (flags["go-mod"] as string) : null,
+      modules: positional,
+      goproxy: typeof flags.goproxy === "string" && flags.goproxy ? (flags.goproxy as string) : null,
+      gosumdb: typeof flags.gosumdb === "string" && flags.gosumdb ? (flags.gosumdb as string) : null,
+      progress: new Progress("gostash mod export"),
+    });
+    return status;
+  },
+});
+
+export default defineCommand({
+  meta: { name: "mod", description: "Import module downloads into the module proxy's store, or export them as a GOPROXY=file:// tree" },
+  subCommands: { import: importCommand, export: exportCommand },
+  run() {
+    return status;
+  },
+});
