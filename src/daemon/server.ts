@@ -248,7 +248,7 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     c.authTimer = null;
     const cred = parseAuthLine(buf.subarray(0, nl).toString("utf8"));
     if (cred === null) {
-      refuse(s, "missing token (this daemon requires one: gostash connect --token or GOSTASH_TOKEN)");
+      refuse(s, "missing token");
       return null;
     }
     const access = tokens!.check(cred);
@@ -321,7 +321,7 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
           c.session!.push(b);
         } catch {}
       } else if (c.auth === "pending") {
-        refuse(s, "missing token (this daemon requires one: gostash connect --token or GOSTASH_TOKEN)");
+        refuse(s, "missing token");
         return;
       }
       finish(s, "eof");
