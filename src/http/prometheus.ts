@@ -41,6 +41,11 @@ const HELP: Record<string, string> = {
   connections_total: "Plugin connections accepted.",
   connection_errors: "Plugin connections closed because they broke the protocol framing.",
   connections_aborted: "Plugin connections that hung up in the middle of a request.",
+  auth_refused: "Plugin connections refused for a wrong or missing token.",
+  connections_read_only: "Plugin connections authenticated with the read-only token.",
+  read_only_puts: "Puts from read-only connections, kept in their private scratch stores (never shared).",
+  http_unauthorized: "HTTP requests refused (401) for a wrong or missing token.",
+  http_forbidden: "HTTP requests refused (403): a read-only token on a method other than GET/HEAD.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };
