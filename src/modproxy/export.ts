@@ -19,7 +19,7 @@ import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { isJunk } from "./import.ts";
+import { isJunk, walkFiles } from "./import.ts";
 
 export interface ExportOptions {
   out: string;
@@ -31,20 +31,6 @@ export interface ExportOptions {
   /** Extra environment for the go command (tests). */
   env?: Record<string, string>;
   timeoutMs?: number;
-}
-
-function* walk(dir: string, rel = ""): Generator<string> {
-  let ents;
-  try {
-    ents = readdirSync(join(dir, rel), { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of ents) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) yield* walk(dir, r);
-    else if (e.isFile()) yield r;
-  }
 }
 
 export async function runExport(o: ExportOptions): Promise<number> {
@@ -109,7 +95,7 @@ export async function runExport(o: ExportOptions): Promise<number> {
       bytes += data.length;
       o.progress.update(`${files} files (${(bytes / 1048576).toFixed(1)} MiB)`);
     };
-    for (const rel of walk(dl)) {
+    for (const rel of walkFiles(dl)) {
       const base = rel.slice(rel.lastIndexOf("/") + 1);
       if (isJunk(base)) continue;
       await copy(join(dl, rel), rel);

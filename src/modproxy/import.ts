@@ -64,7 +64,8 @@ export function downloadRoot(src: string): string {
   return existsSync(inner) && statSync(inner).isDirectory() ? inner : src;
 }
 
-function* walk(dir: string, rel = ""): Generator<string> {
+/** Files under dir, as slash-separated paths relative to it, in name order. */
+export function* walkFiles(dir: string, rel = ""): Generator<string> {
   let ents;
   try {
     ents = readdirSync(join(dir, rel), { withFileTypes: true });
@@ -74,7 +75,7 @@ function* walk(dir: string, rel = ""): Generator<string> {
   ents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of ents) {
     const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) yield* walk(dir, r);
+    if (e.isDirectory()) yield* walkFiles(dir, r);
     else if (e.isFile()) yield r;
   }
 }
@@ -94,7 +95,7 @@ export async function importTree(o: ImportOptions): Promise<ImportStats> {
     else if (outcome === "rejected") st.rejected.push({ rel, reason: reason ?? "rejected" });
     o.onFile?.(st, rel, outcome, reason);
   };
-  for (const rel of walk(root)) {
+  for (const rel of walkFiles(root)) {
     st.files++;
     const base = rel.slice(rel.lastIndexOf("/") + 1);
     if (isJunk(base) || rel === "MANIFEST") {
