@@ -14,12 +14,19 @@ const split = splitArgs(process.argv.slice(2), VALUE_FLAGS, FLAG_ALIASES);
 const pluginMode = (split.command === null || split.command === "connect") && !split.help;
 if (pluginMode) writeSync(1, CAPABILITY_LINE);
 
+// process.exit() drops what stdout/stderr have not written yet (help,
+// `version`, the last log lines), so exit only once both have drained. In
+// plugin mode the protocol writer was flushed by serveStdio already; the
+// cap keeps a reader that went away from holding the exit forever.
+function exitWhenFlushed(code: number): void {
+  const drained = [process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write("", () => r())));
+  const cap = new Promise<void>((r) => setTimeout(r, 5000));
+  void Promise.race([Promise.all(drained), cap]).then(() => process.exit(code));
+}
+
 import("./main.ts")
   .then((m) => m.main(split))
-  .then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`gostash: ${(err as Error)?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  .then(exitWhenFlushed, (err) => {
+    writeSync(2, `gostash: ${(err as Error)?.stack ?? err}\n`);
+    exitWhenFlushed(1);
+  });

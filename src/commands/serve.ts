@@ -7,7 +7,7 @@
 // (up to --flush-timeout), trim the local cache, exit 0. A second signal
 // exits at once with status 1.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { createReadOnlyHandler, sweepScratch } from "../auth/readonly.ts";
@@ -130,7 +130,8 @@ export default defineCommand({
     const stopped = new Promise<string>((resolve) => {
       const onSignal = (sig: string) => {
         if (shuttingDown) {
-          process.stderr.write(`gostash serve: second ${sig}, exiting now\n`);
+          // synchronous: process.exit would drop a buffered stderr write
+          writeSync(2, `gostash serve: second ${sig}, exiting now\n`);
           process.exit(1);
         }
         shuttingDown = true;
