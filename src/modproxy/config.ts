@@ -16,7 +16,9 @@ export interface ModProxyConfig {
   dir: string;
   upstreams: Upstream[];
   sumdbs: SumdbConfig[];
+  /** list, @latest, version queries, sumdb latest and partial tiles. */
   listTtlMs: number;
+  /** After the ttl, serve the old copy at once and refresh in the background for this long. */
   swrMs: number;
   notFoundTtlMs: number;
   timeoutMs: number;

@@ -14,6 +14,7 @@
 // disk. Answers carry Cache-Control (immutable for module files), ETag, and
 // stored files honour Range and If-None-Match.
 
+import type { ModProxyConfig } from "./config.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { SmallCache, type SmallAnswer } from "./cache.ts";
@@ -27,17 +28,8 @@ import { createSumdbProxy, type SumdbConfig } from "./sumdb.ts";
 import { fetchUpstream, type FetchResult, type Upstream, type UpstreamOptions } from "./upstream.ts";
 import { MAX_ZIP, ValidationError, validateInfo, validateList, validateMod, validateZip } from "./validate.ts";
 
-export interface ModProxyOptions {
-  dir: string;
-  upstreams: Upstream[];
-  sumdbs: SumdbConfig[];
-  /** list, @latest, version queries, sumdb latest and partial tiles. */
-  listTtlMs: number;
-  /** After the ttl, serve the old copy at once and refresh in the background for this long. */
-  swrMs: number;
-  notFoundTtlMs: number;
-  timeoutMs: number;
-  retries: number;
+/** The settings from flags (config.ts) plus what the daemon wires in. */
+export interface ModProxyOptions extends Omit<ModProxyConfig, "offline"> {
   metrics: Metrics;
   logger: Logger;
   /** Mount point, default "/mod". */
