@@ -73,18 +73,7 @@ export default defineCommand({
     process.stderr.write(
       `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${dir}\n`,
     );
-    const { serveStdio } = await import("../cacheprog/stdio.ts");
-    const out = await serveStdio(handler, {
-      onError(err, req) {
-        metrics.inc("errors");
-        logger.warn(`connect: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
-      },
-    });
-    if (flags.metrics) printSummary(metrics);
-    if (out.reason === "framing") {
-      process.stderr.write(`gostash: ${out.error!.message}; stopping\n`);
-      return 1;
-    }
-    return 0;
+    const { servePluginStdio } = await import("./plugin.ts");
+    return servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.metrics === true });
   },
 });

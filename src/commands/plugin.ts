@@ -3,15 +3,38 @@
 // session together and returns the exit code.
 
 import { defineCommand } from "citty";
+import type { CacheHandler } from "../cacheprog/session.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, s3Flags } from "../config/options.ts";
 import { openLocalStore } from "../store/open-local.ts";
 import { createLocalCache } from "../store/local-cache.ts";
-import { createLogger } from "../util/log.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
+
+/**
+ * Serves one `go` command on stdin/stdout from handler and returns the exit
+ * code: direct mode, and `connect` when the daemon cannot be reached.
+ */
+export async function servePluginStdio(
+  handler: CacheHandler,
+  o: { metrics: Metrics; logger: Logger; tag: string; summary: boolean },
+): Promise<number> {
+  const res = await serveStdio(handler, {
+    onError(err, req) {
+      o.metrics.inc("errors");
+      o.logger.warn(`${o.tag}: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
+    },
+  });
+  if (o.summary) printSummary(o.metrics);
+  if (res.reason === "framing") {
+    process.stderr.write(`gostash: ${res.error!.message}; stopping\n`);
+    return 1;
+  }
+  return 0;
+}
 
 export const pluginFlags = { ...logFlags, ...localFlags, ...s3Flags };
 
@@ -32,17 +55,6 @@ export default defineCommand({
       const { createTieredCache } = await import("../store/tiered.ts");
       cache = createTieredCache({ disk, local: cache, s3, metrics, logger });
     }
-    const res = await serveStdio(cache, {
-      onError(err, req) {
-        metrics.inc("errors");
-        logger.warn(`plugin: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
-      },
-    });
-    if (flags.metrics) printSummary(metrics);
-    if (res.reason === "framing") {
-      process.stderr.write(`gostash: ${res.error!.message}; stopping\n`);
-      return 1;
-    }
-    return 0;
+    return servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
   },
 });
