@@ -116,13 +116,11 @@ describe("fuzz: protocol decoder and session", () => {
             else if (m.mode === "insert") bytes.splice(at, 0, m.byte);
             else if (at < bytes.length) bytes.splice(at, 1);
           }
-          let failed = false;
           for (const chunk of split(Uint8Array.from(bytes), cuts)) {
             try {
               s.push(chunk);
             } catch (err) {
               expect(err).toBeInstanceOf(FramingError);
-              failed = true;
               break;
             }
           }
@@ -132,7 +130,6 @@ describe("fuzz: protocol decoder and session", () => {
             expect(Number.isSafeInteger(a.ID)).toBe(true);
             if (a.DiskPath) expect(a.DiskPath.startsWith(dir)).toBe(true);
           }
-          return failed || lines.length >= 0;
         },
       ),
       { seed: SEED, numRuns: RUNS * 2 },
