@@ -25,6 +25,11 @@ export interface CacheHandler {
   put(actionID: string, outputID: string, size: number): PutWriter;
   /** The client sent `close` (or hung up): flush what must be flushed. */
   close(): MaybePromise<void>;
+  /**
+   * get, put and commit never return a promise, so the reader may block on
+   * its input between requests (stdio.ts reads stdin synchronously then).
+   */
+  readonly synchronous?: boolean;
 }
 
 export interface SessionOutput {
@@ -82,6 +87,11 @@ export class CacheProgSession {
 
   get finished(): boolean {
     return this.done;
+  }
+
+  /** `close` has arrived: nothing more will be read. */
+  get closeRequested(): boolean {
+    return this.closing !== null;
   }
 
   private dispatch(req: Request): void {

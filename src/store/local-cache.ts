@@ -17,6 +17,7 @@ export function countGet(metrics: Metrics, t0: number, hit: Hit | null, tier: "l
 
 export function createLocalCache(disk: DiskStore, metrics: Metrics): CacheHandler {
   return {
+    synchronous: true,
     get(actionID: string): Hit | null {
       const t0 = performance.now();
       metrics.inc("gets");
