@@ -80,7 +80,8 @@ export function redactCredentials(s: string): string {
   return s.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, "$1***@");
 }
 
-function trimMessage(raw: string, modcache: string): string {
+/** The go command's error as clients and logs see it: no "go: " prefixes, no credentials, no daemon paths, bounded. */
+export function cleanMessage(raw: string, modcache: string): string {
   let s = raw
     .split(modcache)
     .join("$GOMODCACHE")
@@ -174,7 +175,7 @@ export function createPrivateSource(o: PrivateOptions): PrivateSource {
       }
       const jsonError = typeof json?.Error === "string" ? json.Error : json?.Error?.Err;
       if (res.code === 0 && json && !jsonError) return { ok: true, json };
-      let message = trimMessage(jsonError || res.stderr || `${what}: exit status ${res.code ?? "killed"}`, o.modcache);
+      let message = cleanMessage(jsonError || res.stderr || `${what}: exit status ${res.code ?? "killed"}`, o.modcache);
       // Some errors ("no secure protocol found for repository") do not say which module.
       if (!message.includes(subject.split("@")[0]!)) message = `${subject}: ${message}`;
       if (NOT_FOUND.test(message)) {
