@@ -205,6 +205,31 @@ export const modproxyFlags = {
     valueHint: "n",
     description: "Retries of an upstream request after a 429, 5xx or network error (default 2)",
   },
+  private: {
+    type: "string",
+    env: ["GOSTASH_PRIVATE", "GOPRIVATE"],
+    valueHint: "globs",
+    description:
+      "Module path globs (GOPRIVATE syntax, comma-separated) fetched directly from version control by the go command, never from --upstream; their checksum-database lookups get 403 (default: $GOPRIVATE when only that is set)",
+  },
+  "private-modcache": {
+    type: "string",
+    env: ["GOSTASH_PRIVATE_MODCACHE"],
+    valueHint: "dir",
+    description: "GOMODCACHE of the go commands that fetch private modules, reused so repositories are cloned once (default: MODPROXY_DIR/../private-gomodcache)",
+  },
+  "private-concurrency": {
+    type: "string",
+    env: ["GOSTASH_PRIVATE_CONCURRENCY"],
+    valueHint: "n",
+    description: "How many go commands may fetch private modules at once (default 4)",
+  },
+  "private-timeout": {
+    type: "string",
+    env: ["GOSTASH_PRIVATE_TIMEOUT"],
+    valueHint: "duration",
+    description: "Kill a go command fetching a private module (with its git and ssh children) after this long; the client gets 410 (default 2m)",
+  },
   offline: {
     type: "boolean",
     env: ["GOSTASH_OFFLINE"],

@@ -4,11 +4,14 @@
 // The module cache lives in <cache-dir>/modproxy by default: next to the
 // build cache entries, but in its own directory, which neither gostash's
 // trim nor the go command's own trim and `go clean -cache` touch (they only
-// handle the 00..ff entry directories and trim.txt).
+// handle the 00..ff entry directories and trim.txt). The go command's module
+// cache for private modules (--private-modcache) sits beside it, in
+// <modproxy dir>/../private-gomodcache.
 
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { FlagValues } from "../config/flags.ts";
 import { parseDuration } from "../config/units.ts";
+import type { PrivateConfig } from "./private.ts";
 import { parseSumdbs, type SumdbConfig } from "./sumdb.ts";
 import { parseUpstreams, type Upstream } from "./upstream.ts";
 
@@ -25,6 +28,8 @@ export interface ModProxyConfig {
   retries: number;
   /** --offline: no upstream traffic at all (offline.ts). */
   offline: boolean;
+  /** --private: modules fetched with the go command (private.ts); null when no pattern is set. */
+  private?: PrivateConfig | null;
 }
 
 function str(f: FlagValues, k: string): string | undefined {
@@ -42,8 +47,9 @@ export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig 
   if (f.modproxy !== true) return null;
   const retries = str(f, "upstream-retries") ?? "2";
   if (!/^\d+$/.test(retries)) throw new Error(`config: --upstream-retries must be a non-negative integer, got ${JSON.stringify(retries)}`);
+  const dir = str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy");
   return {
-    dir: str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy"),
+    dir,
     upstreams: parseUpstreams(str(f, "upstream") ?? "https://proxy.golang.org"),
     sumdbs: parseSumdbs(str(f, "sumdb")),
     listTtlMs: dur(f, "modproxy-list-ttl", 60_000),
@@ -52,5 +58,25 @@ export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig 
     timeoutMs: dur(f, "upstream-timeout", 30_000) || 30_000,
     retries: Number(retries),
     offline: f.offline === true,
+    private: privateConfig(f, dir),
+  };
+}
+
+function count(f: FlagValues, k: string, def: number): number {
+  const v = str(f, k);
+  if (v === undefined) return def;
+  if (!/^[1-9]\d*$/.test(v)) throw new Error(`config: --${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** null when no private pattern is set (only commas and spaces count as none). */
+function privateConfig(f: FlagValues, modproxyDir: string): PrivateConfig | null {
+  const patterns = str(f, "private");
+  if (patterns === undefined || !patterns.split(",").some((p) => p.trim() !== "")) return null;
+  return {
+    patterns,
+    modcache: str(f, "private-modcache") ? resolve(str(f, "private-modcache")!) : join(dirname(modproxyDir), "private-gomodcache"),
+    concurrency: count(f, "private-concurrency", 4),
+    timeoutMs: dur(f, "private-timeout", 120_000) || 120_000,
   };
 }

@@ -8,6 +8,11 @@
 //   GET|HEAD /mod/<module>/@v/<version>.zip     forever; streamed while it downloads
 //   GET|HEAD /mod/sumdb/<name>/...              checksum database proxy (sumdb.ts)
 //
+// Modules matching --private are fetched with the go command from version
+// control instead of the upstream (private.ts), and checksum-database lookups
+// of their paths are refused with 403 so private names never reach a public
+// database. The bucket and offline mode treat them like any other module.
+//
 // <module> and <version> are case-encoded ("!" + lower case). 404 and 410
 // answers are plain text, so the go command falls through to the next entry
 // of its GOPROXY list. Invalid paths get 400 before anything touches the
@@ -18,7 +23,8 @@ import type { ModProxyConfig } from "./config.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { SmallCache, type SmallAnswer } from "./cache.ts";
-import { PathError, parseModRequest, type ModRequest } from "./paths.ts";
+import { PathError, parseModRequest, unescapePath, type ModRequest } from "./paths.ts";
+import { createPrivateSource, type ModuleRequest } from "./private.ts";
 import { IMMUTABLE, errorText, serveData, serveFile } from "./respond.ts";
 import { StreamFlights, SingleFlight, type Flight } from "./singleflight.ts";
 import { latestRel, listRel, modFileRel, ModStore } from "./store.ts";
@@ -64,10 +70,12 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
       metrics.observe("modproxy_upstream_seconds", seconds);
     },
   };
-  const upstream = async (rel: string): Promise<FetchResult> => {
+  const priv = o.private ? createPrivateSource({ ...o.private, metrics, logger }) : null;
+  const upstream = async (rel: string, r: ModuleRequest): Promise<FetchResult> => {
     const fromBucket = o.mirror ? await o.mirror.get(rel) : null;
     if (o.offline) return fromBucket ?? { ok: false, status: 404, message: OFFLINE_NOT_FOUND, from: "offline" };
-    return fromBucket ?? fetchUpstream(o.upstreams, rel, upOpts);
+    if (fromBucket) return fromBucket;
+    return priv?.match(r.module) ? priv.fetch(r) : fetchUpstream(o.upstreams, rel, upOpts);
   };
   const userStored = o.onStored;
   const onStored =
@@ -131,7 +139,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     if (!flight) {
       const started = await zipStarts.do(rel, async () => {
         if (await store.stat(rel)) return { stored: true as const };
-        const res = await upstream(rel);
+        const res = await upstream(rel, r);
         if (!res.ok) return { notfound: res };
         if (res.size !== null && res.size > MAX_ZIP) {
           res.body.cancel().catch(() => {});
@@ -186,6 +194,30 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     return new Response(body, { status: 200, headers: { "Content-Type": "application/zip", "Cache-Control": IMMUTABLE } });
   }
 
+  /**
+   * 403 for "<db>/lookup/<private module>@<version>": asking a checksum
+   * database about a private path would publish its name (tiles name no
+   * module and pass). The go command shows the message to the user.
+   */
+  function refusePrivateLookup(rest: string): Response | null {
+    const m = /^([^/]+)\/lookup\/(.+)@[^@/]*$/.exec(rest);
+    if (!priv || !m) return null;
+    let module: string;
+    try {
+      module = unescapePath(m[2]!);
+    } catch {
+      return null; // the sumdb proxy answers 400
+    }
+    const pattern = priv.match(module);
+    if (!pattern) return null;
+    metrics.inc("modproxy_private_sumdb_refused");
+    return errorText(
+      403,
+      `gostash: ${module} is a private module (it matches ${JSON.stringify(pattern)} in --private), so its checksum is not looked up in ${m[1]}: ` +
+        `set GONOSUMDB=${pattern} (or GOPRIVATE=${pattern}) for the go command`,
+    );
+  }
+
   async function handle(req: Request): Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response("method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" } });
@@ -203,35 +235,35 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
       }
       throw err;
     }
-    if (r.kind === "sumdb") return sumdb(req, r.rest);
+    if (r.kind === "sumdb") return refusePrivateLookup(r.rest) ?? sumdb(req, r.rest);
     metrics.inc("modproxy_requests");
     switch (r.kind) {
       case "list": {
         if (o.offline) return offlineList(req, store, r.escModule);
         const rel = listRel(r.escModule);
-        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: validateList, onStored });
+        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel, r), validate: validateList, onStored });
         return answer(req, a, rel, shortCache());
       }
       case "latest": {
         if (o.offline) return offlineLatest(req, store, r.escModule);
         const rel = latestRel(r.escModule);
-        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, null), onStored });
+        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: () => upstream(rel, r), validate: (d) => void validateInfo(d, null), onStored });
         return answer(req, a, rel, shortCache());
       }
       case "file": {
         const rel = modFileRel(r.escModule, r.escVersion, r.file);
         if (r.file === "zip") return serveZip(req, r);
         if (r.file === "mod") {
-          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel), validate: (d) => validateMod(d, r.module), onStored });
+          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel, r), validate: (d) => validateMod(d, r.module), onStored });
           return answer(req, a, rel, IMMUTABLE);
         }
         if (r.canonical) {
-          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, r.version), onStored });
+          const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: () => upstream(rel, r), validate: (d) => void validateInfo(d, r.version), onStored });
           return answer(req, a, rel, IMMUTABLE);
         }
         // A query such as "master" or "v1": memory only, short-lived.
         if (o.offline) return errorText(404, OFFLINE_NOT_FOUND);
-        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: false, fetch: () => upstream(rel), validate: (d) => void validateInfo(d, null) });
+        const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: false, fetch: () => upstream(rel, r), validate: (d) => void validateInfo(d, null) });
         return answer(req, a, rel, shortCache());
       }
     }

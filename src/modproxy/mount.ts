@@ -23,7 +23,11 @@ export function mountModProxy(router: Router, o: MountOptions): ModProxy {
   o.logger.info(
     `modproxy: serving /mod from ${proxy.store.dir}; upstream ${o.upstreams.map((u) => u.url + (u.next ?? "")).join("")}` +
       (o.sumdbs.length ? `; sumdb ${o.sumdbs.map((d) => d.name).join(",")}` : "") +
-      (o.s3 ? `; mirrored to s3://${o.s3.bucket}/${o.s3.prefix ? `${o.s3.prefix}/` : ""}mod/` : ""),
+      (o.s3 ? `; mirrored to s3://${o.s3.bucket}/${o.s3.prefix ? `${o.s3.prefix}/` : ""}mod/` : "") +
+      (o.private ? `; private ${o.private.patterns} with the go command (module cache ${o.private.modcache})` : ""),
   );
+  if (o.private && !o.offline && !Bun.which("go")) {
+    o.logger.warn(`modproxy: --private is set but there is no go command on PATH: private modules will be answered 410 until there is one`);
+  }
   return proxy;
 }
