@@ -162,6 +162,13 @@ export const modproxyFlags = {
     default: "https://proxy.golang.org",
     description: "Upstream module proxies, GOPROXY-style: \",\" falls through on 404/410, \"|\" on any error; file:// URLs work",
   },
+  rules: {
+    type: "string",
+    env: ["GOSTASH_RULES"],
+    valueHint: "file",
+    description:
+      "Routing rules (JSON, see docs/modproxy-rules.md): per module path glob, exclude, allowed versions, another upstream, or a redirect; reloaded when it changes",
+  },
   sumdb: {
     type: "string",
     env: ["GOCACHE_SUMDB"],

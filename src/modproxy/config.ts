@@ -15,6 +15,8 @@ import { parseUpstreams, type Upstream } from "./upstream.ts";
 export interface ModProxyConfig {
   dir: string;
   upstreams: Upstream[];
+  /** --rules: the routing rules file (rules.ts), or null. */
+  rulesFile?: string | null;
   sumdbs: SumdbConfig[];
   /** list, @latest, version queries, sumdb latest and partial tiles. */
   listTtlMs: number;
@@ -45,6 +47,7 @@ export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig 
   return {
     dir: str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy"),
     upstreams: parseUpstreams(str(f, "upstream") ?? "https://proxy.golang.org"),
+    rulesFile: str(f, "rules") ? resolve(str(f, "rules")!) : null,
     sumdbs: parseSumdbs(str(f, "sumdb")),
     listTtlMs: dur(f, "modproxy-list-ttl", 60_000),
     swrMs: dur(f, "modproxy-refresh-window", 3600_000),
