@@ -9,6 +9,7 @@
 import { join, resolve } from "node:path";
 import type { FlagValues } from "../config/flags.ts";
 import { parseDuration } from "../config/units.ts";
+import { loadRulesFile } from "./rules-file.ts";
 import { parseSumdbs, type SumdbConfig } from "./sumdb.ts";
 import { parseUpstreams, type Upstream } from "./upstream.ts";
 
@@ -43,6 +44,8 @@ function dur(f: FlagValues, k: string, def: number): number {
 export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig | null {
   if (f.modproxy !== true) return null;
   const retries = str(f, "upstream-retries") ?? "2";
+  // A bad rules file stops the daemon before it listens anywhere (the proxy loads it again, and watches it).
+  if (str(f, "rules")) loadRulesFile(resolve(str(f, "rules")!));
   if (!/^\d+$/.test(retries)) throw new Error(`config: --upstream-retries must be a non-negative integer, got ${JSON.stringify(retries)}`);
   return {
     dir: str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy"),

@@ -26,6 +26,15 @@ function signature(path: string): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
+/** Reads and parses the file; a missing or bad file is a "config: --rules" error. */
+export function loadRulesFile(path: string): RuleSet {
+  try {
+    return parseRules(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new Error(`config: --rules ${path}: ${(err as Error).message}`);
+  }
+}
+
 export class RulesFile {
   private rules: RuleSet;
   private sig: string;
@@ -42,10 +51,10 @@ export class RulesFile {
     this.every = o.checkEveryMs ?? 1000;
     try {
       this.sig = signature(path);
-      this.rules = parseRules(readFileSync(path, "utf8"));
     } catch (err) {
       throw new Error(`config: --rules ${path}: ${(err as Error).message}`);
     }
+    this.rules = loadRulesFile(path);
     this.checkedAt = performance.now();
     o.logger.info(`modproxy: --rules ${path}: ${this.describe()}`);
   }
