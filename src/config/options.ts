@@ -227,6 +227,24 @@ export const modFlags = {
     valueHint: "file",
     description: "mod import: check every .zip and .mod against these go.sum lines (comma-separated files); mismatches are rejected",
   },
+  "allow-unverified": {
+    type: "boolean",
+    env: ["GOSTASH_ALLOW_UNVERIFIED"],
+    description:
+      "mod import: import a .zip/.mod with no go.sum line that the checksum database does not know or cannot be reached for (default: reject it)",
+  },
+  "sumdb-key": {
+    type: "string",
+    env: ["GOSTASH_SUMDB_KEY", "GOSUMDB"],
+    valueHint: "keys",
+    description: "mod import: verifier keys of the checksum databases (NAME+HASH+KEY, comma-separated, as in GOSUMDB); sum.golang.org's is built in",
+  },
+  private: {
+    type: "string",
+    env: ["GOSTASH_PRIVATE"],
+    valueHint: "globs",
+    description: "mod import: module path globs (GOPRIVATE syntax) never looked up in the checksum database; GONOSUMDB and GOPRIVATE count too",
+  },
   out: {
     type: "string",
     env: ["GOSTASH_MOD_OUT"],
