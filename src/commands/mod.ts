@@ -28,6 +28,7 @@ const importSpecs = {
   sumdb: modproxyFlags.sumdb,
   "sumdb-key": modFlags["sumdb-key"],
   "allow-unverified": modFlags["allow-unverified"],
+  "sumdb-concurrency": modFlags["sumdb-concurrency"],
   private: modFlags.private,
   offline: modproxyFlags.offline,
   upstream: modproxyFlags.upstream,
@@ -130,6 +131,8 @@ const importCommand = defineCommand({
     // Files without a go.sum line are checked against the first --sumdb database, unless offline or off.
     const db = cfg.offline || cfg.sumdbs.length === 0 ? null : cfg.sumdbs[0]!;
     const noSumdbReason = cfg.offline ? "no checksum database: --offline" : "no checksum database: --sumdb off";
+    const concurrency = Number(flags["sumdb-concurrency"] ?? "16");
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`config: --sumdb-concurrency must be a positive integer, got ${JSON.stringify(flags["sumdb-concurrency"])}`);
     const verifier = db ? verifierFor(db.name, typeof flags["sumdb-key"] === "string" ? flags["sumdb-key"] : undefined) : null;
     const s3 = s3Config(flags);
     const mirror = s3 ? (await import("../modproxy/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
@@ -143,7 +146,7 @@ const importCommand = defineCommand({
         store,
         goSum,
         mirror,
-        sumdb: db ? createImportSumdb({ cfg, store, verifier, metrics: new Metrics(), logger }) : undefined,
+        sumdb: db ? createImportSumdb({ cfg, store, verifier, metrics: new Metrics(), logger, concurrency }) : undefined,
         noSumdbReason,
         noSumdb: noSumdbGlobs(typeof flags.private === "string" ? flags.private : undefined),
         allowUnverified: flags["allow-unverified"] === true,

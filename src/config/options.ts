@@ -239,6 +239,13 @@ export const modFlags = {
     valueHint: "keys",
     description: "mod import: verifier keys of the checksum databases (NAME+HASH+KEY, comma-separated, as in GOSUMDB); sum.golang.org's is built in",
   },
+  "sumdb-concurrency": {
+    type: "string",
+    env: ["GOSTASH_SUMDB_CONCURRENCY"],
+    valueHint: "n",
+    default: "16",
+    description: "mod import: checksum-database lookups in flight at once",
+  },
   private: {
     type: "string",
     env: ["GOSTASH_PRIVATE"],

@@ -37,7 +37,7 @@ export interface SumdbCheckerOptions {
   /** Null when no key is known: nothing can be proven, every lookup is "unreachable". */
   verifier: Verifier | null;
   get: SumdbGet;
-  /** Lookups in flight at once (default 8). */
+  /** Lookups in flight at once (default 16: lookups are latency-bound). */
   concurrency?: number;
 }
 
@@ -58,7 +58,7 @@ export class SumdbChecker {
   private readonly limit: number;
 
   constructor(private readonly o: SumdbCheckerOptions) {
-    this.limit = Math.max(1, o.concurrency ?? 8);
+    this.limit = Math.max(1, o.concurrency ?? 16);
   }
 
   get name(): string {
