@@ -13,11 +13,15 @@
 // unreachable (network errors, 5xx, timeouts, no key: nothing was learned) and
 // invalid (a signature or proof that fails: the database, or someone in
 // between, lies). Lookups run at most `concurrency` at a time, each
-// module@version once, and tiles are fetched once per run.
+// module@version once, and tiles are fetched once per run. A database that
+// fails to answer 5 times in a row is not asked for a while (a circuit
+// breaker, util/breaker.ts): an import of thousands of modules with the
+// network down ends in seconds, each file "could not be asked".
 //
 // How bytes are fetched is the caller's: `get` (import-sumdb.ts goes
 // through the module proxy's own sumdb proxy and store).
 
+import { Breaker } from "../util/breaker.ts";
 import { parseGoSum } from "./import.ts";
 import { NoteError, openNote, type Verifier } from "./note.ts";
 import { escapePath, escapeVersion } from "./paths.ts";
@@ -56,6 +60,8 @@ export class SumdbChecker {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly limit: number;
+  private readonly breaker = new Breaker({ threshold: 5 });
+  private lastFailure = "";
 
   constructor(private readonly o: SumdbCheckerOptions) {
     this.limit = Math.max(1, o.concurrency ?? 16);
@@ -68,9 +74,18 @@ export class SumdbChecker {
   /** The database's go.sum lines for module@version, proven; never rejects. */
   lookup(module: string, version: string): Promise<SumdbAnswer> {
     const k = `${module}@${version}`;
+    if (!this.o.verifier) return Promise.resolve({ kind: "unreachable", message: `no verifier key for ${this.o.name}: give --sumdb-key ${this.o.name}+HASH+KEY` });
     let a = this.answers.get(k);
     if (!a) {
-      a = this.limited(() => this.lookupNow(module, version));
+      a = this.limited(async () => {
+        if (!this.breaker.allow()) return { kind: "unreachable" as const, message: `not asked: it failed 5 times in a row (last: ${this.lastFailure})` };
+        const answer = await this.lookupNow(module, version);
+        if (answer.kind === "unreachable") {
+          this.lastFailure = answer.message;
+          this.breaker.failure();
+        } else this.breaker.success();
+        return answer;
+      });
       this.answers.set(k, a);
     }
     return a;
@@ -88,8 +103,7 @@ export class SumdbChecker {
   }
 
   private async lookupNow(module: string, version: string): Promise<SumdbAnswer> {
-    const v = this.o.verifier;
-    if (!v) return { kind: "unreachable", message: `no verifier key for ${this.o.name}: give --sumdb-key ${this.o.name}+HASH+KEY` };
+    const v = this.o.verifier!;
     try {
       const res = await this.o.get(`lookup/${escapePath(module)}@${escapeVersion(version)}`);
       if (res.status === 404 || res.status === 410) return { kind: "notfound", message: text(res.data) || "not found" };

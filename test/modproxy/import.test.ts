@@ -200,6 +200,33 @@ describe("importTree against the checksum database (no go.sum)", () => {
     expect(Object.keys(await db.counts()).some((p) => p.includes("secret"))).toBe(false);
   });
 
+  test("a database that keeps failing is not asked again for a while: the import ends quickly", async () => {
+    const src = join(t.path, `down${++n}`);
+    for (let i = 0; i < 30; i++) writeModule(src, { path: `example.com/down/m${i}`, version: "v1.0.0", files: { "m.go": `package m${i}\n` } });
+    let asked = 0;
+    const down = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => {
+        asked++;
+        return new Response("overloaded\n", { status: 503 });
+      },
+    });
+    try {
+      const a = checked({ url: `http://127.0.0.1:${down.port}` });
+      const st = await importTree({ src, store: a.store, sumdb: a.sumdb, allowUnverified: true });
+      expect(st.rejected).toEqual([]);
+      expect(st.unverified).toBe(60);
+      expect(asked).toBeLessThan(30);
+      const b = checked({ url: `http://127.0.0.1:${down.port}` });
+      const rej = await importTree({ src, store: b.store, sumdb: b.sumdb });
+      expect(rej.rejected.length).toBe(60);
+      expect(rej.rejected.at(-1)!.reason).toContain("could not be asked (not asked: it failed 5 times in a row (last: HTTP 502");
+    } finally {
+      down.stop(true);
+    }
+  });
+
   test("an answer signed by another key is rejected even with --allow-unverified; no key at all is 'could not be asked'", async () => {
     const { publicKey } = generateKeyPairSync("ed25519");
     const pub = Buffer.concat([Buffer.of(1), Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url")]);
