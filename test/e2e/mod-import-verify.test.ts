@@ -1,11 +1,14 @@
 // `gostash mod import` without --go-sum, the compiled binary against the
 // local signed test checksum database: the flags (--sumdb NAME=URL,
 // --sumdb-key, --allow-unverified, --private, GONOSUMDB, --offline) and
-// the report on stderr.
+// the report on stderr. Plus, when reachable, the real sum.golang.org (found
+// through proxy.golang.org, as the proxy does) with its built-in key: a log
+// of tens of millions of records, four tile levels.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, run, tempDir } from "../helpers/env.ts";
+import { go, goEnv } from "../helpers/go.ts";
 import { startSumdb, writeModule, type Sumdb } from "../modproxy/helpers.ts";
 
 let root: ReturnType<typeof tempDir>;
@@ -73,4 +76,33 @@ describe("gostash mod import with the checksum database", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("config: --sumdb-key: malformed verifier key");
   }, 120_000);
+});
+
+async function reachable(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    await r.body?.cancel();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+const publicOK = (await reachable("https://proxy.golang.org/golang.org/x/mod/@v/v0.30.0.info")) && (await reachable("https://proxy.golang.org/sumdb/sum.golang.org/supported"));
+if (!publicOK) console.error("mod import e2e: SKIPPED the public test: https://proxy.golang.org (and its /sumdb/sum.golang.org) is not reachable from here");
+
+describe("against the public sum.golang.org", () => {
+  test.skipIf(!publicOK)("a module cache filled with GOSUMDB=off is verified by sum.golang.org with the built-in key", async () => {
+    const home = join(root.path, "home-public");
+    const e = goEnv({ gocache: join(root.path, "gocache"), home, extra: { GOPROXY: "https://proxy.golang.org", GOSUMDB: "off", GOFLAGS: "-mod=mod" } });
+    const dl = await go(["mod", "download", "golang.org/x/mod@v0.30.0"], root.path, e, 120_000);
+    expect(dl.code, dl.stderr).toBe(0);
+    const cache = join(root.path, "c-public");
+    const r = await run([BIN, "mod", "import", join(home, "gopath", "pkg", "mod"), "--cache-dir", cache], {
+      env: { GOSTASH_SUMDB_KEY: "", GOSUMDB: "", GONOSUMDB: "", GOPRIVATE: "", GOSTASH_UPSTREAM: "", GOCACHE_SUMDB: "" },
+      timeoutMs: 120_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("rejected 0, 2 .zip/.mod verified by checksum database sum.golang.org");
+    expect(existsSync(join(cache, "modproxy/sumdb/sum.golang.org/lookup/golang.org/x/mod@v0.30.0"))).toBe(true);
+  }, 300_000);
 });
