@@ -13,11 +13,28 @@ import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.t
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
 import { modproxyConfig } from "../modproxy/config.ts";
 import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
+import { createImportSumdb, verifierFor } from "../modproxy/import-sumdb.ts";
+import { PrefixPatterns } from "../modproxy/match.ts";
 import { ModStore } from "../modproxy/store.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 
-const importSpecs = { ...logFlags, ...localFlags, ...s3Flags, "modproxy-dir": modproxyFlags["modproxy-dir"], "go-sum": modFlags["go-sum"] };
+const importSpecs = {
+  ...logFlags,
+  ...localFlags,
+  ...s3Flags,
+  "modproxy-dir": modproxyFlags["modproxy-dir"],
+  "go-sum": modFlags["go-sum"],
+  sumdb: modproxyFlags.sumdb,
+  "sumdb-key": modFlags["sumdb-key"],
+  "allow-unverified": modFlags["allow-unverified"],
+  "sumdb-concurrency": modFlags["sumdb-concurrency"],
+  private: modFlags.private,
+  offline: modproxyFlags.offline,
+  upstream: modproxyFlags.upstream,
+  "upstream-timeout": modproxyFlags["upstream-timeout"],
+  "upstream-retries": modproxyFlags["upstream-retries"],
+};
 const exportSpecs = { ...logFlags, out: modFlags.out, "go-mod": modFlags["go-mod"], goproxy: modFlags.goproxy, gosumdb: modFlags.gosumdb };
 
 /** citty drops a nested subcommand's result: the subcommand leaves its exit status here and `mod` returns it. */
@@ -68,20 +85,37 @@ async function extract(file: string): Promise<[string, () => void]> {
   return [dir, () => rmSync(dir, { recursive: true, force: true })];
 }
 
-function summary(s: ImportStats): string {
+function summary(s: ImportStats, db: string | null): string {
   const rate = s.seconds > 0 ? s.importedBytes / 1048576 / s.seconds : 0;
+  const why = Object.entries(s.unverifiedWhy).map(([w, n]) => `${n} ${w}`);
   return (
     `imported ${s.imported} files (${mb(s.importedBytes)}), skipped ${s.skipped}, rejected ${s.rejected.length}` +
-    (s.unverified ? `, ${s.unverified} .zip/.mod without a go.sum line` : "") +
-    ` in ${s.seconds.toFixed(2)}s (${rate.toFixed(1)} MiB/s)`
+    (s.sumdbVerified ? `, ${s.sumdbVerified} .zip/.mod verified by checksum database ${db}` : "") +
+    (s.unverified ? `, ${s.unverified} .zip/.mod unverified (${why.join(", ")})` : "") +
+    ` in ${s.seconds.toFixed(2)}s (${(s.files / Math.max(s.seconds, 1e-9)).toFixed(0)} files/s, ${rate.toFixed(1)} MiB/s)`
   );
+}
+
+/**
+ * Paths never sent to the checksum database: --private, GONOSUMDB and
+ * GOPRIVATE together (the go command uses GOPRIVATE only when GONOSUMDB is
+ * unset; a name leaked to a public database cannot be taken back, so here
+ * any of them is enough).
+ */
+function noSumdbGlobs(flag: string | undefined): PrefixPatterns {
+  const list = [flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean).join(",");
+  try {
+    return new PrefixPatterns(list);
+  } catch (err) {
+    throw new Error(`config: --private/GONOSUMDB/GOPRIVATE: ${(err as Error).message}`);
+  }
 }
 
 const importCommand = defineCommand({
   meta: {
     name: "import",
     description:
-      "Load a $GOMODCACHE/cache/download tree, or a `gostash mod export` directory or .tar.gz, into the module proxy's store, re-hashing every .zip and .mod",
+      "Load a $GOMODCACHE/cache/download tree, or a `gostash mod export` directory or .tar.gz, into the module proxy's store, re-hashing every .zip and .mod and checking it against --go-sum or the checksum database",
   },
   args: { ...toCittyArgs(importSpecs), src: { type: "positional", required: true, description: "Directory or .tar.gz to import" } },
   async run({ args, rawArgs }) {
@@ -94,6 +128,12 @@ const importCommand = defineCommand({
     const store = new ModStore(cfg.dir);
     const goSum = typeof flags["go-sum"] === "string" && flags["go-sum"] ? new Map<string, Set<string>>() : undefined;
     if (goSum) for (const f of (flags["go-sum"] as string).split(",").filter(Boolean)) parseGoSum(readFileSync(f, "utf8"), goSum);
+    // Files without a go.sum line are checked against the first --sumdb database, unless offline or off.
+    const db = cfg.offline || cfg.sumdbs.length === 0 ? null : cfg.sumdbs[0]!;
+    const noSumdbReason = cfg.offline ? "no checksum database: --offline" : "no checksum database: --sumdb off";
+    const concurrency = Number(flags["sumdb-concurrency"] ?? "16");
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`config: --sumdb-concurrency must be a positive integer, got ${JSON.stringify(flags["sumdb-concurrency"])}`);
+    const verifier = db ? verifierFor(db.name, typeof flags["sumdb-key"] === "string" ? flags["sumdb-key"] : undefined) : null;
     const s3 = s3Config(flags);
     const mirror = s3 ? (await import("../modproxy/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
     let dir = src;
@@ -106,6 +146,10 @@ const importCommand = defineCommand({
         store,
         goSum,
         mirror,
+        sumdb: db ? createImportSumdb({ cfg, store, verifier, metrics: new Metrics(), logger, concurrency }) : undefined,
+        noSumdbReason,
+        noSumdb: noSumdbGlobs(typeof flags.private === "string" ? flags.private : undefined),
+        allowUnverified: flags["allow-unverified"] === true,
         onFile: (s, rel, outcome, reason) => {
           if (outcome === "rejected") progress.note(`REJECTED ${rel}: ${reason}`);
           progress.update(`${s.files} files, ${s.imported} imported (${mb(s.importedBytes)}), ${s.skipped} skipped, ${s.rejected.length} rejected`);
@@ -116,7 +160,7 @@ const importCommand = defineCommand({
         if (left) progress.note(`${left} uploads to the bucket did not finish`);
       }
       progress.done();
-      process.stderr.write(`gostash mod import: ${store.dir}: ${summary(stats)}\n`);
+      process.stderr.write(`gostash mod import: ${store.dir}: ${summary(stats, db?.name ?? null)}\n`);
       for (const r of stats.rejected) process.stderr.write(`gostash mod import: rejected ${r.rel}: ${r.reason}\n`);
       status = stats.rejected.length ? 1 : 0;
       return status;

@@ -162,6 +162,13 @@ export const modproxyFlags = {
     default: "https://proxy.golang.org",
     description: "Upstream module proxies, GOPROXY-style: \",\" falls through on 404/410, \"|\" on any error; file:// URLs work",
   },
+  rules: {
+    type: "string",
+    env: ["GOSTASH_RULES"],
+    valueHint: "file",
+    description:
+      "Routing rules (JSON, see docs/modproxy-rules.md): per module path glob, exclude, allowed versions, another upstream, or a redirect; reloaded when it changes",
+  },
   sumdb: {
     type: "string",
     env: ["GOCACHE_SUMDB"],
@@ -244,6 +251,31 @@ export const modFlags = {
     env: ["GOSTASH_GO_SUM"],
     valueHint: "file",
     description: "mod import: check every .zip and .mod against these go.sum lines (comma-separated files); mismatches are rejected",
+  },
+  "allow-unverified": {
+    type: "boolean",
+    env: ["GOSTASH_ALLOW_UNVERIFIED"],
+    description:
+      "mod import: import a .zip/.mod with no go.sum line that the checksum database does not know or cannot be reached for (default: reject it)",
+  },
+  "sumdb-key": {
+    type: "string",
+    env: ["GOSTASH_SUMDB_KEY", "GOSUMDB"],
+    valueHint: "keys",
+    description: "mod import: verifier keys of the checksum databases (NAME+HASH+KEY, comma-separated, as in GOSUMDB); sum.golang.org's is built in",
+  },
+  "sumdb-concurrency": {
+    type: "string",
+    env: ["GOSTASH_SUMDB_CONCURRENCY"],
+    valueHint: "n",
+    default: "16",
+    description: "mod import: checksum-database lookups in flight at once",
+  },
+  private: {
+    type: "string",
+    env: ["GOSTASH_PRIVATE"],
+    valueHint: "globs",
+    description: "mod import: module path globs (GOPRIVATE syntax) never looked up in the checksum database; GONOSUMDB and GOPRIVATE count too",
   },
   out: {
     type: "string",

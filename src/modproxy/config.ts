@@ -12,12 +12,15 @@ import { dirname, join, resolve } from "node:path";
 import type { FlagValues } from "../config/flags.ts";
 import { parseDuration } from "../config/units.ts";
 import type { PrivateConfig } from "./private.ts";
+import { loadRulesFile } from "./rules-file.ts";
 import { parseSumdbs, type SumdbConfig } from "./sumdb.ts";
 import { parseUpstreams, type Upstream } from "./upstream.ts";
 
 export interface ModProxyConfig {
   dir: string;
   upstreams: Upstream[];
+  /** --rules: the routing rules file (rules.ts), or null. */
+  rulesFile?: string | null;
   sumdbs: SumdbConfig[];
   /** list, @latest, version queries, sumdb latest and partial tiles. */
   listTtlMs: number;
@@ -46,11 +49,14 @@ function dur(f: FlagValues, k: string, def: number): number {
 export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig | null {
   if (f.modproxy !== true) return null;
   const retries = str(f, "upstream-retries") ?? "2";
+  // A bad rules file stops the daemon before it listens anywhere (the proxy loads it again, and watches it).
+  if (str(f, "rules")) loadRulesFile(resolve(str(f, "rules")!));
   if (!/^\d+$/.test(retries)) throw new Error(`config: --upstream-retries must be a non-negative integer, got ${JSON.stringify(retries)}`);
   const dir = str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy");
   return {
     dir,
     upstreams: parseUpstreams(str(f, "upstream") ?? "https://proxy.golang.org"),
+    rulesFile: str(f, "rules") ? resolve(str(f, "rules")!) : null,
     sumdbs: parseSumdbs(str(f, "sumdb")),
     listTtlMs: dur(f, "modproxy-list-ttl", 60_000),
     swrMs: dur(f, "modproxy-refresh-window", 3600_000),

@@ -17,7 +17,8 @@
 // answers are plain text, so the go command falls through to the next entry
 // of its GOPROXY list. Invalid paths get 400 before anything touches the
 // disk. Answers carry Cache-Control (immutable for module files), ETag, and
-// stored files honour Range and If-None-Match.
+// stored files honour Range and If-None-Match. With --rules, route.ts
+// answers or filters first (exclude, versions, redirect, upstream).
 
 import type { ModProxyConfig } from "./config.ts";
 import type { Logger } from "../util/log.ts";
@@ -30,6 +31,7 @@ import { StreamFlights, SingleFlight, type Flight } from "./singleflight.ts";
 import { latestRel, listRel, modFileRel, ModStore } from "./store.ts";
 import type { Mirror } from "./mirror.ts";
 import { createOfflineSumdb, OFFLINE_NOT_FOUND, offlineLatest, offlineList } from "./offline.ts";
+import { rulesRoute } from "./route.ts";
 import { createSumdbProxy, type SumdbConfig } from "./sumdb.ts";
 import { fetchUpstream, type FetchResult, type Upstream, type UpstreamOptions } from "./upstream.ts";
 import { MAX_ZIP, ValidationError, validateInfo, validateList, validateMod, validateZip } from "./validate.ts";
@@ -46,6 +48,8 @@ export interface ModProxyOptions extends Omit<ModProxyConfig, "offline"> {
   mirror?: Mirror;
   /** Never contact an upstream: answer from the store (and the bucket) only (offline.ts). */
   offline?: boolean;
+  /** How often the --rules file may be checked for changes (default 1s; rules-file.ts). */
+  rulesCheckEveryMs?: number;
 }
 
 export interface ModProxy {
@@ -58,6 +62,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
   const prefix = (o.prefix ?? "/mod").replace(/\/+$/, "");
   const store = new ModStore(o.dir);
   const { metrics, logger } = o;
+  const rules = rulesRoute(o); // --rules: exclude, versions, redirect, per-module upstreams (route.ts)
   const small = new SmallCache({ store, metrics, logger, notFoundTtlMs: o.notFoundTtlMs, swrMs: o.swrMs, prefix: "modproxy" });
   const flights = new StreamFlights();
   const zipStarts = new SingleFlight<{ flight: Flight } | { stored: true } | { notfound: FetchResult & { ok: false } }>();
@@ -75,7 +80,9 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     const fromBucket = o.mirror ? await o.mirror.get(rel) : null;
     if (o.offline) return fromBucket ?? { ok: false, status: 404, message: OFFLINE_NOT_FOUND, from: "offline" };
     if (fromBucket) return fromBucket;
-    return priv?.match(r.module) ? priv.fetch(r) : fetchUpstream(o.upstreams, rel, upOpts);
+    // A private path is fetched by the go command even if a rule names an upstream for it.
+    if (priv?.match(r.module)) return priv.fetch(r);
+    return fetchUpstream(rules?.upstreamsFor(rel) ?? o.upstreams, rel, upOpts);
   };
   const userStored = o.onStored;
   const onStored =
@@ -275,7 +282,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     fetch: async (req) => {
       const t0 = performance.now();
       try {
-        return await handle(req);
+        return await (rules ? rules.serve(req, prefix, handle) : handle(req));
       } catch (err) {
         logger.error(`modproxy: ${req.method} ${req.url}: ${(err as Error).stack ?? err}`);
         metrics.inc("modproxy_errors");

@@ -3,33 +3,48 @@
 // module proxy's store, which has the same layout.
 //
 //   <module>/@v/<version>.zip    validated (validate.ts), re-hashed (dirhash h1:),
-//                                checked against --go-sum lines when given
+//                                checked against its --go-sum line, else against
+//                                the checksum database (sumdb-verify.ts)
 //   <module>/@v/<version>.mod    validated, re-hashed, checked likewise (".../go.mod h1:")
 //   <module>/@v/<version>.info   JSON whose Version is the version
 //   sumdb/<name>/lookup|tile/... copied (signed by the database; the go command
-//                                verifies them)
+//                                verifies them), and first, so that the
+//                                database checks below can use them
 //   list, @latest                skipped (refetched, or computed offline)
 //   *.lock *.tmp* *.partial *.ziphash, MANIFEST, anything else: skipped
 //
-// A file whose hash disagrees with go.sum, or that fails validation, is
-// rejected and reported; files already in the store are skipped. Stored
-// files are also queued to the S3 mirror when one is given.
+// A file whose hash disagrees with go.sum or the database, or that fails
+// validation, is rejected and reported; files already in the store are
+// skipped. A .zip/.mod with no go.sum line is imported "unverified" only
+// when nothing can check it: no database (--offline, --sumdb off), a
+// private path (never sent to the database), or, with --allow-unverified,
+// a database that does not know it or cannot be reached (otherwise those
+// are rejected). An answer that fails its signature or proof is always
+// rejected. Database lookups start before the files are read and run
+// concurrently (bounded by the checker). Stored files are also queued to
+// the S3 mirror when one is given.
 
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hashGoMod, hashZip } from "./dirhash.ts";
 import type { Mirror } from "./mirror.ts";
+import type { PrefixPatterns } from "./match.ts";
 import { parseModRequest } from "./paths.ts";
 import type { ModStore } from "./store.ts";
+import type { SumdbAnswer, SumdbChecker } from "./sumdb-verify.ts";
 import { MAX_ZIP, ValidationError, validateInfo, validateMod, validateZip } from "./validate.ts";
 
 export interface ImportStats {
   files: number;
   imported: number;
   importedBytes: number;
-  /** Imported .zip/.mod files with no go.sum line to check against. */
+  /** Imported .zip/.mod files whose hash was proven by the checksum database. */
+  sumdbVerified: number;
+  /** Imported .zip/.mod files nothing checked (no go.sum line and no database answer). */
   unverified: number;
+  /** Why, per reason ("private path", "not in the checksum database", ...). */
+  unverifiedWhy: Record<string, number>;
   skipped: number;
   rejected: { rel: string; reason: string }[];
   seconds: number;
@@ -42,6 +57,14 @@ export interface ImportOptions {
   /** go.sum lines: "module version" and "module version/go.mod" -> set of h1: hashes. */
   goSum?: Map<string, Set<string>>;
   mirror?: Mirror;
+  /** Checks .zip/.mod files without a go.sum line against a checksum database; none: they are imported unverified. */
+  sumdb?: SumdbChecker;
+  /** Why there is no database, for the report (e.g. "--offline"). */
+  noSumdbReason?: string;
+  /** Module paths never looked up in the database (GONOSUMDB, GOPRIVATE, --private): imported unverified. */
+  noSumdb?: PrefixPatterns;
+  /** Import files the database does not know, or cannot be asked about, unverified instead of rejecting them. */
+  allowUnverified?: boolean;
   /** Called after every file (for progress). */
   onFile?: (stats: ImportStats, rel: string, outcome: "imported" | "skipped" | "rejected", reason?: string) => void;
 }
@@ -89,13 +112,57 @@ const SUMDB_FILE = /^sumdb\/[a-z0-9.:-]+\/(supported|latest|lookup\/[^\0\\]+@[^\
 export async function importTree(o: ImportOptions): Promise<ImportStats> {
   const t0 = performance.now();
   const root = downloadRoot(o.src);
-  const st: ImportStats = { files: 0, imported: 0, importedBytes: 0, unverified: 0, skipped: 0, rejected: [], seconds: 0 };
+  const st: ImportStats = {
+    files: 0,
+    imported: 0,
+    importedBytes: 0,
+    sumdbVerified: 0,
+    unverified: 0,
+    unverifiedWhy: {},
+    skipped: 0,
+    rejected: [],
+    seconds: 0,
+  };
   const done = (rel: string, outcome: "imported" | "skipped" | "rejected", reason?: string) => {
     if (outcome === "skipped") st.skipped++;
     else if (outcome === "rejected") st.rejected.push({ rel, reason: reason ?? "rejected" });
     o.onFile?.(st, rel, outcome, reason);
   };
-  for (const rel of walkFiles(root)) {
+  const unverified = (why: string) => {
+    st.unverified++;
+    st.unverifiedWhy[why] = (st.unverifiedWhy[why] ?? 0) + 1;
+  };
+  // sumdb/ first (a stable sort keeps name order otherwise): the database checks may be answered from them.
+  const rels = [...walkFiles(root)].sort((a, b) => Number(!a.startsWith("sumdb/")) - Number(!b.startsWith("sumdb/")));
+  const lookups = new Map<string, Promise<SumdbAnswer>>();
+  const lookup = (module: string, version: string) => {
+    const k = `${module}@${version}`;
+    let a = lookups.get(k);
+    if (!a) lookups.set(k, (a = o.sumdb!.lookup(module, version)));
+    return a;
+  };
+  /** Once the sumdb/ files are in: every lookup the module files will need, started now, run by the checker's bound. */
+  const startLookups = () => {
+    if (!o.sumdb) return;
+    for (const rel of rels) {
+      let r;
+      try {
+        r = parseModRequest(rel);
+      } catch {
+        continue;
+      }
+      if (r.kind !== "file" || !r.canonical || r.file === "info") continue;
+      const line = r.file === "zip" ? `${r.module} ${r.version}` : `${r.module} ${r.version}/go.mod`;
+      if (o.goSum?.has(line) || o.noSumdb?.matches(r.module) || o.store.statSync(rel)) continue;
+      lookup(r.module, r.version);
+    }
+  };
+  let started = false;
+  for (const rel of rels) {
+    if (!started && !rel.startsWith("sumdb/")) {
+      started = true;
+      startLookups();
+    }
     st.files++;
     const base = rel.slice(rel.lastIndexOf("/") + 1);
     if (isJunk(base) || rel === "MANIFEST") {
@@ -138,12 +205,38 @@ export async function importTree(o: ImportOptions): Promise<ImportStats> {
           h = hashZip(data);
         }
         const want = o.goSum?.get(key);
-        if (!want) {
-          st.unverified++;
+        if (want) {
+          if (!want.has(h)) throw new ValidationError(`checksum mismatch: ${key}: file has ${h}, go.sum has ${[...want].join(", ")}`);
           return true;
         }
-        if (!want.has(h)) throw new ValidationError(`checksum mismatch: ${key}: file has ${h}, go.sum has ${[...want].join(", ")}`);
-        return true;
+        if (!o.sumdb) {
+          unverified(o.noSumdbReason ?? "no go.sum line");
+          return true;
+        }
+        if (o.noSumdb?.matches(module)) {
+          unverified("private path, not looked up");
+          return true;
+        }
+        const db = o.sumdb.name;
+        const a = await lookup(module, version);
+        switch (a.kind) {
+          case "found": {
+            const sums = a.sums.get(key);
+            if (!sums) throw new ValidationError(`checksum database ${db}: its record for ${module}@${version} has no line for ${key}`);
+            if (!sums.has(h)) throw new ValidationError(`checksum mismatch: ${key}: file has ${h}, checksum database ${db} has ${[...sums].join(", ")}`);
+            st.sumdbVerified++;
+            return true;
+          }
+          case "invalid":
+            throw new ValidationError(`checksum database ${db} answer for ${module}@${version} does not verify: ${a.message}`);
+          case "notfound":
+          case "unreachable": {
+            const why = a.kind === "notfound" ? `not in checksum database ${db}` : `checksum database ${db} could not be asked`;
+            if (!o.allowUnverified) throw new ValidationError(`${why} (${a.message}); --allow-unverified imports it anyway`);
+            unverified(why);
+            return true;
+          }
+        }
       };
     }
     try {
