@@ -15,10 +15,13 @@ const pluginMode = (split.command === null || split.command === "connect") && !s
 if (pluginMode) writeSync(1, CAPABILITY_LINE);
 
 // process.exit() drops what stdout/stderr have not written yet (help,
-// `version`, the last log lines), so exit only once both have drained. In
-// plugin mode the protocol writer was flushed by serveStdio already; the
-// cap keeps a reader that went away from holding the exit forever.
+// `version`, the last log lines), so exit only once both have drained; the
+// cap keeps a reader that went away from holding the exit forever. In
+// plugin mode every answer and log line was written synchronously (or the
+// protocol writer flushed), and `go` waits for our exit after `close`, so
+// exit at once: touching process.stdout just to drain it costs milliseconds.
 function exitWhenFlushed(code: number): void {
+  if (pluginMode) process.exit(code);
   const drained = [process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write("", () => r())));
   const cap = new Promise<void>((r) => setTimeout(r, 5000));
   void Promise.race([Promise.all(drained), cap]).then(() => process.exit(code));

@@ -5,6 +5,7 @@ import { renderUsage, runCommand, type CommandDef } from "citty";
 import type { SplitArgs } from "./cli-args.ts";
 import pluginCommand from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
+import { writeStderr } from "./util/stderr.ts";
 
 const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
   serve: () => import("./commands/serve.ts").then((m) => m.default),
@@ -32,7 +33,7 @@ export class UsageError extends Error {
 export async function main(split: SplitArgs): Promise<number> {
   const sub = split.command ? await subCommands[split.command]?.() : undefined;
   if (split.command && !sub) {
-    process.stderr.write(`gostash: ${split.command} is not available in this build\n`);
+    writeStderr(`gostash: ${split.command} is not available in this build\n`);
     return 2;
   }
   const cmd = sub ?? rootCommand;
@@ -41,13 +42,19 @@ export async function main(split: SplitArgs): Promise<number> {
     return 0;
   }
   try {
+    // Plugin mode, which `go` waits for, parses its own flags: citty's
+    // parser took 2-4 ms before the first answer.
+    if (!sub) {
+      const result = await pluginCommand.run!({ rawArgs: split.args, args: { _: [] } as never, cmd: pluginCommand, data: undefined });
+      return typeof result === "number" ? result : 0;
+    }
     const { result } = await runCommand(cmd, { rawArgs: split.args });
     return typeof result === "number" ? result : 0;
   } catch (err) {
     const e = err as Error & { code?: string };
     const usage = e.name === "CLIError" || e.name === "UsageError" || (e.message ?? "").startsWith("config:");
-    process.stderr.write(`gostash: ${usage ? e.message : (e.stack ?? e.message)}\n`);
-    if (usage) process.stderr.write("Run 'gostash --help' for usage.\n");
+    writeStderr(`gostash: ${usage ? e.message : (e.stack ?? e.message)}\n`);
+    if (usage) writeStderr("Run 'gostash --help' for usage.\n");
     return usage ? 2 : 1;
   }
 }

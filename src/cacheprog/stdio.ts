@@ -22,11 +22,12 @@ export interface StdioResult {
 }
 
 export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}): Promise<StdioResult> {
-  const sink = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
+  type Sink = ReturnType<typeof Bun.stdout.writer>;
+  let sink: Sink | null = null;
   let queued = false;
   const flush = () => {
     queued = false;
-    void sink.flush();
+    void sink?.flush();
   };
   let blocking = handler.synchronous === true;
   let pending = "";
@@ -36,12 +37,18 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
         pending += line;
         return;
       }
+      sink ??= Bun.stdout.writer({ highWaterMark: 64 * 1024 });
       sink.write(line);
       if (!queued) {
         queued = true;
         queueMicrotask(flush);
       }
     },
+  };
+  const answerPending = () => {
+    const text = pending;
+    pending = "";
+    if (text) writeAll(text);
   };
 
   let doneReason: "close" | "eof" = "eof";
@@ -56,28 +63,36 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
     },
   });
 
-  let framing: FramingError | null = null;
-  let inputOver = false;
   if (blocking) {
-    const r = readBlocking(session, () => {
-      const text = pending;
-      pending = "";
-      if (text) writeAll(text);
-    });
+    const r = readBlocking(session, answerPending);
+    if (r instanceof FramingError) return { reason: "framing", error: r };
+    if (r === "close") {
+      // The handler closes synchronously, but the session answers `close`
+      // from a promise: wait for it, then write it like every other answer.
+      // `go` closes our stdin only after it has read that answer.
+      await closedPromise;
+      try {
+        answerPending();
+      } catch (err) {
+        if (!(err instanceof InputOver)) throw err;
+      }
+      return { reason: doneReason };
+    }
     blocking = false;
-    if (r instanceof FramingError) framing = r;
-    else inputOver = r !== "async";
+    if (r === "eof") {
+      await session.end();
+      return { reason: doneReason };
+    }
   }
+
+  let framing: FramingError | null = null;
   const readLoop = (async () => {
-    if (framing) return;
     try {
-      if (!inputOver) {
-        const reader = Bun.stdin.stream().getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          session.push(value);
-        }
+      const reader = Bun.stdin.stream().getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        session.push(value);
       }
       await session.end();
     } catch (err) {
@@ -90,7 +105,7 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
   // `go` closes our stdin only after it has read the close answer.
   await Promise.race([closedPromise, readLoop]);
   if (!framing) await closedPromise;
-  await sink.flush();
+  await (sink as Sink | null)?.flush();
   if (framing) return { reason: "framing", error: framing };
   return { reason: doneReason };
 }

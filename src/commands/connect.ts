@@ -19,6 +19,7 @@ import { runBridge } from "../daemon/bridge.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
+import { writeStderr } from "../util/stderr.ts";
 
 const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags };
 
@@ -70,7 +71,7 @@ export default defineCommand({
 
     // The daemon is not there: serve this build in-process from the local disk.
     const { handler, where: dir } = await openLocal();
-    process.stderr.write(
+    writeStderr(
       `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${dir}\n`,
     );
     const { servePluginStdio } = await import("./plugin.ts");

@@ -6,13 +6,14 @@ import { defineCommand } from "citty";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { localConfig, s3Config } from "../config/config.ts";
-import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import { parseFlagArgs, rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, s3Flags } from "../config/options.ts";
 import { openLocalStore } from "../store/open-local.ts";
 import { createLocalCache } from "../store/local-cache.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
+import { writeStderr } from "../util/stderr.ts";
 
 /**
  * Serves one `go` command on stdin/stdout from handler and returns the exit
@@ -30,7 +31,7 @@ export async function servePluginStdio(
   });
   if (o.summary) printSummary(o.metrics);
   if (res.reason === "framing") {
-    process.stderr.write(`gostash: ${res.error!.message}; stopping\n`);
+    writeStderr(`gostash: ${res.error!.message}; stopping\n`);
     return 1;
   }
   return 0;
@@ -41,9 +42,9 @@ export const pluginFlags = { ...logFlags, ...localFlags, ...s3Flags };
 export default defineCommand({
   meta: { name: "gostash", description: "Serve the GOCACHEPROG protocol on stdin/stdout" },
   args: toCittyArgs(pluginFlags),
-  async run({ args, rawArgs }) {
+  async run({ rawArgs }) {
     rejectUnknownFlags(rawArgs, pluginFlags);
-    const flags = resolveFlags(pluginFlags, args);
+    const flags = resolveFlags(pluginFlags, parseFlagArgs(rawArgs, pluginFlags));
     const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
     const local = localConfig(flags);
     const s3 = s3Config(flags);

@@ -88,3 +88,29 @@ export function rejectUnknownFlags(rawArgs: string[], specs: FlagSpecs, position
     if (!known.has(name)) throw new Error(`config: unknown flag ${a.split("=")[0]}`);
   }
 }
+
+/**
+ * Reads arguments already normalised by cli-args.ts (`--name=value`,
+ * `--name`, `--no-name`; one or two dashes, as Go's flag package takes) into
+ * the shape citty would give. Plugin mode uses this instead of citty's
+ * parser, which costs milliseconds of start-up that `go` waits for.
+ * Unknown names are left out here and reported by rejectUnknownFlags.
+ */
+export function parseFlagArgs(rawArgs: string[], specs: FlagSpecs): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = {};
+  for (const a of rawArgs) {
+    if (a === "--") break;
+    if (!a.startsWith("-") || a === "-") continue;
+    const body = a.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    const value = eq < 0 ? null : body.slice(eq + 1);
+    const spec = specs[name];
+    if (spec) {
+      out[name] = spec.type === "boolean" ? value === null || parseBool(value, `--${name}`) : (value ?? "");
+      continue;
+    }
+    if (name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean" && value === null) out[name.slice(3)] = false;
+  }
+  return out;
+}

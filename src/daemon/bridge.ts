@@ -36,6 +36,7 @@ import { AUTH_PREFIX, ERROR_PREFIX } from "../auth/token.ts";
 import { CAPABILITY_LINE, encodeErr } from "../cacheprog/protocol.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
+import { writeStderr } from "../util/stderr.ts";
 
 export type BridgeResult =
   | { kind: "unreachable"; error: Error }
@@ -264,7 +265,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     if (tracker.broken) {
       // The stream itself is broken: nothing sensible to take over.
       lostWhy = why;
-      process.stderr.write(`gostash connect: the daemon at ${where} ${why}; the request stream was not valid\n`);
+      writeStderr(`gostash connect: the daemon at ${where} ${why}; the request stream was not valid\n`);
       sock?.terminate();
       finished(1);
       return;
@@ -428,7 +429,7 @@ class Takeover {
     if (needCapability) write(Buffer.from(CAPABILITY_LINE));
     void (async () => {
       const { handler, where: dir } = await o.openLocal();
-      process.stderr.write(
+      writeStderr(
         refused
           ? `gostash connect: error: the daemon at ${where} ${why}; check --token / GOSTASH_TOKEN. Serving this build from the local cache ${dir} instead\n`
           : `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
@@ -440,7 +441,7 @@ class Takeover {
       for (const c of q) this.route(c);
       if (this.ended) await this.close();
     })().catch((err) => {
-      process.stderr.write(`gostash connect: taking over from the daemon failed: ${(err as Error)?.message ?? err}\n`);
+      writeStderr(`gostash connect: taking over from the daemon failed: ${(err as Error)?.message ?? err}\n`);
       this.finish(1);
     });
   }
@@ -497,7 +498,7 @@ class Takeover {
     try {
       for (const c of chunks) if (c.length) this.session!.push(c);
     } catch (err) {
-      process.stderr.write(`gostash connect: ${(err as Error).message}; stopping\n`);
+      writeStderr(`gostash connect: ${(err as Error).message}; stopping\n`);
       this.finish(1);
     }
   }
@@ -511,7 +512,7 @@ class Takeover {
     try {
       await this.session!.end();
     } catch (err) {
-      process.stderr.write(`gostash connect: ${(err as Error).message}\n`);
+      writeStderr(`gostash connect: ${(err as Error).message}\n`);
     }
     this.finish(0);
   }

@@ -7,8 +7,10 @@
 // which costs tens of milliseconds before the first protocol answer.
 
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
+import { writeStderr } from "./stderr.ts";
 
-export type Logger = ConsolaInstance;
+/** What the code logs through: consola's level methods. */
+export type Logger = Pick<ConsolaInstance, "debug" | "info" | "warn" | "error">;
 
 export interface LogOptions {
   verbose?: boolean;
@@ -31,14 +33,25 @@ const stderrReporter = {
   log(o: LogObject): void {
     const level = o.type === "log" || o.type === "info" ? "" : `${o.type}: `;
     const tag = o.tag ? `${o.tag}: ` : "";
-    process.stderr.write(`${tag}${level}${o.args.map(formatArg).join(" ")}\n`);
+    writeStderr(`${tag}${level}${o.args.map(formatArg).join(" ")}\n`);
   },
 };
 
 export function createLogger(opts: LogOptions = {}): Logger {
   // Quiet by default: warnings and errors only.
   const level = opts.debug ? 5 : opts.verbose ? 4 : 1;
-  current = createConsola({ level, reporters: [stderrReporter] }).withTag("gostash");
+  // consola is set up on the first line that is printed: creating it costs
+  // about a millisecond, which plugin mode would add to every go command
+  // that logs nothing.
+  let inner: ConsolaInstance | null = null;
+  const at =
+    (minLevel: number, method: keyof Logger) =>
+    (...args: unknown[]) => {
+      if (level < minLevel) return;
+      inner ??= createConsola({ level, reporters: [stderrReporter] }).withTag("gostash");
+      inner[method](...(args as [unknown]));
+    };
+  current = { error: at(0, "error"), warn: at(1, "warn"), info: at(3, "info"), debug: at(4, "debug") } as Logger;
   return current;
 }
 

@@ -2,6 +2,7 @@
 
 import { formatBytes } from "../config/units.ts";
 import type { Metrics } from "./metrics.ts";
+import { writeStderr } from "./stderr.ts";
 
 export function summaryLines(m: Metrics): string[] {
   const gets = m.get("gets");
@@ -26,5 +27,5 @@ export function summaryLines(m: Metrics): string[] {
 }
 
 export function printSummary(m: Metrics): void {
-  process.stderr.write(summaryLines(m).map((l) => `gostash: ${l}\n`).join(""));
+  writeStderr(summaryLines(m).map((l) => `gostash: ${l}\n`).join(""));
 }
