@@ -11,10 +11,10 @@ import { defineCommand } from "citty";
 import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
-import { modproxyConfig } from "../modproxy/config.ts";
+import { checkGlobs, modproxyConfig } from "../modproxy/config.ts";
 import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
 import { createImportSumdb, verifierFor } from "../modproxy/import-sumdb.ts";
-import { PrefixPatterns } from "../modproxy/match.ts";
+import type { PrefixPatterns } from "../modproxy/globs.ts";
 import { ModStore } from "../modproxy/store.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
@@ -104,11 +104,7 @@ function summary(s: ImportStats, db: string | null): string {
  */
 function noSumdbGlobs(flag: string | undefined): PrefixPatterns {
   const list = [flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean).join(",");
-  try {
-    return new PrefixPatterns(list);
-  } catch (err) {
-    throw new Error(`config: --private/GONOSUMDB/GOPRIVATE: ${(err as Error).message}`);
-  }
+  return checkGlobs(list, "--private/GONOSUMDB/GOPRIVATE");
 }
 
 const importCommand = defineCommand({

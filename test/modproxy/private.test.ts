@@ -38,6 +38,9 @@ describe("--private configuration", () => {
     expect(c).toEqual({ patterns: "x.io", modcache: "/m", concurrency: 2, timeoutMs: 30_000 });
     expect(cfg({ private: "x.io", "modproxy-dir": "/elsewhere/mp" }, {})?.modcache).toBe("/elsewhere/private-gomodcache");
     expect(() => cfg({ private: "x.io", "private-concurrency": "0" }, {})).toThrow("--private-concurrency must be a positive integer");
+    // A bad glob, from the flag or the environment, stops the command with the flag named.
+    expect(() => cfg({ private: "corp.example.com,[" }, {})).toThrow('config: --private (GOSTASH_PRIVATE, else GOPRIVATE): bad glob "[": unterminated [');
+    expect(() => cfg({}, { GOPRIVATE: "corp.example.com/[z-a]" })).toThrow("range z-a is backwards");
   });
 });
 
