@@ -29,7 +29,7 @@ const importSpecs = {
   "sumdb-key": modFlags["sumdb-key"],
   "allow-unverified": modFlags["allow-unverified"],
   "sumdb-concurrency": modFlags["sumdb-concurrency"],
-  private: modFlags.private,
+  private: modproxyFlags.private,
   offline: modproxyFlags.offline,
   upstream: modproxyFlags.upstream,
   "upstream-timeout": modproxyFlags["upstream-timeout"],
@@ -97,13 +97,14 @@ function summary(s: ImportStats, db: string | null): string {
 }
 
 /**
- * Paths never sent to the checksum database: --private, GONOSUMDB and
- * GOPRIVATE together (the go command uses GOPRIVATE only when GONOSUMDB is
- * unset; a name leaked to a public database cannot be taken back, so here
- * any of them is enough).
+ * Paths never sent to the checksum database: --private (the same flag as
+ * serve's, so GOPRIVATE when neither it nor GOSTASH_PRIVATE is set),
+ * GONOSUMDB and GOPRIVATE together (the go command uses GOPRIVATE only when
+ * GONOSUMDB is unset; a name leaked to a public database cannot be taken
+ * back, so here any of them is enough).
  */
 function noSumdbGlobs(flag: string | undefined): PrefixPatterns {
-  const list = [flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean).join(",");
+  const list = [...new Set([flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean))].join(",");
   return checkGlobs(list, "--private/GONOSUMDB/GOPRIVATE");
 }
 
