@@ -217,7 +217,7 @@ export const modproxyFlags = {
     env: ["GOSTASH_PRIVATE", "GOPRIVATE"],
     valueHint: "globs",
     description:
-      "Module path globs (GOPRIVATE syntax, comma-separated) fetched directly from version control by the go command, never from --upstream; their checksum-database lookups get 403; mod import never looks them up, nor GONOSUMDB's and GOPRIVATE's (default: $GOPRIVATE when only that is set)",
+      "Module path globs (GOPRIVATE syntax, comma-separated) fetched directly from version control by the go command, never from --upstream; their checksum-database lookups get 403 (mod import: never looked up, nor paths in GONOSUMDB or GOPRIVATE) (default: $GOPRIVATE when only that is set)",
   },
   "private-modcache": {
     type: "string",
