@@ -11,12 +11,11 @@ import { join } from "node:path";
 import { createConsola, type LogObject } from "consola/core";
 import { createModProxy, type ModProxy, type ModProxyOptions } from "../../src/modproxy/handler.ts";
 import { parseRules, RulesError } from "../../src/modproxy/rules.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
 import { VersionRange } from "../../src/modproxy/versions.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
-import { startSumdb, startUpstream, writeModule, type Sumdb, type Upstream } from "./helpers.ts";
+import { proxyOptions, startSumdb, startUpstream, writeModule, type Sumdb, type Upstream } from "./helpers.ts";
 
 let t: ReturnType<typeof tempDir>;
 let upA: Upstream;
@@ -41,26 +40,11 @@ interface P {
 
 /** A proxy over upstream A (and the test sumdb) with these rules, checked on every request. */
 function proxyWith(rules: unknown, over: Partial<ModProxyOptions> = {}): P {
-  const dir = join(t.path, `p${++n}`);
-  const file = join(t.path, `rules${n}.json`);
+  const file = join(t.path, `rules${++n}.json`);
   writeFileSync(file, typeof rules === "string" ? rules : JSON.stringify(rules));
   const metrics = new Metrics();
   const { logger, lines } = capturingLogger();
-  const proxy = createModProxy({
-    dir,
-    upstreams: parseUpstreams(upA.url),
-    sumdbs: [{ name: db.name, url: db.url }],
-    listTtlMs: 0,
-    swrMs: 0,
-    notFoundTtlMs: 0,
-    timeoutMs: 5_000,
-    retries: 0,
-    metrics,
-    logger,
-    rulesFile: file,
-    rulesCheckEveryMs: 0,
-    ...over,
-  });
+  const proxy = createModProxy(baseOptions({ sumdbs: [{ name: db.name, url: db.url }], metrics, logger, rulesFile: file, rulesCheckEveryMs: 0, ...over }));
   const get = (path: string, init?: RequestInit) => proxy.fetch(new Request(`http://127.0.0.1/mod/${path}`, init));
   return {
     proxy,
@@ -270,19 +254,9 @@ describe("reloading", () => {
   });
 });
 
-function baseOptions(): ModProxyOptions {
-  return {
-    dir: join(t.path, `p${++n}`),
-    upstreams: parseUpstreams(upA.url),
-    sumdbs: [],
-    listTtlMs: 0,
-    swrMs: 0,
-    notFoundTtlMs: 0,
-    timeoutMs: 5_000,
-    retries: 0,
-    metrics: new Metrics(),
-    logger: capturingLogger().logger,
-  };
+/** Upstream A, nothing cached for any time, so that every request shows the rules at work. */
+function baseOptions(over: Partial<ModProxyOptions> = {}): ModProxyOptions {
+  return proxyOptions(join(t.path, `p${++n}`), upA.url, { listTtlMs: 0, notFoundTtlMs: 0, logger: capturingLogger().logger, ...over });
 }
 
 describe("offline mode", () => {
