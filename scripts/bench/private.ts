@@ -28,6 +28,7 @@ import {
   die,
   ensureGostash,
   fmtMs,
+  freePort,
   intFlag,
   log,
   median,
@@ -38,6 +39,7 @@ import {
   setKeepTemps,
   tempDir,
   type Variant,
+  waitHttp,
 } from "./lib.ts";
 
 const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tags: "15", files: "20", rebuild: false, keep: false });
@@ -78,28 +80,14 @@ Object.assign(baseEnv, { GOENV: "off", GOTOOLCHAIN: "local", GOTELEMETRY: "off",
 const cacheDir = join(work, "cache");
 const emptyUp = join(work, "empty-upstream");
 mkdirSync(emptyUp, { recursive: true });
-const port = await (async () => {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const p = s.port!;
-  s.stop(true);
-  return p;
-})();
+const port = await freePort();
 const daemon = Bun.spawn(
   [gostash, "serve", "--plugin", join(work, "p.sock"), "--http", `127.0.0.1:${port}`, "--cache-dir", cacheDir, "--modproxy", "--upstream", `file://${emptyUp}`, "--sumdb", "off", "--private", "private.example.com"],
   { stdin: "ignore", stdout: "ignore", stderr: "inherit", env: baseEnv },
 );
-const proxy = `http://127.0.0.1:${port}/mod`;
-for (let i = 0; ; i++) {
-  if (daemon.exitCode !== null) die(`gostash serve exited (${daemon.exitCode})`);
-  if (i > 200) die("gostash serve did not come up");
-  try {
-    await fetch(`http://127.0.0.1:${port}/healthz`);
-    break;
-  } catch {
-    await Bun.sleep(50);
-  }
-}
 process.once("exit", () => daemon.kill(9));
+const proxy = `http://127.0.0.1:${port}/mod`;
+await waitHttp(`http://127.0.0.1:${port}/healthz`, daemon, "gostash serve");
 
 async function getAll(v: string): Promise<number> {
   const t0 = performance.now();
