@@ -1,7 +1,7 @@
 // The command tree. Each subcommand lives in its own file and is loaded
 // only when it runs; plugin mode (no subcommand) is the root command.
 
-import { renderUsage, runCommand, type CommandDef } from "citty";
+import { renderUsage, runCommand, type CommandDef, type Resolvable } from "citty";
 import type { SplitArgs } from "./cli-args.ts";
 import pluginCommand from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
@@ -30,6 +30,29 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+async function resolve<T>(v: Resolvable<T>): Promise<T> {
+  return typeof v === "function" ? (v as () => T | Promise<T>)() : v;
+}
+
+/**
+ * Usage of the deepest command the arguments name: splitArgs only knows the
+ * top-level subcommands, so `mod import --help` arrives as `mod` with
+ * "import" among its arguments, and must show import's flags, not mod's.
+ */
+async function usage(top: CommandDef<any>, args: string[]): Promise<string> {
+  let cmd = top;
+  const names = [rootCommand.meta && (await resolve(rootCommand.meta)).name];
+  for (const a of args) {
+    if (a === "--") break;
+    if (a.startsWith("-")) continue;
+    const next = cmd.subCommands ? (await resolve(cmd.subCommands))[a] : undefined;
+    if (!next) break;
+    names.push(cmd.meta && (await resolve(cmd.meta)).name);
+    cmd = await resolve(next);
+  }
+  return renderUsage(cmd, { meta: { name: names.join(" ") } });
+}
+
 export async function main(split: SplitArgs): Promise<number> {
   const sub = split.command ? await subCommands[split.command]?.() : undefined;
   if (split.command && !sub) {
@@ -38,7 +61,7 @@ export async function main(split: SplitArgs): Promise<number> {
   }
   const cmd = sub ?? rootCommand;
   if (split.help) {
-    process.stdout.write(`${await renderUsage(cmd, sub ? rootCommand : undefined)}\n`);
+    process.stdout.write(`${sub ? await usage(sub, split.args) : await renderUsage(rootCommand)}\n`);
     return 0;
   }
   try {

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CAPABILITY_LINE } from "../src/cacheprog/protocol.ts";
-import { localFlags, logFlags, s3Flags } from "../src/config/options.ts";
+import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../src/config/options.ts";
 import { BIN, run, tempDir } from "./helpers/env.ts";
 
 const tmp = tempDir("gostash-cli-");
@@ -43,6 +43,23 @@ describe("command line", () => {
     for (const env of ["GOCACHE_DIR", "GOCACHE_S3_BUCKET", "GOCACHE_KEY_PREFIX", "GOCACHE_MIN_SIZE", "GOCACHE_S3_CONCURRENCY", "GOCACHE_CONCURRENCY", "GOCACHE_EXPIRY", "GOCACHE_VERBOSE", "GOCACHE_METRICS"]) {
       expect(r.stdout).toContain(env);
     }
+  });
+
+  test("mod import --help and mod export --help list their own flags with their environment variables", async () => {
+    const cases: [string[], Record<string, { env?: string[] }>, string[]][] = [
+      [["mod", "import", "--help"], { "go-sum": modFlags["go-sum"], "allow-unverified": modFlags["allow-unverified"], private: modproxyFlags.private, sumdb: modproxyFlags.sumdb }, ["out", "go-mod"]],
+      [["mod", "--help", "export"], { out: modFlags.out, "go-mod": modFlags["go-mod"], goproxy: modFlags.goproxy }, ["go-sum", "private"]],
+    ];
+    for (const [args, own, others] of cases) {
+      const r = await run([BIN, ...args], { env: { NO_COLOR: "1" } });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`USAGE gostash mod ${args.includes("import") ? "import" : "export"} [OPTIONS]`);
+      for (const [name, spec] of Object.entries(own)) expect(r.stdout).toMatch(new RegExp(`--${name}[= ][^\\n]*\\[env ${spec.env![0]}\\b`));
+      for (const name of others) expect(r.stdout).not.toContain(`--${name}=`);
+    }
+    // mod itself still lists its subcommands.
+    const mod = await run([BIN, "mod", "--help"], { env: { NO_COLOR: "1" } });
+    expect(mod.stdout).toContain("USAGE gostash mod import|export");
   });
 
   test("an unknown flag is a clear error on stderr; stdout holds only protocol JSON", async () => {

@@ -284,6 +284,28 @@ export function ratioTable(samples: Samples[], pairs: [string, string, number?][
   return table(["ratio", "of medians", "paired median", "of mins", "cpu", "goal"], rows);
 }
 
+/** A loopback TCP port that was free a moment ago (for servers that take --http HOST:PORT). */
+export async function freePort(): Promise<number> {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const p = s.port!;
+  s.stop(true);
+  return p;
+}
+
+/** Waits until url answers (any status); dies if proc exits first or after ~10s. */
+export async function waitHttp(url: string, proc: Bun.Subprocess, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (proc.exitCode !== null) die(`${what} exited (${proc.exitCode})`);
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(500) });
+      return;
+    } catch {
+      await Bun.sleep(50);
+    }
+  }
+  die(`${what} did not come up at ${url}`);
+}
+
 export function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }

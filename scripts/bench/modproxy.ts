@@ -25,6 +25,7 @@ import {
   ensureGostash,
   fmtBytes,
   fmtMs,
+  freePort,
   interleave,
   intFlag,
   log,
@@ -38,6 +39,7 @@ import {
   table,
   tempDir,
   type Variant,
+  waitHttp,
 } from "./lib.ts";
 
 const GOPROXY_VERSION = "v0.18.0"; // github.com/goproxy/goproxy, pinned
@@ -140,26 +142,6 @@ interface Server {
   url: string;
   proc: Bun.Subprocess;
   stop(): Promise<void>;
-}
-
-async function waitHttp(url: string, proc: Bun.Subprocess, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (proc.exitCode !== null) die(`${what} exited (${proc.exitCode})`);
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(500) });
-      return;
-    } catch {
-      await Bun.sleep(50);
-    }
-  }
-  die(`${what} did not come up at ${url}`);
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const p = s.port!;
-  s.stop(true);
-  return p;
 }
 
 async function startGostash(cacheDir: string): Promise<Server> {

@@ -21,16 +21,17 @@
 //
 //   npx bun scripts/bench/private.ts [--runs 7] [--tags 15] [--files 20] [--rebuild] [--keep]
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { makeGitModule, writeGitConfig } from "../../test/modproxy/git.ts";
 import {
   die,
   ensureGostash,
   fmtMs,
+  freePort,
   intFlag,
   log,
   median,
-  mustRun,
   parseFlags,
   ratioTable,
   run,
@@ -38,6 +39,7 @@ import {
   setKeepTemps,
   tempDir,
   type Variant,
+  waitHttp,
 } from "./lib.ts";
 
 const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tags: "15", files: "20", rebuild: false, keep: false });
@@ -49,38 +51,25 @@ const gostash = ensureGostash({ rebuild: flags.rebuild === true });
 const MOD = "private.example.com/bench/lib.git";
 
 const work = tempDir("private");
-const gitEnv: Record<string, string> = {
-  PATH: process.env.PATH ?? "/usr/bin:/bin",
-  HOME: work,
-  GIT_CONFIG_NOSYSTEM: "1",
-  GIT_CONFIG_GLOBAL: "/dev/null",
-  GIT_AUTHOR_NAME: "bench",
-  GIT_AUTHOR_EMAIL: "bench@example.com",
-  GIT_COMMITTER_NAME: "bench",
-  GIT_COMMITTER_EMAIL: "bench@example.com",
-};
 
 // ------------------------------------------------------------ the repository
 
 const repo = join(work, "repo");
-mkdirSync(repo, { recursive: true });
-await mustRun(["git", "init", "-q", "-b", "main", "."], { cwd: repo, env: gitEnv });
-writeFileSync(join(repo, "go.mod"), `module ${MOD}\n\ngo 1.22\n`);
-const versions: string[] = [];
-for (let t = 0; t < tags; t++) {
-  for (let f = 0; f < files; f++) {
-    // ~4 KB per file, changed by every release.
-    const body = Array.from({ length: 100 }, (_, i) => `// line ${i} of file ${f}, release ${t}: lorem ipsum dolor sit amet\n`).join("");
-    writeFileSync(join(repo, `f${f}.go`), `package lib\n\n${body}\nconst V${f} = ${t}\n`);
-  }
-  await mustRun(["git", "add", "-A"], { cwd: repo, env: gitEnv });
-  await mustRun(["git", "commit", "-q", "-m", `release ${t}`], { cwd: repo, env: gitEnv });
-  const v = `v1.${t}.0`;
-  await mustRun(["git", "tag", v], { cwd: repo, env: gitEnv });
-  versions.push(v);
-}
+const versions = Array.from({ length: tags }, (_, t) => `v1.${t}.0`);
+await makeGitModule(
+  repo,
+  versions.map((tag, t) => {
+    const text: Record<string, string> = t === 0 ? { "go.mod": `module ${MOD}\n\ngo 1.22\n` } : {};
+    for (let f = 0; f < files; f++) {
+      // ~4 KB per file, changed by every release.
+      const body = Array.from({ length: 100 }, (_, i) => `// line ${i} of file ${f}, release ${t}: lorem ipsum dolor sit amet\n`).join("");
+      text[`f${f}.go`] = `package lib\n\n${body}\nconst V${f} = ${t}\n`;
+    }
+    return { tag, files: text };
+  }),
+);
 const gitConfig = join(work, "gitconfig");
-writeFileSync(gitConfig, `[protocol "file"]\n\tallow = always\n[url "file://${repo}"]\n\tinsteadOf = https://private.example.com/bench/lib\n`);
+writeGitConfig(gitConfig, { "https://private.example.com/bench/lib": `file://${repo}` });
 
 // ------------------------------------------------------------ the daemon
 
@@ -91,28 +80,14 @@ Object.assign(baseEnv, { GOENV: "off", GOTOOLCHAIN: "local", GOTELEMETRY: "off",
 const cacheDir = join(work, "cache");
 const emptyUp = join(work, "empty-upstream");
 mkdirSync(emptyUp, { recursive: true });
-const port = await (async () => {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const p = s.port!;
-  s.stop(true);
-  return p;
-})();
+const port = await freePort();
 const daemon = Bun.spawn(
   [gostash, "serve", "--plugin", join(work, "p.sock"), "--http", `127.0.0.1:${port}`, "--cache-dir", cacheDir, "--modproxy", "--upstream", `file://${emptyUp}`, "--sumdb", "off", "--private", "private.example.com"],
   { stdin: "ignore", stdout: "ignore", stderr: "inherit", env: baseEnv },
 );
-const proxy = `http://127.0.0.1:${port}/mod`;
-for (let i = 0; ; i++) {
-  if (daemon.exitCode !== null) die(`gostash serve exited (${daemon.exitCode})`);
-  if (i > 200) die("gostash serve did not come up");
-  try {
-    await fetch(`http://127.0.0.1:${port}/healthz`);
-    break;
-  } catch {
-    await Bun.sleep(50);
-  }
-}
 process.once("exit", () => daemon.kill(9));
+const proxy = `http://127.0.0.1:${port}/mod`;
+await waitHttp(`http://127.0.0.1:${port}/healthz`, daemon, "gostash serve");
 
 async function getAll(v: string): Promise<number> {
   const t0 = performance.now();

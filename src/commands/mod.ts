@@ -11,10 +11,10 @@ import { defineCommand } from "citty";
 import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
-import { modproxyConfig } from "../modproxy/config.ts";
+import { checkGlobs, modproxyConfig } from "../modproxy/config.ts";
 import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
 import { createImportSumdb, verifierFor } from "../modproxy/import-sumdb.ts";
-import { PrefixPatterns } from "../modproxy/match.ts";
+import type { PrefixPatterns } from "../modproxy/globs.ts";
 import { ModStore } from "../modproxy/store.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
@@ -29,7 +29,7 @@ const importSpecs = {
   "sumdb-key": modFlags["sumdb-key"],
   "allow-unverified": modFlags["allow-unverified"],
   "sumdb-concurrency": modFlags["sumdb-concurrency"],
-  private: modFlags.private,
+  private: modproxyFlags.private,
   offline: modproxyFlags.offline,
   upstream: modproxyFlags.upstream,
   "upstream-timeout": modproxyFlags["upstream-timeout"],
@@ -97,18 +97,15 @@ function summary(s: ImportStats, db: string | null): string {
 }
 
 /**
- * Paths never sent to the checksum database: --private, GONOSUMDB and
- * GOPRIVATE together (the go command uses GOPRIVATE only when GONOSUMDB is
- * unset; a name leaked to a public database cannot be taken back, so here
- * any of them is enough).
+ * Paths never sent to the checksum database: --private (the same flag as
+ * serve's, so GOPRIVATE when neither it nor GOSTASH_PRIVATE is set),
+ * GONOSUMDB and GOPRIVATE together (the go command uses GOPRIVATE only when
+ * GONOSUMDB is unset; a name leaked to a public database cannot be taken
+ * back, so here any of them is enough).
  */
 function noSumdbGlobs(flag: string | undefined): PrefixPatterns {
-  const list = [flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean).join(",");
-  try {
-    return new PrefixPatterns(list);
-  } catch (err) {
-    throw new Error(`config: --private/GONOSUMDB/GOPRIVATE: ${(err as Error).message}`);
-  }
+  const list = [...new Set([flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean))].join(",");
+  return checkGlobs(list, "--private/GONOSUMDB/GOPRIVATE");
 }
 
 const importCommand = defineCommand({

@@ -217,7 +217,7 @@ export const modproxyFlags = {
     env: ["GOSTASH_PRIVATE", "GOPRIVATE"],
     valueHint: "globs",
     description:
-      "Module path globs (GOPRIVATE syntax, comma-separated) fetched directly from version control by the go command, never from --upstream; their checksum-database lookups get 403 (default: $GOPRIVATE when only that is set)",
+      "Module path globs (GOPRIVATE syntax, comma-separated) fetched directly from version control by the go command, never from --upstream; their checksum-database lookups get 403 (mod import: never looked up, nor paths in GONOSUMDB or GOPRIVATE) (default: $GOPRIVATE when only that is set)",
   },
   "private-modcache": {
     type: "string",
@@ -270,12 +270,6 @@ export const modFlags = {
     valueHint: "n",
     default: "16",
     description: "mod import: checksum-database lookups in flight at once",
-  },
-  private: {
-    type: "string",
-    env: ["GOSTASH_PRIVATE"],
-    valueHint: "globs",
-    description: "mod import: module path globs (GOPRIVATE syntax) never looked up in the checksum database; GONOSUMDB and GOPRIVATE count too",
   },
   out: {
     type: "string",

@@ -11,6 +11,7 @@
 import { dirname, join, resolve } from "node:path";
 import type { FlagValues } from "../config/flags.ts";
 import { parseDuration } from "../config/units.ts";
+import { PatternError, PrefixPatterns } from "./globs.ts";
 import type { PrivateConfig } from "./private.ts";
 import { loadRulesFile } from "./rules-file.ts";
 import { parseSumdbs, type SumdbConfig } from "./sumdb.ts";
@@ -79,10 +80,21 @@ function count(f: FlagValues, k: string, def: number): number {
 function privateConfig(f: FlagValues, modproxyDir: string): PrivateConfig | null {
   const patterns = str(f, "private");
   if (patterns === undefined || !patterns.split(",").some((p) => p.trim() !== "")) return null;
+  checkGlobs(patterns, "--private (GOSTASH_PRIVATE, else GOPRIVATE)");
   return {
     patterns,
     modcache: str(f, "private-modcache") ? resolve(str(f, "private-modcache")!) : join(dirname(modproxyDir), "private-gomodcache"),
     concurrency: count(f, "private-concurrency", 4),
     timeoutMs: dur(f, "private-timeout", 120_000) || 120_000,
   };
+}
+
+/** A bad glob stops the command before it starts, with the flag named. */
+export function checkGlobs(list: string, what: string): PrefixPatterns {
+  try {
+    return new PrefixPatterns(list);
+  } catch (err) {
+    if (err instanceof PatternError) throw new Error(`config: ${what}: ${err.message}`);
+    throw err;
+  }
 }

@@ -1,44 +1,65 @@
-// GOPRIVATE-style module path patterns (--private), with the go command's
-// semantics (golang.org/x/mod/module.MatchPrefixPatterns, `go help
-// module-private`), so one value means the same thing to the go command and
-// to gostash:
+// Module path globs with the go command's GOPRIVATE/GONOSUMDB semantics
+// (golang.org/x/mod/module.MatchPrefixPatterns, `go help module-private`),
+// so one value means the same thing to the go command and to gostash. Used
+// by --private (private.ts), the rules file's "match" (rules.ts) and the
+// no-lookup paths of `mod import` (commands/mod.ts):
 //
 //   - a comma-separated list of globs; empty entries are skipped and a
 //     trailing "/" is dropped (no trimming of spaces: the go command does not
-//     trim them either)
+//     trim them either, and --private is handed to it as GOPRIVATE)
 //   - a glob with N slashes is matched against the first N+1 path elements
 //     of the module path, so "corp.example.com" matches
 //     "corp.example.com/team/lib" but not "corp.example.com.evil.org"
 //   - each glob has path.Match syntax: "*" is any run of characters but "/",
 //     "?" one character but "/", "[...]" / "[^...]" a class of characters
 //     and ranges, "\" escapes the next character
-//   - a malformed glob ("[", "a\", "[]", "[a-]") never matches
+//
+// A malformed glob ("[", "a\", "[]", "[a-]") is a PatternError, and so is a
+// backwards range ("[z-a]"): the go command silently ignores the first and
+// path.Match lets the second match nothing, but a list that silently
+// matches less than it says would send private names to public servers.
 
-/** Compiled globs cache: the list is fixed for the life of the daemon. */
-const compiled = new Map<string, RegExp | null>();
+export class PatternError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PatternError";
+  }
+}
+
+interface Compiled {
+  /** path.Match's answer as a RegExp; null when path.Match rejects the glob. */
+  re: RegExp | null;
+  /** Why the glob is refused here (malformed, or a backwards range). */
+  problem: string | null;
+}
+
+/** Compiled globs cache: the lists are fixed for the life of the daemon or a rules file. */
+const cache = new Map<string, Compiled>();
 
 function escapeForRegExp(c: string): string {
   return `\\u{${c.codePointAt(0)!.toString(16)}}`;
 }
 
-/** A path.Match glob as an anchored RegExp, or null when it is malformed. */
-export function compileGlob(glob: string): RegExp | null {
-  const have = compiled.get(glob);
-  if (have !== undefined) return have;
+function compile(glob: string): Compiled {
+  const have = cache.get(glob);
+  if (have) return have;
   const chars = [...glob];
   let re = "";
   let i = 0;
+  let bad: string | null = null;
+  let backwards: string | null = null;
   // One character of a class: plain, or "\"-escaped; "-" and "]" must be escaped there.
   const classChar = (): string | null => {
     let c = chars[i];
-    if (c === undefined || c === "-" || c === "]") return null;
+    if (c === "-" || c === "]") bad = "bad character class";
     if (c === "\\") c = chars[++i];
-    if (c === undefined) return null;
+    if (c === undefined) bad = chars[i - 1] === "\\" ? "trailing backslash" : "unterminated [";
+    if (bad) return null;
     i++;
     // A class must be closed: something has to follow every character.
-    return i < chars.length ? c : null;
+    if (i >= chars.length) bad = "unterminated [";
+    return bad ? null : c!;
   };
-  let bad = false;
   while (i < chars.length && !bad) {
     const c = chars[i]!;
     if (c === "*") {
@@ -48,7 +69,7 @@ export function compileGlob(glob: string): RegExp | null {
       re += "[^/]";
       i++;
     } else if (c === "\\") {
-      if (i + 1 >= chars.length) bad = true;
+      if (i + 1 >= chars.length) bad = "trailing backslash";
       else {
         re += escapeForRegExp(chars[i + 1]!);
         i += 2;
@@ -68,22 +89,17 @@ export function compileGlob(glob: string): RegExp | null {
           break;
         }
         const lo = classChar();
-        if (lo === null) {
-          bad = true;
-          break;
-        }
+        if (lo === null) break;
         let hi = lo;
         if (chars[i] === "-") {
           i++;
           const h = classChar();
-          if (h === null) {
-            bad = true;
-            break;
-          }
+          if (h === null) break;
           hi = h;
         }
         // An inverted range is not an error for path.Match: it matches nothing.
         if (lo.codePointAt(0)! <= hi.codePointAt(0)!) ranges.push(lo === hi ? escapeForRegExp(lo) : `${escapeForRegExp(lo)}-${escapeForRegExp(hi)}`);
+        else backwards ??= `range ${lo}-${hi} is backwards`;
         n++;
       }
       // Classes may match "/" (path.Match does not exclude it inside brackets).
@@ -93,36 +109,52 @@ export function compileGlob(glob: string): RegExp | null {
       i++;
     }
   }
-  const out = bad ? null : new RegExp(`^${re}$`, "u");
-  if (compiled.size > 1000) compiled.clear();
-  compiled.set(glob, out);
+  const out: Compiled = { re: bad ? null : new RegExp(`^${re}$`, "u"), problem: bad ?? backwards };
+  if (cache.size > 1000) cache.clear();
+  cache.set(glob, out);
   return out;
 }
 
-/** path.Match: does the whole of name match glob? (false for a malformed glob) */
+/** Go's path.Match: does the whole of name match glob? (false for a glob path.Match rejects) */
 export function pathMatch(glob: string, name: string): boolean {
-  return compileGlob(glob)?.test(name) ?? false;
+  return compile(glob).re?.test(name) ?? false;
 }
 
-/**
- * The first glob of the comma-separated list that matches a path prefix of
- * target (whole path elements), or null. The answer names the glob so error
- * messages can tell the user which pattern applied.
- */
-export function matchingPattern(globs: string, target: string): string | null {
-  for (const raw of globs.split(",")) {
-    const glob = raw.endsWith("/") ? raw.slice(0, -1) : raw;
-    if (glob === "") continue;
-    const slashes = glob.split("/").length - 1;
-    const elems = target.split("/");
-    // Fewer elements than the glob has: it cannot match.
-    if (elems.length < slashes + 1) continue;
-    if (pathMatch(glob, elems.slice(0, slashes + 1).join("/"))) return glob;
+/** A comma-separated glob list, checked once: `match(modulePath)` as MatchPrefixPatterns. */
+export class PrefixPatterns {
+  private readonly globs: { glob: string; re: RegExp; slashes: number }[] = [];
+
+  /** Throws PatternError naming the first bad glob. */
+  constructor(readonly source: string) {
+    for (const raw of source.split(",")) {
+      const glob = raw.endsWith("/") ? raw.slice(0, -1) : raw;
+      if (glob === "") continue;
+      const { re, problem } = compile(glob);
+      if (problem || !re) throw new PatternError(`bad glob ${JSON.stringify(glob)}: ${problem}`);
+      this.globs.push({ glob, re, slashes: glob.split("/").length - 1 });
+    }
   }
-  return null;
-}
 
-/** module.MatchPrefixPatterns. */
-export function matchPrefixPatterns(globs: string, target: string): boolean {
-  return matchingPattern(globs, target) !== null;
+  get empty(): boolean {
+    return this.globs.length === 0;
+  }
+
+  /**
+   * The first glob that matches a path prefix of modulePath (whole path
+   * elements), or null. It names the glob so that messages can tell the user
+   * which pattern applied.
+   */
+  match(modulePath: string): string | null {
+    const elems = modulePath.split("/");
+    for (const g of this.globs) {
+      // Fewer elements than the glob has: it cannot match.
+      if (elems.length < g.slashes + 1) continue;
+      if (g.re.test(elems.slice(0, g.slashes + 1).join("/"))) return g.glob;
+    }
+    return null;
+  }
+
+  matches(modulePath: string): boolean {
+    return this.match(modulePath) !== null;
+  }
 }

@@ -37,7 +37,7 @@ import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { Semaphore } from "../util/semaphore.ts";
 import { runCommand, type CommandResult } from "./gocmd.ts";
-import { matchingPattern } from "./globs.ts";
+import { PrefixPatterns } from "./globs.ts";
 import type { ModRequest } from "./paths.ts";
 import { SingleFlight } from "./singleflight.ts";
 import { fetchUpstream, type FetchResult, type Upstream } from "./upstream.ts";
@@ -135,6 +135,7 @@ export function createPrivateSource(o: PrivateOptions): PrivateSource {
   const { metrics, logger } = o;
   const env = childEnv(o);
   const goBin = o.goBin ?? "go";
+  const patterns = new PrefixPatterns(o.patterns);
   const slots = new Semaphore(Math.max(1, o.concurrency));
   const flights = new SingleFlight<Outcome>();
   const download = join(o.modcache, "cache", "download");
@@ -212,7 +213,7 @@ export function createPrivateSource(o: PrivateOptions): PrivateSource {
   }
 
   return {
-    match: (module) => matchingPattern(o.patterns, module),
+    match: (module) => patterns.match(module),
 
     async fetch(r) {
       if (r.kind === "list") {

@@ -18,8 +18,9 @@
 // path decides; "default" decides for the rest. Fields of a rule:
 //
 //   match     module path globs, a comma-separated string or an array, with
-//             GOPRIVATE's semantics (match.ts): "example.com/team" also
-//             matches example.com/team/lib; "*" stays within one element
+//             GOPRIVATE's semantics (globs.ts): "example.com/team" also
+//             matches example.com/team/lib; "*" stays within one element;
+//             spaces around each glob are dropped (a file is written by hand)
 //   action    "include" (the default): serve normally
 //             "exclude": 403 for everything about the module
 //             "upstream": fetch the module from "upstream" (a GOPROXY-style
@@ -40,7 +41,7 @@
 // query (@v/master.info) resolving to it gets 403. See route.ts for the
 // HTTP side and rules-file.ts for reloading.
 
-import { PatternError, PrefixPatterns } from "./match.ts";
+import { PatternError, PrefixPatterns } from "./globs.ts";
 import { parseUpstreams, type Upstream } from "./upstream.ts";
 import { canonicalVersion, ConstraintError, VersionRange } from "./versions.ts";
 
@@ -91,10 +92,10 @@ function parseRule(raw: unknown, index: number): Rule {
     if (r.match !== undefined) throw fail(`has no "match" (it applies to everything no rule matched)`);
   } else {
     const m = r.match;
-    const list = typeof m === "string" ? m : Array.isArray(m) && m.every((x) => typeof x === "string") ? m.join(",") : null;
+    const list = typeof m === "string" ? m.split(",") : Array.isArray(m) && m.every((x) => typeof x === "string") ? m : null;
     if (list === null) throw fail(`"match" must be a string or an array of strings`);
     try {
-      patterns = new PrefixPatterns(list);
+      patterns = new PrefixPatterns(list.map((g) => g.trim()).join(","));
     } catch (err) {
       if (err instanceof PatternError) throw fail(err.message);
       throw err;

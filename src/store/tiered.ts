@@ -20,6 +20,7 @@ import type { S3Config } from "../config/config.ts";
 import { Breaker } from "../util/breaker.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import { Semaphore } from "../util/semaphore.ts";
 import { nowNanos, type DiskPut, type DiskStore } from "./disk.ts";
 import { countGet } from "./local-cache.ts";
 import { createS3Store, RemoteError, type ObjectMeta, type S3Store } from "./s3.ts";
@@ -59,24 +60,6 @@ const COMPRESS_MAX = 64 << 20;
 /** A compressed body larger than this is not buffered for decompression. */
 const MAX_COMPRESSED_BODY = COMPRESS_MAX + (1 << 20);
 const UPLOAD_ATTEMPTS = 3;
-
-class Semaphore {
-  private active = 0;
-  private readonly waiters: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-  async acquire(): Promise<void> {
-    if (this.active < this.limit) {
-      this.active++;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.active--;
-  }
-}
 
 export function createTieredCache(o: TieredOptions): TieredCache {
   const { disk, local, s3, metrics, logger } = o;

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, run, tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
+import { publicProxyReachable } from "../modproxy/client.ts";
 import { startSumdb, writeModule, type Sumdb } from "../modproxy/helpers.ts";
 
 let root: ReturnType<typeof tempDir>;
@@ -34,11 +35,15 @@ afterAll(() => {
   root?.cleanup();
 });
 
-function mkImport(cache: string, ...flags: string[]) {
+function importWith(env: Record<string, string>, cache: string, ...flags: string[]) {
   return run([BIN, "mod", "import", src, "--cache-dir", cache, "--sumdb", `${db.name}=${db.url}`, "--upstream", "off", ...flags], {
-    env: { GOSTASH_SUMDB_KEY: db.vkey, GONOSUMDB: "corp.example.com", GOPRIVATE: "", GOSUMDB: "" },
+    env: { GOSTASH_SUMDB_KEY: db.vkey, GONOSUMDB: "", GOPRIVATE: "", GOSTASH_PRIVATE: "", GOSUMDB: "", ...env },
     timeoutMs: 60_000,
   });
+}
+
+function mkImport(cache: string, ...flags: string[]) {
+  return importWith({ GONOSUMDB: "corp.example.com" }, cache, ...flags);
 }
 
 describe("gostash mod import with the checksum database", () => {
@@ -65,6 +70,26 @@ describe("gostash mod import with the checksum database", () => {
     expect(off.stderr).toContain("rejected 0, 8 .zip/.mod unverified (8 no checksum database: --offline)");
   }, 120_000);
 
+  test("--private, GOSTASH_PRIVATE or GOPRIVATE alone keep the private path from the database as GONOSUMDB does; a bad glob is a usage error", async () => {
+    const ways: [Record<string, string>, string[]][] = [
+      [{}, ["--private", "corp.example.com"]],
+      [{ GOSTASH_PRIVATE: "corp.example.com" }, []],
+      [{ GOPRIVATE: "corp.example.com" }, []],
+    ];
+    for (const [i, [env, flags]] of ways.entries()) {
+      const r = await importWith(env, join(root.path, `c-private${i}`), ...flags);
+      expect(r.code, r.stderr).toBe(1); // example.com/unknown is still rejected
+      expect(r.stderr).toContain("4 .zip/.mod verified by checksum database sum.test, 2 .zip/.mod unverified (2 private path, not looked up)");
+    }
+    expect(Object.keys(await db.counts()).some((p) => p.includes("secret"))).toBe(false);
+    const bad = await importWith({}, join(root.path, "c-private-bad"), "--private", "corp.example.com,[");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('config: --private (GOSTASH_PRIVATE, else GOPRIVATE): bad glob "[": unterminated [');
+    const badEnv = await importWith({ GONOSUMDB: "corp.example.com/[z-a]" }, join(root.path, "c-private-bad2"));
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toContain('config: --private/GONOSUMDB/GOPRIVATE: bad glob "corp.example.com/[z-a]": range z-a is backwards');
+  }, 120_000);
+
   test("a database without a known key: the files are rejected with the flag to give", async () => {
     const r = await run([BIN, "mod", "import", src, "--cache-dir", join(root.path, "c4"), "--sumdb", `${db.name}=${db.url}`, "--upstream", "off"], {
       env: { GOSTASH_SUMDB_KEY: "", GONOSUMDB: "", GOPRIVATE: "", GOSUMDB: "" },
@@ -78,16 +103,7 @@ describe("gostash mod import with the checksum database", () => {
   }, 120_000);
 });
 
-async function reachable(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    await r.body?.cancel();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
-const publicOK = (await reachable("https://proxy.golang.org/golang.org/x/mod/@v/v0.30.0.info")) && (await reachable("https://proxy.golang.org/sumdb/sum.golang.org/supported"));
+const publicOK = await publicProxyReachable();
 if (!publicOK) console.error("mod import e2e: SKIPPED the public test: https://proxy.golang.org (and its /sumdb/sum.golang.org) is not reachable from here");
 
 describe("against the public sum.golang.org", () => {

@@ -8,12 +8,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/env.ts";
-import { go, goEnv } from "../helpers/go.ts";
+import { go } from "../helpers/go.ts";
 import { startDaemon, type Daemon } from "../daemon/helpers.ts";
-import { startSumdb, startUpstream, writeTestModules, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
+import { GO_TIMEOUT, goOK, modproxyServeArgs, proxyClientEnv } from "../modproxy/client.ts";
 import { makeGitModule, writeGitConfig } from "../modproxy/git.ts";
+import { startSumdb, startUpstream, writeTestModules, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
 
-const GO_TIMEOUT = 240_000;
 const PRIV = "private.example.com/team/lib.git";
 const SLOW = "private.example.com/team/slow.git";
 
@@ -29,30 +29,19 @@ let stall: ReturnType<typeof Bun.serve>;
 let stallHits = 0;
 
 function env(home: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
-  return goEnv({
+  return proxyClientEnv({
     gocache: join(root.path, "gocache"),
     home,
+    proxy,
+    db,
     extra: {
-      GOPROXY: proxy,
-      GOSUMDB: `${db.vkey} ${proxy}/sumdb/${db.name}`,
       GONOSUMDB: "private.example.com",
-      GONOSUMCHECK: "",
-      GOPRIVATE: "",
-      GONOPROXY: "",
-      GOINSECURE: "",
-      GOFLAGS: "-mod=mod",
       // The client itself could never reach the repositories.
       GIT_CONFIG_GLOBAL: "/dev/null",
       GIT_CONFIG_NOSYSTEM: "1",
       ...extra,
     },
   });
-}
-
-async function goOK(args: string[], cwd: string, e: Record<string, string | undefined>, d = daemon): Promise<string> {
-  const r = await go(args, cwd, e, GO_TIMEOUT);
-  if (r.code !== 0) throw new Error(`go ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n--- daemon:\n${d.stderr().slice(-3000)}`);
-  return r.stdout;
 }
 
 async function metric(d: Daemon, name: string): Promise<number> {
@@ -101,24 +90,8 @@ function writeApp(dir: string): void {
 }
 
 function daemonArgs(cacheDir: string, extra: string[] = []): string[] {
-  return [
-    "--plugin",
-    join(cacheDir, "..", `${cacheDir.split("/").pop()}.sock`),
-    "--http",
-    "127.0.0.1:0",
-    "--cache-dir",
-    cacheDir,
-    "--modproxy",
-    "--upstream",
-    up.url,
-    "--sumdb",
-    `${db.name}=${db.url}`,
-    "--upstream-retries",
-    "0",
-    "--private",
-    "private.example.com",
-    ...extra,
-  ];
+  const sock = join(cacheDir, "..", `${cacheDir.split("/").pop()}.sock`);
+  return modproxyServeArgs({ sock, cacheDir, up, db }, ["--private", "private.example.com", ...extra]);
 }
 
 function daemonEnv(): Record<string, string> {
@@ -171,8 +144,8 @@ describe("private modules through gostash serve --modproxy --private", () => {
     const app = join(root.path, "app1");
     writeApp(app);
     const e = env(home);
-    await goOK(["get", `${PRIV}@v1.1.0`, "example.com/lib@v1.1.0"], app, e);
-    await goOK(["build", "-o", "app", "."], app, e);
+    await goOK(["get", `${PRIV}@v1.1.0`, "example.com/lib@v1.1.0"], app, e, daemon);
+    await goOK(["build", "-o", "app", "."], app, e, daemon);
     expect(Bun.spawnSync([join(app, "app")], { timeout: 30_000 }).stdout.toString().trim()).toBe("42 2");
     const sum = readFileSync(join(app, "go.sum"), "utf8");
     expect(sum).toContain(`${PRIV} v1.1.0 h1:`);
@@ -193,8 +166,8 @@ describe("private modules through gostash serve --modproxy --private", () => {
     const app = join(root.path, "app2");
     writeApp(app);
     const e = env(home);
-    expect((await goOK(["list", "-m", "-versions", PRIV], app, e)).trim()).toBe(`${PRIV} v1.0.0 v1.1.0`);
-    expect(JSON.parse(await goOK(["list", "-m", "-json", `${PRIV}@latest`], app, e)).Version).toBe("v1.1.0");
+    expect((await goOK(["list", "-m", "-versions", PRIV], app, e, daemon)).trim()).toBe(`${PRIV} v1.0.0 v1.1.0`);
+    expect(JSON.parse(await goOK(["list", "-m", "-json", `${PRIV}@latest`], app, e, daemon)).Version).toBe("v1.1.0");
     // The list is stored (and kept for the list TTL) like an upstream answer.
     expect(readFileSync(join(modDir, PRIV, "@v/list"), "utf8")).toBe("v1.0.0\nv1.1.0\n");
   }, 600_000);
@@ -223,11 +196,11 @@ describe("private modules through gostash serve --modproxy --private", () => {
     writeApp(app);
     // v1.0.0's zip has not been asked for yet (the refused client above stopped at the checksum): one go command.
     const before = await metric(daemon, "modproxy_private_fetches_total");
-    await goOK(["mod", "download", `${PRIV}@v1.0.0`], app, env(join(root.path, "home4a")));
+    await goOK(["mod", "download", `${PRIV}@v1.0.0`], app, env(join(root.path, "home4a")), daemon);
     const afterFirst = await metric(daemon, "modproxy_private_fetches_total");
     expect(afterFirst).toBeGreaterThan(before);
     // A second client with an empty module cache: everything from the store.
-    const out = JSON.parse(await goOK(["mod", "download", "-json", `${PRIV}@v1.0.0`], app, env(join(root.path, "home4b"))));
+    const out = JSON.parse(await goOK(["mod", "download", "-json", `${PRIV}@v1.0.0`], app, env(join(root.path, "home4b")), daemon));
     expect(out.Sum).toMatch(/^h1:/);
     expect(await metric(daemon, "modproxy_private_fetches_total")).toBe(afterFirst);
   }, 600_000);

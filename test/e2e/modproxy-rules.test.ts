@@ -9,10 +9,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon, type Daemon } from "../daemon/helpers.ts";
 import { BIN, run, tempDir } from "../helpers/env.ts";
-import { go, goEnv } from "../helpers/go.ts";
+import { go } from "../helpers/go.ts";
+import { GO_TIMEOUT, modproxyServeArgs, proxyClientEnv } from "../modproxy/client.ts";
 import { startSumdb, startUpstream, writeApp, writeModule, writeTestModules, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
-
-const GO_TIMEOUT = 240_000;
 
 let root: ReturnType<typeof tempDir>;
 let up: Upstream;
@@ -22,18 +21,7 @@ let proxy: string;
 let rulesFile: string;
 
 function env(home: string): Record<string, string | undefined> {
-  return goEnv({
-    gocache: join(root.path, "gocache"),
-    home,
-    extra: {
-      GOPROXY: proxy,
-      GOSUMDB: `${db.vkey} ${proxy}/sumdb/${db.name}`,
-      GONOSUMDB: "",
-      GOPRIVATE: "",
-      GONOPROXY: "",
-      GOFLAGS: "-mod=mod",
-    },
-  });
+  return proxyClientEnv({ gocache: join(root.path, "gocache"), home, proxy, db });
 }
 
 function writeRules(rules: unknown): void {
@@ -60,23 +48,7 @@ beforeAll(async () => {
       { match: "example.com/lib", versions: "<v1.2.0", reason: "v1.2.0 changes the answer" },
     ],
   });
-  daemon = await startDaemon([
-    "--plugin",
-    join(root.path, "plugin.sock"),
-    "--http",
-    "127.0.0.1:0",
-    "--cache-dir",
-    join(root.path, "cache"),
-    "--modproxy",
-    "--upstream",
-    up.url,
-    "--sumdb",
-    `${db.name}=${db.url}`,
-    "--upstream-retries",
-    "0",
-    "--rules",
-    rulesFile,
-  ]);
+  daemon = await startDaemon(modproxyServeArgs({ sock: join(root.path, "plugin.sock"), cacheDir: join(root.path, "cache"), up, db }, ["--rules", rulesFile]));
   proxy = `${daemon.http}/mod`;
 }, 240_000);
 

@@ -10,9 +10,8 @@ import { join } from "node:path";
 import { tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
 import { startDaemon, type Daemon } from "../daemon/helpers.ts";
+import { GO_TIMEOUT, goOK, modproxyServeArgs, proxyClientEnv, publicProxyReachable } from "../modproxy/client.ts";
 import { startSumdb, startUpstream, writeApp, writeModule, writeTestModules, zipEntries, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
-
-const GO_TIMEOUT = 240_000;
 
 let root: ReturnType<typeof tempDir>;
 let up: Upstream;
@@ -22,27 +21,8 @@ let proxy: string;
 let modDir: string;
 
 function env(home: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
-  return goEnv({
-    gocache: join(root.path, "gocache"), // shared build cache: only the module side is under test
-    home,
-    extra: {
-      GOPROXY: proxy,
-      GOSUMDB: `${db.vkey} ${proxy}/sumdb/${db.name}`,
-      GONOSUMDB: "",
-      GONOSUMCHECK: "",
-      GOPRIVATE: "",
-      GONOPROXY: "",
-      GOINSECURE: "",
-      GOFLAGS: "-mod=mod",
-      ...extra,
-    },
-  });
-}
-
-async function goOK(args: string[], cwd: string, e: Record<string, string | undefined>): Promise<string> {
-  const r = await go(args, cwd, e, GO_TIMEOUT);
-  if (r.code !== 0) throw new Error(`go ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n--- daemon:\n${daemon.stderr().slice(-3000)}`);
-  return r.stdout;
+  // Shared build cache: only the module side is under test.
+  return proxyClientEnv({ gocache: join(root.path, "gocache"), home, proxy, db, extra });
 }
 
 beforeAll(async () => {
@@ -56,23 +36,7 @@ beforeAll(async () => {
   db = await startSumdb(upDir);
   const cacheDir = join(root.path, "gostash-cache");
   modDir = join(cacheDir, "modproxy");
-  daemon = await startDaemon([
-    "--plugin",
-    join(root.path, "plugin.sock"),
-    "--http",
-    "127.0.0.1:0",
-    "--cache-dir",
-    cacheDir,
-    "--modproxy",
-    "--upstream",
-    up.url,
-    "--sumdb",
-    `${db.name}=${db.url}`,
-    "--upstream-timeout",
-    "5s",
-    "--upstream-retries",
-    "0",
-  ]);
+  daemon = await startDaemon(modproxyServeArgs({ sock: join(root.path, "plugin.sock"), cacheDir, up, db }, ["--upstream-timeout", "5s"]));
   proxy = `${daemon.http}/mod`;
 }, 240_000);
 
@@ -89,10 +53,10 @@ describe("go command through gostash serve --modproxy", () => {
     const app = join(root.path, "app1");
     writeApp(app);
     const e = env(home);
-    await goOK(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e);
-    await goOK(["mod", "download", "all"], app, e);
-    expect((await goOK(["list", "-m", "-versions", "example.com/lib"], app, e)).trim()).toBe("example.com/lib v1.0.0 v1.1.0");
-    await goOK(["build", "-o", "app", "."], app, e);
+    await goOK(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e, daemon);
+    await goOK(["mod", "download", "all"], app, e, daemon);
+    expect((await goOK(["list", "-m", "-versions", "example.com/lib"], app, e, daemon)).trim()).toBe("example.com/lib v1.0.0 v1.1.0");
+    await goOK(["build", "-o", "app", "."], app, e, daemon);
     const r = Bun.spawnSync([join(app, "app")], { timeout: 30_000 });
     expect(r.stdout.toString().trim()).toBe("42 Upper/Case");
     const sum = readFileSync(join(app, "go.sum"), "utf8");
@@ -129,9 +93,9 @@ describe("go command through gostash serve --modproxy", () => {
     const app = join(root.path, "app2");
     writeApp(app); // no go.sum: every checksum is looked up (through the cached sumdb answers)
     const e = env(home);
-    await goOK(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e);
-    expect((await goOK(["list", "-m", "-versions", "example.com/lib"], app, e)).trim()).toBe("example.com/lib v1.0.0 v1.1.0");
-    await goOK(["build", "-o", "app", "."], app, e);
+    await goOK(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e, daemon);
+    expect((await goOK(["list", "-m", "-versions", "example.com/lib"], app, e, daemon)).trim()).toBe("example.com/lib v1.0.0 v1.1.0");
+    await goOK(["build", "-o", "app", "."], app, e, daemon);
     expect(Bun.spawnSync([join(app, "app")], { timeout: 30_000 }).stdout.toString().trim()).toBe("42 Upper/Case");
   }, 600_000);
 
@@ -141,9 +105,9 @@ describe("go command through gostash serve --modproxy", () => {
     writeApp(app);
     // Key only: the go command asks file://.../sumdb/<name>/supported and reads the cached database answers.
     const e = env(home, { GOPROXY: `file://${modDir}`, GOSUMDB: db.vkey });
-    await goOK(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e);
-    await goOK(["mod", "download", "all"], app, e);
-    await goOK(["build", "-o", "app", "."], app, e);
+    await goOK(["get", "example.com/lib@v1.1.0", "example.com/Upper/Case@v1.0.0"], app, e, daemon);
+    await goOK(["mod", "download", "all"], app, e, daemon);
+    await goOK(["build", "-o", "app", "."], app, e, daemon);
     expect(Bun.spawnSync([join(app, "app")], { timeout: 30_000 }).stdout.toString().trim()).toBe("42 Upper/Case");
     rmSync(join(app, "app"));
   }, 600_000);
@@ -151,17 +115,7 @@ describe("go command through gostash serve --modproxy", () => {
 
 // The real public module proxy and checksum database: only when reachable
 // (this test's sandbox usually cannot reach them; that is the one skip).
-async function reachable(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    await r.body?.cancel();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
-const publicOK =
-  (await reachable("https://proxy.golang.org/golang.org/x/mod/@v/v0.30.0.info")) && (await reachable("https://proxy.golang.org/sumdb/sum.golang.org/supported"));
+const publicOK = await publicProxyReachable();
 if (!publicOK) {
   console.error("modproxy e2e: SKIPPED the public-proxy test: https://proxy.golang.org (and its /sumdb/sum.golang.org) is not reachable from here");
 }

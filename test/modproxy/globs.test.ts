@@ -1,16 +1,17 @@
-// The --private pattern matcher (src/modproxy/globs.ts) against the go
-// command's semantics: the prefix rules of module.MatchPrefixPatterns as
-// `go help module-private` describes them (table below), and the glob syntax
-// checked differentially against Go's own path.Match, run by the real go
-// command on random patterns and names.
+// The module path glob matcher (src/modproxy/globs.ts) of --private, the
+// rules file and mod import, against the go command's semantics: the prefix
+// rules of module.MatchPrefixPatterns as `go help module-private` describes
+// them (tables below), the globs refused with a PatternError, and the glob
+// syntax checked differentially against Go's own path.Match, run by the real
+// go command on random patterns and names.
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { compileGlob, matchingPattern, matchPrefixPatterns, pathMatch } from "../../src/modproxy/globs.ts";
+import { pathMatch, PatternError, PrefixPatterns } from "../../src/modproxy/globs.ts";
 import { run, tempDir } from "../helpers/env.ts";
 
-describe("matchPrefixPatterns", () => {
+describe("PrefixPatterns (module.MatchPrefixPatterns)", () => {
   const cases: [string, string, boolean][] = [
     // A glob matches whole leading path elements.
     ["rsc.io", "rsc.io/quote", true],
@@ -21,6 +22,11 @@ describe("matchPrefixPatterns", () => {
     ["rsc.io", "rsc.io.evil.com/quote", false],
     ["rsc*", "rsc.io/quote", true],
     ["*.io", "rsc.io/quote", true],
+    ["example.com/a", "example.com", false],
+    ["example.com/a", "example.com/ab", false],
+    ["*.example.com", "corp.example.com/x", true],
+    ["*.example.com", "example.com/x", false],
+    ["*", "anything.example/x/y", true],
     // A trailing slash is ignored.
     ["rsc.io/", "rsc.io/quote", true],
     ["*/quote/", "rsc.io/quote/v3", true],
@@ -30,6 +36,7 @@ describe("matchPrefixPatterns", () => {
     ["*/quo", "rsc.io/quote", false],
     ["*/quo??", "rsc.io/quote", true],
     ["*/quo*", "rsc.io/quote", true],
+    ["rsc.io/q?ote", "rsc.io/quote", true],
     ["*quo*", "rsc.io/quote", false],
     ["*/v3", "rsc.io/quote/v3", false],
     ["*/*/v3", "rsc.io/quote/v3", true],
@@ -38,6 +45,7 @@ describe("matchPrefixPatterns", () => {
     // More elements than the path has: no match.
     ["*/*/*", "rsc.io/quote", false],
     ["*/quote/*", "rsc.io/quote", false],
+    ["*/quote", "rsc.io", false],
     // Lists: empty entries skipped, any entry may match.
     ["*/*/*,,", "rsc.io/quote", false],
     ["*/*/*,,*/quote", "rsc.io/quote", true],
@@ -46,34 +54,46 @@ describe("matchPrefixPatterns", () => {
     ["example.com,corp.example.com/team", "corp.example.com/other/lib", false],
     ["", "rsc.io/quote", false],
     [",", "rsc.io/quote", false],
-    // Spaces are not trimmed (the go command does not trim them).
+    // Spaces are not trimmed (the go command does not trim them; the rules file does, rules.test.ts).
     ["a.io, rsc.io", "rsc.io/quote", false],
     // Classes and escapes.
     ["git.[a-c]orp.com", "git.corp.com/x", true],
     ["git.[^c]orp.com", "git.corp.com/x", false],
     ["git.[^c]orp.com", "git.dorp.com/x", true],
+    ["[qr]sc.io", "rsc.io/x", true],
+    ["[a-c]sc.io", "rsc.io/x", false],
     ["git\\.corp.com", "git.corp.com/x", true],
     ["git\\.corp.com", "gitXcorp.com/x", false],
-    // A malformed glob never matches and does not spoil the others.
-    ["[", "rsc.io/quote", false],
-    ["rsc.io\\", "rsc.io/quote", false],
-    ["[]", "]/quote", false],
-    ["[a-],rsc.io", "rsc.io/quote", true],
+    ["r\\sc.io", "rsc.io/x", true],
   ];
   for (const [globs, target, want] of cases) {
     test(`${JSON.stringify(globs)} ~ ${target} = ${want}`, () => {
-      expect(matchPrefixPatterns(globs, target)).toBe(want);
+      expect(new PrefixPatterns(globs).matches(target)).toBe(want);
     });
   }
 
-  test("matchingPattern names the glob that matched, without its trailing slash", () => {
-    expect(matchingPattern("a.io,corp.example.com/,b.io", "corp.example.com/x")).toBe("corp.example.com");
-    expect(matchingPattern("a.io,b.io", "corp.example.com/x")).toBeNull();
+  test("match names the glob that matched, without its trailing slash; empty lists are empty", () => {
+    expect(new PrefixPatterns("a.io,corp.example.com/,b.io").match("corp.example.com/x")).toBe("corp.example.com");
+    expect(new PrefixPatterns("a.io,b.io").match("corp.example.com/x")).toBeNull();
+    expect(new PrefixPatterns("a.io,b.io").source).toBe("a.io,b.io");
+    expect(new PrefixPatterns(",,").empty).toBe(true);
+    expect(new PrefixPatterns("a.io").empty).toBe(false);
   });
 
-  test("malformed globs compile to null", () => {
-    for (const g of ["[", "[a", "[]", "[^]", "[a-", "[a-]", "[-a]", "\\", "a[\\", "[z-"]) expect(compileGlob(g), g).toBeNull();
-    for (const g of ["]a]", "[\\]]", "[\\-]", "[z-a]x", "*", "\\*"]) expect(compileGlob(g), g).not.toBeNull();
+  test("globs path.Match rejects, and backwards ranges, are PatternErrors naming the glob; the rest compile", () => {
+    for (const g of ["[", "[a", "[]", "[^]", "[a-", "[a-]", "[-a]", "[-]", "\\", "a\\", "a[", "a[]", "a[\\", "[z-", "[z-a]", "[z-a]x"]) {
+      expect(() => new PrefixPatterns(g), g).toThrow(PatternError);
+    }
+    for (const g of ["]a]", "[\\]]", "[\\-]", "*", "\\*"]) expect(() => new PrefixPatterns(g), g).not.toThrow();
+    // One bad glob refuses the whole list (a list that matches less than it says would leak private paths).
+    expect(() => new PrefixPatterns("[a-],rsc.io")).toThrow('bad glob "[a-]": bad character class');
+    expect(() => new PrefixPatterns("rsc.io,x.io/[")).toThrow('bad glob "x.io/[": unterminated [');
+    expect(() => new PrefixPatterns("rsc.io\\")).toThrow('bad glob "rsc.io\\\\": trailing backslash');
+    expect(() => new PrefixPatterns("[z-a]")).toThrow('bad glob "[z-a]": range z-a is backwards');
+    // path.Match itself: a backwards range matches nothing, a malformed glob nothing at all.
+    expect(pathMatch("[z-a]", "m")).toBe(false);
+    expect(pathMatch("[^z-a]", "m")).toBe(true);
+    expect(pathMatch("[", "[")).toBe(false);
   });
 });
 

@@ -1,10 +1,15 @@
 // Test fixtures for the module proxy: Go module zips built here (the
 // golang.org/x/mod/zip layout: every entry "<module>@<version>/<file>"), a
 // local upstream directory in the GOPROXY layout, an HTTP upstream serving
-// it with per-path request counts and injectable faults, and a local
-// checksum database (test/fixtures/sumdb, Go, signed with a fresh key).
+// it with per-path request counts and injectable faults, a local checksum
+// database (test/fixtures/sumdb, Go, signed with a fresh key), and the
+// options of a proxy handler called in process.
 import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { ModProxyOptions } from "../../src/modproxy/handler.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream.ts";
+import { createLogger } from "../../src/util/log.ts";
+import { Metrics } from "../../src/util/metrics.ts";
 import { ROOT, TOOLS, run } from "../helpers/env.ts";
 
 export function escape(s: string): string {
@@ -254,5 +259,22 @@ export async function startSumdb(dir: string, name = "sum.test"): Promise<Sumdb>
     stop: () => {
       proc.kill(9);
     },
+  };
+}
+
+/** Options of a proxy handler called in process: `upstream` (a GOPROXY list), no retries, a quiet logger, fresh metrics; `over` for the rest. */
+export function proxyOptions(dir: string, upstream: string, over: Partial<ModProxyOptions> = {}): ModProxyOptions {
+  return {
+    dir,
+    upstreams: parseUpstreams(upstream),
+    sumdbs: [],
+    listTtlMs: 60_000,
+    swrMs: 0,
+    notFoundTtlMs: 60_000,
+    timeoutMs: 5_000,
+    retries: 0,
+    metrics: new Metrics(),
+    logger: createLogger({}),
+    ...over,
   };
 }

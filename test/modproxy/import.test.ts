@@ -11,9 +11,9 @@ import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModProxyConfig } from "../../src/modproxy/config.ts";
 import { hash1, hashGoMod, hashZip } from "../../src/modproxy/dirhash.ts";
+import { PrefixPatterns } from "../../src/modproxy/globs.ts";
 import { importTree, parseGoSum } from "../../src/modproxy/import.ts";
 import { createImportSumdb, verifierFor } from "../../src/modproxy/import-sumdb.ts";
-import { PrefixPatterns } from "../../src/modproxy/match.ts";
 import { KNOWN_KEYS, NoteError, openNote, parseVerifierKey, type Verifier } from "../../src/modproxy/note.ts";
 import { ModStore } from "../../src/modproxy/store.ts";
 import { parseUpstreams } from "../../src/modproxy/upstream.ts";
@@ -134,6 +134,19 @@ function lookupsAsked(counts: Record<string, number>, module: string): number {
     .reduce((a, [, c]) => a + c, 0);
 }
 
+/** A server in front of the test database whose answers `tamper` may change (the signed tree note stays the database's own). */
+function inFrontOfDb(tamper: (path: string, body: Uint8Array) => Uint8Array | string): ReturnType<typeof Bun.serve> {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      const path = new URL(req.url).pathname;
+      const res = await fetch(`${db.url}${path}`);
+      return new Response(tamper(path, new Uint8Array(await res.arrayBuffer())), { status: res.status });
+    },
+  });
+}
+
 describe("importTree against the checksum database (no go.sum)", () => {
   test("a correct download cache is verified through the test database's signed tree and tiles", async () => {
     const { store, sumdb } = checked();
@@ -250,20 +263,11 @@ describe("importTree against the checksum database (no go.sum)", () => {
     const forged = hashZip(zip);
     const real = sums.find((s) => s.Path === "example.com/lib")!.Sum;
     let mode: "record" | "tile" = "record";
-    // In front of the real database: the signed tree note stays valid, only the unsigned parts change.
-    const mitm = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      async fetch(req) {
-        const path = new URL(req.url).pathname;
-        const res = await fetch(`${db.url}${path}`);
-        const body = new Uint8Array(await res.arrayBuffer());
-        if (mode === "record" && path === "/lookup/example.com/lib@v1.1.0") {
-          return new Response(new TextDecoder().decode(body).replace(real, forged), { status: res.status });
-        }
-        if (mode === "tile" && path.startsWith("/tile/8/0/") && body.length >= 32) body[body.length - 1]! ^= 1;
-        return new Response(body, { status: res.status });
-      },
+    // The signed tree note stays valid, only the unsigned parts change.
+    const mitm = inFrontOfDb((path, body) => {
+      if (mode === "record" && path === "/lookup/example.com/lib@v1.1.0") return new TextDecoder().decode(body).replace(real, forged);
+      if (mode === "tile" && path.startsWith("/tile/8/0/") && body.length >= 32) body[body.length - 1]! ^= 1;
+      return body;
     });
     try {
       const a = checked({ url: `http://127.0.0.1:${mitm.port}` });
@@ -302,16 +306,9 @@ describe("importTree against the checksum database (no go.sum)", () => {
     // A changed full tile (not one at the top of the tree) is caught through its parent tile.
     const few = join(t.path, `few${++n}`);
     for (let i = 0; i < 3; i++) cpSync(join(src, `example.com/gen/m${i}`), join(few, `example.com/gen/m${i}`), { recursive: true });
-    const mitm = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      async fetch(req) {
-        const path = new URL(req.url).pathname;
-        const res = await fetch(`${db.url}${path}`);
-        const body = new Uint8Array(await res.arrayBuffer());
-        if (path === "/tile/8/0/000") body[0]! ^= 1;
-        return new Response(body, { status: res.status });
-      },
+    const mitm = inFrontOfDb((path, body) => {
+      if (path === "/tile/8/0/000") body[0]! ^= 1;
+      return body;
     });
     try {
       const b = checked({ url: `http://127.0.0.1:${mitm.port}` });

@@ -8,15 +8,13 @@ import { join } from "node:path";
 import { resolveFlags } from "../../src/config/flags.ts";
 import { modproxyFlags } from "../../src/config/options.ts";
 import { modproxyConfig } from "../../src/modproxy/config.ts";
-import { createModProxy, type ModProxy } from "../../src/modproxy/handler.ts";
+import { createModProxy, type ModProxy, type ModProxyOptions } from "../../src/modproxy/handler.ts";
 import { cleanMessage, redactCredentials } from "../../src/modproxy/private.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
-import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { Semaphore } from "../../src/util/semaphore.ts";
 import { tempDir } from "../helpers/env.ts";
 import { makeGitModule, writeGitConfig } from "./git.ts";
-import { startUpstream, writeTestModules, type Upstream } from "./helpers.ts";
+import { proxyOptions, startUpstream, writeTestModules, type Upstream } from "./helpers.ts";
 
 const PRIV = "corp.example.com/team/tool.git";
 
@@ -38,6 +36,9 @@ describe("--private configuration", () => {
     expect(c).toEqual({ patterns: "x.io", modcache: "/m", concurrency: 2, timeoutMs: 30_000 });
     expect(cfg({ private: "x.io", "modproxy-dir": "/elsewhere/mp" }, {})?.modcache).toBe("/elsewhere/private-gomodcache");
     expect(() => cfg({ private: "x.io", "private-concurrency": "0" }, {})).toThrow("--private-concurrency must be a positive integer");
+    // A bad glob, from the flag or the environment, stops the command with the flag named.
+    expect(() => cfg({ private: "corp.example.com,[" }, {})).toThrow('config: --private (GOSTASH_PRIVATE, else GOPRIVATE): bad glob "[": unterminated [');
+    expect(() => cfg({}, { GOPRIVATE: "corp.example.com/[z-a]" })).toThrow("range z-a is backwards");
   });
 });
 
@@ -98,6 +99,13 @@ describe("handler with --private, in process, real go and git", () => {
     return { status: r.status, body: new Uint8Array(await r.arrayBuffer()) };
   };
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  /** The store and the go command's module cache are shared by the proxies made here. */
+  const options = (over: Partial<ModProxyOptions>): ModProxyOptions =>
+    proxyOptions(store, up.url, {
+      sumdbs: [{ name: "sum.test", url: up.url }],
+      private: { patterns: "corp.example.com", modcache: join(t.path, "gomodcache"), concurrency: 2, timeoutMs: 120_000, env: goEnv },
+      ...over,
+    });
 
   beforeAll(async () => {
     t = tempDir("gostash-private-unit-");
@@ -114,19 +122,7 @@ describe("handler with --private, in process, real go and git", () => {
     goEnv = { ...process.env, HOME: join(t.path, "home"), GIT_CONFIG_GLOBAL: gitConfig, GIT_CONFIG_NOSYSTEM: "1", GOENV: "off" };
     store = join(t.path, "store");
     metrics = new Metrics();
-    proxy = createModProxy({
-      dir: store,
-      upstreams: parseUpstreams(up.url),
-      sumdbs: [{ name: "sum.test", url: up.url }],
-      listTtlMs: 60_000,
-      swrMs: 0,
-      notFoundTtlMs: 60_000,
-      timeoutMs: 5_000,
-      retries: 0,
-      metrics,
-      logger: createLogger({}),
-      private: { patterns: "corp.example.com", modcache: join(t.path, "gomodcache"), concurrency: 2, timeoutMs: 120_000, env: goEnv },
-    });
+    proxy = createModProxy(options({ metrics }));
   }, 120_000);
 
   afterAll(() => {
@@ -181,20 +177,7 @@ describe("handler with --private, in process, real go and git", () => {
 
   test("offline, private modules are served from the store only, and lookups are still refused", async () => {
     const offMetrics = new Metrics();
-    const off = createModProxy({
-      dir: store,
-      upstreams: parseUpstreams(up.url),
-      sumdbs: [{ name: "sum.test", url: up.url }],
-      listTtlMs: 60_000,
-      swrMs: 0,
-      notFoundTtlMs: 60_000,
-      timeoutMs: 5_000,
-      retries: 0,
-      metrics: offMetrics,
-      logger: createLogger({}),
-      offline: true,
-      private: { patterns: "corp.example.com", modcache: join(t.path, "gomodcache"), concurrency: 2, timeoutMs: 120_000, env: goEnv },
-    });
+    const off = createModProxy(options({ metrics: offMetrics, offline: true }));
     expect((await get(off, `${PRIV}/@v/v1.0.0.zip`)).status).toBe(200);
     // Computed from what is stored: v1.1.0's .info and .mod are, its zip is not.
     expect(text((await get(off, `${PRIV}/@v/list`)).body)).toBe("v1.0.0\nv1.1.0\n");
