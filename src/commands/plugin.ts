@@ -54,7 +54,7 @@ export default defineCommand({
     let cache = createLocalCache(disk, metrics);
     if (s3) {
       const { createTieredCache } = await import("../store/tiered.ts");
-      cache = createTieredCache({ disk, local: cache, s3, metrics, logger });
+      cache = createTieredCache({ disk, local: cache, s3, metrics, logger, prefetch: true });
     }
     return servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
   },

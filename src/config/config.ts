@@ -26,6 +26,8 @@ export interface S3Config {
   compress: boolean;
   /** A remote request (or a stalled body) is given up after this long. */
   timeoutMs: number;
+  /** Build manifests: download what the last same build used, ahead of the gets. */
+  prefetch?: boolean;
 }
 
 /** Go's default GOCACHE: os.UserCacheDir()/go-build. */
@@ -72,5 +74,6 @@ export function s3Config(f: FlagValues): S3Config | null {
     flushTimeoutMs: str("flush-timeout") ? parseDuration(str("flush-timeout")!, "--flush-timeout") : 30_000,
     compress: f.compress !== false,
     timeoutMs: str("s3-timeout") ? parseDuration(str("s3-timeout")!, "--s3-timeout") : 5_000,
+    prefetch: f.prefetch !== false,
   };
 }

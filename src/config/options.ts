@@ -74,6 +74,12 @@ export const s3Flags = {
     description: "Give up on an S3 request (or a stalled download) after this long; it becomes a miss (default 5s)",
   },
   compress: { type: "boolean", env: ["GOSTASH_COMPRESS"], description: "zstd-compress objects in S3 (--no-compress to turn off)" },
+  prefetch: {
+    type: "boolean",
+    env: ["GOSTASH_PREFETCH"],
+    description:
+      "On an empty local cache, download what the last run of the same go command used before it is asked for; each run uploads its list at close (--no-prefetch to turn off; plugin mode only)",
+  },
 } satisfies FlagSpecs;
 
 // `gostash serve` (the daemon). Names follow go-cache-plugin's serve command.

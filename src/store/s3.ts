@@ -10,6 +10,9 @@
 //     gostash-time      time of the original put, Unix nanoseconds, decimal
 //     gostash-encoding  "identity" or "zstd"
 //
+//   key   [<prefix>/]manifests/<actionhex>    a build manifest (prefetch.ts):
+//         the action IDs one go command used, keyed by its first get
+//
 // A remote hit is therefore a single round trip: metadata arrives in the
 // headers and the body follows. The reader (tiered.ts) hashes the output as
 // it lands on disk and accepts it only if its SHA-256 and size match the
@@ -75,6 +78,9 @@ export interface S3Store {
   /** The object for actionID, or null if there is none (404). */
   get(actionID: string): Promise<RemoteObject | null>;
   put(actionID: string, meta: ObjectMeta, body: Uint8Array): Promise<void>;
+  /** A small object under [prefix/]<name> (build manifests), or null (404). */
+  getBlob(name: string): Promise<Uint8Array | null>;
+  putBlob(name: string, body: Uint8Array): Promise<void>;
   close(): void;
 }
 
@@ -338,6 +344,25 @@ export function createS3Store(cfg: S3Config, o: S3StoreOptions): S3Store {
       // Large bodies get time to travel: at least 1 MiB/s on top of the timeout.
       const ms = o.timeoutMs + Math.ceil(bytes.length / 1024);
       const res = await send("PUT", key, ms, new AbortController(), extra, bytes);
+      if (res.status !== 200) throw await failure(res, `s3: put ${key}`);
+      await res.arrayBuffer().catch(() => {});
+    },
+
+    async getBlob(name) {
+      const key = cfg.prefix ? `${cfg.prefix}/${name}` : name;
+      const res = await send("GET", key, o.timeoutMs, new AbortController());
+      if (res.status === 404) {
+        await res.arrayBuffer().catch(() => {});
+        return null;
+      }
+      if (res.status !== 200) throw await failure(res, `s3: get ${key}`);
+      return new Uint8Array(await res.arrayBuffer());
+    },
+
+    async putBlob(name, bytes) {
+      const key = cfg.prefix ? `${cfg.prefix}/${name}` : name;
+      const extra = { "content-type": "application/octet-stream", "content-length": String(bytes.length) };
+      const res = await send("PUT", key, o.timeoutMs, new AbortController(), extra, bytes);
       if (res.status !== 200) throw await failure(res, `s3: put ${key}`);
       await res.arrayBuffer().catch(() => {});
     },

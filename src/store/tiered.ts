@@ -13,6 +13,9 @@
 //   Outputs below --min-upload-size stay local; --read-only never writes.
 // close: flushes the queue with a deadline (--flush-timeout) and counts what
 //   was left (upload_left). The daemon calls flush() itself as it likes.
+// prefetch (direct mode, --prefetch): on the first local miss, the build
+//   manifest of the same command is fetched and the actions it lists are
+//   downloaded ahead of the go command's gets (prefetch.ts).
 
 import type { Hit } from "../cacheprog/protocol.ts";
 import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
@@ -23,6 +26,7 @@ import type { Metrics } from "../util/metrics.ts";
 import { Semaphore } from "../util/semaphore.ts";
 import { nowNanos, type DiskPut, type DiskStore } from "./disk.ts";
 import { countGet } from "./local-cache.ts";
+import { createPrefetcher } from "./prefetch.ts";
 import { createS3Store, RemoteError, type ObjectMeta, type S3Store } from "./s3.ts";
 import { UploadQueue } from "./upload-queue.ts";
 
@@ -37,6 +41,8 @@ export interface TieredOptions {
   /** Upload jobs that may wait; more are dropped (default 4096). */
   queueCapacity?: number;
   breaker?: Breaker;
+  /** Build manifests and prefetch: one go command per cache (direct mode). */
+  prefetch?: boolean;
 }
 
 export interface TieredCache extends CacheHandler {
@@ -260,6 +266,29 @@ export function createTieredCache(o: TieredOptions): TieredCache {
     return uploads.flush(ms);
   }
 
+  /** One download per action, shared by the go command's gets and the prefetcher. */
+  function remote(actionID: string): Promise<Hit | null> {
+    let p = inflight.get(actionID);
+    if (!p) {
+      p = remoteGet(actionID).finally(() => inflight.delete(actionID));
+      inflight.set(actionID, p);
+    }
+    return p;
+  }
+
+  const prefetch =
+    o.prefetch && s3.prefetch !== false
+      ? createPrefetcher({
+          store,
+          haveLocally: (id) => inflight.has(id) || disk.get(id) !== null,
+          fetch: remote,
+          workers: Math.max(1, Math.min(16, Math.floor(s3.concurrency / 2))),
+          readOnly: s3.readOnly,
+          metrics,
+          logger,
+        })
+      : null;
+
   return {
     uploadQueue: uploads,
     breaker,
@@ -268,23 +297,23 @@ export function createTieredCache(o: TieredOptions): TieredCache {
     get(actionID: string): Hit | null | Promise<Hit | null> {
       const t0 = performance.now();
       metrics.inc("gets");
+      prefetch?.onGet(actionID);
       const hit = disk.get(actionID);
       if (hit) {
+        prefetch?.used(actionID);
         countGet(metrics, t0, hit, "local");
         return hit;
       }
-      let p = inflight.get(actionID);
-      if (!p) {
-        p = remoteGet(actionID).finally(() => inflight.delete(actionID));
-        inflight.set(actionID, p);
-      }
-      return p.then((h) => {
+      prefetch?.onLocalMiss();
+      return remote(actionID).then((h) => {
+        if (h) prefetch?.used(actionID);
         countGet(metrics, t0, h, "remote");
         return h;
       });
     },
 
     put(actionID: string, outputID: string, size: number): PutWriter {
+      prefetch?.used(actionID);
       const w = local.put(actionID, outputID, size);
       const upload = !s3.readOnly && size >= s3.minUploadSize;
       if (!upload) return w;
@@ -304,7 +333,9 @@ export function createTieredCache(o: TieredOptions): TieredCache {
 
     async close() {
       try {
+        const manifest = prefetch?.close(Math.min(s3.flushTimeoutMs, 5_000));
         const { left } = await uploads.flush(s3.flushTimeoutMs);
+        await manifest;
         if (left > 0) {
           metrics.inc("upload_left", left);
           logger.warn(`s3: ${left} upload(s) not finished within the flush deadline of ${s3.flushTimeoutMs}ms; they stay local`);

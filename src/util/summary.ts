@@ -23,6 +23,12 @@ export function summaryLines(m: Metrics): string[] {
         `left at close ${m.get("upload_left")}, breaker trips ${m.get("breaker_trips")}`,
     );
   }
+  if (m.counters.has("prefetch_gets") || m.counters.has("manifest_uploads") || m.counters.has("prefetch_errors")) {
+    lines.push(
+      `prefetch: manifests ${m.get("prefetch_manifests")}, downloads ${m.get("prefetch_gets")}, landed ${m.get("prefetch_landed")}, ` +
+        `failed ${m.get("prefetch_errors")}, manifest uploads ${m.get("manifest_uploads")}`,
+    );
+  }
   return lines;
 }
 
