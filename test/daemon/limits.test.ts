@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { TokenChecker } from "../../src/auth/token.ts";
 import type { Hit } from "../../src/cacheprog/protocol.ts";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import { startPluginServer, type ConnectionLimits, type PluginServer } from "../../src/daemon/server.ts";
@@ -27,7 +28,7 @@ let holding: boolean;
 /** Most gets the handler had pending at once. */
 let maxPending: number;
 
-async function start(limits: ConnectionLimits): Promise<void> {
+async function start(limits: ConnectionLimits, tokens?: TokenChecker): Promise<void> {
   metrics = new Metrics();
   const local = createLocalCache(createDiskStore({ dir: daemonCache }), metrics);
   const handler: CacheHandler = {
@@ -40,7 +41,7 @@ async function start(limits: ConnectionLimits): Promise<void> {
       });
     },
   };
-  server = await startPluginServer({ address: { kind: "unix", path: sock }, handler, metrics, logger: createLogger(), limits });
+  server = await startPluginServer({ address: { kind: "unix", path: sock }, handler, metrics, logger: createLogger(), limits, tokens });
   addr = { unix: sock };
 }
 
@@ -205,6 +206,23 @@ describe("--idle-timeout", () => {
     expect(c.answers.get(4)).toEqual({ ID: 4 });
     expect(res.lines.filter((l) => l.startsWith('{"ID":0,')).length).toBe(1);
     expect(metrics.get("connections_total")).toBe(2);
+  }, 60_000);
+
+  test("with a token: the dial after an idle close authenticates again", async () => {
+    await start({ idleTimeoutMs: 300 }, new TokenChecker({ token: "s3cret-token" }));
+    const c = connect([sock], { GOSTASH_TOKEN: "s3cret-token" });
+    const a = randomID();
+    await c.write(putLines(1, a, body(1000, 1)));
+    await c.answered(1);
+    await until(() => metrics.get("connections_idle_closed") === 1 && server!.connections === 0, "the idle close");
+    await c.write(getLine(2, a) + closeLine(3));
+    await c.answered(3);
+    const res = await c.finish();
+    expect(res.code).toBe(0);
+    expect(res.stderr).toBe("");
+    expect(c.answers.get(2)!.Size).toBe(1000);
+    expect(metrics.get("connections_total")).toBe(2);
+    expect(metrics.get("auth_refused")).toBe(0);
   }, 60_000);
 });
 
