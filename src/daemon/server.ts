@@ -292,7 +292,9 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     else logger.debug(`serve: connection ${c.id}: refused: ${why}`);
     warnedBusy = true;
     s.write(`${ERROR_PREFIX}${why}\n`);
-    s.end();
+    // The client hangs up once it has read the line. Hanging up first, right
+    // on accept, can reach the client before its connect completes, and
+    // Bun's client then reports a failed connect instead of the reason.
     setTimeout(() => s.terminate(), HANGUP_GRACE_MS).unref?.();
   };
 
