@@ -9,6 +9,10 @@
 //   "<standard base64 of body>"\n           only when BodySize > 0
 // Anything else is a framing error: the stream cannot be resynchronised, so
 // the caller must stop reading it.
+//
+// Backpressure: after each complete request the decoder asks `pause()`; if
+// it says yes, push() stops there and returns how many bytes it consumed.
+// The caller keeps the rest and pushes it again later.
 
 import type { Request } from "./protocol.ts";
 
@@ -28,6 +32,8 @@ export interface DecoderEvents {
   bodyStart(req: Request): BodySink;
   /** The body ended; `written` is the number of decoded bytes. */
   bodyEnd(req: Request, written: number, error: string | null): void;
+  /** Asked after each complete request: stop consuming input for now? */
+  pause?(): boolean;
 }
 
 const NL = 10;
@@ -57,11 +63,14 @@ export class RequestDecoder {
     return this.state !== State.Line || this.partialLen > 0;
   }
 
-  /** Feed the next chunk. Throws FramingError once; later calls rethrow it. */
-  push(chunk: Uint8Array): void {
+  /**
+   * Feed the next chunk; returns the bytes consumed (all of them unless
+   * pause() said stop). Throws FramingError once; later calls rethrow it.
+   */
+  push(chunk: Uint8Array): number {
     if (this.failed) throw this.failed;
     try {
-      this.consume(chunk);
+      return this.consume(chunk);
     } catch (err) {
       this.failed = err instanceof FramingError ? err : new FramingError(String(err));
       throw this.failed;
@@ -82,7 +91,7 @@ export class RequestDecoder {
     }
   }
 
-  private consume(chunk: Uint8Array): void {
+  private consume(chunk: Uint8Array): number {
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
@@ -93,7 +102,7 @@ export class RequestDecoder {
             this.partial.push(chunk.subarray(pos));
             this.partialLen += len - pos;
             if (this.partialLen > MAX_HEADER) throw new FramingError("cacheprog: request line longer than 1 MiB");
-            return;
+            return len;
           }
           let line: string;
           if (this.partialLen > 0) {
@@ -106,6 +115,7 @@ export class RequestDecoder {
           }
           pos = nl + 1;
           this.handleLine(line);
+          if (this.state === State.Line && this.events.pause?.()) return pos;
           break;
         }
         case State.BodyOpen: {
@@ -127,13 +137,15 @@ export class RequestDecoder {
             throw new FramingError(`cacheprog: body of put request ${this.body!.req.id} ends without its closing quote`);
           }
           this.bodyBytes(chunk, pos, end);
-          if (q < 0) return;
+          if (q < 0) return len;
           pos = q + 1;
           this.finishBody();
+          if (this.events.pause?.()) return pos;
           break;
         }
       }
     }
+    return len;
   }
 
   private handleLine(raw: string): void {

@@ -41,12 +41,22 @@ export interface SessionHooks {
   onError?(err: unknown, req: Request): void;
   /** Every request has been answered after `close` or end of input. */
   onDone?(reason: "close" | "eof"): void;
+  /** An answer that was waited for went out (pending went down by one). */
+  onSettle?(): void;
+}
+
+export interface SessionOptions {
+  /**
+   * Stop consuming input while this many answers are pending (0: never);
+   * push() then returns early and the caller holds the rest (backpressure).
+   */
+  maxInflight?: number;
 }
 
 export class CacheProgSession {
   private readonly decoder: RequestDecoder;
   private inFlight = 0;
-  private closing: { id: number | null } | null = null;
+  private closing: { id: number | null; done: Promise<void> } | null = null;
   private done = false;
   private idle: (() => void) | null = null;
   private readonly puts = new Map<number, PutWriter>();
@@ -55,18 +65,25 @@ export class CacheProgSession {
     private readonly handler: CacheHandler,
     private readonly out: SessionOutput,
     private readonly hooks: SessionHooks = {},
+    opts: SessionOptions = {},
   ) {
+    const max = opts.maxInflight ?? 0;
     this.decoder = new RequestDecoder({
       request: (req) => this.dispatch(req),
       bodyStart: (req) => this.startPut(req),
       bodyEnd: (req, _n, error) => this.endPut(req, error),
+      pause: max > 0 ? () => this.inFlight >= max : undefined,
     });
   }
 
-  /** Feed input bytes. Throws FramingError if the stream is unusable. */
-  push(chunk: Uint8Array): void {
-    if (this.closing) return; // anything after close is ignored
-    this.decoder.push(chunk);
+  /**
+   * Feed input bytes; returns how many were consumed (fewer than given only
+   * when maxInflight answers are pending). Throws FramingError if the stream
+   * is unusable.
+   */
+  push(chunk: Uint8Array): number {
+    if (this.closing) return chunk.length; // anything after close is ignored
+    return this.decoder.push(chunk);
   }
 
   /** Input ended. Resolves when every request is answered and handler closed. */
@@ -77,7 +94,8 @@ export class CacheProgSession {
       for (const [, w] of this.puts) w.abort();
       this.puts.clear();
     }
-    if (!this.closing) await this.finish(null);
+    // After a `close`, input may end before close is answered: wait for it.
+    await (this.closing ? this.closing.done : this.finish(null));
   }
 
   /** Pending requests (answers not yet written). */
@@ -215,6 +233,7 @@ export class CacheProgSession {
     this.inFlight++;
     void p.finally(() => {
       this.inFlight--;
+      this.hooks.onSettle?.();
       if (this.inFlight === 0 && this.idle) {
         const wake = this.idle;
         this.idle = null;
@@ -223,9 +242,15 @@ export class CacheProgSession {
     });
   }
 
-  private async finish(closeID: number | null): Promise<void> {
-    if (this.closing) return;
-    this.closing = { id: closeID };
+  private finish(closeID: number | null): Promise<void> {
+    if (this.closing) return this.closing.done;
+    const c = { id: closeID, done: Promise.resolve() };
+    this.closing = c;
+    c.done = this.answerClose(closeID);
+    return c.done;
+  }
+
+  private async answerClose(closeID: number | null): Promise<void> {
     if (this.inFlight > 0) await new Promise<void>((r) => (this.idle = r));
     try {
       await this.handler.close();

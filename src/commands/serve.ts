@@ -2,6 +2,11 @@
 // long-lived process owns the local store, the S3 client and upload queue,
 // and the metrics; each `go` command attaches through `gostash connect`.
 //
+// Limits (--max-connections, --max-inflight, --idle-timeout on the plugin
+// socket: src/daemon/server.ts; --max-http-requests, --max-http-body:
+// src/http/limits.ts; --http-idle-timeout here) all have defaults, name
+// their flag when they refuse something, and are counted in /metrics.
+//
 // Shutdown (SIGINT/SIGTERM): stop accepting, let connected go commands
 // finish (up to --shutdown-timeout, then cut them), flush pending uploads
 // (up to --flush-timeout), trim the local cache, exit 0. A second signal
@@ -13,13 +18,14 @@ import { defineCommand } from "citty";
 import { createReadOnlyHandler, sweepScratch } from "../auth/readonly.ts";
 import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
-import { localConfig, s3Config } from "../config/config.ts";
+import { limitsConfig, localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
-import { localFlags, logFlags, modproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
+import { limitFlags, localFlags, logFlags, modproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
 import { parseDuration } from "../config/units.ts";
 import { formatPluginAddress, parseHttpAddress, parsePluginAddress } from "../daemon/address.ts";
 import { startPluginServer } from "../daemon/server.ts";
 import { createHttpRouter } from "../http/handler.ts";
+import { limitHttp } from "../http/limits.ts";
 import { modproxyConfig } from "../modproxy/config.ts";
 import { openLocalStore } from "../store/open-local.ts";
 import { createLocalCache } from "../store/local-cache.ts";
@@ -27,7 +33,7 @@ import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 
-const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...modproxyFlags };
+const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...limitFlags, ...modproxyFlags };
 
 /** How often the daemon runs the (cheap unless due) local trim. */
 const TRIM_EVERY_MS = 3600_000;
@@ -54,6 +60,7 @@ export default defineCommand({
     const local = localConfig(flags);
     const s3 = s3Config(flags);
     const modproxy = modproxyConfig(flags, local.cacheDir);
+    const limits = limitsConfig(flags);
     if (modproxy && !httpAddr) throw new Error("config: --modproxy needs --http=ADDR (the proxy is served at /mod)");
     const str = (k: string) => (typeof flags[k] === "string" && flags[k] ? (flags[k] as string) : null);
     const tokens = new TokenChecker({ token: str("token"), readToken: str("read-token") });
@@ -89,6 +96,7 @@ export default defineCommand({
       logger,
       tokens,
       readOnlyHandler: (id) => createReadOnlyHandler(cache, join(scratchRoot, `${process.pid}-${id}`), metrics),
+      limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     const router = createHttpRouter({
       metrics,
@@ -102,8 +110,31 @@ export default defineCommand({
     const modProxy = modproxy ? (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
     let http: ReturnType<typeof Bun.serve> | null = null;
     try {
-      const fetch = requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`));
-      if (httpAddr) http = Bun.serve({ hostname: httpAddr.hostname, port: httpAddr.port, fetch, ...(tls ? { tls } : {}) });
+      const handle = limitHttp(
+        requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`)),
+        { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger },
+      );
+      const idle = limits.httpIdleTimeoutSec;
+      if (httpAddr) {
+        http = Bun.serve({
+          hostname: httpAddr.hostname,
+          port: httpAddr.port,
+          idleTimeout: idle,
+          // limitHttp answers 413 itself (counted); Bun's own cap only backs it up.
+          maxRequestBodySize: Math.max(limits.maxHttpBody * 4, 64 << 20),
+          async fetch(req, server) {
+            // The idle timeout is for connections, not for a request still being
+            // handled (a module waiting on its upstream): off until the answer starts.
+            if (idle) server.timeout(req, 0);
+            try {
+              return await handle(req);
+            } finally {
+              if (idle) server.timeout(req, idle);
+            }
+          },
+          ...(tls ? { tls } : {}),
+        });
+      }
     } catch (err) {
       plugin.stopAccepting();
       throw new Error(`config: --http: cannot listen on ${flags.http}: ${(err as Error).message}`);

@@ -28,6 +28,23 @@ export interface S3Config {
   timeoutMs: number;
   /** Build manifests: download what the last same build used, ahead of the gets. */
   prefetch?: boolean;
+  /** Outputs larger than this are never uploaded (0 or unset: no limit). */
+  maxPutSize?: number;
+  /** Bytes waiting for or in upload; beyond it uploads are dropped (0 or unset: no limit). */
+  uploadQueueBytes?: number;
+  /** A get not served within this long is answered as a miss (0 or unset: no limit). */
+  requestTimeoutMs?: number;
+}
+
+/** The daemon's resource limits (0 everywhere means no limit). */
+export interface LimitsConfig {
+  maxConnections: number;
+  maxInflight: number;
+  idleTimeoutMs: number;
+  maxHttpRequests: number;
+  maxHttpBody: number;
+  /** Whole seconds, as Bun.serve takes them. */
+  httpIdleTimeoutSec: number;
 }
 
 /** Go's default GOCACHE: os.UserCacheDir()/go-build. */
@@ -75,5 +92,28 @@ export function s3Config(f: FlagValues): S3Config | null {
     compress: f.compress !== false,
     timeoutMs: str("s3-timeout") ? parseDuration(str("s3-timeout")!, "--s3-timeout") : 5_000,
     prefetch: f.prefetch !== false,
+    maxPutSize: str("max-put-size") ? parseSize(str("max-put-size")!, "--max-put-size") : 1024 ** 3,
+    uploadQueueBytes: str("upload-queue-bytes") ? parseSize(str("upload-queue-bytes")!, "--upload-queue-bytes") : 2 * 1024 ** 3,
+    requestTimeoutMs: str("request-timeout") ? parseDuration(str("request-timeout")!, "--request-timeout") : 30_000,
+  };
+}
+
+/** Bun.serve's idleTimeout is whole seconds, at most 255. */
+const MAX_HTTP_IDLE_SEC = 255;
+
+export function limitsConfig(f: FlagValues): LimitsConfig {
+  const str = (k: string) => (typeof f[k] === "string" && f[k] ? (f[k] as string) : undefined);
+  const httpIdleMs = str("http-idle-timeout") ? parseDuration(str("http-idle-timeout")!, "--http-idle-timeout") : 120_000;
+  if (httpIdleMs > MAX_HTTP_IDLE_SEC * 1000) {
+    throw new Error(`config: --http-idle-timeout: at most ${MAX_HTTP_IDLE_SEC}s (Bun's limit), got ${str("http-idle-timeout")}`);
+  }
+  return {
+    maxConnections: int(f["max-connections"], "--max-connections", 512),
+    maxInflight: int(f["max-inflight"], "--max-inflight", 256),
+    idleTimeoutMs: str("idle-timeout") ? parseDuration(str("idle-timeout")!, "--idle-timeout") : 600_000,
+    maxHttpRequests: int(f["max-http-requests"], "--max-http-requests", 256),
+    maxHttpBody: str("max-http-body") ? parseSize(str("max-http-body")!, "--max-http-body") : 1024 ** 2,
+    // A non-zero timeout below one second still means "a timeout".
+    httpIdleTimeoutSec: httpIdleMs === 0 ? 0 : Math.max(1, Math.round(httpIdleMs / 1000)),
   };
 }

@@ -80,6 +80,24 @@ export const s3Flags = {
     description:
       "On an empty local cache, download what the last run of the same go command used before it is asked for; each run uploads its list at close (--no-prefetch to turn off; plugin mode only)",
   },
+  "max-put-size": {
+    type: "string",
+    env: ["GOSTASH_MAX_PUT_SIZE"],
+    valueHint: "size",
+    description: "Outputs larger than this are never uploaded to the bucket; they stay on the local disk and the go command still gets them (default 1GiB; 0: no limit)",
+  },
+  "upload-queue-bytes": {
+    type: "string",
+    env: ["GOSTASH_UPLOAD_QUEUE_BYTES"],
+    valueHint: "size",
+    description: "Bytes of outputs waiting for or in upload; beyond it new uploads are dropped and stay local, never blocking a build (default 2GiB; 0: no limit)",
+  },
+  "request-timeout": {
+    type: "string",
+    env: ["GOSTASH_REQUEST_TIMEOUT"],
+    valueHint: "duration",
+    description: "Answer a get the shared tier has not served within this long as a miss; the download goes on in the background (default 30s; 0: no limit)",
+  },
 } satisfies FlagSpecs;
 
 // `gostash serve` (the daemon). Names follow go-cache-plugin's serve command.
@@ -125,6 +143,47 @@ export const serveFlags = {
     env: ["GOSTASH_TLS_KEY"],
     valueHint: "file",
     description: "PEM private key for --tls-cert",
+  },
+} satisfies FlagSpecs;
+
+// Resource limits of `gostash serve`. Each refusal names its flag; each is
+// counted (see src/daemon/server.ts and src/http/limits.ts).
+export const limitFlags = {
+  "max-connections": {
+    type: "string",
+    env: ["GOSTASH_MAX_CONNECTIONS"],
+    valueHint: "n",
+    description: "Plugin connections open at once; more are refused and their go command builds from its local cache (default 512; 0: no limit)",
+  },
+  "max-inflight": {
+    type: "string",
+    env: ["GOSTASH_MAX_INFLIGHT"],
+    valueHint: "n",
+    description: "Requests of one plugin connection being answered at once; beyond it that connection is not read until answers go out (default 256; 0: no limit)",
+  },
+  "idle-timeout": {
+    type: "string",
+    env: ["GOSTASH_IDLE_TIMEOUT"],
+    valueHint: "duration",
+    description: "Close plugin connections with no request for this long; connect dials again when its go command needs the daemon (default 10m; 0: never)",
+  },
+  "max-http-requests": {
+    type: "string",
+    env: ["GOSTASH_MAX_HTTP_REQUESTS"],
+    valueHint: "n",
+    description: "HTTP requests handled at once; more get 503 with Retry-After, except /healthz and /metrics (default 256; 0: no limit)",
+  },
+  "max-http-body": {
+    type: "string",
+    env: ["GOSTASH_MAX_HTTP_BODY"],
+    valueHint: "size",
+    description: "Largest HTTP request body; a larger one gets 413 (default 1MiB)",
+  },
+  "http-idle-timeout": {
+    type: "string",
+    env: ["GOSTASH_HTTP_IDLE_TIMEOUT"],
+    valueHint: "duration",
+    description: "Close HTTP connections idle this long: no request, or a response the client stopped reading; a request being handled is never cut (default 2m; at most 255s; 0: never)",
   },
 } satisfies FlagSpecs;
 

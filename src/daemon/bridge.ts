@@ -16,20 +16,33 @@
 // the bridge keeps a light view of the conversation: every request it
 // forwarded that the daemon has not answered yet, with its raw bytes (header
 // lines are parsed; put bodies are kept as references to the input chunks,
-// up to RETAIN_BODY each). If the daemon hangs up before `go` is done, the
-// bridge takes over in-process from the local disk cache: the unanswered
-// requests are replayed, in their original order, into a local
-// CacheProgSession, which then also gets everything `go` sends afterwards.
-// Only a put too large to have been kept gets an error answer (its body is
-// skipped); `go` must not see errors on small puts, since some of them (the
-// module index) fail the build. One line on stderr says what happened.
+// up to RETAIN_BODY each).
+//
+// If the daemon hangs up before `go` is done:
+// - with nothing unanswered (the daemon closes connections idle for
+//   --idle-timeout, e.g. while `go` links or runs a long test), nothing is
+//   said: the bridge dials again when `go` sends its next request;
+// - with requests unanswered, it dials again at once and replays them, in
+//   their original order (gets and puts are idempotent, so one the daemon
+//   had already handled does no harm);
+// - if that dial fails (the daemon is gone), or the daemon keeps hanging up
+//   without answering anything (MAX_REDIALS), the bridge takes over
+//   in-process from the local disk cache: the unanswered requests are
+//   replayed into a local CacheProgSession, which then also gets everything
+//   `go` sends afterwards. One line on stderr says what happened.
+// Only a put too large to have been kept cannot be replayed: the bridge
+// takes over and answers it with an error (its body is skipped); `go` must
+// not see errors on small puts, since some of them (the module index) fail
+// the build.
 //
 // Access control: with a token (--token / GOSTASH_TOKEN) the bridge's first
-// bytes are `GOSTASH-AUTH <token>\n` (src/auth/token.ts). A daemon that
-// refuses the token answers `GOSTASH-ERROR <reason>` and hangs up; the bridge
-// never forwards that line to `go`, says once on stderr that the token was
-// refused, and serves the build from the local cache (the same takeover), so
-// the build still succeeds, just without the shared cache.
+// bytes on every connection are `GOSTASH-AUTH <token>\n` (src/auth/token.ts).
+// A daemon that refuses a client (a wrong token: `GOSTASH-ERROR
+// unauthorized: ...`; over --max-connections: `GOSTASH-ERROR busy: ...`)
+// says so in one line and hangs up; the bridge never forwards that line to
+// `go`, says once on stderr why, and serves the build from the local cache
+// (the same takeover), so the build still succeeds, just without the shared
+// cache.
 
 import { writeSync } from "node:fs";
 import { AUTH_PREFIX, ERROR_PREFIX } from "../auth/token.ts";
@@ -62,6 +75,8 @@ const MAX_HEADER = 1 << 20;
 
 /** Put bodies larger than this (decoded) are not kept for a replay. */
 const RETAIN_BODY = 32 << 20;
+/** Dials in a row that got no answer at all before the bridge gives up on the daemon. */
+const MAX_REDIALS = 3;
 
 interface Pending {
   id: number;
@@ -88,6 +103,28 @@ class RequestTracker {
   /** A put header was seen; its body line has not ended yet. */
   awaitingBody: Pending | null = null;
   broken = false;
+
+  /** Some request has started but not ended in what was seen so far. */
+  get midRequest(): boolean {
+    return this.partialLen > 0 || this.inBody || this.awaitingBody !== null;
+  }
+
+  /** Every unanswered request could be sent again (no body was too large to keep). */
+  get replayable(): boolean {
+    for (const p of this.pending.values()) if (p.bodySize > 0 && p.body === null) return false;
+    return true;
+  }
+
+  /** The bytes of every unanswered request, in order, then a header cut short; the tracker is left as it is. */
+  replayChunks(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const p of this.pending.values()) {
+      out.push(Buffer.from(`${p.header}\n\n`));
+      if (p.body) out.push(...p.body);
+    }
+    out.push(...this.partial);
+    return out;
+  }
 
   observe(chunk: Uint8Array): void {
     let pos = 0;
@@ -150,21 +187,39 @@ class RequestTracker {
   }
 }
 
+/** One connection to the daemon. */
+interface Conn {
+  sock: Sock;
+  closed: boolean;
+  /** Resolves a writer waiting for this socket to drain. */
+  wakeDrain: (() => void) | null;
+  /** The start of a daemon line not yet ended. */
+  outPartial: Uint8Array | null;
+}
+
+function wake(c: Conn): void {
+  const w = c.wakeDrain;
+  c.wakeDrain = null;
+  w?.();
+}
+
 export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<BridgeResult> {
   const where = formatPluginAddress(addr);
   const tracker = new RequestTracker();
   let capabilitySeen = o.capabilityPrinted === true;
   let dropFirstLine = o.capabilityPrinted === true;
   let stdinDone = false;
-  let sockClosed = false;
   let stdoutBroken = false;
-  let wakeDrain: (() => void) | null = null;
   let finished!: (code: number) => void;
   const done = new Promise<number>((r) => (finished = r));
-  let sock: Sock | null = null;
+  /** The daemon connection; null after the daemon closed an idle one (dialled again on the next request). */
+  let conn = null as Conn | null;
+  /** A dial-and-replay in progress: stdin is not forwarded until it is done. */
+  let switching: Promise<void> | null = null;
+  /** Dials since the daemon last answered anything. */
+  let redials = 0;
 
   // ---- stdout: complete lines, synchronous, EAGAIN-tolerant --------------
-  let outPartial: Uint8Array | null = null;
   const outQueue: Uint8Array[] = [];
   let retryTimer: ReturnType<typeof setTimeout> | null = null;
   let afterDrainOut: (() => void) | null = null;
@@ -183,14 +238,14 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "EAGAIN" || code === "EWOULDBLOCK") {
           outQueue.push(chunk.subarray(off));
-          if (sock && !sockClosed) sock.pause();
+          if (conn && !conn.closed) conn.sock.pause();
           retryTimer ??= setTimeout(retryOut, 1);
           return;
         }
         // `go` is gone (EPIPE): nothing left to bridge.
         stdoutBroken = true;
         outQueue.length = 0;
-        sock?.terminate();
+        conn?.sock.terminate();
         finished(1);
         return;
       }
@@ -207,7 +262,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
         return;
       }
     }
-    if (sock && !sockClosed) sock.resume();
+    if (conn && !conn.closed) conn.sock.resume();
     const then = afterDrainOut;
     afterDrainOut = null;
     then?.();
@@ -219,18 +274,18 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   };
 
   /** Daemon output: forward whole lines, note which requests they answer. */
-  const fromDaemon = (chunk: Uint8Array): void => {
+  const fromDaemon = (c: Conn, chunk: Uint8Array): void => {
     let data = chunk;
-    if (outPartial) {
-      data = Buffer.concat([outPartial, chunk]);
-      outPartial = null;
+    if (c.outPartial) {
+      data = Buffer.concat([c.outPartial, chunk]);
+      c.outPartial = null;
     }
     const last = data.lastIndexOf(NL);
     if (last < 0) {
-      outPartial = data;
+      c.outPartial = data;
       return;
     }
-    if (last + 1 < data.length) outPartial = data.slice(last + 1);
+    if (last + 1 < data.length) c.outPartial = data.slice(last + 1);
     let start = 0;
     let fwdFrom = 0;
     while (start <= last) {
@@ -238,8 +293,8 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
       if (start === fwdFrom && data[start] === 71 /* G */ && isErrorLine(data, start, nl)) {
         // The daemon refused us (only ever before anything else): never forwarded.
         const reason = Buffer.from(data.subarray(start + ERROR_PREFIX.length, nl)).toString("utf8").trim();
-        outPartial = null;
-        lose(`refused this client (${reason || "unauthorized"})`, true);
+        c.outPartial = null;
+        lose(`refused this client (${reason || "unauthorized"})`, reason.startsWith("busy") ? "busy" : "unauthorized");
         return;
       }
       const id = lineID(data, start, nl);
@@ -248,7 +303,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
         // Our own capability line went out already; skip the daemon's.
         dropFirstLine = false;
         fwdFrom = nl + 1;
-      } else if (id !== null) tracker.pending.delete(id);
+      } else if (id !== null && tracker.pending.delete(id)) redials = 0;
       if (id !== 0) dropFirstLine = false;
       start = nl + 1;
     }
@@ -259,54 +314,88 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   let takeover = null as Takeover | null;
   let lostWhy: string | null = null;
 
-  const lose = (why: string, refused = false): void => {
+  const lose = (why: string, refused: "busy" | "unauthorized" | null = null): void => {
     if (lostWhy || stdoutBroken) return;
-    if (stdinDone && tracker.pending.size === 0 && !refused) return; // a normal end
+    if (stdinDone && tracker.pending.size === 0 && !refused) {
+      // Nothing left to answer: a normal end.
+      whenOutDrained(() => finished(0));
+      return;
+    }
+    const c = conn;
+    conn = null;
+    if (c) {
+      c.sock.terminate();
+      wake(c);
+    }
+    lostWhy = why;
     if (tracker.broken) {
       // The stream itself is broken: nothing sensible to take over.
-      lostWhy = why;
       writeStderr(`gostash connect: the daemon at ${where} ${why}; the request stream was not valid\n`);
-      sock?.terminate();
       finished(1);
       return;
     }
-    lostWhy = why;
-    sock?.terminate();
-    wakeDrain?.();
     takeover = new Takeover(tracker, writeRaw, !capabilitySeen, o, where, why, refused, (code) => whenOutDrained(() => finished(code)));
     if (stdinDone) takeover.end();
   };
 
-  const handler: Bun.SocketHandler<undefined> = {
-    data(_s, chunk) {
-      if (!lostWhy) fromDaemon(chunk);
-    },
-    drain() {
-      const w = wakeDrain;
-      wakeDrain = null;
-      w?.();
-    },
-    end(s) {
-      // The daemon is done talking: normal only after our own EOF.
-      if (!stdinDone) lose("closed the connection");
-      else s.end();
-    },
-    close(_s, err) {
-      sockClosed = true;
-      const w = wakeDrain;
-      wakeDrain = null;
-      w?.();
-      if (!stdinDone || tracker.pending.size) lose(err ? `dropped the connection (${err.message})` : "closed the connection");
-      if (!lostWhy) whenOutDrained(() => finished(0));
-    },
-    error(_s, err) {
-      if (!stdinDone) lose(`failed (${err.message})`);
-    },
-    connectError() {},
+  /** Writes all of bytes to c; false if c was closed or replaced first. */
+  const send = async (c: Conn, bytes: Uint8Array): Promise<boolean> => {
+    let off = 0;
+    while (off < bytes.length) {
+      if (conn !== c || c.closed || lostWhy) return false;
+      const n = c.sock.write(bytes, off, bytes.length - off);
+      if (n < 0) return false;
+      off += n;
+      if (off < bytes.length) await new Promise<void>((r) => (c.wakeDrain = r));
+    }
+    return true;
   };
 
-  // ---- dial -----------------------------------------------------------------
-  try {
+  /** The daemon hung up on c before `go` was done. */
+  const dropped = (c: Conn, why: string): void => {
+    if (conn !== c || lostWhy || stdoutBroken) return;
+    if (tracker.broken) return lose(why);
+    conn = null;
+    c.sock.terminate();
+    wake(c);
+    if (tracker.pending.size === 0 && !tracker.midRequest) {
+      // Nothing lost (an idle connection closed by the daemon): dial again on the next request.
+      if (stdinDone) whenOutDrained(() => finished(0));
+      return;
+    }
+    void redial(why);
+  };
+
+  const dial = async (): Promise<Conn> => {
+    const c: Conn = { sock: null as unknown as Sock, closed: false, wakeDrain: null, outPartial: null };
+    const handler: Bun.SocketHandler<undefined> = {
+      data(_s, chunk) {
+        if (conn === c && !lostWhy) fromDaemon(c, chunk);
+      },
+      drain() {
+        wake(c);
+      },
+      end(s) {
+        if (conn !== c) return;
+        // The daemon is done talking: normal only after our own EOF, with everything answered.
+        if (stdinDone && tracker.pending.size === 0) s.end();
+        else dropped(c, "closed the connection");
+      },
+      close(_s, err) {
+        c.closed = true;
+        wake(c);
+        if (conn !== c) return;
+        if (stdinDone && tracker.pending.size === 0) {
+          if (!lostWhy) whenOutDrained(() => finished(0));
+          return;
+        }
+        dropped(c, err ? `dropped the connection (${err.message})` : "closed the connection");
+      },
+      error(_s, err) {
+        if (conn === c) dropped(c, `failed (${err.message})`);
+      },
+      connectError() {},
+    };
     const connecting =
       addr.kind === "unix"
         ? Bun.connect({ unix: addr.path, allowHalfOpen: true, socket: handler })
@@ -323,60 +412,89 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
       () => {},
     );
     try {
-      sock = await Promise.race([connecting, timeout]);
+      c.sock = await Promise.race([connecting, timeout]);
     } catch (err) {
       timedOut = true;
       throw err;
     } finally {
       clearTimeout(timer);
     }
+    c.sock.setNoDelay?.(true);
+    // Current from here on: its events count. The daemon's capability line is
+    // dropped unless `go` has not seen one yet.
+    conn = c;
+    dropFirstLine = capabilitySeen;
+    if (o.token) await send(c, Buffer.from(`${AUTH_PREFIX}${o.token}\n`));
+    return c;
+  };
+
+  /** Dials the daemon again and sends every unanswered request once more. */
+  const redial = (why: string): Promise<void> => {
+    const p = (async () => {
+      if (!tracker.replayable || redials >= MAX_REDIALS) return lose(why);
+      redials++;
+      let c: Conn;
+      try {
+        c = await dial();
+      } catch (err) {
+        return lose(`${why} (dialling it again failed: ${(err as Error).message})`);
+      }
+      for (const b of tracker.replayChunks()) {
+        // A drop meanwhile starts the next redial (or the takeover) itself.
+        if (!(await send(c, b))) return;
+      }
+      if (stdinDone && conn === c && !c.closed) c.sock.shutdown();
+    })();
+    switching = p;
+    void p.finally(() => {
+      if (switching === p) switching = null;
+    });
+    return p;
+  };
+
+  // ---- first dial -------------------------------------------------------------
+  try {
+    await dial();
   } catch (err) {
     return { kind: "unreachable", error: err as Error };
-  }
-  sock.setNoDelay?.(true);
-  const s = sock;
-  let authSent: Promise<void> = Promise.resolve();
-  if (o.token) {
-    const line = Buffer.from(`${AUTH_PREFIX}${o.token}\n`);
-    authSent = (async () => {
-      let off = 0;
-      while (off < line.length && !lostWhy && !sockClosed) {
-        const n = s.write(line, off, line.length - off);
-        if (n < 0) return;
-        off += n;
-        if (off < line.length) await new Promise<void>((r) => (wakeDrain = r));
-      }
-    })();
   }
 
   // ---- stdin -> socket (or to the takeover) ----------------------------------
   void (async () => {
     const reader = Bun.stdin.stream().getReader();
-    await authSent;
     try {
       for (;;) {
         const { value, done: eof } = await reader.read();
         if (eof) break;
+        // Connected, or taken over, before anything is forwarded.
+        for (;;) {
+          while (switching) await switching;
+          if (takeover || conn || lostWhy || stdoutBroken) break;
+          await redial("closed an idle connection");
+        }
         if (takeover) {
           takeover.push(value);
           continue;
         }
+        const c: Conn | null = conn;
+        if (!c) continue; // stdout is gone: nothing to bridge
         tracker.observe(value);
         let off = 0;
-        while (off < value.length && !lostWhy && !sockClosed) {
-          const n = s.write(value, off, value.length - off);
-          if (n < 0) break; // closed; `close` takes over
+        while (off < value.length && conn === c && !c.closed && !lostWhy) {
+          const n = c.sock.write(value, off, value.length - off);
+          if (n < 0) break; // closed: the redial replays what the tracker saw
           off += n;
-          if (off < value.length) await new Promise<void>((r) => (wakeDrain = r));
+          if (off < value.length) await new Promise<void>((r) => (c.wakeDrain = r));
         }
       }
     } catch (err) {
       lose(`could not be reached (${(err as Error).message})`);
     }
     stdinDone = true;
+    while (switching) await switching;
     if (takeover) takeover.end();
-    else if (!sockClosed) s.shutdown();
-    else if (tracker.pending.size) lose("closed the connection");
+    else if (conn && !conn.closed) conn.sock.shutdown();
+    else if (!lostWhy && tracker.pending.size === 0) whenOutDrained(() => finished(0));
   })();
 
   const code = await done;
@@ -423,16 +541,18 @@ class Takeover {
     o: BridgeOptions,
     where: string,
     why: string,
-    refused: boolean,
+    refused: "busy" | "unauthorized" | null,
     private readonly finish: (code: number) => void,
   ) {
     if (needCapability) write(Buffer.from(CAPABILITY_LINE));
     void (async () => {
       const { handler, where: dir } = await o.openLocal();
       writeStderr(
-        refused
+        refused === "unauthorized"
           ? `gostash connect: error: the daemon at ${where} ${why}; check --token / GOSTASH_TOKEN. Serving this build from the local cache ${dir} instead\n`
-          : `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
+          : refused === "busy"
+            ? `gostash connect: warning: the daemon at ${where} ${why}; serving this build from the local cache ${dir} instead\n`
+            : `gostash connect: the daemon at ${where} ${why} before the go command was done; finishing this build from the local cache ${dir}\n`,
       );
       const { CacheProgSession } = await import("../cacheprog/session.ts");
       this.session = new CacheProgSession(handler, { write: (line) => this.write(Buffer.from(line)) });

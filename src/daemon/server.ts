@@ -24,6 +24,18 @@
 //   a private scratch store of its own (answered with a DiskPath there, so
 //   `go list -export` and friends work), never in the shared cache or S3.
 //   Without a token, an auth line a bridge sends anyway is skipped.
+// - limits (all optional, 0 means none):
+//   - maxConnections: a connection beyond it gets one line
+//     `GOSTASH-ERROR busy: ...` (naming --max-connections) and is closed;
+//     the bridge then builds from its local cache (connections_refused);
+//   - maxInflight: while that many answers of one connection are pending,
+//     the session stops consuming its input and the socket is paused; the
+//     rest is held and fed in again as answers go out (backpressure, never
+//     an error; counted as inflight_waits);
+//   - idleTimeoutMs: a connection that sent nothing for that long and is
+//     owed nothing is closed (connections_idle_closed). The bridge treats a
+//     close with nothing pending as routine and dials again when its go
+//     command next asks for something (src/daemon/bridge.ts).
 
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
@@ -45,7 +57,20 @@ export interface PluginServerOptions {
   tokens?: TokenChecker;
   /** The handler for one read-only connection (needed when a read token is set). */
   readOnlyHandler?: (connID: number) => CacheHandler;
+  limits?: ConnectionLimits;
 }
+
+export interface ConnectionLimits {
+  /** Connections open at once; more are refused (0: no limit). */
+  maxConnections?: number;
+  /** Pending answers per connection before its input is paused (0: no limit). */
+  maxInflight?: number;
+  /** Close connections idle this long (0: never). */
+  idleTimeoutMs?: number;
+}
+
+/** A client that does not hang up after our refusal or idle close is cut off after this long. */
+const HANGUP_GRACE_MS = 2000;
 
 /** A client that has not sent its auth line within this long is cut off. */
 const AUTH_TIMEOUT_MS = 10_000;
@@ -75,7 +100,16 @@ interface Conn {
   backlog: Buffer | null;
   lines: string[];
   scheduled: boolean;
-  paused: boolean;
+  /** Reading is paused because answers are not being read (outPaused) or too many are pending (inflightPaused). */
+  outPaused: boolean;
+  inflightPaused: boolean;
+  sockPaused: boolean;
+  /** Input not consumed yet while inflightPaused; EOF came while some was held. */
+  held: Buffer | null;
+  endAfterHeld: boolean;
+  /** Date.now() of the last byte in or answer out. */
+  lastActive: number;
+  idleTimer: ReturnType<typeof setTimeout> | null;
   /** The client sent EOF (or the conversation was abandoned): close once flushed. */
   finishing: boolean;
   sessionEnded: boolean;
@@ -115,6 +149,19 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
   const open = new Set<Sock>();
   let idleWaiters: (() => void)[] = [];
   metrics.gauge("connections", () => open.size);
+  const maxConnections = o.limits?.maxConnections ?? 0;
+  const maxInflight = o.limits?.maxInflight ?? 0;
+  const idleMs = o.limits?.idleTimeoutMs ?? 0;
+  let warnedBusy = false;
+
+  const updatePause = (s: Sock) => {
+    const c = s.data;
+    const want = c.outPaused || c.inflightPaused;
+    if (want === c.sockPaused || c.closed) return;
+    c.sockPaused = want;
+    if (want) s.pause();
+    else s.resume();
+  };
 
   const flush = (s: Sock) => {
     const c = s.data;
@@ -128,14 +175,15 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     if (c.backlog) {
       const n = s.write(c.backlog);
       if (n < 0) return; // closed under us; close() cleans up
+      if (n > 0) c.lastActive = Date.now();
       c.backlog = n >= c.backlog.length ? null : c.backlog.subarray(n);
     }
-    if (c.backlog && c.backlog.length > OUT_HIGH && !c.paused) {
-      c.paused = true;
-      s.pause();
-    } else if (!c.backlog && c.paused) {
-      c.paused = false;
-      s.resume();
+    if (c.backlog && c.backlog.length > OUT_HIGH && !c.outPaused) {
+      c.outPaused = true;
+      updatePause(s);
+    } else if (!c.backlog && c.outPaused) {
+      c.outPaused = false;
+      updatePause(s);
     }
     if (!c.backlog && c.finishing && c.sessionEnded) s.end();
   };
@@ -173,6 +221,83 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
 
   const tokens = o.tokens?.required ? o.tokens : null;
 
+  /** Input for the session; whatever it does not take (maxInflight reached) is held. */
+  const feed = (s: Sock, bytes: Uint8Array) => {
+    const c = s.data;
+    try {
+      const full = maxInflight > 0 && c.session!.pending >= maxInflight;
+      const n = full ? 0 : c.session!.push(bytes);
+      if (n < bytes.length) {
+        // Copied: the chunk's memory is not ours to keep.
+        c.held = Buffer.from(bytes.subarray(n));
+        if (!c.inflightPaused) {
+          c.inflightPaused = true;
+          metrics.inc("inflight_waits");
+          logger.debug(`serve: connection ${c.id}: ${maxInflight} answers pending (--max-inflight); not reading it until they go out`);
+          updatePause(s);
+        }
+      }
+    } catch (err) {
+      metrics.inc("connection_errors");
+      logger.warn(`serve: connection ${c.id}: ${(err as Error)?.message ?? err}; closing it`);
+      c.held = null;
+      finish(s, "framing");
+    }
+  };
+
+  /** An answer went out: feed held input again while there is room. */
+  const settle = (s: Sock) => {
+    const c = s.data;
+    if (!c.held || c.closed || c.finishing) return;
+    if (c.session!.pending >= maxInflight) return;
+    const b = c.held;
+    c.held = null;
+    feed(s, b);
+    if (c.held || c.finishing) return;
+    c.inflightPaused = false;
+    updatePause(s);
+    if (c.endAfterHeld) finish(s, "eof");
+  };
+
+  /** Closes a connection that sent nothing for idleMs and is owed nothing; re-arms otherwise. */
+  const checkIdle = (s: Sock) => {
+    const c = s.data;
+    c.idleTimer = null;
+    if (c.closed || c.finishing) return;
+    const quiet = Date.now() - c.lastActive;
+    const busy = (c.session?.pending ?? 0) > 0 || c.held !== null || c.backlog !== null || c.lines.length > 0;
+    if (busy || quiet < idleMs) {
+      c.idleTimer = setTimeout(() => checkIdle(s), busy ? idleMs : idleMs - quiet);
+      return;
+    }
+    metrics.inc("connections_idle_closed");
+    logger.info(`serve: connection ${c.id}: no request for ${Math.round(quiet / 1000)}s (--idle-timeout); closing it`);
+    c.finishing = true;
+    const ended = c.session ? c.session.end().catch(() => {}) : Promise.resolve();
+    void ended.finally(() => {
+      c.sessionEnded = true;
+      schedule(s);
+    });
+    setTimeout(() => s.terminate(), HANGUP_GRACE_MS).unref?.();
+  };
+
+  const refuseBusy = (s: Sock) => {
+    const c = s.data;
+    c.finishing = true;
+    c.sessionEnded = true;
+    c.auth = "refused";
+    metrics.inc("connections_refused");
+    const why = `busy: too many connections (${open.size} open; raise --max-connections / GOSTASH_MAX_CONNECTIONS, now ${maxConnections})`;
+    if (!warnedBusy) logger.warn(`serve: connection ${c.id}: refused: ${why} (counted in connections_refused from now on)`);
+    else logger.debug(`serve: connection ${c.id}: refused: ${why}`);
+    warnedBusy = true;
+    s.write(`${ERROR_PREFIX}${why}\n`);
+    // The client hangs up once it has read the line. Hanging up first, right
+    // on accept, can reach the client before its connect completes, and
+    // Bun's client then reports a failed connect instead of the reason.
+    setTimeout(() => s.terminate(), HANGUP_GRACE_MS).unref?.();
+  };
+
   const startSession = (s: Sock, access: Access) => {
     const c = s.data;
     const h = access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(c.id) : handler;
@@ -190,7 +315,9 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
           metrics.inc("errors");
           logger.warn(`serve: connection ${c.id}: ${req.command} ${req.id}: ${(err as Error)?.message ?? err}`);
         },
+        onSettle: maxInflight > 0 ? () => settle(s) : undefined,
       },
+      { maxInflight },
     );
     c.lines.push(CAPABILITY_LINE);
     flush(s);
@@ -209,7 +336,7 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     s.write(`${ERROR_PREFIX}unauthorized: ${why}\n`);
     s.end();
     // A client that does not hang up in turn is cut off.
-    setTimeout(() => s.terminate(), 2000).unref?.();
+    setTimeout(() => s.terminate(), HANGUP_GRACE_MS).unref?.();
   };
 
   /** Bytes before the session runs: the auth line (required or optional). Returns what is left for the session, or null. */
@@ -274,16 +401,27 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
         backlog: null,
         lines: [],
         scheduled: false,
-        paused: false,
+        outPaused: false,
+        inflightPaused: false,
+        sockPaused: false,
+        held: null,
+        endAfterHeld: false,
+        lastActive: Date.now(),
+        idleTimer: null,
         finishing: false,
         sessionEnded: false,
         closed: false,
       };
       s.data = c;
+      if (maxConnections > 0 && open.size >= maxConnections) {
+        refuseBusy(s);
+        return;
+      }
       open.add(s);
       metrics.inc("connections_total");
       logger.debug(`serve: connection ${c.id} opened`);
       s.setNoDelay?.(true);
+      if (idleMs > 0) c.idleTimer = setTimeout(() => checkIdle(s), idleMs);
       if (tokens) {
         c.authTimer = setTimeout(() => {
           c.authTimer = null;
@@ -294,18 +432,15 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
     data(s, chunk) {
       const c = s.data;
       if (c.finishing) return;
+      c.lastActive = Date.now();
       if (c.auth === "pending" || c.auth === "sniff") {
         const rest = authenticate(s, chunk);
         if (!rest || !rest.length) return;
         chunk = rest as Buffer;
       }
-      try {
-        c.session!.push(chunk);
-      } catch (err) {
-        metrics.inc("connection_errors");
-        logger.warn(`serve: connection ${c.id}: ${(err as Error)?.message ?? err}; closing it`);
-        finish(s, "framing");
-      }
+      // Bytes that arrive while input is held (read before the pause took) queue behind it.
+      if (c.held) c.held = Buffer.concat([c.held, chunk]);
+      else feed(s, chunk);
     },
     drain(s) {
       flush(s);
@@ -317,11 +452,14 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
         c.auth = "ok";
         const b = c.authBuf;
         c.authBuf = null;
-        try {
-          c.session!.push(b);
-        } catch {}
+        feed(s, b);
+        if (c.finishing) return;
       } else if (c.auth === "pending") {
         refuse(s, "missing token");
+        return;
+      } else if (c.auth === "refused") return;
+      if (c.held) {
+        c.endAfterHeld = true; // finished once the held input is fed in
         return;
       }
       finish(s, "eof");
@@ -331,6 +469,8 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
       if (!c || c.closed) return;
       c.closed = true;
       if (c.authTimer) clearTimeout(c.authTimer);
+      if (c.idleTimer) clearTimeout(c.idleTimer);
+      c.held = null;
       open.delete(s);
       logger.debug(`serve: connection ${c.id} closed`);
       // A client that vanished without EOF: abort its half-written puts.

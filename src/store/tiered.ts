@@ -10,7 +10,15 @@
 //   circuit breaker skips S3 for a while, then tries again.
 // put: written locally and answered at once; the upload happens later
 //   through a bounded queue with its own concurrency (upload-queue.ts).
-//   Outputs below --min-upload-size stay local; --read-only never writes.
+//   Outputs below --min-upload-size or above --max-put-size stay local
+//   (the go command needs a DiskPath for every put: an error answer fails
+//   `go build` itself, through the module index); --read-only never writes.
+//   The queue drops uploads beyond its job and byte limits.
+// Limits: a get the shared tier has not served within --request-timeout is
+//   answered as a miss (request_timeouts); the download goes on and lands
+//   in the local store for the next get. Puts are never timed out: they
+//   are local writes, and their uploads are already in the background.
+//   Each limit says once (warning) which flag raises it, and counts every time.
 // close: flushes the queue with a deadline (--flush-timeout) and counts what
 //   was left (upload_left). The daemon calls flush() itself as it likes.
 // prefetch (direct mode, --prefetch): on the first local miss, the build
@@ -20,6 +28,7 @@
 import type { Hit } from "../cacheprog/protocol.ts";
 import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { S3Config } from "../config/config.ts";
+import { formatBytes } from "../config/units.ts";
 import { Breaker } from "../util/breaker.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -91,6 +100,15 @@ export function createTieredCache(o: TieredOptions): TieredCache {
       },
     });
   const downloads = new Semaphore(Math.max(1, s3.concurrency));
+  const maxPutSize = s3.maxPutSize ?? 0;
+  const requestTimeoutMs = s3.requestTimeoutMs ?? 0;
+  const warned = new Set<string>();
+  /** The first time a limit is reached it is a warning naming its flag; later only counted. */
+  const limitReached = (what: string, message: string) => {
+    if (warned.has(what)) return logger.debug(message);
+    warned.add(what);
+    logger.warn(`${message} (counted in ${what} from now on)`);
+  };
   const inflight = new Map<string, Promise<Hit | null>>();
 
   function remoteFailed(err: unknown, what: string): void {
@@ -251,8 +269,43 @@ export function createTieredCache(o: TieredOptions): TieredCache {
     }
   }
 
+  /** Answers null (a miss) if the remote get takes longer than --request-timeout. */
+  function deadline(p: Promise<Hit | null>): Promise<Hit | null> {
+    if (requestTimeoutMs <= 0) return p;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        metrics.inc("request_timeouts");
+        limitReached(
+          "request_timeouts",
+          `s3: a get took longer than --request-timeout ${requestTimeoutMs}ms (GOSTASH_REQUEST_TIMEOUT); answered as a miss, the download goes on in the background`,
+        );
+        resolve(null);
+      }, requestTimeoutMs);
+      p.then(
+        (h) => {
+          clearTimeout(t);
+          resolve(h);
+        },
+        () => {
+          clearTimeout(t);
+          resolve(null);
+        },
+      );
+    });
+  }
+
   const uploads = new UploadQueue<UploadJob>({
     capacity: o.queueCapacity ?? 4096,
+    capacityBytes: s3.uploadQueueBytes ?? 0,
+    sizeOf: (job) => job.size,
+    onDrop(limit) {
+      if (limit === "bytes") {
+        limitReached(
+          "upload_drops_bytes",
+          `s3: more than --upload-queue-bytes ${formatBytes(s3.uploadQueueBytes ?? 0)} (GOSTASH_UPLOAD_QUEUE_BYTES) waiting for upload; new outputs stay local`,
+        );
+      } else limitReached("upload_drops", `s3: the upload queue is full (${o.queueCapacity ?? 4096} waiting); new outputs stay local`);
+    },
     concurrency: Math.max(1, s3.uploadConcurrency),
     run: upload,
     metrics,
@@ -305,7 +358,7 @@ export function createTieredCache(o: TieredOptions): TieredCache {
         return hit;
       }
       prefetch?.onLocalMiss();
-      return remote(actionID).then((h) => {
+      return deadline(remote(actionID)).then((h) => {
         if (h) prefetch?.used(actionID);
         countGet(metrics, t0, h, "remote");
         return h;
@@ -317,6 +370,14 @@ export function createTieredCache(o: TieredOptions): TieredCache {
       const w = local.put(actionID, outputID, size);
       const upload = !s3.readOnly && size >= s3.minUploadSize;
       if (!upload) return w;
+      if (maxPutSize > 0 && size > maxPutSize) {
+        metrics.inc("puts_over_limit");
+        limitReached(
+          "puts_over_limit",
+          `s3: an output of ${formatBytes(size)} is over --max-put-size ${formatBytes(maxPutSize)} (GOSTASH_MAX_PUT_SIZE); kept on the local disk only, not uploaded`,
+        );
+        return w;
+      }
       return {
         write: (bytes) => w.write(bytes),
         abort: () => w.abort(),

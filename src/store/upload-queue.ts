@@ -1,8 +1,11 @@
 // Background uploads: a bounded FIFO with its own concurrency.
 //
 // enqueue() never blocks and never throws: a put is answered as soon as the
-// local write is done, whatever the uploads are doing. When the queue is
-// full the new job is dropped and counted (upload_drops). A key is taken at
+// local write is done, whatever the uploads are doing. Two limits: jobs
+// waiting (capacity), and bytes waiting or being uploaded (capacityBytes; an
+// upload reads its output into memory, so this also bounds that memory).
+// Beyond either the new job is dropped and counted (upload_drops, and
+// upload_drops_bytes for the byte limit); the output stays local. A key is taken at
 // most once per run (dedupe), including keys marked as already remote.
 // flush() waits for the queue to drain, with a deadline, and says how many
 // jobs were left.
@@ -12,6 +15,11 @@ import type { Metrics } from "../util/metrics.ts";
 export interface UploadQueueOptions<T> {
   /** Jobs waiting (not counting those running); more are dropped. */
   capacity: number;
+  /** Bytes of jobs waiting or running (sizeOf); more are dropped. 0: no limit. */
+  capacityBytes?: number;
+  sizeOf?(job: T): number;
+  /** A job was dropped because a limit was reached (after it was counted). */
+  onDrop?(limit: "count" | "bytes", job: T): void;
   concurrency: number;
   run(job: T): Promise<void>;
   metrics: Metrics;
@@ -20,7 +28,8 @@ export interface UploadQueueOptions<T> {
 }
 
 export class UploadQueue<T> {
-  private readonly waiting: { key: string; job: T }[] = [];
+  private readonly waiting: { key: string; job: T; size: number }[] = [];
+  private queuedBytes = 0;
   private head = 0;
   private running = 0;
   private readonly seen = new Set<string>();
@@ -29,6 +38,12 @@ export class UploadQueue<T> {
 
   constructor(private readonly o: UploadQueueOptions<T>) {
     o.metrics.gauge("upload_queue_depth", () => this.depth);
+    o.metrics.gauge("upload_queue_bytes", () => this.queuedBytes);
+  }
+
+  /** Bytes of the jobs waiting or running. */
+  get bytes(): number {
+    return this.queuedBytes;
   }
 
   /** Jobs waiting to start. */
@@ -54,10 +69,20 @@ export class UploadQueue<T> {
     if (this.stopped || this.seen.has(key)) return false;
     if (this.depth >= this.o.capacity) {
       this.o.metrics.inc("upload_drops");
+      this.o.onDrop?.("count", job);
+      return false;
+    }
+    const size = this.o.sizeOf?.(job) ?? 0;
+    const maxBytes = this.o.capacityBytes ?? 0;
+    if (maxBytes > 0 && this.queuedBytes + size > maxBytes) {
+      this.o.metrics.inc("upload_drops");
+      this.o.metrics.inc("upload_drops_bytes");
+      this.o.onDrop?.("bytes", job);
       return false;
     }
     this.seen.add(key);
-    this.waiting.push({ key, job });
+    this.queuedBytes += size;
+    this.waiting.push({ key, job, size });
     this.pump();
     return true;
   }
@@ -79,6 +104,7 @@ export class UploadQueue<T> {
       }
       p.catch((err) => this.o.onError?.(err, item.job)).finally(() => {
         this.running--;
+        this.queuedBytes -= item.size;
         this.pump();
         if (this.running === 0 && this.depth === 0) this.wakeIdle();
       });
@@ -108,6 +134,7 @@ export class UploadQueue<T> {
   stop(): number {
     this.stopped = true;
     const n = this.depth;
+    for (let i = this.head; i < this.waiting.length; i++) this.queuedBytes -= this.waiting[i]!.size;
     this.waiting.length = 0;
     this.head = 0;
     this.wakeIdle();

@@ -29,8 +29,22 @@ export function summaryLines(m: Metrics): string[] {
         `failed ${m.get("prefetch_errors")}, manifest uploads ${m.get("manifest_uploads")}`,
     );
   }
+  const limits = LIMIT_COUNTERS.filter(([k]) => m.get(k) > 0);
+  if (limits.length) lines.push(`limits: ${limits.map(([k, what]) => `${what} ${m.get(k)}`).join(", ")}`);
   return lines;
 }
+
+/** Counters of refusals and waits by the resource limits (shown only when not zero). */
+const LIMIT_COUNTERS: [string, string][] = [
+  ["puts_over_limit", "puts over --max-put-size"],
+  ["upload_drops_bytes", "uploads over --upload-queue-bytes"],
+  ["request_timeouts", "gets over --request-timeout"],
+  ["connections_refused", "connections over --max-connections"],
+  ["inflight_waits", "waits at --max-inflight"],
+  ["connections_idle_closed", "idle connections closed"],
+  ["http_busy", "HTTP 503 over --max-http-requests"],
+  ["http_too_large", "HTTP 413 over --max-http-body"],
+];
 
 export function printSummary(m: Metrics): void {
   writeStderr(summaryLines(m).map((l) => `gostash: ${l}\n`).join(""));

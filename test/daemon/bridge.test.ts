@@ -205,6 +205,8 @@ describe("gostash connect", () => {
     const big = putLines(4, b, body(300_000, 4));
     await c.write(big.slice(0, 150_000));
     await Bun.sleep(50);
+    // Gone: no longer accepting (a daemon that still accepts is dialled again; see below).
+    server.stopAccepting();
     server.closeAll();
     await Bun.sleep(50);
     await c.write(big.slice(150_000));
