@@ -13,7 +13,8 @@
 // loop and a ReadableStream (tens of microseconds) shows in the build time,
 // while a blocked read() returns as soon as `go` writes.
 
-import { readSync, writeSync } from "node:fs";
+import { readSync } from "node:fs";
+import { writeFdSync } from "../util/stderr.ts";
 import { CacheProgSession, FramingError, type CacheHandler, type SessionHooks } from "./session.ts";
 
 export interface StdioResult {
@@ -149,14 +150,13 @@ function writeAll(text: string): void {
   const bytes = Buffer.from(text);
   for (let off = 0; off < bytes.length; ) {
     try {
-      off += writeSync(1, bytes, off, bytes.length - off);
+      off = writeFdSync(1, bytes, off);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
       // `go` went away: nobody is left to answer; treat it as end of input.
-      if (code === "EPIPE") throw new InputOver();
-      // stdout left non-blocking by whoever started us: wait until it drains.
-      if (code !== "EAGAIN") throw err;
-      Bun.sleepSync(1);
+      if ((err as NodeJS.ErrnoException).code === "EPIPE") throw new InputOver();
+      throw err;
     }
+    // stdout left non-blocking by whoever started us: wait until it drains.
+    if (off < bytes.length) Bun.sleepSync(1);
   }
 }

@@ -210,6 +210,14 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
         const derived = await fromWiderTile(name, path);
         if (derived) {
           metrics.inc("sumdb_hits");
+          // Stored too: the directory must stay usable as GOPROXY=file://,
+          // where nothing derives it for a client that asks for this width.
+          if (!(await o.store.stat(rel))) {
+            await o.store.write(rel, derived.data).then(
+              () => o.onStored?.(rel, o.store.path(rel)),
+              (err) => o.logger.debug(`sumdb: storing ${rel}: ${(err as Error)?.message ?? err}`),
+            );
+          }
           return serveData(req, derived.data, derived.mtimeMs, rel, IMMUTABLE);
         }
       }

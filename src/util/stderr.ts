@@ -1,22 +1,36 @@
-// Synchronous writes to stderr. In plugin mode the process exits as soon as
-// `go` has its last answer, and a stream write still in flight would be
-// lost (or hold the exit); the go command's own logs are synchronous too.
+// Synchronous writes to stdout and stderr. In plugin mode the process exits
+// as soon as `go` has its last answer, and a stream write still in flight
+// would be lost (or hold the exit); the go command's own logs are
+// synchronous too.
 
 import { writeSync } from "node:fs";
 
-export function writeStderr(text: string): void {
-  const bytes = Buffer.from(text);
-  for (let off = 0; off < bytes.length; ) {
+/**
+ * Writes bytes[from..] to fd with blocking writes and returns where it
+ * stopped: bytes.length, or earlier if fd is non-blocking and full (EAGAIN;
+ * left so by whoever started us). Other errors are thrown.
+ */
+export function writeFdSync(fd: number, bytes: Uint8Array, from = 0): number {
+  let off = from;
+  while (off < bytes.length) {
     try {
-      off += writeSync(2, bytes, off, bytes.length - off);
+      off += writeSync(fd, bytes, off, bytes.length - off);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // Left non-blocking by whoever started us: let the stream queue it.
-      if (code === "EAGAIN") {
-        process.stderr.write(bytes.subarray(off));
-        return;
-      }
-      return; // nowhere to log to (EPIPE, EBADF): never fail over a log line
+      if ((err as NodeJS.ErrnoException).code === "EAGAIN") return off;
+      throw err;
     }
   }
+  return off;
+}
+
+export function writeStderr(text: string): void {
+  const bytes = Buffer.from(text);
+  let off: number;
+  try {
+    off = writeFdSync(2, bytes);
+  } catch {
+    return; // nowhere to log to (EPIPE, EBADF): never fail over a log line
+  }
+  // Non-blocking and full: let the stream queue the rest.
+  if (off < bytes.length) process.stderr.write(bytes.subarray(off));
 }
