@@ -6,6 +6,7 @@
 import { writeSync } from "node:fs";
 import { CAPABILITY_LINE } from "./cacheprog/protocol.ts";
 import { splitArgs } from "./cli-args.ts";
+import { stderrQueued } from "./util/stderr.ts";
 import { FLAG_ALIASES, VALUE_FLAGS } from "./config/value-flags.ts";
 
 const split = splitArgs(process.argv.slice(2), VALUE_FLAGS, FLAG_ALIASES);
@@ -20,8 +21,9 @@ if (pluginMode) writeSync(1, CAPABILITY_LINE);
 // plugin mode every answer and log line was written synchronously (or the
 // protocol writer flushed), and `go` waits for our exit after `close`, so
 // exit at once: touching process.stdout just to drain it costs milliseconds.
+// Only a log line that met a full non-blocking stderr went to the stream.
 function exitWhenFlushed(code: number): void {
-  if (pluginMode) process.exit(code);
+  if (pluginMode && !stderrQueued()) process.exit(code);
   const drained = [process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write("", () => r())));
   const cap = new Promise<void>((r) => setTimeout(r, 5000));
   void Promise.race([Promise.all(drained), cap]).then(() => process.exit(code));

@@ -3,7 +3,7 @@
 
 import { renderUsage, runCommand, type CommandDef, type Resolvable } from "citty";
 import type { SplitArgs } from "./cli-args.ts";
-import pluginCommand from "./commands/plugin.ts";
+import pluginCommand, { runPlugin } from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
 import { writeStderr } from "./util/stderr.ts";
 
@@ -67,10 +67,7 @@ export async function main(split: SplitArgs): Promise<number> {
   try {
     // Plugin mode, which `go` waits for, parses its own flags: citty's
     // parser took 2-4 ms before the first answer.
-    if (!sub) {
-      const result = await pluginCommand.run!({ rawArgs: split.args, args: { _: [] } as never, cmd: pluginCommand, data: undefined });
-      return typeof result === "number" ? result : 0;
-    }
+    if (!sub) return await runPlugin(split.args);
     const { result } = await runCommand(cmd, { rawArgs: split.args });
     return typeof result === "number" ? result : 0;
   } catch (err) {

@@ -39,23 +39,26 @@ export async function servePluginStdio(
 
 export const pluginFlags = { ...logFlags, ...localFlags, ...s3Flags };
 
+/** Plugin mode from its raw arguments (main.ts calls it without citty's parser). */
+export async function runPlugin(rawArgs: string[]): Promise<number> {
+  rejectUnknownFlags(rawArgs, pluginFlags);
+  const flags = resolveFlags(pluginFlags, parseFlagArgs(rawArgs, pluginFlags));
+  const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+  const local = localConfig(flags);
+  const s3 = s3Config(flags);
+  const metrics = new Metrics();
+  const disk = openLocalStore(local, metrics, logger);
+  logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
+  let cache = createLocalCache(disk, metrics);
+  if (s3) {
+    const { createTieredCache } = await import("../store/tiered.ts");
+    cache = createTieredCache({ disk, local: cache, s3, metrics, logger, prefetch: true });
+  }
+  return servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
+}
+
 export default defineCommand({
   meta: { name: "gostash", description: "Serve the GOCACHEPROG protocol on stdin/stdout" },
   args: toCittyArgs(pluginFlags),
-  async run({ rawArgs }) {
-    rejectUnknownFlags(rawArgs, pluginFlags);
-    const flags = resolveFlags(pluginFlags, parseFlagArgs(rawArgs, pluginFlags));
-    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
-    const local = localConfig(flags);
-    const s3 = s3Config(flags);
-    const metrics = new Metrics();
-    const disk = openLocalStore(local, metrics, logger);
-    logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
-    let cache = createLocalCache(disk, metrics);
-    if (s3) {
-      const { createTieredCache } = await import("../store/tiered.ts");
-      cache = createTieredCache({ disk, local: cache, s3, metrics, logger, prefetch: true });
-    }
-    return servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
-  },
+  run: ({ rawArgs }) => runPlugin(rawArgs),
 });

@@ -23,6 +23,13 @@ export function writeFdSync(fd: number, bytes: Uint8Array, from = 0): number {
   return off;
 }
 
+let streamed = false;
+
+/** Some log text went through the process.stderr stream and may not be written yet. */
+export function stderrQueued(): boolean {
+  return streamed;
+}
+
 export function writeStderr(text: string): void {
   const bytes = Buffer.from(text);
   let off: number;
@@ -32,5 +39,8 @@ export function writeStderr(text: string): void {
     return; // nowhere to log to (EPIPE, EBADF): never fail over a log line
   }
   // Non-blocking and full: let the stream queue the rest.
-  if (off < bytes.length) process.stderr.write(bytes.subarray(off));
+  if (off < bytes.length) {
+    streamed = true;
+    process.stderr.write(bytes.subarray(off));
+  }
 }

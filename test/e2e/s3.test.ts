@@ -161,6 +161,8 @@ describe("shared S3 tier through the go command", () => {
       // (landed, then usually a local hit).
       expect(counter(rb.build, "remote")).toBeGreaterThan(0);
       expect(counter(rb.build, "remote") + counter(rb.build, "landed")).toBeGreaterThan(10);
+      // B started empty and compiles nothing: a local hit can only be a prefetched one.
+      expect(counter(rb.build, "local")).toBeLessThanOrEqual(counter(rb.build, "landed"));
       expect(counter(ra.build, "manifest uploads")).toBeGreaterThan(0);
       expect(counter(rb.build, "prefetch: manifests")).toBe(1);
       expect(counter(rb.build, "landed")).toBeGreaterThan(10);
