@@ -91,7 +91,6 @@ export function createPrefetcher(o: PrefetchOptions): Prefetcher {
   let stopped = false;
   let previous: string[] | null = null;
   const usedIDs = new Set<string>();
-  const workers: Promise<void>[] = [];
 
   async function run(): Promise<void> {
     let body: Uint8Array | null;
@@ -122,7 +121,9 @@ export function createPrefetcher(o: PrefetchOptions): Prefetcher {
         if (await o.fetch(id).catch(() => null)) metrics.inc("prefetch_landed");
       }
     };
-    for (let i = 0; i < o.workers; i++) workers.push(worker());
+    // Not awaited: close() stops them taking new actions; a download under
+    // way ends (or fails) with the store.
+    for (let i = 0; i < o.workers; i++) void worker();
   }
 
   return {
