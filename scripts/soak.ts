@@ -175,23 +175,29 @@ async function soak(): Promise<number> {
   for (let i = 0; i < 100 && (value(parsePrometheus(await metricsText()), "gostash_connections") ?? 0) > 0; i++) await Bun.sleep(100);
   const fams = parsePrometheus(await metricsText());
   const m = (name: string, labels: Record<string, string> = {}) => value(fams, name, labels) ?? 0;
+  clearInterval(sampler);
   const fdEnd = fds();
   const rssFinal = rss();
-  clearInterval(sampler);
+  // The peaks are over every sample, the final one included (the sampler
+  // runs once a second and may have last looked before memory grew).
+  rssPeak = Math.max(rssPeak, rssFinal);
+  fdPeak = Math.max(fdPeak, fdEnd);
   if (warmFds < 0) warmFds = fdStart; // no worker finished a round
 
   const gets = m("gostash_gets_total");
   const puts = m("gostash_puts_total");
   const hits = m("gostash_hits_total", { tier: "local" }) + m("gostash_hits_total", { tier: "remote" });
   const http = m("gostash_modproxy_requests_total") + m("gostash_sumdb_requests_total");
-  const daemonErrors =
-    m("gostash_errors_total") +
-    m("gostash_connection_errors_total") +
-    m("gostash_connections_aborted_total") +
-    m("gostash_modproxy_errors_total") +
-    m("gostash_sumdb_errors_total") +
-    m("gostash_remote_errors_total") +
-    m("gostash_upload_errors_total");
+  const errorCounters = [
+    "gostash_errors_total",
+    "gostash_connection_errors_total",
+    "gostash_connections_aborted_total",
+    "gostash_modproxy_errors_total",
+    "gostash_sumdb_errors_total",
+    "gostash_remote_errors_total",
+    "gostash_upload_errors_total",
+  ].map((name) => [name, m(name)] as const);
+  const daemonErrors = errorCounters.reduce((sum, [, v]) => sum + v, 0);
 
   const stopCode = await d.stop("SIGTERM", 60_000);
   if (stopCode !== 0) tally.failures.push(`the daemon exited ${stopCode} on SIGTERM:\n${d.stderr().slice(-2000)}`);
@@ -203,6 +209,10 @@ async function soak(): Promise<number> {
   say(`requests served: plugin ${gets + puts} (gets ${gets}, hits ${hits}, puts ${puts}), http ${http}`);
   if (useS3) say(`s3: uploads ${m("gostash_uploads_total")}, dropped ${m("gostash_upload_drops_total")}`);
   say(`errors: builds ${tally.failures.length}, daemon ${daemonErrors}`);
+  if (daemonErrors > 0) {
+    say(`daemon error counters: ${errorCounters.filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    say(`daemon log tail:\n${d.stderr().slice(-3000)}`);
+  }
   say(`rss peak ${formatBytes(rssPeak)}, final ${formatBytes(rssFinal)}`);
   say(`fds start ${fdStart}, warm ${warmFds}, peak ${fdPeak}, end ${fdEnd} (tolerance ${fdTolerance})`);
   for (const f of tally.failures.slice(0, 5)) say(`FAILED: ${f}`);

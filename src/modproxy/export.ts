@@ -6,6 +6,8 @@
 //   <out>/<module>/@v/<version>.info|.mod|.zip    from $GOMODCACHE/cache/download
 //   <out>/sumdb/<name>/lookup/..., tile/...        the checksum-database answers the
 //                                                  go command used (same place)
+//                                                  and every narrower partial tile a client
+//                                                  starting afresh may ask for (tiles.ts)
 //   <out>/sumdb/<name>/latest                      its signed tree head ($GOPATH/pkg/sumdb)
 //   <out>/sumdb/<name>/supported                   empty: the database is served here
 //   <out>/MANIFEST                                 "sha256hex  path" per file, sorted
@@ -20,6 +22,7 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { isJunk, walkFiles } from "./import.ts";
+import { completeTiles, dirTileFiles, storedTreeSizes } from "./tiles.ts";
 
 export interface ExportOptions {
   out: string;
@@ -109,6 +112,14 @@ export async function runExport(o: ExportOptions): Promise<number> {
     for (const n of names) {
       const latest = join(sumdbState, n, "latest");
       if (existsSync(latest)) await copy(latest, `sumdb/${n}/latest`);
+      // The narrower partial tiles a fresh client may ask for (see tiles.ts).
+      const dbDir = join(tree, "sumdb", n);
+      const dbFiles = dirTileFiles(dbDir, (rel, data) => {
+        manifest.push(`${createHash("sha256").update(data).digest("hex")}  sumdb/${n}/${rel}`);
+        files++;
+        bytes += data.length;
+      });
+      await completeTiles(dbFiles, await storedTreeSizes(dbFiles, (rel) => walkFiles(join(dbDir, rel))));
       const sup = join(tree, "sumdb", n, "supported");
       if (!existsSync(sup)) {
         mkdirSync(dirname(sup), { recursive: true });

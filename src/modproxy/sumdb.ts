@@ -27,6 +27,7 @@ import { SmallCache, type SmallAnswer } from "./cache.ts";
 import { PathError, unescapePath, unescapeVersion } from "./paths.ts";
 import { IMMUTABLE, errorText, serveData, serveFile } from "./respond.ts";
 import type { ModStore } from "./store.ts";
+import { type TileFiles, tileKeeper } from "./tiles.ts";
 import { fetchUpstream, type FetchResult, type Upstream, type UpstreamOptions, UpstreamError } from "./upstream.ts";
 
 export interface SumdbConfig {
@@ -85,6 +86,37 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
     const rel = `sumdb/${d.name}/supported`;
     if (!existsSync(join(o.store.dir, rel))) o.store.writeSync(rel, "");
   }
+  // Each database directory is kept complete for file:// clients (tiles.ts).
+  const keepers = new Map<string, ReturnType<typeof tileKeeper>>();
+  function dbFiles(name: string): TileFiles {
+    const base = `sumdb/${name}`;
+    return {
+      read: async (rel) => {
+        const st = await o.store.stat(`${base}/${rel}`);
+        return st ? new Uint8Array(await Bun.file(st.path).arrayBuffer()) : null;
+      },
+      list: (rel) => {
+        try {
+          return readdirSync(o.store.path(`${base}/${rel}`));
+        } catch {
+          return [];
+        }
+      },
+      write: async (rel, data) => {
+        await o.store.write(`${base}/${rel}`, data);
+        o.onStored?.(`${base}/${rel}`, o.store.path(`${base}/${rel}`));
+      },
+    };
+  }
+  for (const d of o.dbs) {
+    keepers.set(d.name, tileKeeper(dbFiles(d.name), (err) => o.logger.debug(`sumdb: completing tiles of ${d.name}: ${(err as Error)?.message ?? err}`)));
+  }
+  const onStored = (rel: string, path: string) => {
+    o.onStored?.(rel, path);
+    const m = /^sumdb\/([^/]+)\/(.+)$/.exec(rel);
+    if (m) void keepers.get(m[1]!)?.stored(m[2]!);
+  };
+
   /** Per database: the upstream list that serves it (resolved once, then remembered). */
   const sources = new Map<string, Promise<Upstream[]>>();
 
@@ -188,7 +220,7 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
     const rel = `sumdb/${name}/${path}`;
     const short = `public, max-age=${Math.floor(o.ttlMs / 1000)}`;
     if (path === "latest") {
-      const a = await cache.get({ rel, ttlMs: o.ttlMs, persist: true, fetch: () => fetchFrom(d, path), onStored: o.onStored });
+      const a = await cache.get({ rel, ttlMs: o.ttlMs, persist: true, fetch: () => fetchFrom(d, path), onStored });
       return answer(req, a, rel, short);
     }
     if (path.startsWith("lookup/")) {
@@ -201,7 +233,7 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
       } catch (err) {
         return errorText(400, `bad request: ${(err as Error).message}`);
       }
-      const a = await cache.get({ rel, ttlMs: "forever", persist: true, fetch: () => fetchFrom(d, path), onStored: o.onStored });
+      const a = await cache.get({ rel, ttlMs: "forever", persist: true, fetch: () => fetchFrom(d, path), onStored });
       return answer(req, a, rel, IMMUTABLE);
     }
     if (TILE.test(path)) {
@@ -214,14 +246,14 @@ export function createSumdbProxy(o: SumdbProxyOptions): (req: Request, rest: str
           // where nothing derives it for a client that asks for this width.
           if (!(await o.store.stat(rel))) {
             await o.store.write(rel, derived.data).then(
-              () => o.onStored?.(rel, o.store.path(rel)),
+              () => onStored(rel, o.store.path(rel)),
               (err) => o.logger.debug(`sumdb: storing ${rel}: ${(err as Error)?.message ?? err}`),
             );
           }
           return serveData(req, derived.data, derived.mtimeMs, rel, IMMUTABLE);
         }
       }
-      const a = await cache.get({ rel, ttlMs: partial ? o.ttlMs : "forever", persist: true, fetch: () => fetchFrom(d, path), onStored: o.onStored });
+      const a = await cache.get({ rel, ttlMs: partial ? o.ttlMs : "forever", persist: true, fetch: () => fetchFrom(d, path), onStored });
       return answer(req, a, rel, partial ? short : IMMUTABLE);
     }
     return errorText(404, "not found");

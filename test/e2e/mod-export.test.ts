@@ -13,6 +13,9 @@ import { startDaemon, type Daemon } from "../daemon/helpers.ts";
 import { BIN, run, tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
 import { startSumdb, startUpstream, writeApp, writeTestModules, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
+import { walkFiles } from "../../src/modproxy/import.ts";
+import { partialTiles, treeSizeOf } from "../../src/modproxy/tiles.ts";
+import { tilePath } from "../../src/modproxy/tlog.ts";
 
 const T = 240_000;
 let root: ReturnType<typeof tempDir>;
@@ -90,6 +93,17 @@ describe("gostash mod export", () => {
       expect(createHash("sha256").update(readFileSync(join(dir, rel))).digest("hex"), rel).toBe(hex);
     }
     expect(lines.some((l) => l.includes(`sumdb/${db.name}/lookup/example.com/lib@v1.1.0`))).toBe(true);
+    // Every tree a stored lookup names has its partial tiles, whatever order the exporting go command verified them in.
+    const sdb = join(dir, "sumdb", db.name);
+    const lookups = [...walkFiles(join(sdb, "lookup"))];
+    expect(lookups.length).toBeGreaterThanOrEqual(3);
+    for (const l of lookups) {
+      for (const t of partialTiles(8, treeSizeOf(readFileSync(join(sdb, "lookup", l)))!)) {
+        const rel = `sumdb/${db.name}/${tilePath(t)}`;
+        expect(existsSync(join(dir, rel)), rel).toBe(true);
+        expect(lines.some((m) => m.endsWith(`  ${rel}`)), rel).toBe(true);
+      }
+    }
 
     const app = join(root.path, "app-file");
     appWithRequires(app); // no go.sum: every hash is checked against the exported checksum database files
