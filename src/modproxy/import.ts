@@ -10,6 +10,7 @@
 //   sumdb/<name>/lookup|tile/... copied (signed by the database; the go command
 //                                verifies them), and first, so that the
 //                                database checks below can use them
+//                                (plus the narrower partial tiles their trees need, tiles.ts)
 //   list, @latest                skipped (refetched, or computed offline)
 //   *.lock *.tmp* *.partial *.ziphash, MANIFEST, anything else: skipped
 //
@@ -33,6 +34,7 @@ import type { Mirror } from "./mirror.ts";
 import { parseModRequest } from "./paths.ts";
 import type { ModStore } from "./store.ts";
 import type { SumdbAnswer, SumdbChecker } from "./sumdb-verify.ts";
+import { completeTiles, dirTileFiles, storedTreeSizes } from "./tiles.ts";
 import { MAX_ZIP, ValidationError, validateInfo, validateMod, validateZip } from "./validate.ts";
 
 export interface ImportStats {
@@ -133,6 +135,7 @@ export async function importTree(o: ImportOptions): Promise<ImportStats> {
     st.unverifiedWhy[why] = (st.unverifiedWhy[why] ?? 0) + 1;
   };
   // sumdb/ first (a stable sort keeps name order otherwise): the database checks may be answered from them.
+  const sumdbNames = new Set<string>();
   const rels = [...walkFiles(root)].sort((a, b) => Number(!a.startsWith("sumdb/")) - Number(!b.startsWith("sumdb/")));
   const lookups = new Map<string, Promise<SumdbAnswer>>();
   const lookup = (module: string, version: string) => {
@@ -259,12 +262,19 @@ export async function importTree(o: ImportOptions): Promise<ImportStats> {
       st.imported++;
       st.importedBytes += data.length;
       o.mirror?.put(rel, o.store.path(rel));
+      if (rel.startsWith("sumdb/")) sumdbNames.add(rel.split("/")[1]!);
       done(rel, "imported");
     } catch (err) {
       if (err instanceof ValidationError) done(rel, "rejected", err.message);
       else if ((err as Error).name === "PathError") done(rel, "skipped");
       else throw err;
     }
+  }
+  // The narrower partial tiles a file:// client of the store may ask for (tiles.ts).
+  for (const name of sumdbNames) {
+    const dbDir = o.store.path(`sumdb/${name}`);
+    const files = dirTileFiles(dbDir, (rel) => o.mirror?.put(`sumdb/${name}/${rel}`, join(dbDir, rel)));
+    await completeTiles(files, await storedTreeSizes(files, (rel) => walkFiles(join(dbDir, rel))));
   }
   st.seconds = (performance.now() - t0) / 1000;
   return st;

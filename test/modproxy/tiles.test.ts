@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createModProxy } from "../../src/modproxy/handler.ts";
 import { completeTiles, dirTileFiles, partialTiles, storedTreeSizes, treeSizeOf } from "../../src/modproxy/tiles.ts";
-import { walkFiles } from "../../src/modproxy/import.ts";
+import { importTree, walkFiles } from "../../src/modproxy/import.ts";
+import { ModStore } from "../../src/modproxy/store.ts";
 import { tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
 import { proxyOptions, startSumdb, startUpstream, writeTestModules, type Sumdb, type Upstream } from "./helpers.ts";
@@ -69,6 +70,28 @@ describe("completeTiles on a directory", () => {
       expect(r).toEqual({ written: 1, incomplete: [600] });
       // Again: nothing more to do.
       expect(await completeTiles(files, sizes)).toEqual({ written: 0, incomplete: [600] });
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
+describe("mod import", () => {
+  test("completes the imported databases' partial tiles in the store", async () => {
+    const t = tempDir("gostash-tiles-import-");
+    try {
+      const src = join(t.path, "src");
+      const put = (rel: string, data: string | Uint8Array) => {
+        mkdirSync(join(src, rel, ".."), { recursive: true });
+        writeFileSync(join(src, rel), data);
+      };
+      put("sumdb/sum.test/lookup/example.com/a@v1.0.0", `0\nexample.com/a v1.0.0 h1:x=\n\n${note(2)}`);
+      put("sumdb/sum.test/lookup/example.com/b@v1.0.0", `1\nexample.com/b v1.0.0 h1:x=\n\n${note(7)}`);
+      put("sumdb/sum.test/tile/8/0/000.p/7", new Uint8Array(7 * 32).fill(9));
+      const store = new ModStore(join(t.path, "store"));
+      const st = await importTree({ src, store });
+      expect(st.imported).toBe(3);
+      expect(readFileSync(join(store.dir, "sumdb/sum.test/tile/8/0/000.p/2"))).toEqual(Buffer.alloc(64, 9));
     } finally {
       t.cleanup();
     }
