@@ -99,7 +99,10 @@ export class RequestDecoder {
         case State.Line: {
           const nl = chunk.indexOf(NL, pos);
           if (nl < 0) {
-            this.partial.push(chunk.subarray(pos));
+            // A copy (Buffer#slice would be a view): the caller may reuse
+            // the chunk's memory (stdio.ts reads into one buffer; socket
+            // chunks are not ours to keep).
+            this.partial.push(new Uint8Array(chunk.subarray(pos)));
             this.partialLen += len - pos;
             if (this.partialLen > MAX_HEADER) throw new FramingError("cacheprog: request line longer than 1 MiB");
             return len;

@@ -154,7 +154,7 @@ class RequestTracker {
       const nl = chunk.indexOf(NL, pos);
       const end = nl < 0 ? len : nl;
       // Copied: a header is small, and the chunk must not be kept alive for it.
-      this.partial.push(chunk.slice(pos, end));
+      this.partial.push(new Uint8Array(chunk.subarray(pos, end)));
       this.partialLen += end - pos;
       if (nl < 0) {
         if (this.partialLen > MAX_HEADER) this.broken = true;
@@ -227,7 +227,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   const writeRaw = (chunk: Uint8Array): void => {
     if (stdoutBroken) return;
     if (outQueue.length) {
-      outQueue.push(chunk);
+      outQueue.push(new Uint8Array(chunk));
       return;
     }
     let off = 0;
@@ -237,7 +237,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "EAGAIN" || code === "EWOULDBLOCK") {
-          outQueue.push(chunk.subarray(off));
+          outQueue.push(new Uint8Array(chunk.subarray(off)));
           if (conn && !conn.closed) conn.sock.pause();
           retryTimer ??= setTimeout(retryOut, 1);
           return;
@@ -281,11 +281,12 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
       c.outPartial = null;
     }
     const last = data.lastIndexOf(NL);
+    // Kept parts are copies: the socket's chunk memory is not ours to keep.
     if (last < 0) {
-      c.outPartial = data;
+      c.outPartial = data === chunk ? new Uint8Array(chunk) : data;
       return;
     }
-    if (last + 1 < data.length) c.outPartial = data.slice(last + 1);
+    if (last + 1 < data.length) c.outPartial = new Uint8Array(data.subarray(last + 1));
     let start = 0;
     let fwdFrom = 0;
     while (start <= last) {

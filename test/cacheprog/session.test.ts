@@ -103,6 +103,28 @@ describe("framing", () => {
     expect(hit!.Size).toBe(1000);
   });
 
+  test("the reader may reuse its buffer: nothing keeps a view of a pushed chunk", () => {
+    // stdio.ts reads stdin into one buffer, and a socket's chunk memory is
+    // not ours either: a line cut by a chunk boundary must survive the
+    // buffer being overwritten before the rest arrives.
+    const t = harness();
+    const body = new Uint8Array(5000).map((_, i) => (i * 13) & 0xff);
+    let stream = putReq(1, action(60), body);
+    for (let i = 0; i < 40; i++) stream += req({ ID: 2 + i, Command: "get", ActionID: b64(action(60 + (i % 3))) });
+    const bytes = enc.encode(stream);
+    const buf = new Uint8Array(97);
+    for (let off = 0; off < bytes.length; off += buf.length) {
+      const n = Math.min(buf.length, bytes.length - off);
+      buf.set(bytes.subarray(off, off + n));
+      t.s.push(buf.subarray(0, n));
+      buf.fill(0x7b); // "{": what the next read would leave there
+    }
+    const answers = t.answers();
+    expect(answers.length).toBe(41);
+    expect(sha(readFileSync(answers[0]!.DiskPath!))).toBe(sha(body));
+    expect(answers.filter((a) => a.Miss !== true).length).toBe(1 + 14);
+  });
+
   test("base64 quanta split across chunks decode correctly", () => {
     for (const len of [1, 2, 3, 4, 5, 31, 32, 33]) {
       const t = harness();
