@@ -13,7 +13,7 @@
 // loop and a ReadableStream (tens of microseconds) shows in the build time,
 // while a blocked read() returns as soon as `go` writes.
 
-import { readSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { writeFdSync } from "../util/stderr.ts";
 import { CacheProgSession, FramingError, type CacheHandler, type SessionHooks } from "./session.ts";
 
@@ -77,6 +77,7 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
       } catch (err) {
         if (!(err instanceof InputOver)) throw err;
       }
+      releaseStdout();
       return { reason: doneReason };
     }
     blocking = false;
@@ -141,6 +142,22 @@ function readBlocking(session: CacheProgSession, answer: () => void): "close" | 
       throw err;
     }
     if (session.closeRequested) return "close";
+  }
+}
+
+/**
+ * After the answer to `close`, `go` closes our stdin and waits until our
+ * stdout closes (cmd/go/internal/cache/prog.go), not for us to exit: so
+ * stdout is closed now, and the exit (summary, runtime teardown: a few
+ * milliseconds) no longer delays the go command. /dev/null takes fd 1 so
+ * a stray write can never land in a file opened later.
+ */
+function releaseStdout(): void {
+  try {
+    closeSync(1);
+    openSync("/dev/null", "w");
+  } catch {
+    // stdout stays open until exit: only slower.
   }
 }
 

@@ -23,3 +23,16 @@ test("20,000 gets written at once: every one answered, in order, nothing else on
     t.cleanup();
   }
 }, 90_000);
+
+test("after answering close, stdout is closed before the exit; the --metrics summary still reaches stderr", async () => {
+  const t = tempDir("gostash-stdio-close-");
+  try {
+    const input = `${JSON.stringify({ ID: 1, Command: "get", ActionID: randomBytes(32).toString("base64") })}\n\n${JSON.stringify({ ID: 2, Command: "close" })}\n\n`;
+    const r = await run([BIN, "--metrics"], { env: { ...process.env, GOCACHE: t.path, GOCACHEPROG: "" }, stdin: input, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).ID)).toEqual([0, 1, 2]);
+    expect(r.stderr).toMatch(/gets 1\b/);
+  } finally {
+    t.cleanup();
+  }
+}, 60_000);
