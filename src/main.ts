@@ -61,7 +61,9 @@ export async function main(split: SplitArgs): Promise<number> {
   }
   const cmd = sub ?? rootCommand;
   if (split.help) {
-    process.stdout.write(`${sub ? await usage(sub, split.args) : await renderUsage(rootCommand)}\n`);
+    const text = `${sub ? await usage(sub, split.args) : await renderUsage(rootCommand)}\n`;
+    // Colours only for a terminal: help piped to a file or a pager stays plain text.
+    process.stdout.write(process.stdout.isTTY && !process.env.NO_COLOR ? text : Bun.stripANSI(text));
     return 0;
   }
   try {

@@ -45,6 +45,18 @@ describe("command line", () => {
     }
   });
 
+  test("--help piped (not a terminal) is plain text, even without NO_COLOR", async () => {
+    const env = { ...process.env } as Record<string, string | undefined>;
+    delete env.NO_COLOR;
+    delete env.FORCE_COLOR;
+    for (const args of [["--help"], ["mod", "export", "--help"]]) {
+      const r = await run([BIN, ...args], { env });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("--verbose");
+      expect(r.stdout.includes("\x1b")).toBe(false);
+    }
+  });
+
   test("mod import --help and mod export --help list their own flags with their environment variables", async () => {
     const cases: [string[], Record<string, { env?: string[] }>, string[]][] = [
       [["mod", "import", "--help"], { "go-sum": modFlags["go-sum"], "allow-unverified": modFlags["allow-unverified"], private: modproxyFlags.private, sumdb: modproxyFlags.sumdb }, ["out", "go-mod"]],

@@ -12,6 +12,12 @@ import { tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
 import { proxyOptions, startSumdb, startUpstream, writeTestModules, type Sumdb, type Upstream } from "./helpers.ts";
 
+/** Writes files under root, making their directories. */
+const writerIn = (root: string) => (rel: string, data: string | Uint8Array) => {
+  mkdirSync(join(root, rel, ".."), { recursive: true });
+  writeFileSync(join(root, rel), data);
+};
+
 const note = (n: number) => `go.sum database tree\n${n}\n${Buffer.alloc(32, 1).toString("base64")}\n\n— sum.test abc=\n`;
 
 describe("tile math", () => {
@@ -46,10 +52,7 @@ describe("completeTiles on a directory", () => {
     const t = tempDir("gostash-tiles-");
     try {
       const db = join(t.path, "sum.test");
-      const put = (rel: string, data: string | Uint8Array) => {
-        mkdirSync(join(db, rel, ".."), { recursive: true });
-        writeFileSync(join(db, rel), data);
-      };
+      const put = writerIn(db);
       const hashes = (count: number) => Uint8Array.from({ length: count * 32 }, (_, i) => (i * 7) % 251);
       // Trees of 3, 5 and 300 records; stored: level-0 tile 000 at width 5, 001 at width 44, level-1 000 at width 1.
       put("lookup/example.com/a@v1.0.0", `1\nexample.com/a v1.0.0 h1:x=\n\n${note(3)}`);
@@ -81,10 +84,7 @@ describe("mod import", () => {
     const t = tempDir("gostash-tiles-import-");
     try {
       const src = join(t.path, "src");
-      const put = (rel: string, data: string | Uint8Array) => {
-        mkdirSync(join(src, rel, ".."), { recursive: true });
-        writeFileSync(join(src, rel), data);
-      };
+      const put = writerIn(src);
       put("sumdb/sum.test/lookup/example.com/a@v1.0.0", `0\nexample.com/a v1.0.0 h1:x=\n\n${note(2)}`);
       put("sumdb/sum.test/lookup/example.com/b@v1.0.0", `1\nexample.com/b v1.0.0 h1:x=\n\n${note(7)}`);
       put("sumdb/sum.test/tile/8/0/000.p/7", new Uint8Array(7 * 32).fill(9));
