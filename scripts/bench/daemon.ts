@@ -6,7 +6,8 @@
 //   1. protocol round trips: sequential get hits (latency p50/p99) and
 //      pipelined get hits (64 outstanding; requests per second) through
 //      `gostash connect` + daemon vs direct mode (`gostash` on stdin/stdout);
-//   2. start-up: spawn -> capability line -> exit, for `gostash connect`
+//   2. start-up: spawn -> capability line, one get, close -> stdout EOF
+//      (what go waits for) and -> exit, for `gostash connect`
 //      (daemon up), direct `gostash`, and `connect` falling back (daemon down);
 //   3. warm `go build std`: plain go cache vs direct mode vs daemon;
 //   4. cold `go build std`: plain cold vs through a fresh daemon (with uploads
@@ -174,10 +175,14 @@ class PluginClient {
   private waiters = new Map<number, () => void>();
   private buf = "";
   private firstLine!: () => void;
+  private stdoutEnded!: (t: number) => void;
   readonly ready: Promise<void>;
+  /** performance.now() when the child's stdout closed: what `go` waits for after close. */
+  readonly eof: Promise<number>;
   private nextID = 1;
   private constructor(readonly p: Bun.Subprocess<"pipe", "pipe", "pipe">) {
     this.ready = new Promise((r) => (this.firstLine = r));
+    this.eof = new Promise((r) => (this.stdoutEnded = r));
     void this.read();
   }
   static start(cmd: string[], env: Record<string, string>): PluginClient {
@@ -200,6 +205,7 @@ class PluginClient {
         }
       }
     }
+    this.stdoutEnded(performance.now());
   }
   private send(text: string): Promise<void> {
     const id = Number(/"ID":(\d+)/.exec(text)![1]);
@@ -329,6 +335,7 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
   ];
   const toCap = variants.map(() => [] as number[]);
   const toExit = variants.map(() => [] as number[]);
+  const closeToEof = variants.map(() => [] as number[]);
   const floor: number[] = [];
   for (let r = 0; r < STARTUP; r++) {
     // The floor: the same binary doing nothing (`gostash version`), spawn to exit.
@@ -340,20 +347,31 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
       const c = PluginClient.start(v.cmd, v.env);
       await c.ready;
       toCap[vi]!.push(performance.now() - t0);
+      await c.get(idHex(r, 99)); // as go does: requests, then close
+      const tc = performance.now();
       await c.close();
       toExit[vi]!.push(performance.now() - t0);
+      closeToEof[vi]!.push((await c.eof) - tc);
     }
   }
   await d.stop();
   out("");
-  out(`## 2. Start-up (spawn -> capability line; spawn -> close answered and exited; ${STARTUP} runs each, interleaved)`);
+  out(`## 2. Start-up (spawn -> capability line; one get; spawn -> close answered and exited; ${STARTUP} runs each, interleaved)`);
   out(
     table(
-      ["variant", "to capability p50", "min", "p90", "to exit p50"],
-      variants.map((v, i) => [v.name, fmtMs(median(toCap[i]!)), fmtMs(Math.min(...toCap[i]!)), fmtMs(quantile(toCap[i]!, 0.9)), fmtMs(median(toExit[i]!))]),
+      ["variant", "to capability p50", "min", "p90", "to exit p50", "close→stdout EOF p50"],
+      variants.map((v, i) => [
+        v.name,
+        fmtMs(median(toCap[i]!)),
+        fmtMs(Math.min(...toCap[i]!)),
+        fmtMs(quantile(toCap[i]!, 0.9)),
+        fmtMs(median(toExit[i]!)),
+        fmtMs(median(closeToEof[i]!)),
+      ]),
     ),
   );
   out(`floor (\`gostash version\`, spawn -> exit): p50 ${fmtMs(median(floor))}, min ${fmtMs(Math.min(...floor))}`);
+  out("close→stdout EOF: from sending close to the child closing its stdout, which is all `go` waits for at the end of a command (not the exit).");
 }
 
 // 3. warm go build std -----------------------------------------------------

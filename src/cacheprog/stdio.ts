@@ -13,8 +13,8 @@
 // loop and a ReadableStream (tens of microseconds) shows in the build time,
 // while a blocked read() returns as soon as `go` writes.
 
-import { closeSync, openSync, readSync } from "node:fs";
-import { writeFdSync } from "../util/stderr.ts";
+import { readSync } from "node:fs";
+import { releaseStdout, writeFdSync } from "../util/stderr.ts";
 import { CacheProgSession, FramingError, type CacheHandler, type SessionHooks } from "./session.ts";
 
 export interface StdioResult {
@@ -142,22 +142,6 @@ function readBlocking(session: CacheProgSession, answer: () => void): "close" | 
       throw err;
     }
     if (session.closeRequested) return "close";
-  }
-}
-
-/**
- * After the answer to `close`, `go` closes our stdin and waits until our
- * stdout closes (cmd/go/internal/cache/prog.go), not for us to exit: so
- * stdout is closed now, and the exit (summary, runtime teardown: a few
- * milliseconds) no longer delays the go command. /dev/null takes fd 1 so
- * a stray write can never land in a file opened later.
- */
-function releaseStdout(): void {
-  try {
-    closeSync(1);
-    openSync("/dev/null", "w");
-  } catch {
-    // stdout stays open until exit: only slower.
   }
 }
 

@@ -49,7 +49,7 @@ import { AUTH_PREFIX, ERROR_PREFIX } from "../auth/token.ts";
 import { CAPABILITY_LINE, encodeErr } from "../cacheprog/protocol.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
-import { writeStderr } from "../util/stderr.ts";
+import { releaseStdout, writeStderr } from "../util/stderr.ts";
 
 export type BridgeResult =
   | { kind: "unreachable"; error: Error }
@@ -103,6 +103,8 @@ class RequestTracker {
   /** A put header was seen; its body line has not ended yet. */
   awaitingBody: Pending | null = null;
   broken = false;
+  /** The ID of `go`'s close request, once seen. */
+  closeID: number | null = null;
 
   /** Some request has started but not ended in what was seen so far. */
   get midRequest(): boolean {
@@ -181,6 +183,7 @@ class RequestTracker {
       return;
     }
     const size = typeof m.BodySize === "number" ? m.BodySize : 0;
+    if (m.Command === "close") this.closeID = m.ID;
     const p: Pending = { id: m.ID, header: line, body: size > 0 && size <= RETAIN_BODY ? [] : null, bodySize: size };
     this.pending.set(p.id, p);
     if (size > 0) this.awaitingBody = p;
@@ -210,6 +213,16 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   let dropFirstLine = o.capabilityPrinted === true;
   let stdinDone = false;
   let stdoutBroken = false;
+  /** The answer to close went out and stdout was closed (releaseStdout). */
+  let closeAnswered = false;
+  let stdoutReleased = false;
+  // `go` waits for our stdout to close after its close request is answered,
+  // not for our exit: close it as soon as that answer is out.
+  const releaseWhenAnswered = (): void => {
+    if (!closeAnswered || stdoutReleased || stdoutBroken || outQueue.length) return;
+    stdoutReleased = true;
+    releaseStdout();
+  };
   let finished!: (code: number) => void;
   const done = new Promise<number>((r) => (finished = r));
   /** The daemon connection; null after the daemon closed an idle one (dialled again on the next request). */
@@ -225,7 +238,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
   let afterDrainOut: (() => void) | null = null;
 
   const writeRaw = (chunk: Uint8Array): void => {
-    if (stdoutBroken) return;
+    if (stdoutBroken || stdoutReleased) return;
     if (outQueue.length) {
       outQueue.push(new Uint8Array(chunk));
       return;
@@ -263,6 +276,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
       }
     }
     if (conn && !conn.closed) conn.sock.resume();
+    releaseWhenAnswered();
     const then = afterDrainOut;
     afterDrainOut = null;
     then?.();
@@ -304,11 +318,15 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
         // Our own capability line went out already; skip the daemon's.
         dropFirstLine = false;
         fwdFrom = nl + 1;
-      } else if (id !== null && tracker.pending.delete(id)) redials = 0;
+      } else if (id !== null && tracker.pending.delete(id)) {
+        redials = 0;
+        if (id === tracker.closeID) closeAnswered = true;
+      }
       if (id !== 0) dropFirstLine = false;
       start = nl + 1;
     }
     if (fwdFrom <= last) writeRaw(data.subarray(fwdFrom, last + 1));
+    releaseWhenAnswered();
   };
 
   // ---- taking over when the daemon goes away -------------------------------

@@ -3,7 +3,7 @@
 // would be lost (or hold the exit); the go command's own logs are
 // synchronous too.
 
-import { writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 
 /**
  * Writes bytes[from..] to fd with blocking writes and returns where it
@@ -42,5 +42,22 @@ export function writeStderr(text: string): void {
   if (off < bytes.length) {
     streamed = true;
     process.stderr.write(bytes.subarray(off));
+  }
+}
+
+/**
+ * After the answer to `close`, `go` closes our stdin and waits until our
+ * stdout closes (cmd/go/internal/cache/prog.go), not for us to exit: so
+ * plugin mode and the bridge close stdout then, and the exit (summary,
+ * runtime teardown: a few milliseconds) no longer delays the go command.
+ * /dev/null takes fd 1 so a stray write can never land in a file opened
+ * later.
+ */
+export function releaseStdout(): void {
+  try {
+    closeSync(1);
+    openSync("/dev/null", "w");
+  } catch {
+    // stdout stays open until exit: only slower.
   }
 }
