@@ -71,6 +71,8 @@ function connect(args: string[], env: Record<string, string> = {}) {
   const errText = new Response(p.stderr).text();
   return {
     p,
+    /** All of stdout, once it closes. */
+    stdout: outText,
     async write(s: string) {
       p.stdin.write(s);
       await p.stdin.flush();
@@ -158,6 +160,20 @@ describe("gostash connect", () => {
     expect(r.size).toBe(1 + 2000 + 2000 + 1);
     for (let i = 0; i < 2000; i++) expect(r.get(10_001 + i)!.Size).toBe(100);
   }, 60_000);
+
+  test("stdout closes once close is answered, before go closes stdin (go waits for that EOF, not the exit)", async () => {
+    const c = connect([sock]);
+    const a = randomID();
+    await c.write(putLines(1, a, body(10, 1)) + getLine(2, a) + closeLine(3));
+    // stdin stays open: before, the bridge kept stdout open until stdin ended and the daemon hung up.
+    const out = await Promise.race([c.stdout, Bun.sleep(10_000).then(() => null)]);
+    expect(out).not.toBeNull();
+    const r = parse(out!.split("\n").filter(Boolean));
+    expect([...r.keys()].sort()).toEqual([0, 1, 2, 3]);
+    expect(r.get(2)!.Size).toBe(10);
+    c.p.stdin.end();
+    expect(await c.p.exited).toBe(0);
+  }, 30_000);
 
   test("daemon unreachable: one line on stderr, and the local cache serves the conversation", async () => {
     const local = join(tmp.path, "fallback-cache");
