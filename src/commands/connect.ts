@@ -50,6 +50,7 @@ export default defineCommand({
     const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
     const metrics = new Metrics();
     // The local disk cache, for when the daemon is unreachable or goes away.
+    let localDisk: { trim(): unknown } | null = null;
     const openLocal = async () => {
       const [{ localConfig }, { openLocalStore }, { createLocalCache }] = await Promise.all([
         import("../config/config.ts"),
@@ -58,6 +59,7 @@ export default defineCommand({
       ]);
       const local = localConfig(flags);
       const disk = openLocalStore(local, metrics, logger);
+      localDisk = disk;
       return { handler: createLocalCache(disk, metrics), where: local.cacheDir };
     };
 
@@ -66,6 +68,8 @@ export default defineCommand({
     const res = await runBridge(addr, { dialTimeoutMs: dialMs, capabilityPrinted: true, openLocal, token });
     if (res.kind === "done") {
       if (flags.metrics && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
+      // The bridge took over from the local cache at some point: trim it as direct mode does.
+      if (localDisk) (await import("./plugin.ts")).trimQuietly(localDisk, logger);
       return res.code;
     }
 
@@ -74,7 +78,9 @@ export default defineCommand({
     writeStderr(
       `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${dir}\n`,
     );
-    const { servePluginStdio } = await import("./plugin.ts");
-    return servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.metrics === true });
+    const { servePluginStdio, trimQuietly } = await import("./plugin.ts");
+    const code = await servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.metrics === true });
+    if (localDisk) trimQuietly(localDisk, logger);
+    return code;
   },
 });

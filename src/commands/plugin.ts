@@ -54,7 +54,18 @@ export async function runPlugin(rawArgs: string[]): Promise<number> {
     const { createTieredCache } = await import("../store/tiered.ts");
     cache = createTieredCache({ disk, local: cache, s3, metrics, logger, prefetch: true });
   }
-  return servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
+  const code = await servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
+  trimQuietly(disk, logger);
+  return code;
+}
+
+/** Go's trim (at most daily), after the session: `go` has stopped waiting for us by then. */
+export function trimQuietly(disk: { trim(): unknown }, logger: Logger): void {
+  try {
+    disk.trim();
+  } catch (err) {
+    logger.debug(`trim: ${(err as Error)?.message ?? err}`);
+  }
 }
 
 export default defineCommand({

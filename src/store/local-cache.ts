@@ -44,7 +44,8 @@ export function createLocalCache(disk: DiskStore, metrics: Metrics): CacheHandle
       };
     },
     close() {
-      disk.trim();
+      // Trimming is the owner's job, once `go` has its answer: plugin mode
+      // and connect's fallback trim after the session, the daemon on a timer.
     },
   };
 }
