@@ -1,7 +1,9 @@
 // The command tree. Each subcommand lives in its own file and is loaded
 // only when it runs; plugin mode (no subcommand) is the root command.
 
-import { renderUsage, runCommand, type CommandDef, type Resolvable } from "citty";
+// citty is imported where it is used: plugin mode, which `go` waits for,
+// never needs it.
+import type { CommandDef, Resolvable } from "citty";
 import type { SplitArgs } from "./cli-args.ts";
 import pluginCommand, { runPlugin } from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
@@ -50,6 +52,7 @@ async function usage(top: CommandDef<any>, args: string[]): Promise<string> {
     names.push(cmd.meta && (await resolve(cmd.meta)).name);
     cmd = await resolve(next);
   }
+  const { renderUsage } = await import("citty");
   return renderUsage(cmd, { meta: { name: names.join(" ") } });
 }
 
@@ -61,6 +64,7 @@ export async function main(split: SplitArgs): Promise<number> {
   }
   const cmd = sub ?? rootCommand;
   if (split.help) {
+    const { renderUsage } = await import("citty");
     const text = `${sub ? await usage(sub, split.args) : await renderUsage(rootCommand)}\n`;
     // Colours only for a terminal: help piped to a file or a pager stays plain text.
     process.stdout.write(process.stdout.isTTY && !process.env.NO_COLOR ? text : Bun.stripANSI(text));
@@ -70,6 +74,9 @@ export async function main(split: SplitArgs): Promise<number> {
     // Plugin mode, which `go` waits for, parses its own flags: citty's
     // parser took 2-4 ms before the first answer.
     if (!sub) return await runPlugin(split.args);
+    // So does connect, the other mode `go` runs.
+    if (split.command === "connect") return await (await import("./commands/connect.ts")).runConnect(split.args);
+    const { runCommand } = await import("citty");
     const { result } = await runCommand(cmd, { rawArgs: split.args });
     return typeof result === "number" ? result : 0;
   } catch (err) {

@@ -2,7 +2,7 @@
 // printed the capability line; this wires flags, stores and the stdio
 // session together and returns the exit code.
 
-import { defineCommand } from "citty";
+import type { CommandDef } from "citty";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { localConfig, s3Config } from "../config/config.ts";
@@ -68,8 +68,11 @@ export function trimQuietly(disk: { trim(): unknown }, logger: Logger): void {
   }
 }
 
-export default defineCommand({
+// A plain object, not defineCommand(): plugin mode must not load citty
+// (main.ts loads it only for help and the subcommands).
+const pluginCommand: CommandDef<any> = {
   meta: { name: "gostash", description: "Serve the GOCACHEPROG protocol on stdin/stdout" },
   args: toCittyArgs(pluginFlags),
   run: ({ rawArgs }) => runPlugin(rawArgs),
-});
+};
+export default pluginCommand;
