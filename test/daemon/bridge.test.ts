@@ -9,8 +9,8 @@ import { createDiskStore } from "../../src/store/disk.ts";
 import { createLocalCache } from "../../src/store/local-cache.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-import { BIN, tempDir } from "../helpers/env.ts";
-import { closeLine, getLine, putLines, randomID, sha256hex, type Response } from "./helpers.ts";
+import { tempDir } from "../helpers/env.ts";
+import { body, closeLine, getLine, putLines, randomID, sha256hex, spawnConnect as connect, type Response } from "./helpers.ts";
 
 
 let tmp: ReturnType<typeof tempDir>;
@@ -52,39 +52,6 @@ afterEach(async () => {
   tmp.cleanup();
 });
 
-function body(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 0xff;
-  return b;
-}
-
-/** Spawns `gostash connect`; returns handles to feed stdin and collect everything. */
-function connect(args: string[], env: Record<string, string> = {}) {
-  const p = Bun.spawn([BIN, "connect", ...args], {
-    stdin: "pipe",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, ...env } as Record<string, string>,
-  });
-  const killer = setTimeout(() => p.kill(9), 15_000);
-  const outText = new Response(p.stdout).text();
-  const errText = new Response(p.stderr).text();
-  return {
-    p,
-    /** All of stdout, once it closes. */
-    stdout: outText,
-    async write(s: string) {
-      p.stdin.write(s);
-      await p.stdin.flush();
-    },
-    async finish(): Promise<{ code: number; lines: string[]; stderr: string; killed: boolean }> {
-      const [out, err, code] = await Promise.all([outText, errText, p.exited]);
-      clearTimeout(killer);
-      return { code, lines: out.split("\n").filter(Boolean), stderr: err, killed: p.signalCode === "SIGKILL" };
-    },
-  };
-}
-
 function parse(lines: string[]): Map<number, Response> {
   const m = new Map<number, Response>();
   for (const l of lines) {
@@ -102,7 +69,6 @@ describe("gostash connect", () => {
     await c.write(getLine(1, a));
     await c.write(putLines(2, a, data));
     await c.write(getLine(3, a) + closeLine(4));
-    c.p.stdin.end();
     const res = await c.finish();
     expect(res.stderr).toBe("");
     expect(res.code).toBe(0);
@@ -130,7 +96,6 @@ describe("gostash connect", () => {
       const a = randomID();
       const data = body(3 << 20, 3);
       await c.write(getLine(1, a) + putLines(2, a, data) + getLine(3, a) + closeLine(4));
-      c.p.stdin.end();
       const res = await c.finish();
       expect(res.stderr).toBe("");
       expect(res.code).toBe(0);
@@ -153,7 +118,6 @@ describe("gostash connect", () => {
     const ids = Array.from({ length: 2000 }, () => randomID());
     await c.write(ids.map((a, i) => putLines(i + 1, a, body(100, i))).join(""));
     await c.write(ids.map((a, i) => getLine(10_001 + i, a)).join("") + closeLine(99_999));
-    c.p.stdin.end();
     const res = await c.finish();
     expect(res.code).toBe(0);
     const r = parse(res.lines);
@@ -166,13 +130,12 @@ describe("gostash connect", () => {
     const a = randomID();
     await c.write(putLines(1, a, body(10, 1)) + getLine(2, a) + closeLine(3));
     // stdin stays open: before, the bridge kept stdout open until stdin ended and the daemon hung up.
-    const out = await Promise.race([c.stdout, Bun.sleep(10_000).then(() => null)]);
+    const out = await Promise.race([c.stdoutClosed.then(() => c.lines.join("\n")), Bun.sleep(10_000).then(() => null)]);
     expect(out).not.toBeNull();
     const r = parse(out!.split("\n").filter(Boolean));
     expect([...r.keys()].sort()).toEqual([0, 1, 2, 3]);
     expect(r.get(2)!.Size).toBe(10);
-    c.p.stdin.end();
-    expect(await c.p.exited).toBe(0);
+    expect((await c.finish()).code).toBe(0);
   }, 30_000);
 
   test("daemon unreachable: one line on stderr, and the local cache serves the conversation", async () => {
@@ -180,7 +143,6 @@ describe("gostash connect", () => {
     const c = connect([join(tmp.path, "nobody-here.sock")], { GOCACHE_DIR: local });
     const a = randomID();
     await c.write(getLine(1, a) + putLines(2, a, body(1000, 1)) + getLine(3, a) + closeLine(4));
-    c.p.stdin.end();
     const res = await c.finish();
     expect(res.code).toBe(0);
     expect(res.lines[0]).toBe(CAPABILITY_LINE.trim());
@@ -227,7 +189,6 @@ describe("gostash connect", () => {
     await Bun.sleep(50);
     await c.write(big.slice(150_000));
     await c.write(putLines(5, b, body(2000, 5)) + getLine(6, b) + getLine(7, a) + closeLine(8));
-    c.p.stdin.end();
     const res = await c.finish();
     if (res.code !== 0) console.error(res.stderr, res.lines);
     expect(res.killed).toBe(false);
@@ -262,7 +223,6 @@ describe("gostash connect", () => {
     await Bun.sleep(50);
     await c.write(big.slice(1 << 20));
     await c.write(putLines(2, a, body(10, 2)) + getLine(3, a) + closeLine(4));
-    c.p.stdin.end();
     const res = await c.finish();
     expect(res.code).toBe(0);
     const r = parse(res.lines);
@@ -279,7 +239,6 @@ describe("gostash connect", () => {
     server.closeAll();
     await Bun.sleep(30);
     await c.write(closeLine(2));
-    c.p.stdin.end();
     const res = await c.finish();
     expect(res.code).toBe(0);
     const r = parse(res.lines);
@@ -289,7 +248,6 @@ describe("gostash connect", () => {
 
   test("connect without an address is a usage error; GOCACHE_PLUGIN supplies one", async () => {
     const c = connect([], { GOCACHE_PLUGIN: "" });
-    c.p.stdin.end();
     const res = await c.finish();
     expect(res.code).toBe(2);
     // cli.ts prints the capability line before anything else for connect.

@@ -210,3 +210,74 @@ export async function startDaemon(args: string[], env: Record<string, string | u
     },
   };
 }
+
+/** Waits until cond() holds, polling every 5 ms. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+/** n bytes of a pattern that differs by seed. */
+export function body(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 13 + seed) & 0xff;
+  return b;
+}
+
+/**
+ * Spawns the compiled `gostash connect`, fed and read like the go command
+ * would: every stdout line must be protocol JSON (parsed as it arrives).
+ * Killed after 30 s so a hang fails the test instead of the suite.
+ */
+export function spawnConnect(args: string[], env: Record<string, string> = {}) {
+  const p = Bun.spawn([BIN, "connect", ...args], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...env } as Record<string, string>,
+  });
+  const killer = setTimeout(() => p.kill(9), 30_000);
+  const answers = new Map<number, Response>();
+  const lines: string[] = [];
+  /** Resolves when stdout closes. */
+  const stdoutClosed = (async () => {
+    let buf = "";
+    for await (const chunk of p.stdout) {
+      buf += Buffer.from(chunk).toString("utf8");
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        const r = JSON.parse(line) as Response; // every line must be protocol JSON
+        answers.set(r.ID, r);
+      }
+    }
+  })();
+  const err = new Response(p.stderr).text();
+  let stdinEnded = false;
+  return {
+    p,
+    answers,
+    lines,
+    stdoutClosed,
+    async write(s: string) {
+      p.stdin.write(s);
+      await p.stdin.flush();
+    },
+    answered: (id: number) => until(() => answers.has(id), `an answer to ${id}`),
+    endInput() {
+      if (!stdinEnded) p.stdin.end();
+      stdinEnded = true;
+    },
+    /** Ends stdin (as go does after close) and waits for the exit. */
+    async finish(): Promise<{ code: number; stderr: string; lines: string[]; killed: boolean }> {
+      this.endInput();
+      const [code, stderr] = await Promise.all([p.exited, err, stdoutClosed]);
+      clearTimeout(killer);
+      return { code, stderr, lines, killed: p.signalCode === "SIGKILL" };
+    },
+  };
+}

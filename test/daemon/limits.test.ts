@@ -13,8 +13,8 @@ import { createDiskStore } from "../../src/store/disk.ts";
 import { createLocalCache } from "../../src/store/local-cache.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-import { BIN, tempDir } from "../helpers/env.ts";
-import { closeLine, getLine, putLines, randomID, RawClient, sha256hex, type Addr, type Response } from "./helpers.ts";
+import { tempDir } from "../helpers/env.ts";
+import { body, closeLine, getLine, putLines, randomID, RawClient, sha256hex, spawnConnect as connect, until, type Addr, type Response } from "./helpers.ts";
 
 let tmp: ReturnType<typeof tempDir>;
 let server: PluginServer | null;
@@ -63,61 +63,6 @@ afterEach(async () => {
   }
   tmp.cleanup();
 });
-
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
-function body(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 13 + seed) & 0xff;
-  return b;
-}
-
-/** Spawns the compiled `gostash connect`, fed and read like the go command would. */
-function connect(args: string[], env: Record<string, string> = {}) {
-  const p = Bun.spawn([BIN, "connect", ...args], {
-    stdin: "pipe",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, ...env } as Record<string, string>,
-  });
-  const killer = setTimeout(() => p.kill(9), 30_000);
-  const answers = new Map<number, Response>();
-  const lines: string[] = [];
-  const out = (async () => {
-    let buf = "";
-    for await (const chunk of p.stdout) {
-      buf += Buffer.from(chunk).toString("utf8");
-      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        const r = JSON.parse(line) as Response; // every line must be protocol JSON
-        answers.set(r.ID, r);
-      }
-    }
-  })();
-  const err = new Response(p.stderr).text();
-  return {
-    answers,
-    async write(s: string) {
-      p.stdin.write(s);
-      await p.stdin.flush();
-    },
-    answered: (id: number) => until(() => answers.has(id), `an answer to ${id}`),
-    async finish() {
-      p.stdin.end();
-      const [code, stderr] = await Promise.all([p.exited, err, out]);
-      clearTimeout(killer);
-      return { code, stderr, lines };
-    },
-  };
-}
 
 describe("--max-inflight", () => {
   test("a connection with that many answers pending is not read until they go out; every request is still answered, in sync", async () => {
