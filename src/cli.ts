@@ -6,7 +6,7 @@
 import { writeSync } from "node:fs";
 import { CAPABILITY_LINE } from "./cacheprog/protocol.ts";
 import { splitArgs } from "./cli-args.ts";
-import { stderrQueued } from "./util/stderr.ts";
+import { stderrQueued } from "./util/std-output.ts";
 import { FLAG_ALIASES, VALUE_FLAGS } from "./config/value-flags.ts";
 
 const split = splitArgs(process.argv.slice(2), VALUE_FLAGS, FLAG_ALIASES);
@@ -19,9 +19,10 @@ if (pluginMode) writeSync(1, CAPABILITY_LINE);
 // `version`, the last log lines), so exit only once both have drained; the
 // cap keeps a reader that went away from holding the exit forever. In
 // plugin mode every answer and log line was written synchronously (or the
-// protocol writer flushed), and `go` waits for our exit after `close`, so
-// exit at once: touching process.stdout just to drain it costs milliseconds.
-// Only a log line that met a full non-blocking stderr went to the stream.
+// protocol writer flushed before serveStdio returned; on the blocking path
+// stdout is already closed, releaseStdout), so exit at once: touching process.stdout just to
+// drain it costs milliseconds. Only a log line that met a full non-blocking
+// stderr went to the stream, and then the exit waits for it.
 function exitWhenFlushed(code: number): void {
   if (pluginMode && !stderrQueued()) process.exit(code);
   const drained = [process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write("", () => r())));

@@ -7,7 +7,7 @@ import type { CommandDef, Resolvable } from "citty";
 import type { SplitArgs } from "./cli-args.ts";
 import pluginCommand, { runPlugin } from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
-import { writeStderr } from "./util/stderr.ts";
+import { writeStderr } from "./util/std-output.ts";
 
 const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
   serve: () => import("./commands/serve.ts").then((m) => m.default),

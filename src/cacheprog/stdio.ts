@@ -14,7 +14,7 @@
 // while a blocked read() returns as soon as `go` writes.
 
 import { readSync } from "node:fs";
-import { releaseStdout, writeFdSync } from "../util/stderr.ts";
+import { releaseStdout, writeFdSync } from "../util/std-output.ts";
 import { CacheProgSession, FramingError, type CacheHandler, type SessionHooks } from "./session.ts";
 
 export interface StdioResult {

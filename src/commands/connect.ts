@@ -19,7 +19,7 @@ import { runBridge } from "../daemon/bridge.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
-import { writeStderr } from "../util/stderr.ts";
+import { writeStderr } from "../util/std-output.ts";
 
 const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags };
 

@@ -13,7 +13,7 @@ import { createLocalCache } from "../store/local-cache.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
-import { writeStderr } from "../util/stderr.ts";
+import { writeStderr } from "../util/std-output.ts";
 
 /**
  * Serves one `go` command on stdin/stdout from handler and returns the exit

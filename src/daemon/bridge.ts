@@ -49,7 +49,7 @@ import { AUTH_PREFIX, ERROR_PREFIX } from "../auth/token.ts";
 import { CAPABILITY_LINE, encodeErr } from "../cacheprog/protocol.ts";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
-import { releaseStdout, writeStderr } from "../util/stderr.ts";
+import { releaseStdout, writeStderr } from "../util/std-output.ts";
 
 export type BridgeResult =
   | { kind: "unreachable"; error: Error }

@@ -7,7 +7,7 @@
 // which costs tens of milliseconds before the first protocol answer.
 
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
-import { writeStderr } from "./stderr.ts";
+import { writeStderr } from "./std-output.ts";
 
 /** What the code logs through: consola's level methods. */
 export type Logger = Pick<ConsolaInstance, "debug" | "info" | "warn" | "error">;

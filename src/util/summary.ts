@@ -2,7 +2,7 @@
 
 import { formatBytes } from "../config/units.ts";
 import type { Metrics } from "./metrics.ts";
-import { writeStderr } from "./stderr.ts";
+import { writeStderr } from "./std-output.ts";
 
 export function summaryLines(m: Metrics): string[] {
   const gets = m.get("gets");
