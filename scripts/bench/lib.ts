@@ -51,6 +51,8 @@ export interface Tools {
   diskcache?: string;
   /** bradfitz/go-tool-cache cmd/go-cacher. */
   goCacher?: string;
+  /** scripts/bench/floor-plugin: the protocol round trip and nothing else. */
+  floorPlugin?: string;
 }
 
 /** Runs scripts/bench/tools.sh and returns the reference plugins it has. */
@@ -62,6 +64,7 @@ export function ensureTools(): Tools {
     const [k, v] = line.split("=", 2);
     if (k === "diskcache" && v) tools.diskcache = v;
     if (k === "go-cacher" && v) tools.goCacher = v;
+    if (k === "floor-plugin" && v) tools.floorPlugin = v;
   }
   return tools;
 }

@@ -5,6 +5,11 @@
 //   <ref>     the Go reference plugin: creachadair/gocache's diskcache, or
 //             bradfitz/go-tool-cache's go-cacher where the module proxy
 //             refuses gocache (see tools.sh); GOCACHEPROG="<ref> --cache-dir D"
+//   floor     scripts/bench/floor-plugin: a plugin that only reads Go's
+//             entry and answers, one request at a time. No plugin can do
+//             much less, so floor / plain is the cost of the GOCACHEPROG
+//             round trips themselves on this machine, the bound under which
+//             no plugin's ratio can go.
 // Each variant has its own cache directory holding the same entries, is
 // warmed (and checked to compile nothing) first, and then the timed runs are
 // interleaved round by round.
@@ -82,6 +87,8 @@ await mustRun(["cp", "-a", seed, gostashDir]);
 const alt = flags.compare ? String(flags.compare) : null;
 const altDir = join(work, "compare");
 if (alt) await mustRun(["cp", "-a", seed, altDir]);
+const floorDir = join(work, "floor");
+if (tools.floorPlugin) await mustRun(["cp", "-a", seed, floorDir]);
 
 let refDir = "";
 let refGocache = "";
@@ -152,6 +159,7 @@ const setups: Setup[] = [
   { name: "gostash", env: (extra = "") => goEnv(gostashDir, { GOCACHEPROG: `${gostash}${extra}` }) },
 ];
 if (ref) setups.push({ name: ref.name, env: (extra = "") => refEnv(extra) });
+if (tools.floorPlugin) setups.push({ name: "floor", env: () => goEnv(floorDir, { GOCACHEPROG: tools.floorPlugin! }) });
 if (alt) setups.push({ name: "compare", env: (extra = "") => goEnv(altDir, { GOCACHEPROG: `${alt}${extra}` }) });
 
 const TOOL_RE = /pkg\/tool\/[^/\s]+\/(compile|asm|vet|link|cgo)\b/g;
@@ -200,11 +208,15 @@ for (const { task, samples, checks } of results) {
   out.push("", samplesTable(samples), "");
   const pairs: [string, string, number?][] = [["gostash", "plain", goals[task]]];
   if (ref) pairs.push([ref.name, "plain"], ["gostash", ref.name, 1.0]);
+  if (tools.floorPlugin) pairs.push(["floor", "plain"], ["gostash", "floor"]);
   if (alt) pairs.push(["compare", "plain", goals[task]], ["compare", "gostash"]);
   out.push(ratioTable(samples, pairs));
 }
 out.push(
   "",
+  ...(tools.floorPlugin
+    ? ["floor: scripts/bench/floor-plugin, a plugin that only reads the entry and answers; floor / plain is what the round trips alone cost here, the least any GOCACHEPROG plugin can add."]
+    : []),
   "ratios: 'of medians' = median(a)/median(b); 'paired median' = median over rounds of a/b in the same round (the goal is judged on it); 'cpu' = ratio of median user+sys CPU of go and its plugin.",
   `note: with a load average above the core count (${cpus().length}) wall times are dominated by other processes; the 'cpu' ratio is then the steadier signal.`,
 );

@@ -9,6 +9,9 @@
 #   go-cacher  bradfitz/go-tool-cache's cmd/go-cacher, the original local-disk
 #              GOCACHEPROG plugin (Go, one goroutine per request).
 #              Invoked as: go-cacher --cache-dir DIR
+#   floor-plugin scripts/bench/floor-plugin, built from this repository: the
+#              least a plugin can do (read Go's entry, answer), to show what
+#              the protocol round trip alone costs. Reads $GOCACHE.
 #
 # The Go module proxy reachable from some machines refuses
 # github.com/creachadair/gocache ("403 This module version is not
@@ -67,8 +70,18 @@ install() {
 install diskcache "$DISKCACHE_MOD" "$DISKCACHE_VERSION"
 install go-cacher "$GOCACHER_MOD" "$GOCACHER_VERSION"
 
+# Built from source in this repository whenever its source is newer.
+floor_src="$root/scripts/bench/floor-plugin"
+if [[ ! -x "$bin/floor-plugin" || -n "$(find "$floor_src" -newer "$bin/floor-plugin" -type f)" ]]; then
+  echo "tools.sh: building floor-plugin" >&2
+  (cd "$floor_src" && env -u GOCACHEPROG GOENV=off GOTOOLCHAIN=local GOFLAGS= GOTELEMETRY=off CGO_ENABLED=0 \
+    go build -o "$bin/floor-plugin" .) >&2
+fi
+
 for name in diskcache go-cacher; do
   if [[ -x "$bin/$name" && -f "$bin/.$name.version" ]]; then
     echo "$name=$bin/$name"
   fi
 done
+[[ -x "$bin/floor-plugin" ]] && echo "floor-plugin=$bin/floor-plugin"
+exit 0

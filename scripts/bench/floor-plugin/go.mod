@@ -1,0 +1,3 @@
+module gostash.invalid/bench/floor-plugin
+
+go 1.26
