@@ -2,12 +2,12 @@
 # Installs the Debian packages the distribution tests need (test/dist/):
 # ShellCheck, to lint scripts/install.sh, Ruby, for "ruby -c" on the
 # generated Homebrew formula, unzip, to read the Windows archive, and zsh,
-# to parse the zsh completion script. (fish is optional: its check is
-# skipped, visibly, where fish is not installed; it pulls in python3.)
+# to parse the zsh completion script, and fish, to parse and run the fish
+# one (four small packages without recommends).
 # Idempotent: does nothing when all are on PATH. Fails loudly when they are
 # missing and apt-get cannot install them.
 set -eu
-TOOLS="shellcheck ruby unzip zsh"
+TOOLS="shellcheck ruby unzip zsh fish"
 missing=
 for tool in $TOOLS; do
   command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
