@@ -1,16 +1,27 @@
 #!/bin/sh
 # Installs the Debian packages the distribution tests need (test/dist/):
-# ShellCheck, to lint scripts/install.sh, Ruby, for "ruby -c" on the
-# generated Homebrew formula, unzip, to read the Windows archive, and zsh,
-# to parse the zsh completion script, and fish, to parse and run the fish
-# one (four small packages without recommends).
-# Idempotent: does nothing when all are on PATH. Fails loudly when they are
+# ShellCheck, to lint scripts/install.sh; Ruby, for "ruby -c" on the
+# generated Homebrew formula; unzip, to read the Windows archive; zsh and
+# fish, to parse the completion scripts; qemu-user and Debian's arm64 glibc
+# for cross builds (libc6-arm64-cross: no multiarch set-up needed), to run
+# the linux-arm64 binary. About 15 MB of packages without recommends.
+# Idempotent: does nothing when all are there. Fails loudly when they are
 # missing and apt-get cannot install them.
 set -eu
-TOOLS="shellcheck ruby unzip zsh fish"
+# Each entry: <file or command that must exist>:<Debian package providing it>
+NEEDS="shellcheck:shellcheck ruby:ruby unzip:unzip zsh:zsh fish:fish qemu-aarch64:qemu-user
+/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross"
+
+have() {
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
 missing=
-for tool in $TOOLS; do
-  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+for need in $NEEDS; do
+  have "${need%%:*}" || missing="$missing ${need##*:}"
 done
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -34,6 +45,6 @@ if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
   echo "tools: apt-dist: apt-get install$missing failed" >&2
   exit 1
 fi
-for tool in $TOOLS; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "tools: apt-dist: $tool is still missing after apt-get install" >&2; exit 1; }
+for need in $NEEDS; do
+  have "${need%%:*}" || { echo "tools: apt-dist: ${need%%:*} is still missing after apt-get install ${need##*:}" >&2; exit 1; }
 done
