@@ -16,17 +16,29 @@
 //
 //   npx bun scripts/bench/daemon.ts [--runs 3] [--rpc 2000] [--startup 15] [--cold-runs 1] [--skip-cold] [--skip-warm] [--rebuild] [--keep]
 
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { join, resolve } from "node:path";
-
-const root = resolve(import.meta.dir, "../..");
-const BIN = join(root, "dist/gostash");
-const benchDir = join(root, ".bench");
+import { join } from "node:path";
+import {
+  benchDir,
+  die,
+  fmtMs,
+  gostashBin as BIN,
+  goEnv,
+  log,
+  median,
+  pairedRatio as paired,
+  parseFlags,
+  quantile,
+  root,
+  setKeepTemps,
+  table,
+  tempDir,
+} from "./lib.ts";
 
 // ------------------------------------------------------------------ flags
 
-const defaults: Record<string, string | boolean> = {
+const flags = parseFlags(Bun.argv.slice(2), {
   runs: "3",
   rpc: "2000",
   startup: "15",
@@ -35,13 +47,8 @@ const defaults: Record<string, string | boolean> = {
   "skip-warm": false,
   rebuild: false,
   keep: false,
-};
-const flags = { ...defaults };
-for (let i = 2; i < Bun.argv.length; i++) {
-  const [k, inline] = Bun.argv[i]!.replace(/^--/, "").split("=", 2) as [string, string | undefined];
-  if (!(k in defaults)) die(`unknown flag ${Bun.argv[i]}; known: ${Object.keys(defaults).map((d) => `--${d}`).join(" ")}`);
-  flags[k] = typeof defaults[k] === "boolean" ? inline !== "false" : (inline ?? Bun.argv[++i] ?? die(`--${k} needs a value`));
-}
+});
+// 0 is allowed here (e.g. --cold-runs 0), unlike lib's intFlag.
 const int = (k: string) => {
   const n = Number(flags[k]);
   if (!Number.isInteger(n) || n < 0) die(`--${k} must be a non-negative integer`);
@@ -51,67 +58,11 @@ const RUNS = int("runs");
 const RPC = int("rpc");
 const STARTUP = int("startup");
 const COLD_RUNS = int("cold-runs");
-
-function die(msg: string): never {
-  process.stderr.write(`bench: ${msg}\n`);
-  process.exit(1);
-}
-function log(msg: string): void {
-  process.stderr.write(`[bench] ${msg}\n`);
-}
+setKeepTemps(flags.keep === true);
 
 // ------------------------------------------------------------------ helpers
 
-const temps: string[] = [];
-function tmp(prefix: string): string {
-  mkdirSync(benchDir, { recursive: true });
-  const d = mkdtempSync(join(benchDir, `daemon-${prefix}-`));
-  temps.push(d);
-  return d;
-}
-process.once("exit", () => {
-  if (flags.keep !== true) for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const p = (s.length - 1) * q;
-  const lo = Math.floor(p);
-  const hi = Math.ceil(p);
-  return s[lo]! + (s[hi]! - s[lo]!) * (p - lo);
-};
-const median = (xs: number[]) => quantile(xs, 0.5);
-const paired = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!));
-function fmtMs(ms: number): string {
-  if (Number.isNaN(ms)) return "-";
-  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
-  if (ms >= 10) return `${ms.toFixed(1)} ms`;
-  if (ms >= 1) return `${ms.toFixed(2)} ms`;
-  return `${(ms * 1000).toFixed(0)} µs`;
-}
-function table(header: string[], rows: string[][]): string {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join("  ");
-  return [line(header), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
-}
-
-function goEnv(gocache: string, extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "USER"]) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return {
-    ...env,
-    GOENV: "off",
-    GOCACHE: gocache,
-    GOFLAGS: "-mod=mod",
-    GOTOOLCHAIN: "local",
-    GOTELEMETRY: "off",
-    GOPROXY: "off",
-    CGO_ENABLED: "0",
-    GOPATH: process.env.GOPATH ?? join(process.env.HOME ?? "/root", "go"),
-    ...extra,
-  };
-}
+const tmp = (prefix: string) => tempDir(`daemon-${prefix}`);
 
 async function timed(cmd: string[], env: Record<string, string>, cwd = root): Promise<{ ms: number; code: number; stderr: string }> {
   const t0 = performance.now();
