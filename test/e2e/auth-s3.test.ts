@@ -3,7 +3,6 @@
 // puts are answered, and yet nothing it sends ever reaches the bucket or the
 // daemon's cache — not even an attempt to overwrite an existing action.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/env.ts";
@@ -23,17 +22,6 @@ afterAll(async () => {
   await s3?.stop();
   tmp.cleanup();
 });
-
-async function listKeys(): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const r = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, ContinuationToken: token }));
-    for (const o of r.Contents ?? []) keys.push(o.Key!);
-    token = r.IsTruncated ? r.NextContinuationToken : undefined;
-  } while (token);
-  return keys.sort();
-}
 
 function cacheFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -83,7 +71,7 @@ describe("read-only token with the S3 tier", () => {
     } finally {
       if (d1.proc.exitCode === null) await d1.stop("SIGKILL");
     }
-    const keys = await listKeys();
+    const keys = await s3.listKeys();
     expect(keys.filter((k) => k.endsWith(a))).toHaveLength(1);
     expect(keys.some((k) => k.endsWith(b))).toBe(false);
     expect(keys).toHaveLength(1);

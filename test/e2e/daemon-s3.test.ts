@@ -2,7 +2,6 @@
 // arrives reach the S3 server (a real versitygw, behind a proxy that makes
 // every request slow so the queue is still full at that moment).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { join } from "node:path";
 import { tempDir } from "../helpers/env.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/faultproxy.ts";
@@ -24,17 +23,6 @@ afterAll(async () => {
   await s3?.stop();
   tmp.cleanup();
 });
-
-async function listKeys(): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const r = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, ContinuationToken: token }));
-    for (const o of r.Contents ?? []) keys.push(o.Key!);
-    token = r.IsTruncated ? r.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
 
 describe("daemon with the S3 tier", () => {
   test(
@@ -63,7 +51,7 @@ describe("daemon with the S3 tier", () => {
         expect(d.stderr()).toContain("stopped (SIGTERM)");
         expect(d.stderr()).not.toContain("upload(s) left");
         proxy.reset();
-        const keys = new Set(await listKeys());
+        const keys = new Set(await s3.listKeys());
         for (const a of actions) expect([...keys].some((k) => k.endsWith(a))).toBe(true);
       } finally {
         if (d.proc.exitCode === null) await d.stop("SIGKILL");

@@ -3,7 +3,6 @@
 // (versitygw) and real HTTP clients. Every limit is reached for real, the
 // build still succeeds, and the refusal is counted on /metrics.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, tempDir } from "../helpers/env.ts";
@@ -134,13 +133,7 @@ describe("with the S3 tier", () => {
     expect(err).toMatch(/gostash: limits: puts over --max-put-size \d+, uploads over --upload-queue-bytes \d+/);
 
     // The bucket holds small outputs only; every large one stayed local.
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) keys.push(o.Key!);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    const keys = await s3.listKeys();
     expect(keys.length).toBeGreaterThan(0);
     const sizeOf = (action: string) => Number(readFileSync(join(cache, action.slice(0, 2), `${action}-a`), "latin1").split(/ +/)[3]);
     for (const k of keys) expect(sizeOf(k.split("/").pop()!)).toBeLessThanOrEqual(512 * 1024);

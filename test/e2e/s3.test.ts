@@ -7,7 +7,7 @@
 // and build a variant of the demo module whose own packages are new, so each
 // scenario compiles only a few small packages.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeMeta } from "../../src/store/s3.ts";
@@ -48,34 +48,22 @@ function outputsIntact(dir: string): number {
 async function bucketIntact(): Promise<number> {
   const c = s3.client();
   let n = 0;
-  let token: string | undefined;
-  do {
-    const page = await c.send(new ListObjectsV2Command({ Bucket: s3.bucket, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) {
-      if (o.Key!.startsWith("manifests/")) continue; // build manifests (prefetch.ts)
-      const r = await c.send(new GetObjectCommand({ Bucket: s3.bucket, Key: o.Key! }));
-      const meta = decodeMeta(r.Metadata);
-      expect(meta).not.toBeNull();
-      let body = await r.Body!.transformToByteArray();
-      if (meta!.encoding === "zstd") body = await Bun.zstdDecompress(body);
-      expect(body.length).toBe(meta!.size);
-      expect(sha256(body)).toBe(meta!.outputID);
-      n++;
-    }
-    token = page.NextContinuationToken;
-  } while (token);
+  for (const key of await s3.listKeys()) {
+    if (key.startsWith("manifests/")) continue; // build manifests (prefetch.ts)
+    const r = await c.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+    const meta = decodeMeta(r.Metadata);
+    expect(meta).not.toBeNull();
+    let body = await r.Body!.transformToByteArray();
+    if (meta!.encoding === "zstd") body = await Bun.zstdDecompress(body);
+    expect(body.length).toBe(meta!.size);
+    expect(sha256(body)).toBe(meta!.outputID);
+    n++;
+  }
   return n;
 }
 
 async function objectCount(): Promise<number> {
-  let n = 0;
-  let token: string | undefined;
-  do {
-    const page = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, ContinuationToken: token }));
-    n += (page.Contents ?? []).filter((o) => !o.Key!.startsWith("manifests/")).length;
-    token = page.NextContinuationToken;
-  } while (token);
-  return n;
+  return (await s3.listKeys()).filter((k) => !k.startsWith("manifests/")).length;
 }
 
 interface Machine {
@@ -220,19 +208,9 @@ describe("shared S3 tier through the go command", () => {
     async () => {
       const mod = variant("altered");
       const before = new Set<string>();
-      const listKeys = async () => {
-        const keys: string[] = [];
-        let token: string | undefined;
-        do {
-          const page = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, ContinuationToken: token }));
-          for (const o of page.Contents ?? []) keys.push(o.Key!);
-          token = page.NextContinuationToken;
-        } while (token);
-        return keys;
-      };
-      for (const k of await listKeys()) before.add(k);
+      for (const k of await s3.listKeys()) before.add(k);
       await buildAndTest(machine("altered-A", { seed: true }), mod);
-      const fresh = (await listKeys()).filter((k) => !before.has(k));
+      const fresh = (await s3.listKeys()).filter((k) => !before.has(k));
       expect(fresh.length).toBeGreaterThan(0);
       for (const k of fresh) {
         const file = join(s3.dataDir, s3.bucket, k);

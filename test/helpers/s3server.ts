@@ -14,7 +14,7 @@
 // Nothing here mocks S3: the SDK, signatures, metadata and streaming are the
 // real thing. The server process is killed on stop() and when the test
 // process exits.
-import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
+import { S3Client, CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +34,8 @@ export interface S3Server {
   env: Record<string, string>;
   /** A client for the server (for tests that look inside the bucket). */
   client(): S3Client;
+  /** Every key in the bucket (all pages), sorted. */
+  listKeys(bucket?: string): Promise<string[]>;
   /** Creates another bucket on the same server. */
   createBucket(name: string): Promise<void>;
   stop(): Promise<void>;
@@ -129,6 +131,16 @@ export async function startS3Server(o: S3ServerOptions = {}): Promise<S3Server> 
     await admin.send(new CreateBucketCommand({ Bucket: name }), { abortSignal: AbortSignal.timeout(10_000) });
   };
   await createBucket(bucket);
+  const listKeys = async (name = bucket) => {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await admin.send(new ListObjectsV2Command({ Bucket: name, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) keys.push(o.Key!);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  };
   const server = proc;
   return {
     endpoint,
@@ -149,6 +161,7 @@ export async function startS3Server(o: S3ServerOptions = {}): Promise<S3Server> 
       GOCACHE_S3_REGION: region,
     },
     client,
+    listKeys,
     createBucket,
     async stop() {
       for (const c of clients) c.destroy();

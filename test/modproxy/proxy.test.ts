@@ -6,11 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createModProxy, type ModProxyOptions } from "../../src/modproxy/handler.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
-import { createLogger } from "../../src/util/log.ts";
-import { Metrics } from "../../src/util/metrics.ts";
+import type { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
-import { goZip, startUpstream, writeModule, writeTestModules, zipEntries, type Upstream } from "./helpers.ts";
+import { goZip, proxyOptions, startUpstream, writeModule, writeTestModules, zipEntries, type Upstream } from "./helpers.ts";
 
 interface Proxy {
   url: string;
@@ -20,23 +18,10 @@ interface Proxy {
   stop(): void;
 }
 
-const quiet = createLogger({});
-
 function startProxy(dir: string, upstream: string, over: Partial<ModProxyOptions> = {}): Proxy {
-  const metrics = new Metrics();
-  const p = createModProxy({
-    dir,
-    upstreams: parseUpstreams(upstream),
-    sumdbs: [],
-    listTtlMs: 60_000,
-    swrMs: 0,
-    notFoundTtlMs: 60_000,
-    timeoutMs: 5_000,
-    retries: 0,
-    metrics,
-    logger: quiet,
-    ...over,
-  });
+  const opts = proxyOptions(dir, upstream, over);
+  const metrics = opts.metrics;
+  const p = createModProxy(opts);
   const srv = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: p.fetch });
   return { url: `http://127.0.0.1:${srv.port}/mod`, port: srv.port!, dir, metrics, stop: () => srv.stop(true) };
 }
