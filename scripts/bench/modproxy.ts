@@ -222,6 +222,26 @@ async function download(goproxy: string): Promise<{ ms: number; cpuMs: number }>
   return { ms: r.ms, cpuMs: r.cpuMs };
 }
 
+/**
+ * A variant that starts a fresh proxy on an empty directory, measures `fn`
+ * against it, and throws the proxy and its directory away: a cold cache.
+ */
+function coldVariant(name: string, start: (dir: string) => Promise<Server>, fn: (url: string) => ReturnType<Variant["once"]>): Variant {
+  return {
+    name,
+    once: async () => {
+      const dir = tempDir(`modproxy-${name}`);
+      const s = await start(dir);
+      try {
+        return await fn(s.url);
+      } finally {
+        await s.stop();
+        rmTree(dir);
+      }
+    },
+  };
+}
+
 const variants: Variant[] = [
   { name: "direct", once: () => download(upstreamURL) },
   { name: "floor", once: () => download(`file://${seedCache}`) },
@@ -231,19 +251,7 @@ const warmDir = tempDir("modproxy-gostash-warm");
 const gostashWarm = await startGostash(warmDir);
 await download(gostashWarm.url); // fills it
 variants.push({ name: "gostash-warm", once: () => download(gostashWarm.url) });
-variants.push({
-  name: "gostash-cold",
-  once: async () => {
-    const dir = tempDir("modproxy-gostash-cold");
-    const s = await startGostash(dir);
-    try {
-      return await download(s.url);
-    } finally {
-      await s.stop();
-      rmTree(dir);
-    }
-  },
-});
+variants.push(coldVariant("gostash-cold", startGostash, download));
 
 const goproxy = await ensureGoproxy();
 let goproxyWarm: Server | null = null;
@@ -252,19 +260,7 @@ if (goproxy) {
   goproxyWarm = await startGoproxy(goproxy, gpDir);
   await download(goproxyWarm.url);
   variants.push({ name: "goproxy-warm", once: () => download(goproxyWarm!.url) });
-  variants.push({
-    name: "goproxy-cold",
-    once: async () => {
-      const dir = tempDir("modproxy-goproxy-cold");
-      const s = await startGoproxy(goproxy, dir);
-      try {
-        return await download(s.url);
-      } finally {
-        await s.stop();
-        rmTree(dir);
-      }
-    },
-  });
+  variants.push(coldVariant("goproxy-cold", (dir) => startGoproxy(goproxy, dir), download));
 }
 
 log(`go mod download: ${variants.map((v) => v.name).join(", ")}; ${runs} interleaved rounds`);
@@ -301,35 +297,11 @@ const replayVariants: Variant[] = [
   { name: "disk", once: () => replay(null) },
   { name: "direct", once: () => replay(upstreamURL) },
   { name: "gostash-warm", once: () => replay(gostashWarm.url) },
-  {
-    name: "gostash-cold",
-    once: async () => {
-      const dir = tempDir("modproxy-gostash-cold");
-      const s = await startGostash(dir);
-      try {
-        return await replay(s.url);
-      } finally {
-        await s.stop();
-        rmTree(dir);
-      }
-    },
-  },
+  coldVariant("gostash-cold", startGostash, replay),
 ];
 if (goproxy && goproxyWarm) {
   replayVariants.push({ name: "goproxy-warm", once: () => replay(goproxyWarm!.url) });
-  replayVariants.push({
-    name: "goproxy-cold",
-    once: async () => {
-      const dir = tempDir("modproxy-goproxy-cold");
-      const s = await startGoproxy(goproxy, dir);
-      try {
-        return await replay(s.url);
-      } finally {
-        await s.stop();
-        rmTree(dir);
-      }
-    },
-  });
+  replayVariants.push(coldVariant("goproxy-cold", (dir) => startGoproxy(goproxy, dir), replay));
 }
 log(`replay of ${files.length} requests: ${replayVariants.map((v) => v.name).join(", ")}`);
 const replaySamples = await interleave(replayVariants, Math.max(runs, 5), "replay ");
