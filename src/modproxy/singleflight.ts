@@ -17,23 +17,9 @@
 
 import { closeSync, openSync, readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { SingleFlight } from "../util/singleflight.ts";
 
-export class SingleFlight<T> {
-  private readonly inflight = new Map<string, Promise<T>>();
-
-  /** Runs fn once per key at a time; concurrent callers share its result. */
-  do(key: string, fn: () => Promise<T>): { promise: Promise<T>; shared: boolean } {
-    const existing = this.inflight.get(key);
-    if (existing) return { promise: existing, shared: true };
-    const p = fn().finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return { promise: p, shared: false };
-  }
-
-  get size(): number {
-    return this.inflight.size;
-  }
-}
+export { SingleFlight };
 
 type FlightState = "running" | "validating" | "done" | "failed";
 
