@@ -11,12 +11,13 @@
 // breaks a build.
 
 import type { CommandDef } from "citty";
-import { parseFlagArgs, rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import type { BuildCache } from "../buildcache/open.ts";
+import { connectConfig } from "../config/daemon.ts";
+import { readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
 import { connectFlags, localFlags, logFlags } from "../config/options.ts";
-import { parseDuration } from "../config/units.ts";
-import { formatPluginAddress, parsePluginAddress } from "../daemon/address.ts";
+import { formatPluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
-import { createLogger } from "../util/log.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 import { writeStderr } from "../util/std-output.ts";
@@ -42,55 +43,49 @@ const connectCommand: CommandDef<any> = {
 };
 export default connectCommand;
 
+/** The local build cache, opened only when the daemon cannot serve this build. */
+function localFallback(flags: Flags, metrics: Metrics, logger: Logger): () => Promise<BuildCache> {
+  let opened: Promise<BuildCache> | null = null;
+  return () =>
+    (opened ??= (async () => {
+      const [{ localConfig }, { openBuildCache }] = await Promise.all([import("../config/config.ts"), import("../buildcache/open.ts")]);
+      return openBuildCache({ local: localConfig(flags), s3: null }, { metrics, logger });
+    })());
+}
+
 /**
  * `connect` from its raw arguments (main.ts calls it without citty's
  * parser, as for plugin mode: `go` waits for the first answer).
  */
 export async function runConnect(rawArgs: string[]): Promise<number> {
-  rejectUnknownFlags(rawArgs, flagSpecs, 1);
-  const flags = resolveFlags(flagSpecs, parseFlagArgs(rawArgs, flagSpecs));
+  const flags = readFlags(rawArgs, flagSpecs, 1);
   const end = rawArgs.indexOf("--");
-  const address = (end < 0 ? rawArgs : rawArgs.slice(0, end)).find((a) => !a.startsWith("-") || a === "-");
-  const where = address ? address : flags.plugin;
-  if (typeof where !== "string" || !where) {
-    throw new Error("config: connect needs the daemon's address: gostash connect PORT|SOCKET (or GOCACHE_PLUGIN)");
-  }
-  const addr = parsePluginAddress(where, "connect");
-  const dialMs = typeof flags["dial-timeout"] === "string" ? parseDuration(flags["dial-timeout"], "--dial-timeout") : 2000;
-
-  const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+  const positional = (end < 0 ? rawArgs : rawArgs.slice(0, end)).find((a) => !a.startsWith("-") || a === "-");
+  const cfg = connectConfig(flags, positional);
+  const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.bool("debug") });
   const metrics = new Metrics();
-  // The local disk cache, for when the daemon is unreachable or goes away.
-  let localDisk: { trim(): unknown } | null = null;
+  const local = localFallback(flags, metrics, logger);
+  let usedLocal = false;
   const openLocal = async () => {
-    const [{ localConfig }, { openLocalStore }, { createLocalCache }] = await Promise.all([
-      import("../config/config.ts"),
-      import("../store/open-local.ts"),
-      import("../store/local-cache.ts"),
-    ]);
-    const local = localConfig(flags);
-    const disk = openLocalStore(local, metrics, logger);
-    localDisk = disk;
-    return { handler: createLocalCache(disk, metrics), where: local.cacheDir };
+    usedLocal = true;
+    const cache = await local();
+    return { handler: cache.handler, where: cache.disk.dir };
   };
 
   // cli.ts has printed the capability line already (as in direct mode).
-  const token = typeof flags.token === "string" && flags.token ? flags.token : null;
-  const res = await runBridge(addr, { dialTimeoutMs: dialMs, capabilityPrinted: true, openLocal, token });
+  const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token });
   if (res.kind === "done") {
-    if (flags.metrics && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
+    if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
     // The bridge took over from the local cache at some point: trim it as direct mode does.
-    if (localDisk) (await import("./plugin.ts")).trimQuietly(localDisk, logger);
+    if (usedLocal) (await local()).trim();
     return res.code;
   }
 
   // The daemon is not there: serve this build in-process from the local disk.
-  const { handler, where: dir } = await openLocal();
-  writeStderr(
-    `gostash connect: cannot reach the daemon at ${formatPluginAddress(addr)} (${res.error.message}); serving this build from the local cache ${dir}\n`,
-  );
-  const { servePluginStdio, trimQuietly } = await import("./plugin.ts");
-  const code = await servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.metrics === true });
-  if (localDisk) trimQuietly(localDisk, logger);
+  const { handler, where } = await openLocal();
+  writeStderr(`gostash connect: cannot reach the daemon at ${formatPluginAddress(cfg.address)} (${res.error.message}); serving this build from the local cache ${where}\n`);
+  const { servePluginStdio } = await import("./plugin.ts");
+  const code = await servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.bool("metrics") });
+  (await local()).trim();
   return code;
 }

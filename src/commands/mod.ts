@@ -8,10 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { localConfig, s3Config } from "../config/config.ts";
-import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import { localConfig, logConfig, s3Config } from "../config/config.ts";
+import { ConfigError } from "../config/error.ts";
+import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
-import { checkGlobs, modproxyConfig } from "../modproxy/config.ts";
+import { checkGlobs, modproxySettings } from "../modproxy/config.ts";
 import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
 import { createImportSumdb, verifierFor } from "../modproxy/import-sumdb.ts";
 import type { PrefixPatterns } from "../modproxy/globs.ts";
@@ -116,21 +117,21 @@ const importCommand = defineCommand({
   },
   args: { ...toCittyArgs(importSpecs), src: { type: "positional", required: true, description: "Directory or .tar.gz to import" } },
   async run({ args, rawArgs }) {
-    rejectUnknownFlags(rawArgs, importSpecs, 1);
-    const flags = resolveFlags(importSpecs, args);
-    const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+    const flags = readFlags(rawArgs, importSpecs, 1);
+    const logger = createLogger(logConfig(flags));
     const src = String(args.src);
     const local = localConfig(flags);
-    const cfg = modproxyConfig({ ...flags, modproxy: true }, local.cacheDir)!;
+    const cfg = modproxySettings(flags, local.cacheDir);
     const store = new ModStore(cfg.dir);
-    const goSum = typeof flags["go-sum"] === "string" && flags["go-sum"] ? new Map<string, Set<string>>() : undefined;
-    if (goSum) for (const f of (flags["go-sum"] as string).split(",").filter(Boolean)) parseGoSum(readFileSync(f, "utf8"), goSum);
+    const goSumFiles = flags.string("go-sum");
+    const goSum = goSumFiles ? new Map<string, Set<string>>() : undefined;
+    if (goSum) for (const f of goSumFiles!.split(",").filter(Boolean)) parseGoSum(readFileSync(f, "utf8"), goSum);
     // Files without a go.sum line are checked against the first --sumdb database, unless offline or off.
     const db = cfg.offline || cfg.sumdbs.length === 0 ? null : cfg.sumdbs[0]!;
     const noSumdbReason = cfg.offline ? "no checksum database: --offline" : "no checksum database: --sumdb off";
-    const concurrency = Number(flags["sumdb-concurrency"] ?? "16");
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`config: --sumdb-concurrency must be a positive integer, got ${JSON.stringify(flags["sumdb-concurrency"])}`);
-    const verifier = db ? verifierFor(db.name, typeof flags["sumdb-key"] === "string" ? flags["sumdb-key"] : undefined) : null;
+    const concurrency = flags.number("sumdb-concurrency");
+    if (concurrency < 1) throw new ConfigError(`${flags.source("sumdb-concurrency")} must be at least 1, got ${concurrency}`);
+    const verifier = db ? verifierFor(db.name, flags.string("sumdb-key")) : null;
     const s3 = s3Config(flags);
     const mirror = s3 ? (await import("../modproxy/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
     let dir = src;
@@ -145,8 +146,8 @@ const importCommand = defineCommand({
         mirror,
         sumdb: db ? createImportSumdb({ cfg, store, verifier, metrics: new Metrics(), logger, concurrency }) : undefined,
         noSumdbReason,
-        noSumdb: noSumdbGlobs(typeof flags.private === "string" ? flags.private : undefined),
-        allowUnverified: flags["allow-unverified"] === true,
+        noSumdb: noSumdbGlobs(flags.string("private")),
+        allowUnverified: flags.bool("allow-unverified"),
         onFile: (s, rel, outcome, reason) => {
           if (outcome === "rejected") progress.note(`REJECTED ${rel}: ${reason}`);
           progress.update(`${s.files} files, ${s.imported} imported (${mb(s.importedBytes)}), ${s.skipped} skipped, ${s.rejected.length} rejected`);
@@ -175,16 +176,15 @@ const exportCommand = defineCommand({
   },
   args: { ...toCittyArgs(exportSpecs) },
   async run({ args, rawArgs }) {
-    rejectUnknownFlags(rawArgs, exportSpecs, Number.MAX_SAFE_INTEGER);
-    const flags = resolveFlags(exportSpecs, args);
+    const flags = readFlags(rawArgs, exportSpecs, Number.MAX_SAFE_INTEGER);
     const { runExport } = await import("../modproxy/export.ts");
     const positional = (args._ as string[] | undefined) ?? [];
     status = await runExport({
-      out: typeof flags.out === "string" ? flags.out : "",
-      goMod: typeof flags["go-mod"] === "string" && flags["go-mod"] ? (flags["go-mod"] as string) : null,
+      out: flags.string("out") ?? "",
+      goMod: flags.string("go-mod") ?? null,
       modules: positional,
-      goproxy: typeof flags.goproxy === "string" && flags.goproxy ? (flags.goproxy as string) : null,
-      gosumdb: typeof flags.gosumdb === "string" && flags.gosumdb ? (flags.gosumdb as string) : null,
+      goproxy: flags.string("goproxy") ?? null,
+      gosumdb: flags.string("gosumdb") ?? null,
       progress: new Progress("gostash mod export"),
     });
     return status;

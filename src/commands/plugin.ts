@@ -1,15 +1,15 @@
 // Direct plugin mode: `GOCACHEPROG=gostash [flags]`. cli.ts has already
-// printed the capability line; this wires flags, stores and the stdio
-// session together and returns the exit code.
+// printed the capability line; this reads the flags, opens the build cache
+// and serves the stdio session, then trims once the go command has its
+// answers.
 
 import type { CommandDef } from "citty";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
-import { localConfig, s3Config } from "../config/config.ts";
-import { parseFlagArgs, rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
+import { openBuildCache } from "../buildcache/open.ts";
+import { localConfig, logConfig, s3Config } from "../config/config.ts";
+import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, s3Flags } from "../config/options.ts";
-import { openLocalStore } from "../store/open-local.ts";
-import { createLocalCache } from "../store/local-cache.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
@@ -41,31 +41,18 @@ export const pluginFlags = { ...logFlags, ...localFlags, ...s3Flags };
 
 /** Plugin mode from its raw arguments (main.ts calls it without citty's parser). */
 export async function runPlugin(rawArgs: string[]): Promise<number> {
-  rejectUnknownFlags(rawArgs, pluginFlags);
-  const flags = resolveFlags(pluginFlags, parseFlagArgs(rawArgs, pluginFlags));
-  const logger = createLogger({ verbose: flags.verbose === true, debug: flags.debug === true });
+  const flags = readFlags(rawArgs, pluginFlags);
+  const log = logConfig(flags);
+  const logger = createLogger(log);
   const local = localConfig(flags);
   const s3 = s3Config(flags);
   const metrics = new Metrics();
-  const disk = openLocalStore(local, metrics, logger);
   logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
-  let cache = createLocalCache(disk, metrics);
-  if (s3) {
-    const { createTieredCache } = await import("../store/tiered.ts");
-    cache = createTieredCache({ disk, local: cache, s3, metrics, logger, prefetch: true });
-  }
-  const code = await servePluginStdio(cache, { metrics, logger, tag: "plugin", summary: flags.metrics === true });
-  trimQuietly(disk, logger);
+  const cache = await openBuildCache({ local, s3, prefetch: true }, { metrics, logger });
+  const code = await servePluginStdio(cache.handler, { metrics, logger, tag: "plugin", summary: log.metrics });
+  // Go's trim (at most daily), after the session: `go` has stopped waiting for us by then.
+  cache.trim();
   return code;
-}
-
-/** Go's trim (at most daily), after the session: `go` has stopped waiting for us by then. */
-export function trimQuietly(disk: { trim(): unknown }, logger: Logger): void {
-  try {
-    disk.trim();
-  } catch (err) {
-    logger.debug(`trim: ${(err as Error)?.message ?? err}`);
-  }
 }
 
 // A plain object, not defineCommand(): plugin mode must not load citty

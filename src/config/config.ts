@@ -1,10 +1,19 @@
-// Turns resolved flag values into the typed settings the stores use, with
-// defaults that match what the `go` command itself would do.
+// Typed settings from checked flag values (flags.ts), with defaults that
+// match what the `go` command itself would do. This is the only place flag
+// values become settings: commands hand these objects to the subsystems,
+// which never see a flag.
 
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-import type { FlagValues } from "./flags.ts";
-import { parseDuration, parseSize } from "./units.ts";
+import { ConfigError } from "./error.ts";
+import type { Flags } from "./flags.ts";
+
+export interface LogConfig {
+  verbose: boolean;
+  debug: boolean;
+  /** Print the summary at exit (--metrics). */
+  metrics: boolean;
+}
 
 export interface LocalConfig {
   cacheDir: string;
@@ -58,61 +67,57 @@ export function goDefaultCacheDir(env: Record<string, string | undefined> = proc
   return join(base, "go-build");
 }
 
-function int(v: string | boolean | undefined, what: string, def: number): number {
-  if (v === undefined || v === "") return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`config: ${what} must be a non-negative integer, got ${JSON.stringify(v)}`);
-  return n;
+export function logConfig(f: Flags): LogConfig {
+  return { verbose: f.bool("verbose"), debug: f.bool("debug"), metrics: f.bool("metrics") };
 }
 
-export function localConfig(f: FlagValues): LocalConfig {
-  const dir = typeof f["cache-dir"] === "string" && f["cache-dir"] ? resolve(f["cache-dir"]) : goDefaultCacheDir();
+export function localConfig(f: Flags): LocalConfig {
+  const dir = f.string("cache-dir");
   return {
-    cacheDir: dir,
-    maxSize: typeof f["max-size"] === "string" && f["max-size"] ? parseSize(f["max-size"], "--max-size") : 0,
-    expiryMs: typeof f.expiry === "string" && f.expiry ? parseDuration(f.expiry, "--expiry") : undefined,
+    cacheDir: dir ? resolve(dir) : goDefaultCacheDir(),
+    maxSize: f.number("max-size"),
+    expiryMs: f.number("expiry") || undefined,
   };
 }
 
-export function s3Config(f: FlagValues): S3Config | null {
-  const bucket = typeof f.bucket === "string" ? f.bucket.trim() : "";
+export function s3Config(f: Flags): S3Config | null {
+  const bucket = f.string("bucket")?.trim() ?? "";
   if (!bucket) return null;
-  const str = (k: string) => (typeof f[k] === "string" && f[k] ? (f[k] as string) : undefined);
   return {
     bucket,
-    region: str("region"),
-    prefix: (str("prefix") ?? "").replace(/^\/+|\/+$/g, ""),
-    endpoint: str("s3-endpoint-url"),
-    pathStyle: f["s3-path-style"] === true,
-    minUploadSize: str("min-upload-size") ? parseSize(str("min-upload-size")!, "--min-upload-size") : 0,
-    uploadConcurrency: int(f["upload-concurrency"], "--upload-concurrency", 8) || 8,
-    concurrency: int(f.concurrency, "--concurrency", 32) || 32,
-    readOnly: f["read-only"] === true,
-    flushTimeoutMs: str("flush-timeout") ? parseDuration(str("flush-timeout")!, "--flush-timeout") : 30_000,
-    compress: f.compress !== false,
-    timeoutMs: str("s3-timeout") ? parseDuration(str("s3-timeout")!, "--s3-timeout") : 5_000,
-    prefetch: f.prefetch !== false,
-    maxPutSize: str("max-put-size") ? parseSize(str("max-put-size")!, "--max-put-size") : 1024 ** 3,
-    uploadQueueBytes: str("upload-queue-bytes") ? parseSize(str("upload-queue-bytes")!, "--upload-queue-bytes") : 2 * 1024 ** 3,
-    requestTimeoutMs: str("request-timeout") ? parseDuration(str("request-timeout")!, "--request-timeout") : 30_000,
+    region: f.string("region"),
+    prefix: (f.string("prefix") ?? "").replace(/^\/+|\/+$/g, ""),
+    endpoint: f.string("s3-endpoint-url"),
+    pathStyle: f.bool("s3-path-style"),
+    minUploadSize: f.number("min-upload-size"),
+    // 0 means "the default", as in go-cache-plugin.
+    uploadConcurrency: f.number("upload-concurrency") || 8,
+    concurrency: f.number("concurrency") || 32,
+    readOnly: f.bool("read-only"),
+    flushTimeoutMs: f.number("flush-timeout"),
+    compress: f.bool("compress"),
+    timeoutMs: f.number("s3-timeout") || 5_000,
+    prefetch: f.bool("prefetch"),
+    maxPutSize: f.number("max-put-size"),
+    uploadQueueBytes: f.number("upload-queue-bytes"),
+    requestTimeoutMs: f.number("request-timeout"),
   };
 }
 
 /** Bun.serve's idleTimeout is whole seconds, at most 255. */
 const MAX_HTTP_IDLE_SEC = 255;
 
-export function limitsConfig(f: FlagValues): LimitsConfig {
-  const str = (k: string) => (typeof f[k] === "string" && f[k] ? (f[k] as string) : undefined);
-  const httpIdleMs = str("http-idle-timeout") ? parseDuration(str("http-idle-timeout")!, "--http-idle-timeout") : 120_000;
+export function limitsConfig(f: Flags): LimitsConfig {
+  const httpIdleMs = f.number("http-idle-timeout");
   if (httpIdleMs > MAX_HTTP_IDLE_SEC * 1000) {
-    throw new Error(`config: --http-idle-timeout: at most ${MAX_HTTP_IDLE_SEC}s (Bun's limit), got ${str("http-idle-timeout")}`);
+    throw new ConfigError(`${f.source("http-idle-timeout")}: at most ${MAX_HTTP_IDLE_SEC}s (Bun's limit)`);
   }
   return {
-    maxConnections: int(f["max-connections"], "--max-connections", 512),
-    maxInflight: int(f["max-inflight"], "--max-inflight", 256),
-    idleTimeoutMs: str("idle-timeout") ? parseDuration(str("idle-timeout")!, "--idle-timeout") : 600_000,
-    maxHttpRequests: int(f["max-http-requests"], "--max-http-requests", 256),
-    maxHttpBody: str("max-http-body") ? parseSize(str("max-http-body")!, "--max-http-body") : 1024 ** 2,
+    maxConnections: f.number("max-connections"),
+    maxInflight: f.number("max-inflight"),
+    idleTimeoutMs: f.number("idle-timeout"),
+    maxHttpRequests: f.number("max-http-requests"),
+    maxHttpBody: f.number("max-http-body"),
     // A non-zero timeout below one second still means "a timeout".
     httpIdleTimeoutSec: httpIdleMs === 0 ? 0 : Math.max(1, Math.round(httpIdleMs / 1000)),
   };

@@ -1,38 +1,44 @@
-// Flag specs that citty parses and that each also read an environment
-// variable (flag beats env beats default). The env name is part of the
-// description, so `--help` documents both.
+// Flags, each with an environment twin and a default that is data: the
+// same value is shown by `--help` and used when neither the flag nor its
+// variable is set (flag beats env beats default).
+//
+// Values are checked once, when a command starts (Flags.resolve), by the
+// kind of the flag, and an error names what the user actually set: the flag
+// as written (`--expiry`) or the environment variable (`GOCACHE_EXPIRY`).
+// Commands turn the checked values into typed settings (config.ts); no
+// subsystem ever sees a raw flag value.
 
 import type { ArgsDef } from "citty";
+import { ConfigError } from "./error.ts";
+import { parseDuration, parseSize } from "./units.ts";
+
+export { ConfigError };
+
+/** How a flag's text is read: sizes like 512MiB, durations like 30s, whole numbers >= 0. */
+export type FlagKind = "string" | "boolean" | "size" | "duration" | "count";
 
 export interface FlagSpec {
-  type: "string" | "boolean";
+  type: FlagKind;
   description: string;
-  /** First name is documented; the rest are accepted aliases. */
+  /** First name is documented; the rest are accepted too, in this order. */
   env?: string[];
   alias?: string[];
+  /** Used when neither flag nor variable is set, and shown by --help. */
   default?: string | boolean;
+  /** For defaults that are worked out at run time: what --help says instead. */
+  defaultText?: string;
   valueHint?: string;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
-export type FlagValues = Record<string, string | boolean | undefined>;
 
-export function toCittyArgs(specs: FlagSpecs): ArgsDef {
-  const args: ArgsDef = {};
-  for (const [name, spec] of Object.entries(specs)) {
-    const extra: string[] = [];
-    if (spec.env?.length) extra.push(`env ${spec.env[0]}`);
-    if (spec.default !== undefined && spec.default !== false) extra.push(`default ${spec.default}`);
-    const description = extra.length ? `${spec.description} [${extra.join("; ")}]` : spec.description;
-    // No citty default: an absent flag must fall back to the environment.
-    args[name] = {
-      type: spec.type,
-      description,
-      ...(spec.alias ? { alias: spec.alias } : {}),
-      ...(spec.valueHint ? { valueHint: spec.valueHint } : {}),
-    } as ArgsDef[string];
-  }
-  return args;
+
+type Value = string | boolean | number;
+
+interface Resolved {
+  value: Value | undefined;
+  /** What set it: "--name", an environment variable, or "default". */
+  source: string;
 }
 
 const TRUE = new Set(["1", "true", "yes", "on", "t", "y"]);
@@ -42,31 +48,110 @@ export function parseBool(value: string, what: string): boolean {
   const v = value.trim().toLowerCase();
   if (TRUE.has(v)) return true;
   if (FALSE.has(v)) return false;
-  throw new Error(`config: ${what} must be true or false, got ${JSON.stringify(value)}`);
+  throw new ConfigError(`${what} must be true or false, got ${JSON.stringify(value)}`);
 }
 
-/** Flag value if given, else the first set environment variable, else the default. */
-export function resolveFlags(
-  specs: FlagSpecs,
-  parsed: Record<string, unknown>,
-  env: Record<string, string | undefined> = process.env,
-): FlagValues {
-  const out: FlagValues = {};
-  for (const [name, spec] of Object.entries(specs)) {
-    const given = parsed[name];
-    if (given !== undefined && given !== "") {
-      out[name] = spec.type === "boolean" ? given === true || given === "true" : String(given);
-      continue;
-    }
-    const envName = spec.env?.find((e) => env[e] !== undefined);
-    if (envName) {
-      const raw = env[envName]!;
-      out[name] = spec.type === "boolean" ? parseBool(raw, envName) : raw;
-      continue;
-    }
-    out[name] = spec.default;
+export function parseCount(value: string, what: string): number {
+  const t = value.trim();
+  if (!/^\d+$/.test(t)) throw new ConfigError(`${what} must be a whole number (0 or more), got ${JSON.stringify(value)}`);
+  return Number(t);
+}
+
+function parseValue(kind: FlagKind, raw: string | boolean, what: string): Value {
+  if (kind === "boolean") return typeof raw === "boolean" ? raw : parseBool(raw, what);
+  const text = String(raw);
+  switch (kind) {
+    case "size":
+      return parseSize(text, what);
+    case "duration":
+      return parseDuration(text, what);
+    case "count":
+      return parseCount(text, what);
+    default:
+      return text;
   }
-  return out;
+}
+
+/** The checked values of one command's flags. */
+export class Flags {
+  private constructor(private readonly values: Map<string, Resolved>) {}
+
+  /**
+   * Flag value if given, else the first set environment variable, else the
+   * default; each checked by its kind (throws ConfigError naming the source).
+   */
+  static resolve(specs: FlagSpecs, parsed: Record<string, unknown>, env: Record<string, string | undefined> = process.env): Flags {
+    const values = new Map<string, Resolved>();
+    for (const [name, spec] of Object.entries(specs)) values.set(name, resolveOne(name, spec, parsed[name], env));
+    return new Flags(values);
+  }
+
+  /** Set by its flag or environment variable (not the default). */
+  given(name: string): boolean {
+    const s = this.values.get(name)?.source;
+    return s !== undefined && s !== "default";
+  }
+
+  /** What set the value, as the user wrote it: "--name" or "ENV_NAME" ("default" otherwise). */
+  source(name: string): string {
+    return this.values.get(name)?.source ?? `--${name}`;
+  }
+
+  /** A string value; undefined when unset or empty. */
+  string(name: string): string | undefined {
+    const v = this.values.get(name)?.value;
+    return typeof v === "string" && v !== "" ? v : undefined;
+  }
+
+  bool(name: string): boolean {
+    return this.values.get(name)?.value === true;
+  }
+
+  /** A size, duration (ms) or count; `fallback` when the flag has no value and no default. */
+  number(name: string, fallback = 0): number {
+    const v = this.values.get(name)?.value;
+    return typeof v === "number" ? v : fallback;
+  }
+}
+
+function resolveOne(name: string, spec: FlagSpec, given: unknown, env: Record<string, string | undefined>): Resolved {
+  if (given !== undefined && given !== "") {
+    const raw = spec.type === "boolean" ? given === true || given === "true" : String(given);
+    return { value: parseValue(spec.type, raw, `--${name}`), source: `--${name}` };
+  }
+  const envName = spec.env?.find((e) => env[e] !== undefined);
+  if (envName) {
+    const raw = env[envName]!;
+    // An empty variable means "not set" for values (GOCACHE_S3_BUCKET=), false for switches.
+    if (raw === "" && spec.type !== "boolean") return { value: undefined, source: envName };
+    return { value: parseValue(spec.type, raw, envName), source: envName };
+  }
+  if (spec.default === undefined) return { value: undefined, source: "default" };
+  return { value: parseValue(spec.type, spec.default, `the default of --${name}`), source: "default" };
+}
+
+/** The text --help shows after a flag's description: its variable and default. */
+export function helpSuffix(spec: FlagSpec): string {
+  const extra: string[] = [];
+  if (spec.env?.length) extra.push(`env ${spec.env[0]}`);
+  const def = spec.defaultText ?? (spec.default !== undefined && spec.default !== false ? String(spec.default) : undefined);
+  if (def !== undefined) extra.push(`default ${def}`);
+  return extra.length ? ` [${extra.join("; ")}]` : "";
+}
+
+/** citty's view of the flags, for --help (values are read by Flags, not by citty). */
+export function toCittyArgs(specs: FlagSpecs): ArgsDef {
+  const args: ArgsDef = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    // No citty default: an absent flag must fall back to the environment.
+    args[name] = {
+      type: spec.type === "boolean" ? "boolean" : "string",
+      description: `${spec.description}${helpSuffix(spec)}`,
+      ...(spec.alias ? { alias: spec.alias } : {}),
+      ...(spec.valueHint ? { valueHint: spec.valueHint } : {}),
+    } as ArgsDef[string];
+  }
+  return args;
 }
 
 /** citty ignores unknown flags; a mistyped flag must be an error instead. */
@@ -81,20 +166,20 @@ export function rejectUnknownFlags(rawArgs: string[], specs: FlagSpecs, position
   for (const a of rawArgs) {
     if (a === "--") break;
     if (!a.startsWith("-") || a === "-") {
-      if (++positionals > positional) throw new Error(`config: unexpected argument ${JSON.stringify(a)}`);
+      if (++positionals > positional) throw new ConfigError(`unexpected argument ${JSON.stringify(a)}`);
       continue;
     }
     const name = a.replace(/^--?/, "").split("=")[0]!;
-    if (!known.has(name)) throw new Error(`config: unknown flag ${a.split("=")[0]}`);
+    if (!known.has(name)) throw new ConfigError(`unknown flag ${a.split("=")[0]}`);
   }
 }
 
 /**
  * Reads arguments already normalised by cli-args.ts (`--name=value`,
- * `--name`, `--no-name`; one or two dashes, as Go's flag package takes) into
- * the shape citty would give. Plugin mode uses this instead of citty's
- * parser, which costs milliseconds of start-up that `go` waits for.
- * Unknown names are left out here and reported by rejectUnknownFlags.
+ * `--name`, `--no-name`; one or two dashes, as Go's flag package takes).
+ * Plugin and connect mode use this instead of citty's parser, which costs
+ * milliseconds of start-up that `go` waits for. Unknown names are left out
+ * here and reported by rejectUnknownFlags.
  */
 export function parseFlagArgs(rawArgs: string[], specs: FlagSpecs): Record<string, string | boolean> {
   const out: Record<string, string | boolean> = {};
@@ -103,8 +188,9 @@ export function parseFlagArgs(rawArgs: string[], specs: FlagSpecs): Record<strin
     if (!a.startsWith("-") || a === "-") continue;
     const body = a.replace(/^--?/, "");
     const eq = body.indexOf("=");
-    const name = eq < 0 ? body : body.slice(0, eq);
+    let name = eq < 0 ? body : body.slice(0, eq);
     const value = eq < 0 ? null : body.slice(eq + 1);
+    for (const [long, spec] of Object.entries(specs)) if (spec.alias?.includes(name)) name = long;
     const spec = specs[name];
     if (spec) {
       out[name] = spec.type === "boolean" ? value === null || parseBool(value, `--${name}`) : (value ?? "");
@@ -113,4 +199,10 @@ export function parseFlagArgs(rawArgs: string[], specs: FlagSpecs): Record<strin
     if (name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean" && value === null) out[name.slice(3)] = false;
   }
   return out;
+}
+
+/** Rejects unknown flags, then resolves the rest: the one way a command reads its arguments. */
+export function readFlags(rawArgs: string[], specs: FlagSpecs, positional = 0, env: Record<string, string | undefined> = process.env): Flags {
+  rejectUnknownFlags(rawArgs, specs, positional);
+  return Flags.resolve(specs, parseFlagArgs(rawArgs, specs), env);
 }

@@ -1,6 +1,8 @@
 // Human units for sizes ("64MiB", "10G", "1048576") and durations
 // ("30s", "1h30m", "500ms", "7d").
 
+import { ConfigError } from "./error.ts";
+
 const SIZE_UNITS: Record<string, number> = {
   "": 1, b: 1,
   k: 1e3, kb: 1e3, kib: 1024,
@@ -12,7 +14,7 @@ const SIZE_UNITS: Record<string, number> = {
 export function parseSize(text: string, what = "size"): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new Error(`config: ${what}: cannot parse size ${JSON.stringify(text)} (try 512MiB or 10GB)`);
+  if (!m || unit === undefined) throw new ConfigError(`${what}: cannot parse size ${JSON.stringify(text)} (try 512MiB or 10GB)`);
   return Math.round(Number(m[1]) * unit);
 }
 
@@ -30,7 +32,7 @@ export function parseDuration(text: string, what = "duration"): number {
     pos = re.lastIndex;
   }
   if (pos !== t.length || t.length === 0) {
-    throw new Error(`config: ${what}: cannot parse duration ${JSON.stringify(text)} (try 30s, 5m or 1h30m)`);
+    throw new ConfigError(`${what}: cannot parse duration ${JSON.stringify(text)} (try 30s, 5m or 1h30m)`);
   }
   return total;
 }

@@ -6,7 +6,7 @@ function collect(): Set<string> {
   const names = new Set<string>();
   for (const group of Object.values(groups) as FlagSpecs[]) {
     for (const [name, spec] of Object.entries(group)) {
-      if (spec.type !== "string") continue;
+      if (spec.type === "boolean") continue;
       names.add(name);
       for (const a of spec.alias ?? []) names.add(a);
     }

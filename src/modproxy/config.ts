@@ -9,8 +9,8 @@
 // <modproxy dir>/../private-gomodcache.
 
 import { dirname, join, resolve } from "node:path";
-import type { FlagValues } from "../config/flags.ts";
-import { parseDuration } from "../config/units.ts";
+import { ConfigError } from "../config/error.ts";
+import type { Flags } from "../config/flags.ts";
 import { PatternError, PrefixPatterns } from "./globs.ts";
 import type { PrivateConfig } from "./private.ts";
 import { loadRulesFile } from "./rules-file.ts";
@@ -36,56 +36,49 @@ export interface ModProxyConfig {
   private?: PrivateConfig | null;
 }
 
-function str(f: FlagValues, k: string): string | undefined {
-  const v = f[k];
-  return typeof v === "string" && v !== "" ? v : undefined;
-}
-
-function dur(f: FlagValues, k: string, def: number): number {
-  const v = str(f, k);
-  return v === undefined ? def : parseDuration(v, `--${k}`);
-}
-
 /** null when --modproxy is off. */
-export function modproxyConfig(f: FlagValues, cacheDir: string): ModProxyConfig | null {
-  if (f.modproxy !== true) return null;
-  const retries = str(f, "upstream-retries") ?? "2";
+export function modproxyConfig(f: Flags, cacheDir: string): ModProxyConfig | null {
+  return f.bool("modproxy") ? modproxySettings(f, cacheDir) : null;
+}
+
+/** The proxy's settings whether or not --modproxy is on (mod import uses its store and checksum databases). */
+export function modproxySettings(f: Flags, cacheDir: string): ModProxyConfig {
+  const rules = f.string("rules");
   // A bad rules file stops the daemon before it listens anywhere (the proxy loads it again, and watches it).
-  if (str(f, "rules")) loadRulesFile(resolve(str(f, "rules")!));
-  if (!/^\d+$/.test(retries)) throw new Error(`config: --upstream-retries must be a non-negative integer, got ${JSON.stringify(retries)}`);
-  const dir = str(f, "modproxy-dir") ? resolve(str(f, "modproxy-dir")!) : join(cacheDir, "modproxy");
+  if (rules) loadRulesFile(resolve(rules));
+  const dir = f.string("modproxy-dir") ? resolve(f.string("modproxy-dir")!) : join(cacheDir, "modproxy");
   return {
     dir,
-    upstreams: parseUpstreams(str(f, "upstream") ?? "https://proxy.golang.org"),
-    rulesFile: str(f, "rules") ? resolve(str(f, "rules")!) : null,
-    sumdbs: parseSumdbs(str(f, "sumdb")),
-    listTtlMs: dur(f, "modproxy-list-ttl", 60_000),
-    swrMs: dur(f, "modproxy-refresh-window", 3600_000),
-    notFoundTtlMs: dur(f, "modproxy-not-found-ttl", 60_000),
-    timeoutMs: dur(f, "upstream-timeout", 30_000) || 30_000,
-    retries: Number(retries),
-    offline: f.offline === true,
+    upstreams: parseUpstreams(f.string("upstream") ?? "https://proxy.golang.org"),
+    rulesFile: rules ? resolve(rules) : null,
+    sumdbs: parseSumdbs(f.string("sumdb")),
+    listTtlMs: f.number("modproxy-list-ttl"),
+    swrMs: f.number("modproxy-refresh-window"),
+    notFoundTtlMs: f.number("modproxy-not-found-ttl"),
+    timeoutMs: f.number("upstream-timeout") || 30_000,
+    retries: f.number("upstream-retries"),
+    offline: f.bool("offline"),
     private: privateConfig(f, dir),
   };
 }
 
-function count(f: FlagValues, k: string, def: number): number {
-  const v = str(f, k);
-  if (v === undefined) return def;
-  if (!/^[1-9]\d*$/.test(v)) throw new Error(`config: --${k} must be a positive integer, got ${JSON.stringify(v)}`);
-  return Number(v);
+/** A whole number of at least 1. */
+function positive(f: Flags, k: string): number {
+  const n = f.number(k);
+  if (n < 1) throw new ConfigError(`${f.source(k)} must be at least 1, got ${n}`);
+  return n;
 }
 
 /** null when no private pattern is set (only commas and spaces count as none). */
-function privateConfig(f: FlagValues, modproxyDir: string): PrivateConfig | null {
-  const patterns = str(f, "private");
+function privateConfig(f: Flags, modproxyDir: string): PrivateConfig | null {
+  const patterns = f.string("private");
   if (patterns === undefined || !patterns.split(",").some((p) => p.trim() !== "")) return null;
-  checkGlobs(patterns, "--private (GOSTASH_PRIVATE, else GOPRIVATE)");
+  checkGlobs(patterns, f.source("private"));
   return {
     patterns,
-    modcache: str(f, "private-modcache") ? resolve(str(f, "private-modcache")!) : join(dirname(modproxyDir), "private-gomodcache"),
-    concurrency: count(f, "private-concurrency", 4),
-    timeoutMs: dur(f, "private-timeout", 120_000) || 120_000,
+    modcache: f.string("private-modcache") ? resolve(f.string("private-modcache")!) : join(dirname(modproxyDir), "private-gomodcache"),
+    concurrency: positive(f, "private-concurrency"),
+    timeoutMs: f.number("private-timeout") || 120_000,
   };
 }
 
@@ -94,7 +87,7 @@ export function checkGlobs(list: string, what: string): PrefixPatterns {
   try {
     return new PrefixPatterns(list);
   } catch (err) {
-    if (err instanceof PatternError) throw new Error(`config: ${what}: ${err.message}`);
+    if (err instanceof PatternError) throw new ConfigError(`${what}: ${err.message}`, { cause: err });
     throw err;
   }
 }

@@ -41,7 +41,16 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Hit } from "../cacheprog/protocol.ts";
+
+/** An output in the store: what a hit tells the go command. */
+export interface StoredOutput {
+  outputID: string; // hex
+  size: number;
+  /** When the entry was put, in Unix nanoseconds. */
+  timeNanos: bigint;
+  /** The output file; it outlives this process (go list -export reads it later). */
+  diskPath: string;
+}
 
 export const ENTRY_SIZE = 2 + 1 + 64 + 1 + 64 + 1 + 20 + 1 + 20 + 1;
 const HOUR = 3600_000;
@@ -73,7 +82,7 @@ export interface DiskStoreOptions {
 export interface DiskPut {
   write(bytes: Uint8Array): void;
   /** Moves the output and then the entry into place; returns the hit. */
-  commit(timeNanos?: bigint): Hit;
+  commit(timeNanos?: bigint): StoredOutput;
   abort(): void;
   readonly written: number;
 }
@@ -87,7 +96,7 @@ export interface TrimReport {
 
 export interface DiskStore {
   readonly dir: string;
-  get(actionID: string): Hit | null;
+  get(actionID: string): StoredOutput | null;
   put(actionID: string, outputID: string, size: number): DiskPut;
   /** Go-style trim (once a day) plus the size cap; cheap when nothing is due. */
   trim(opts?: { force?: boolean }): TrimReport;
@@ -159,7 +168,7 @@ export function createDiskStore(opts: DiskStoreOptions): DiskStore {
   // The hot path of a warm build: about a thousand of these in 0.2 s. One
   // read of the entry and two stats through Bun.file (cheaper in Bun than
   // fs.statSync, which builds a Stats object with Dates).
-  function get(actionID: string): Hit | null {
+  function get(actionID: string): StoredOutput | null {
     const entryPath = `${base}${actionID.slice(0, 2)}/${actionID}-a`;
     let n: number;
     try {

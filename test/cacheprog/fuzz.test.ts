@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { FramingError } from "../../src/cacheprog/decoder.ts";
 import { CacheProgSession } from "../../src/cacheprog/session.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/store/local-cache.ts";
+import { createLocalCache } from "../../src/buildcache/local.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
 

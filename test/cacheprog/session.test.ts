@@ -7,7 +7,7 @@ import { FramingError } from "../../src/cacheprog/decoder.ts";
 import type { Hit } from "../../src/cacheprog/protocol.ts";
 import { CacheProgSession, type CacheHandler } from "../../src/cacheprog/session.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/store/local-cache.ts";
+import { createLocalCache } from "../../src/buildcache/local.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
 

@@ -10,7 +10,7 @@ import type { Hit } from "../../src/cacheprog/protocol.ts";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import { startPluginServer, type ConnectionLimits, type PluginServer } from "../../src/daemon/server.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/store/local-cache.ts";
+import { createLocalCache } from "../../src/buildcache/local.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { CAPABILITY_LINE } from "../../src/cacheprog/protocol.ts";
 import { startPluginServer, type PluginServer } from "../../src/daemon/server.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/store/local-cache.ts";
+import { createLocalCache } from "../../src/buildcache/local.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";

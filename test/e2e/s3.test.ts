@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { decodeMeta } from "../../src/store/s3.ts";
+import { decodeMeta } from "../../src/store/s3-objects.ts";
 import { BIN, run, tempDir } from "../helpers/env.ts";
 import { startFaultProxy, type FaultProxy, type Faults } from "../helpers/faultproxy.ts";
 import { compileSteps, go, goEnv, writeDemoModule } from "../helpers/go.ts";

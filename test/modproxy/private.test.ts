@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolveFlags } from "../../src/config/flags.ts";
+import { Flags } from "../../src/config/flags.ts";
 import { modproxyFlags } from "../../src/config/options.ts";
-import { modproxyConfig } from "../../src/modproxy/config.ts";
+import { modproxySettings } from "../../src/modproxy/config.ts";
 import { createModProxy, type ModProxy, type ModProxyOptions } from "../../src/modproxy/handler.ts";
 import { cleanMessage, redactCredentials } from "../../src/modproxy/private.ts";
 import { Metrics } from "../../src/util/metrics.ts";
@@ -20,7 +20,7 @@ const PRIV = "corp.example.com/team/tool.git";
 
 describe("--private configuration", () => {
   const cfg = (flags: Record<string, string>, env: Record<string, string>) =>
-    modproxyConfig({ ...resolveFlags(modproxyFlags, flags, env), modproxy: true }, "/cache")!.private;
+    modproxySettings(Flags.resolve(modproxyFlags, flags, env), "/cache").private;
 
   test("GOSTASH_PRIVATE, else GOPRIVATE; the flag beats both; nothing set means no private modules", () => {
     expect(cfg({}, {})).toBeNull();
@@ -35,9 +35,9 @@ describe("--private configuration", () => {
     const c = cfg({ private: "x.io", "private-modcache": "/m", "private-concurrency": "2", "private-timeout": "30s", "modproxy-dir": "/elsewhere/mp" }, {});
     expect(c).toEqual({ patterns: "x.io", modcache: "/m", concurrency: 2, timeoutMs: 30_000 });
     expect(cfg({ private: "x.io", "modproxy-dir": "/elsewhere/mp" }, {})?.modcache).toBe("/elsewhere/private-gomodcache");
-    expect(() => cfg({ private: "x.io", "private-concurrency": "0" }, {})).toThrow("--private-concurrency must be a positive integer");
+    expect(() => cfg({ private: "x.io", "private-concurrency": "0" }, {})).toThrow("--private-concurrency must be at least 1, got 0");
     // A bad glob, from the flag or the environment, stops the command with the flag named.
-    expect(() => cfg({ private: "corp.example.com,[" }, {})).toThrow('config: --private (GOSTASH_PRIVATE, else GOPRIVATE): bad glob "[": unterminated [');
+    expect(() => cfg({ private: "corp.example.com,[" }, {})).toThrow('config: --private: bad glob "[": unterminated [');
     expect(() => cfg({}, { GOPRIVATE: "corp.example.com/[z-a]" })).toThrow("range z-a is backwards");
   });
 });

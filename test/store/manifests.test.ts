@@ -1,6 +1,6 @@
-// The build manifest format (src/store/prefetch.ts).
+// The build manifest layout (src/store/manifests.ts).
 import { describe, expect, test } from "bun:test";
-import { decodeManifest, encodeManifest, manifestName } from "../../src/store/prefetch.ts";
+import { decodeManifest, encodeManifest, manifestName } from "../../src/store/manifests.ts";
 
 const id = (n: number) => n.toString(16).padStart(64, "0");
 

@@ -18,8 +18,8 @@ import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { createDiskStore } from "../store/disk.ts";
-import { createLocalCache } from "../store/local-cache.ts";
 import { Metrics } from "../util/metrics.ts";
+import { createLocalCache } from "./local.ts";
 
 export const SCRATCH_MAX_AGE_MS = 24 * 3600_000;
 

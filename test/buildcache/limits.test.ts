@@ -6,9 +6,9 @@ import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { readFileSync } from "node:fs";
 import type { S3Config } from "../../src/config/config.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/store/local-cache.ts";
-import { objectKey } from "../../src/store/s3.ts";
-import { createTieredCache, type TieredCache } from "../../src/store/tiered.ts";
+import { createS3Client } from "../../src/s3/client.ts";
+import { actionObject } from "../../src/store/s3-objects.ts";
+import { createTieredCache, type TieredCache } from "../../src/buildcache/tiered.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
@@ -56,7 +56,8 @@ function machine(over: Partial<S3Config>): Machine {
     timeoutMs: 10_000,
     ...over,
   };
-  const cache = createTieredCache({ disk, local: createLocalCache(disk, metrics), s3: cfg, metrics, logger: createLogger() });
+  const logger = createLogger();
+  const cache = createTieredCache({ disk, client: createS3Client(cfg, { metrics, logger }), s3: cfg, metrics, logger });
   cleanups.push(async () => {
     await cache.close();
     t.cleanup();
@@ -76,7 +77,7 @@ async function put(m: Machine, action: string, body: Uint8Array): Promise<string
 
 async function inBucket(action: string): Promise<boolean> {
   try {
-    await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: objectKey("", action) }));
+    await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: actionObject(action) }));
     return true;
   } catch {
     return false;

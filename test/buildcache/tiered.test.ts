@@ -6,9 +6,9 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { S3Config } from "../../src/config/config.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/store/local-cache.ts";
-import { objectKey } from "../../src/store/s3.ts";
-import { createTieredCache, type TieredCache } from "../../src/store/tiered.ts";
+import { createS3Client } from "../../src/s3/client.ts";
+import { actionObject } from "../../src/store/s3-objects.ts";
+import { createTieredCache, type TieredCache } from "../../src/buildcache/tiered.ts";
 import { Breaker } from "../../src/util/breaker.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
@@ -54,7 +54,8 @@ function machine(over: Partial<S3Config> = {}, extra: { queueCapacity?: number; 
     timeoutMs: 2_000,
     ...over,
   };
-  const cache = createTieredCache({ disk, local: createLocalCache(disk, metrics), s3: s3cfg, metrics, logger, ...extra });
+  const client = createS3Client(s3cfg, { metrics, logger, breaker: extra.breaker, queueCapacity: extra.queueCapacity });
+  const cache = createTieredCache({ disk, client, s3: s3cfg, metrics, logger, prefetch: extra.prefetch });
   cleanups.push(() => cache.close());
   return { cache, metrics, dir: t.path };
 }
@@ -93,7 +94,7 @@ function outputsIntact(dir: string): number {
 
 async function exists(action: string): Promise<boolean> {
   try {
-    await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: objectKey("", action) }));
+    await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: actionObject(action) }));
     return true;
   } catch {
     return false;
@@ -188,7 +189,7 @@ describe("tiered cache", () => {
     const body = randomBody(50_000);
     await put(a, action, body);
     await a.cache.flush(10_000);
-    const file = join(s3.dataDir, s3.bucket, objectKey("", action));
+    const file = join(s3.dataDir, s3.bucket, actionObject(action));
     const bytes = readFileSync(file);
     bytes[1000]! ^= 0xff;
     writeFileSync(file, bytes);
@@ -304,7 +305,7 @@ describe("tiered cache", () => {
         expect(existsSync(diskPath)).toBe(true);
       }
       // 1 running, 2 waiting, 2 dropped.
-      expect(m.cache.uploadQueue.inFlight).toBe(1);
+      expect(m.cache.client.uploads.inFlight).toBe(1);
       expect(m.metrics.get("upload_queue_depth")).toBe(2);
       expect(m.metrics.get("upload_drops")).toBe(2);
       expect(await m.cache.flush(100)).toEqual({ left: 3 });

@@ -1,42 +1,52 @@
-// Background uploads: a bounded FIFO with its own concurrency.
+// Background uploads to one bucket: a bounded FIFO with its own
+// concurrency, shared by everything that writes to the bucket (build-cache
+// objects, manifests and packs, the module mirror).
 //
 // enqueue() never blocks and never throws: a put is answered as soon as the
 // local write is done, whatever the uploads are doing. Two limits: jobs
 // waiting (capacity), and bytes waiting or being uploaded (capacityBytes; an
-// upload reads its output into memory, so this also bounds that memory).
+// upload may read its file into memory, so this also bounds that memory).
 // Beyond either the new job is dropped and counted (upload_drops, and
-// upload_drops_bytes for the byte limit); the output stays local. A key is taken at
-// most once per run (dedupe), including keys marked as already remote.
-// flush() waits for the queue to drain, with a deadline, and says how many
-// jobs were left.
+// upload_drops_bytes for the byte limit); the file stays local. The first
+// drop of each kind is a warning naming the flag that raises the limit.
+// A key is taken at most once per run (dedupe), including keys marked as
+// already in the bucket. flush() waits for the queue to drain, with a
+// deadline, and says how many jobs were left.
 
+import { formatBytes } from "../config/units.ts";
+import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 
-export interface UploadQueueOptions<T> {
-  /** Jobs waiting (not counting those running); more are dropped. */
-  capacity: number;
-  /** Bytes of jobs waiting or running (sizeOf); more are dropped. 0: no limit. */
-  capacityBytes?: number;
-  sizeOf?(job: T): number;
-  /** A job was dropped because a limit was reached (after it was counted). */
-  onDrop?(limit: "count" | "bytes", job: T): void;
-  concurrency: number;
-  run(job: T): Promise<void>;
-  metrics: Metrics;
-  /** A job's run() threw (it has already been counted by the caller or not). */
-  onError?(err: unknown, job: T): void;
+export interface UploadJob {
+  /** The object key: at most one upload per key per run. */
+  key: string;
+  /** Bytes it will send (counted against capacityBytes while queued or running). */
+  size: number;
+  /** Does the upload; a rejection is counted as upload_errors. */
+  run(): Promise<void>;
 }
 
-export class UploadQueue<T> {
-  private readonly waiting: { key: string; job: T; size: number }[] = [];
+export interface UploadQueueOptions {
+  /** Jobs waiting (not counting those running); more are dropped. */
+  capacity: number;
+  /** Bytes of jobs waiting or running; more are dropped. 0: no limit. */
+  capacityBytes?: number;
+  concurrency: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export class UploadQueue {
+  private readonly waiting: (UploadJob | undefined)[] = [];
   private queuedBytes = 0;
   private head = 0;
   private running = 0;
   private readonly seen = new Set<string>();
+  private readonly warned = new Set<string>();
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly o: UploadQueueOptions<T>) {
+  constructor(private readonly o: UploadQueueOptions) {
     o.metrics.gauge("upload_queue_depth", () => this.depth);
     o.metrics.gauge("upload_queue_bytes", () => this.queuedBytes);
   }
@@ -55,7 +65,7 @@ export class UploadQueue<T> {
     return this.running;
   }
 
-  /** Do not upload this key in this run (e.g. it was just downloaded). */
+  /** Do not upload this key in this run (e.g. it was just downloaded from the bucket). */
   markSeen(key: string): void {
     this.seen.add(key);
   }
@@ -65,32 +75,39 @@ export class UploadQueue<T> {
   }
 
   /** Returns false if the job was a duplicate, dropped, or the queue is stopped. */
-  enqueue(key: string, job: T): boolean {
-    if (this.stopped || this.seen.has(key)) return false;
-    if (this.depth >= this.o.capacity) {
-      this.o.metrics.inc("upload_drops");
-      this.o.onDrop?.("count", job);
-      return false;
-    }
-    const size = this.o.sizeOf?.(job) ?? 0;
+  enqueue(job: UploadJob): boolean {
+    if (this.stopped || this.seen.has(job.key)) return false;
+    if (this.depth >= this.o.capacity) return this.drop("upload_drops", `s3: the upload queue is full (${this.o.capacity} waiting); new outputs stay local`);
     const maxBytes = this.o.capacityBytes ?? 0;
-    if (maxBytes > 0 && this.queuedBytes + size > maxBytes) {
-      this.o.metrics.inc("upload_drops");
+    if (maxBytes > 0 && this.queuedBytes + job.size > maxBytes) {
       this.o.metrics.inc("upload_drops_bytes");
-      this.o.onDrop?.("bytes", job);
-      return false;
+      return this.drop(
+        "upload_drops_bytes",
+        `s3: more than --upload-queue-bytes ${formatBytes(maxBytes)} (GOSTASH_UPLOAD_QUEUE_BYTES) waiting for upload; new outputs stay local`,
+      );
     }
-    this.seen.add(key);
-    this.queuedBytes += size;
-    this.waiting.push({ key, job, size });
+    this.seen.add(job.key);
+    this.queuedBytes += job.size;
+    this.waiting.push(job);
     this.pump();
     return true;
   }
 
+  /** Counts a dropped job; the first drop of each kind is a warning. */
+  private drop(counter: string, message: string): false {
+    this.o.metrics.inc("upload_drops");
+    if (this.warned.has(counter)) this.o.logger.debug(message);
+    else {
+      this.warned.add(counter);
+      this.o.logger.warn(`${message} (counted in ${counter} from now on)`);
+    }
+    return false;
+  }
+
   private pump(): void {
     while (!this.stopped && this.running < this.o.concurrency && this.depth > 0) {
-      const item = this.waiting[this.head]!;
-      this.waiting[this.head++] = undefined as never;
+      const job = this.waiting[this.head]!;
+      this.waiting[this.head++] = undefined;
       if (this.head > 1024 && this.head * 2 > this.waiting.length) {
         this.waiting.splice(0, this.head);
         this.head = 0;
@@ -98,15 +115,17 @@ export class UploadQueue<T> {
       this.running++;
       let p: Promise<void>;
       try {
-        p = this.o.run(item.job);
+        p = job.run();
       } catch (err) {
         p = Promise.reject(err);
       }
-      p.catch((err) => this.o.onError?.(err, item.job)).finally(() => {
+      p.catch((err) => {
+        this.o.metrics.inc("upload_errors");
+        this.o.logger.debug(`s3: upload ${job.key}: ${(err as Error)?.message ?? err}`);
+      }).finally(() => {
         this.running--;
-        this.queuedBytes -= item.size;
+        this.queuedBytes -= job.size;
         this.pump();
-        if (this.running === 0 && this.depth === 0) this.wakeIdle();
       });
     }
     if (this.running === 0 && this.depth === 0) this.wakeIdle();

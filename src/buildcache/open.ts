@@ -1,0 +1,102 @@
+// openBuildCache: the one place the build cache is put together from its
+// settings, for every mode that serves the go command: plugin mode, the
+// daemon (shared by all connections, with a read-only view per untrusted
+// connection) and connect's fallback when the daemon is away.
+//
+//   local disk (store/disk.ts, Go's layout)    always
+//   + shared S3 tier (tiered.ts)               with --bucket
+//   + build manifests and prefetch             plugin mode, unless --no-prefetch
+//
+// The S3 code is loaded only when a bucket is set: a local-only run never
+// pays for it.
+
+import { join } from "node:path";
+import type { CacheHandler } from "../cacheprog/session.ts";
+import type { LocalConfig, S3Config } from "../config/config.ts";
+import type { S3Client } from "../s3/client.ts";
+import { createDiskStore, type DiskStore } from "../store/disk.ts";
+import type { Logger } from "../util/log.ts";
+import type { Metrics } from "../util/metrics.ts";
+import { createLocalCache } from "./local.ts";
+import { createReadOnlyHandler, sweepScratch } from "./readonly.ts";
+import type { TieredCache } from "./tiered.ts";
+
+export interface BuildCacheSettings {
+  local: LocalConfig;
+  s3: S3Config | null;
+  /** One go command per process (plugin mode): build manifests and prefetch. */
+  prefetch?: boolean;
+}
+
+export interface BuildCacheDeps {
+  metrics: Metrics;
+  logger: Logger;
+  /** The bucket's client when the caller shares it (the daemon's module mirror). */
+  client?: S3Client | null;
+}
+
+export interface BuildCache {
+  /** The cache itself; its close() flushes uploads (plugin mode closes it with the session). */
+  readonly handler: CacheHandler;
+  readonly disk: DiskStore;
+  /** The S3 tier, when a bucket is set. */
+  readonly tier: TieredCache | null;
+  /** A daemon connection's view: never closes the shared cache; read-only ones write to a private scratch store. */
+  connection(access: "rw" | "ro", connID: number): CacheHandler;
+  /** Waits for pending uploads, at most ms; how many were left. */
+  flush(ms: number): Promise<{ left: number }>;
+  /** Go's trim (cheap unless due), and old read-only scratch stores; never throws. */
+  trim(): void;
+}
+
+/** The local store, with disk trouble (full, read-only) turned into one warning and a counted metric. */
+export function openDisk(local: LocalConfig, metrics: Metrics, logger: Logger): DiskStore {
+  let warned = false;
+  return createDiskStore({
+    dir: local.cacheDir,
+    maxSize: local.maxSize,
+    expiryMs: local.expiryMs,
+    onTrouble(err) {
+      metrics.inc("disk_errors");
+      if (warned) return;
+      warned = true;
+      const code = (err as NodeJS.ErrnoException).code ?? "error";
+      logger.warn(
+        `local cache ${local.cacheDir} cannot take writes (${code}: ${err.message}); ` +
+          "this build goes on uncached for the outputs that do not fit",
+      );
+    },
+  });
+}
+
+export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps): Promise<BuildCache> {
+  const { metrics, logger } = deps;
+  const disk = openDisk(s.local, metrics, logger);
+  let handler: CacheHandler = createLocalCache(disk, metrics);
+  let tier: TieredCache | null = null;
+  if (s.s3) {
+    const [{ createTieredCache }, { createS3Client }] = await Promise.all([import("./tiered.ts"), import("../s3/client.ts")]);
+    const client = deps.client ?? createS3Client(s.s3, { metrics, logger });
+    tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch });
+    handler = tier;
+  }
+  const shared = handler;
+  // Per-connection view of the shared cache: `close` ends one conversation, not the cache.
+  const view: CacheHandler = { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
+  const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
+  return {
+    handler,
+    disk,
+    tier,
+    connection: (access, connID) => (access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : view),
+    flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
+    trim() {
+      try {
+        disk.trim();
+        sweepScratch(scratchRoot);
+      } catch (err) {
+        logger.debug(`trim: ${(err as Error)?.message ?? err}`);
+      }
+    },
+  };
+}

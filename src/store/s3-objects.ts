@@ -1,0 +1,215 @@
+// The shared tier's objects: one per action, fetched with one GET.
+//
+// Layout (in the bucket, under the optional --prefix; s3/client.ts adds it):
+//
+//   key   <xx>/<actionhex>            <xx> = first byte of the action ID in hex
+//   body  the output bytes, zstd-compressed when that saves at least 5%
+//   user metadata (x-amz-meta-*):
+//     gostash-output    output ID, 64 lowercase hex (SHA-256 of the output)
+//     gostash-size      output size in bytes (uncompressed), decimal
+//     gostash-time      time of the original put, Unix nanoseconds, decimal
+//     gostash-encoding  "identity" or "zstd"
+//
+// Other layouts in the same bucket: manifests/ (manifests.ts) and mod/
+// (the module mirror, modproxy).
+//
+// A remote hit is a single round trip: the metadata arrives in the headers
+// and the body follows. The body is hashed while it lands in the local
+// store and accepted only if its SHA-256 and size match the metadata;
+// anything else is a RemoteError("badobject"): a miss, never served.
+// Objects are written with one PUT, which S3-compatible stores make visible
+// atomically, so an interrupted upload never leaves a half object behind.
+
+import { RemoteError } from "../s3/errors.ts";
+import type { S3Client, S3Object } from "../s3/client.ts";
+import type { DiskPut, DiskStore, StoredOutput } from "./disk.ts";
+
+export type Encoding = "identity" | "zstd";
+
+export interface ObjectMeta {
+  outputID: string;
+  size: number;
+  timeNanos: bigint;
+  encoding: Encoding;
+}
+
+/** What an upload needs: the output as it is on the local disk. */
+export interface OutputFile {
+  actionID: string;
+  outputID: string;
+  size: number;
+  timeNanos: bigint;
+  diskPath: string;
+}
+
+/** Outputs in this range are zstd-compressed when that saves at least 5%. */
+const COMPRESS_MIN = 512;
+const COMPRESS_MAX = 64 << 20;
+/** A compressed body larger than this is not buffered for decompression. */
+const MAX_COMPRESSED_BODY = COMPRESS_MAX + (1 << 20);
+
+const META_OUTPUT = "gostash-output";
+const META_SIZE = "gostash-size";
+const META_TIME = "gostash-time";
+const META_ENCODING = "gostash-encoding";
+
+/** The object name of an action (without the prefix). */
+export function actionObject(actionID: string): string {
+  return `${actionID.slice(0, 2)}/${actionID}`;
+}
+
+export function encodeMeta(m: ObjectMeta): Record<string, string> {
+  return {
+    [META_OUTPUT]: m.outputID,
+    [META_SIZE]: String(m.size),
+    [META_TIME]: String(m.timeNanos),
+    [META_ENCODING]: m.encoding,
+  };
+}
+
+/** Parses object metadata; null if it is missing or malformed. */
+export function decodeMeta(md: Record<string, string> | undefined): ObjectMeta | null {
+  if (!md) return null;
+  const outputID = md[META_OUTPUT];
+  const size = md[META_SIZE];
+  const time = md[META_TIME];
+  const encoding = md[META_ENCODING] ?? "identity";
+  if (!outputID || !/^[0-9a-f]{64}$/.test(outputID)) return null;
+  if (!size || !/^\d{1,15}$/.test(size)) return null;
+  if (!time || !/^\d{1,20}$/.test(time)) return null;
+  if (encoding !== "identity" && encoding !== "zstd") return null;
+  return { outputID, size: Number(size), timeNanos: BigInt(time), encoding };
+}
+
+/** The body an output is uploaded as: zstd when it saves at least 5%, else as is. */
+export async function encodeBody(bytes: Uint8Array, compress: boolean): Promise<{ body: Uint8Array; encoding: Encoding }> {
+  if (compress && bytes.length >= COMPRESS_MIN && bytes.length <= COMPRESS_MAX) {
+    const z = await Bun.zstdCompress(bytes, { level: 3 });
+    if (z.length < bytes.length * 0.95) return { body: z, encoding: "zstd" };
+  }
+  return { body: bytes, encoding: "identity" };
+}
+
+/**
+ * Uploads one output. Returns the bytes sent, or null when the file is no
+ * longer what was put (trimmed or cleaned away since): nothing to upload.
+ */
+export async function uploadOutput(client: S3Client, f: OutputFile, compress: boolean): Promise<number | null> {
+  let bytes: Uint8Array;
+  try {
+    bytes = f.size === 0 ? new Uint8Array(0) : await Bun.file(f.diskPath).bytes();
+  } catch {
+    return null;
+  }
+  if (bytes.length !== f.size) return null;
+  const { body, encoding } = await encodeBody(bytes, compress);
+  const meta = encodeMeta({ outputID: f.outputID, size: f.size, timeNanos: f.timeNanos, encoding });
+  await client.put(actionObject(f.actionID), body, { metadata: meta });
+  return body.length;
+}
+
+/**
+ * Downloads an action's output into the local store, verified. Null if the
+ * bucket has no object for it; throws RemoteError (badobject for anything
+ * that does not check out). `received` reports the bytes that came over
+ * the wire.
+ */
+export async function downloadOutput(client: S3Client, disk: DiskStore, actionID: string, received?: (n: number) => void): Promise<StoredOutput | null> {
+  const obj = await client.get(actionObject(actionID));
+  if (!obj) return null;
+  const meta = decodeMeta(obj.metadata);
+  const key = client.key(actionObject(actionID));
+  if (!meta) {
+    obj.cancel();
+    throw new RemoteError("badobject", `s3: get ${key}: object has no valid gostash metadata`);
+  }
+  const bad = (why: string): never => {
+    obj.cancel();
+    throw new RemoteError("badobject", `s3: ${key}: ${why}`);
+  };
+  return landVerified(disk, actionID, meta, obj, bad, received);
+}
+
+/** Streams a body into the store, committed only if its SHA-256 and size match meta. */
+export async function landVerified(
+  disk: DiskStore,
+  actionID: string,
+  meta: ObjectMeta,
+  obj: Pick<S3Object, "body" | "contentLength">,
+  bad: (why: string) => never,
+  received?: (n: number) => void,
+): Promise<StoredOutput> {
+  if (meta.encoding === "identity" && obj.contentLength !== undefined && obj.contentLength !== meta.size) {
+    bad(`body is ${obj.contentLength} bytes, metadata says ${meta.size}`);
+  }
+  if (meta.encoding === "zstd" && obj.contentLength !== undefined && obj.contentLength > MAX_COMPRESSED_BODY) {
+    bad(`compressed body of ${obj.contentLength} bytes is too large`);
+  }
+  const hasher = new Bun.CryptoHasher("sha256");
+  let w: DiskPut | null = null;
+  try {
+    w = meta.encoding === "identity" ? await landIdentity(disk, actionID, meta, obj.body, hasher, bad, received) : await landZstd(disk, actionID, meta, obj.body, hasher, bad, received);
+    if (w.written !== meta.size) bad(`body is ${w.written} bytes, metadata says ${meta.size}`);
+    const sum = hasher.digest("hex");
+    if (sum !== meta.outputID) bad(`SHA-256 of the body is ${sum}, not the output ID ${meta.outputID}`);
+    const out = w.commit(meta.timeNanos);
+    w = null;
+    return out;
+  } finally {
+    w?.abort();
+  }
+}
+
+async function landIdentity(
+  disk: DiskStore,
+  actionID: string,
+  meta: ObjectMeta,
+  body: AsyncIterable<Uint8Array>,
+  hasher: Bun.CryptoHasher,
+  bad: (why: string) => never,
+  received?: (n: number) => void,
+): Promise<DiskPut> {
+  const w = disk.put(actionID, meta.outputID, meta.size);
+  try {
+    for await (const chunk of body) {
+      received?.(chunk.length);
+      if (w.written + chunk.length > meta.size) bad(`body is longer than the ${meta.size} bytes its metadata says`);
+      hasher.update(chunk);
+      w.write(chunk);
+    }
+    return w;
+  } catch (err) {
+    w.abort();
+    throw err;
+  }
+}
+
+async function landZstd(
+  disk: DiskStore,
+  actionID: string,
+  meta: ObjectMeta,
+  body: AsyncIterable<Uint8Array>,
+  hasher: Bun.CryptoHasher,
+  bad: (why: string) => never,
+  received?: (n: number) => void,
+): Promise<DiskPut> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.length;
+    received?.(chunk.length);
+    if (n > MAX_COMPRESSED_BODY) bad("compressed body is too large");
+    parts.push(chunk);
+  }
+  let out: Uint8Array;
+  try {
+    out = await Bun.zstdDecompress(Buffer.concat(parts));
+  } catch (err) {
+    return bad(`zstd body does not decompress: ${(err as Error)?.message ?? err}`);
+  }
+  if (out.length !== meta.size) bad(`body decompresses to ${out.length} bytes, metadata says ${meta.size}`);
+  hasher.update(out);
+  const w = disk.put(actionID, meta.outputID, meta.size);
+  w.write(out);
+  return w;
+}
