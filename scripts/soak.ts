@@ -62,7 +62,8 @@ if (args.help) {
   process.exit(0);
 }
 
-const { parseDuration, formatBytes } = await import("../src/config/units.ts");
+const { parseDuration } = await import("../src/config/units.ts");
+const { formatBytes } = await import("../src/util/bytes.ts");
 const durationMs = parseDuration(args.duration!, "--duration");
 const workers = Number(args.builds);
 const fdTolerance = Number(args["fd-tolerance"]);

@@ -13,7 +13,7 @@ const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
   serve: () => import("./commands/serve.ts").then((m) => m.default),
   connect: () => import("./commands/connect.ts").then((m) => m.default),
   version: () => import("./commands/version.ts").then((m) => m.default),
-  completion: () => import("./commands/completion.ts").then((m) => m.default),
+  completion: () => import("./commands/completion.ts").then((m) => m.completionCommand(rootCommand)),
   mod: () => import("./commands/mod.ts").then((m) => m.default),
 };
 

@@ -17,8 +17,8 @@ export function countGet(metrics: Metrics, t0: number, hit: StoredOutput | null,
   metrics.observe("get_seconds", (performance.now() - t0) / 1000);
 }
 
-/** A put into the disk store, counted; answers the output's DiskPath. */
-export function localPut(disk: DiskStore, metrics: Metrics, actionID: string, outputID: string, size: number): PutWriter {
+/** A put into the disk store, counted; answers the output's DiskPath and tells `stored` what was stored. */
+export function localPut(disk: DiskStore, metrics: Metrics, actionID: string, outputID: string, size: number, stored?: (out: StoredOutput) => void): PutWriter {
   const t0 = performance.now();
   metrics.inc("puts");
   const w = disk.put(actionID, outputID, size);
@@ -28,6 +28,7 @@ export function localPut(disk: DiskStore, metrics: Metrics, actionID: string, ou
       const out = w.commit();
       metrics.inc("bytes_put", size);
       metrics.observe("put_seconds", (performance.now() - t0) / 1000);
+      stored?.(out);
       return out.diskPath;
     },
     abort() {

@@ -27,11 +27,10 @@
 
 import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { S3Config } from "../config/config.ts";
-import { formatBytes } from "../config/units.ts";
+import { formatBytes } from "../util/bytes.ts";
 import type { S3Client } from "../s3/client.ts";
-import { RemoteError, asRemoteError } from "../s3/errors.ts";
+import { asRemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
-import { nowNanos } from "../store/disk.ts";
 import { actionObject, downloadOutput, uploadOutput, type OutputFile } from "../store/s3-objects.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -57,38 +56,92 @@ export interface TieredCache extends CacheHandler {
 }
 
 export function createTieredCache(o: TieredOptions): TieredCache {
-  const { disk, client, s3, metrics, logger } = o;
-  const downloads = new Semaphore(Math.max(1, s3.concurrency));
-  const flights = new SingleFlight<StoredOutput | null>();
-  const warnOnce = onceWarner(logger);
-  const prefetch = o.prefetch && s3.prefetch !== false ? makePrefetcher() : null;
+  return new Tiers(o);
+}
 
-  function remoteFailed(err: unknown, actionID: string): void {
-    const e = asRemoteError(err, `s3: get ${actionID}`);
-    if (e.kind === "badobject") {
-      metrics.inc("integrity_failures");
-      logger.warn(`${e.message}; treated as a miss`);
-      return;
-    }
-    if (e.kind === "unavailable") {
-      metrics.inc("remote_skipped");
-      return;
-    }
-    metrics.inc("remote_errors");
-    metrics.inc(`remote_errors_${e.kind}`);
+class Tiers implements TieredCache {
+  readonly client: S3Client;
+  private readonly disk: DiskStore;
+  private readonly s3: S3Config;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly downloads: Semaphore;
+  private readonly flights = new SingleFlight<StoredOutput | null>();
+  private readonly warnOnce: (what: string, message: string) => void;
+  private readonly prefetch: Prefetcher | null;
+
+  constructor(o: TieredOptions) {
+    ({ disk: this.disk, client: this.client, s3: this.s3, metrics: this.metrics, logger: this.logger } = o);
+    this.downloads = new Semaphore(Math.max(1, o.s3.concurrency));
+    this.warnOnce = onceWarner(o.logger);
+    this.prefetch = o.prefetch && o.s3.prefetch !== false ? this.makePrefetcher() : null;
   }
 
-  async function remoteGet(actionID: string): Promise<StoredOutput | null> {
+  get(actionID: string): StoredOutput | null | Promise<StoredOutput | null> {
+    const t0 = performance.now();
+    this.metrics.inc("gets");
+    this.prefetch?.onGet(actionID);
+    const hit = this.disk.get(actionID);
+    if (hit) {
+      this.prefetch?.used(actionID);
+      countGet(this.metrics, t0, hit, "local");
+      return hit;
+    }
+    this.prefetch?.onLocalMiss();
+    return this.deadline(this.remote(actionID)).then((h) => {
+      if (h) this.prefetch?.used(actionID);
+      countGet(this.metrics, t0, h, "remote");
+      return h;
+    });
+  }
+
+  put(actionID: string, outputID: string, size: number): PutWriter {
+    this.prefetch?.used(actionID);
+    if (!this.wantsUpload(size)) return localPut(this.disk, this.metrics, actionID, outputID, size);
+    // Uploaded once stored, with the entry's own time (a fresh runner's hit carries it).
+    return localPut(this.disk, this.metrics, actionID, outputID, size, (out) => {
+      const f: OutputFile = { actionID, ...out };
+      this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f) });
+    });
+  }
+
+  flush(ms: number): Promise<{ left: number }> {
+    return this.client.uploads.flush(ms);
+  }
+
+  async close(): Promise<void> {
+    const s3 = this.s3;
+    try {
+      const manifest = this.prefetch?.close(Math.min(s3.flushTimeoutMs, 5_000));
+      const { left } = await this.client.uploads.flush(s3.flushTimeoutMs);
+      await manifest;
+      if (left > 0) {
+        this.metrics.inc("upload_left", left);
+        this.logger.warn(`s3: ${left} upload(s) not finished within the flush deadline of ${s3.flushTimeoutMs}ms; they stay local`);
+      }
+      this.client.uploads.stop();
+    } finally {
+      this.client.close();
+    }
+  }
+
+  /** One download per action, shared by the go command's gets and the prefetcher. */
+  private remote(actionID: string): Promise<StoredOutput | null> {
+    return this.flights.do(actionID, () => this.remoteGet(actionID)).promise;
+  }
+
+  private async remoteGet(actionID: string): Promise<StoredOutput | null> {
+    const { metrics, client } = this;
     if (client.breaker.state === "open") {
       // Not even queued for a download slot while the bucket is resting.
       metrics.inc("remote_skipped");
       return null;
     }
-    await downloads.acquire();
+    await this.downloads.acquire();
     metrics.inc("remote_gets");
     const t0 = performance.now();
     try {
-      const out = await downloadOutput(client, disk, actionID, (n) => metrics.inc("bytes_down", n));
+      const out = await downloadOutput(client, this.disk, actionID, (n) => metrics.inc("bytes_down", n));
       if (!out) {
         metrics.inc("remote_misses");
         return null;
@@ -97,27 +150,37 @@ export function createTieredCache(o: TieredOptions): TieredCache {
       client.uploads.markSeen(client.key(actionObject(actionID)));
       return out;
     } catch (err) {
-      remoteFailed(err, actionID);
+      this.remoteFailed(err, actionID);
       return null;
     } finally {
-      downloads.release();
+      this.downloads.release();
       metrics.observe("remote_get_seconds", (performance.now() - t0) / 1000);
     }
   }
 
-  /** One download per action, shared by the go command's gets and the prefetcher. */
-  function remote(actionID: string): Promise<StoredOutput | null> {
-    return flights.do(actionID, () => remoteGet(actionID)).promise;
+  private remoteFailed(err: unknown, actionID: string): void {
+    const e = asRemoteError(err, `s3: get ${actionID}`);
+    if (e.kind === "badobject") {
+      this.metrics.inc("integrity_failures");
+      this.logger.warn(`${e.message}; treated as a miss`);
+      return;
+    }
+    if (e.kind === "unavailable") {
+      this.metrics.inc("remote_skipped");
+      return;
+    }
+    this.metrics.inc("remote_errors");
+    this.metrics.inc(`remote_errors_${e.kind}`);
   }
 
   /** Answers null (a miss) if the remote get takes longer than --request-timeout. */
-  function deadline(p: Promise<StoredOutput | null>): Promise<StoredOutput | null> {
-    const ms = s3.requestTimeoutMs ?? 0;
+  private deadline(p: Promise<StoredOutput | null>): Promise<StoredOutput | null> {
+    const ms = this.s3.requestTimeoutMs ?? 0;
     if (ms <= 0) return p;
     return new Promise((resolve) => {
       const t = setTimeout(() => {
-        metrics.inc("request_timeouts");
-        warnOnce(
+        this.metrics.inc("request_timeouts");
+        this.warnOnce(
           "request_timeouts",
           `s3: a get took longer than --request-timeout ${ms}ms (GOSTASH_REQUEST_TIMEOUT); answered as a miss, the download goes on in the background`,
         );
@@ -131,35 +194,35 @@ export function createTieredCache(o: TieredOptions): TieredCache {
     });
   }
 
-  async function upload(f: OutputFile): Promise<void> {
+  private async upload(f: OutputFile): Promise<void> {
     const t0 = performance.now();
     let sent: number | null;
     try {
-      sent = await uploadOutput(client, f, s3.compress);
+      sent = await uploadOutput(this.client, f, this.s3.compress);
     } catch (err) {
-      const e = err as RemoteError;
-      metrics.inc("upload_errors");
-      if (e instanceof RemoteError && e.kind === "unavailable") metrics.inc("upload_skipped_breaker");
-      logger.debug(`${e?.message ?? e}; not uploaded`);
+      const e = asRemoteError(err, `s3: put ${f.actionID}`);
+      this.metrics.inc("upload_errors");
+      if (e.kind === "unavailable") this.metrics.inc("upload_skipped_breaker");
+      this.logger.debug(`${e.message}; not uploaded`);
       return;
     }
     if (sent === null) {
       // Trimmed or cleaned away since the put: nothing to upload.
-      metrics.inc("upload_errors");
+      this.metrics.inc("upload_errors");
       return;
     }
-    metrics.inc("uploads");
-    metrics.inc("bytes_up", sent);
-    metrics.observe("upload_seconds", (performance.now() - t0) / 1000);
+    this.metrics.inc("uploads");
+    this.metrics.inc("bytes_up", sent);
+    this.metrics.observe("upload_seconds", (performance.now() - t0) / 1000);
   }
 
   /** Is this output to be uploaded at all? Counts and warns about the limit it hits. */
-  function wantsUpload(size: number): boolean {
-    if (s3.readOnly || size < s3.minUploadSize) return false;
-    const max = s3.maxPutSize ?? 0;
+  private wantsUpload(size: number): boolean {
+    if (this.s3.readOnly || size < this.s3.minUploadSize) return false;
+    const max = this.s3.maxPutSize ?? 0;
     if (max > 0 && size > max) {
-      metrics.inc("puts_over_limit");
-      warnOnce(
+      this.metrics.inc("puts_over_limit");
+      this.warnOnce(
         "puts_over_limit",
         `s3: an output of ${formatBytes(size)} is over --max-put-size ${formatBytes(max)} (GOSTASH_MAX_PUT_SIZE); kept on the local disk only, not uploaded`,
       );
@@ -168,71 +231,17 @@ export function createTieredCache(o: TieredOptions): TieredCache {
     return true;
   }
 
-  function makePrefetcher(): Prefetcher {
+  private makePrefetcher(): Prefetcher {
     return createPrefetcher({
-      client,
-      haveLocally: (id) => flights.has(id) || disk.get(id) !== null,
-      fetch: remote,
-      workers: Math.max(1, Math.min(16, Math.floor(s3.concurrency / 2))),
-      readOnly: s3.readOnly,
-      metrics,
-      logger,
+      client: this.client,
+      haveLocally: (id) => this.flights.has(id) || this.disk.get(id) !== null,
+      fetch: (id) => this.remote(id),
+      workers: Math.max(1, Math.min(16, Math.floor(this.s3.concurrency / 2))),
+      readOnly: this.s3.readOnly,
+      metrics: this.metrics,
+      logger: this.logger,
     });
   }
-
-  return {
-    client,
-    flush: (ms) => client.uploads.flush(ms),
-
-    get(actionID: string): StoredOutput | null | Promise<StoredOutput | null> {
-      const t0 = performance.now();
-      metrics.inc("gets");
-      prefetch?.onGet(actionID);
-      const hit = disk.get(actionID);
-      if (hit) {
-        prefetch?.used(actionID);
-        countGet(metrics, t0, hit, "local");
-        return hit;
-      }
-      prefetch?.onLocalMiss();
-      return deadline(remote(actionID)).then((h) => {
-        if (h) prefetch?.used(actionID);
-        countGet(metrics, t0, h, "remote");
-        return h;
-      });
-    },
-
-    put(actionID: string, outputID: string, size: number): PutWriter {
-      prefetch?.used(actionID);
-      const w = localPut(disk, metrics, actionID, outputID, size);
-      if (!wantsUpload(size)) return w;
-      return {
-        write: (bytes) => w.write(bytes),
-        abort: () => w.abort(),
-        commit() {
-          const diskPath = w.commit() as string;
-          const f: OutputFile = { actionID, outputID, size, timeNanos: nowNanos(), diskPath };
-          client.uploads.enqueue({ key: client.key(actionObject(actionID)), size, run: () => upload(f) });
-          return diskPath;
-        },
-      };
-    },
-
-    async close() {
-      try {
-        const manifest = prefetch?.close(Math.min(s3.flushTimeoutMs, 5_000));
-        const { left } = await client.uploads.flush(s3.flushTimeoutMs);
-        await manifest;
-        if (left > 0) {
-          metrics.inc("upload_left", left);
-          logger.warn(`s3: ${left} upload(s) not finished within the flush deadline of ${s3.flushTimeoutMs}ms; they stay local`);
-        }
-        client.uploads.stop();
-      } finally {
-        client.close();
-      }
-    },
-  };
 }
 
 /** The first time a limit is reached it is a warning naming its flag; later only counted. */

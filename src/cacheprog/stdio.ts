@@ -1,10 +1,11 @@
 // Direct plugin mode: a session over the process's stdin and stdout.
 //
-// Responses are gathered while one input chunk is processed and written in
-// one go. Writes go through a single Bun FileSink so they are never
-// interleaved (concurrent Bun.write calls on stdout corrupt each other), and
-// the sink is flushed before the process exits (process.exit drops buffered
-// stdout).
+// Responses are gathered while one input chunk is processed (or, with an
+// asynchronous handler, until the next microtask) and written in one go
+// with synchronous writes, so they go out whole and in order: a Bun
+// FileSink flushed without waiting for its previous flush wrote later
+// answers first when the reader was slow (seen with 20,000 gets at once on
+// a loaded machine), and process.exit would drop what a stream still holds.
 //
 // When the handler answers synchronously (the local disk cache), stdin is
 // read with blocking reads and the answers to each chunk written with one
@@ -23,33 +24,33 @@ export interface StdioResult {
 }
 
 export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}): Promise<StdioResult> {
-  type Sink = ReturnType<typeof Bun.stdout.writer>;
-  let sink: Sink | null = null;
-  let queued = false;
-  const flush = () => {
-    queued = false;
-    void sink?.flush();
-  };
   let blocking = handler.synchronous === true;
   let pending = "";
-  const out = {
-    write(line: string) {
-      if (blocking) {
-        pending += line;
-        return;
-      }
-      sink ??= Bun.stdout.writer({ highWaterMark: 64 * 1024 });
-      sink.write(line);
-      if (!queued) {
-        queued = true;
-        queueMicrotask(flush);
-      }
-    },
-  };
+  let queued = false;
+  /** `go` went away (EPIPE): nothing more can be answered. */
+  let gone = false;
+  /** Writes what is pending; throws InputOver when `go` is gone. */
   const answerPending = () => {
     const text = pending;
     pending = "";
-    if (text) writeAll(text);
+    if (text && !gone) writeAll(text);
+  };
+  const flushQueued = () => {
+    queued = false;
+    try {
+      answerPending();
+    } catch (err) {
+      if (!(err instanceof InputOver)) throw err;
+      gone = true;
+    }
+  };
+  const out = {
+    write(line: string) {
+      pending += line;
+      if (blocking || queued) return;
+      queued = true;
+      queueMicrotask(flushQueued);
+    },
   };
 
   let doneReason: "close" | "eof" = "eof";
@@ -107,7 +108,7 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
   // `go` closes our stdin only after it has read the close answer.
   await Promise.race([closedPromise, readLoop]);
   if (!framing) await closedPromise;
-  await (sink as Sink | null)?.flush();
+  flushQueued();
   if (framing) return { reason: "framing", error: framing };
   return { reason: doneReason };
 }

@@ -68,8 +68,7 @@ async function describe(name: string, cmd: CommandDef<any>): Promise<Cmd> {
 }
 
 /** Walks the real command tree (root = plugin mode, plus each visible subcommand). */
-export async function commandTree(): Promise<Tree> {
-  const { rootCommand } = await import("../main.ts");
+export async function commandTree(rootCommand: CommandDef<any>): Promise<Tree> {
   const root = await describe("gostash", rootCommand);
   const subs: Cmd[] = [];
   const subDefs = (await resolve(rootCommand.subCommands)) ?? {};
@@ -209,26 +208,28 @@ export function fishScript(t: Tree): string {
   return `${lines.join("\n")}\n`;
 }
 
-export async function completionScript(shell: Shell): Promise<string> {
-  const tree = await commandTree();
+export async function completionScript(shell: Shell, rootCommand: CommandDef<any>): Promise<string> {
+  const tree = await commandTree(rootCommand);
   return shell === "bash" ? bashScript(tree) : shell === "zsh" ? zshScript(tree) : fishScript(tree);
 }
 
-export default defineCommand({
-  meta: { name: "completion", description: "Print a shell completion script (bash, zsh or fish)" },
-  args: {
-    shell: { type: "positional", description: "bash, zsh or fish", required: true },
-  },
-  async run({ args }) {
-    const shell = String(args.shell ?? "");
-    if (!(SHELLS as readonly string[]).includes(shell)) {
-      const err = new Error(`completion: unknown shell ${JSON.stringify(shell)}; use bash, zsh or fish`);
-      err.name = "UsageError";
-      throw err;
-    }
-    const text = await completionScript(shell as Shell);
-    // Wait until stdout has taken it all: main() exits the process next.
-    await new Promise<void>((done, fail) => process.stdout.write(text, (e) => (e ? fail(e) : done())));
-    return 0;
-  },
-});
+/** The command, for the tree whose root it is given (main.ts), so this file imports no command tree. */
+export const completionCommand = (rootCommand: CommandDef<any>) =>
+  defineCommand({
+    meta: { name: "completion", description: "Print a shell completion script (bash, zsh or fish)" },
+    args: {
+      shell: { type: "positional", description: "bash, zsh or fish", required: true },
+    },
+    async run({ args }) {
+      const shell = String(args.shell ?? "");
+      if (!(SHELLS as readonly string[]).includes(shell)) {
+        const err = new Error(`completion: unknown shell ${JSON.stringify(shell)}; use bash, zsh or fish`);
+        err.name = "UsageError";
+        throw err;
+      }
+      const text = await completionScript(shell as Shell, rootCommand);
+      // Wait until stdout has taken it all: main() exits the process next.
+      await new Promise<void>((done, fail) => process.stdout.write(text, (e) => (e ? fail(e) : done())));
+      return 0;
+    },
+  });

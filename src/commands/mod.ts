@@ -104,7 +104,9 @@ function summary(s: ImportStats, db: string | null): string {
  * GONOSUMDB is unset; a name leaked to a public database cannot be taken
  * back, so here any of them is enough).
  */
-function noSumdbGlobs(flag: string | undefined): PrefixPatterns {
+function noSumdbGlobs(flag: string | undefined, flagSource: string): PrefixPatterns {
+  // A bad glob is reported as the user set it (--private, GOSTASH_PRIVATE or GOPRIVATE) first.
+  if (flag) checkGlobs(flag, flagSource);
   const list = [...new Set([flag, process.env.GONOSUMDB, process.env.GOPRIVATE].filter(Boolean))].join(",");
   return checkGlobs(list, "--private/GONOSUMDB/GOPRIVATE");
 }
@@ -146,7 +148,7 @@ const importCommand = defineCommand({
         mirror,
         sumdb: db ? createImportSumdb({ cfg, store, verifier, metrics: new Metrics(), logger, concurrency }) : undefined,
         noSumdbReason,
-        noSumdb: noSumdbGlobs(flags.string("private")),
+        noSumdb: noSumdbGlobs(flags.string("private"), flags.source("private")),
         allowUnverified: flags.bool("allow-unverified"),
         onFile: (s, rel, outcome, reason) => {
           if (outcome === "rejected") progress.note(`REJECTED ${rel}: ${reason}`);

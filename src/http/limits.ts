@@ -17,7 +17,7 @@
 
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
-import { formatBytes } from "../config/units.ts";
+import { formatBytes } from "../util/bytes.ts";
 import { text, type HttpHandler } from "./router.ts";
 
 export interface HttpLimits {

@@ -38,10 +38,16 @@ export interface ModProxyConfig {
 
 /** null when --modproxy is off. */
 export function modproxyConfig(f: Flags, cacheDir: string): ModProxyConfig | null {
-  return f.bool("modproxy") ? modproxySettings(f, cacheDir) : null;
+  if (!f.bool("modproxy")) return null;
+  const cfg = modproxySettings(f, cacheDir);
+  return { ...cfg, private: privateConfig(f, cfg.dir) };
 }
 
-/** The proxy's settings whether or not --modproxy is on (mod import uses its store and checksum databases). */
+/**
+ * The proxy's store, upstreams and checksum databases whether or not
+ * --modproxy is on (mod import uses them); private modules are the serving
+ * proxy's alone.
+ */
 export function modproxySettings(f: Flags, cacheDir: string): ModProxyConfig {
   const rules = f.string("rules");
   // A bad rules file stops the daemon before it listens anywhere (the proxy loads it again, and watches it).
@@ -58,7 +64,6 @@ export function modproxySettings(f: Flags, cacheDir: string): ModProxyConfig {
     timeoutMs: f.number("upstream-timeout") || 30_000,
     retries: f.number("upstream-retries"),
     offline: f.bool("offline"),
-    private: privateConfig(f, dir),
   };
 }
 
@@ -70,7 +75,7 @@ function positive(f: Flags, k: string): number {
 }
 
 /** null when no private pattern is set (only commas and spaces count as none). */
-function privateConfig(f: Flags, modproxyDir: string): PrivateConfig | null {
+export function privateConfig(f: Flags, modproxyDir: string): PrivateConfig | null {
   const patterns = f.string("private");
   if (patterns === undefined || !patterns.split(",").some((p) => p.trim() !== "")) return null;
   checkGlobs(patterns, f.source("private"));

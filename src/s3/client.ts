@@ -95,164 +95,69 @@ function encodeSegment(seg: string): string {
 }
 
 export function createS3Client(cfg: S3Config, deps: S3ClientDeps): S3Client {
-  const { logger, metrics } = deps;
-  const timeoutMs = cfg.timeoutMs || 5_000;
-  let closed = false;
-  let region = cfg.region ?? "us-east-1";
-  let signer: Promise<Signer> | null = null;
-  let reported = false;
+  return new BucketClient(cfg, deps);
+}
 
-  const breaker =
-    deps.breaker ??
-    new Breaker({
-      onTrip(n, ms) {
-        metrics.inc("breaker_trips");
-        logger.warn(`s3: ${n} failures in a row; not calling S3 for ${(ms / 1000).toFixed(0)}s (builds go on from the local cache)`);
-      },
-      onReset() {
-        reported = false;
-        logger.info("s3: S3 answers again");
-      },
-    });
+type Body = Uint8Array | Blob;
 
-  const prefixed = (name: string) => (cfg.prefix ? `${cfg.prefix}/${name}` : name);
-  const endpoint = cfg.endpoint ? new URL(cfg.endpoint) : null;
+class BucketClient implements S3Client {
+  readonly bucket: string;
+  readonly breaker: Breaker;
+  readonly uploads: UploadQueue;
+  private readonly timeoutMs: number;
+  private readonly endpoint: URL | null;
+  private region: string;
+  private signer: Promise<Signer> | null = null;
+  private closed = false;
+  /** The first failure since start (or since the bucket answered again) has been logged. */
+  private reported = false;
 
-  function target(key: string): { url: string; host: string; path: string } {
-    const keyPath = key.split("/").map(encodeSegment).join("/");
-    const virtual = !cfg.pathStyle && !cfg.bucket.includes(".");
-    const base = endpoint ? endpoint.pathname.replace(/\/+$/, "") : "";
-    const host0 = endpoint ? endpoint.host : `s3.${region}.amazonaws.com`;
-    const host = virtual ? `${cfg.bucket}.${host0}` : host0;
-    const path = virtual ? `${base}/${keyPath}` : `${base}/${encodeSegment(cfg.bucket)}/${keyPath}`;
-    return { url: `${endpoint ? endpoint.protocol : "https:"}//${host}${path}`, host, path };
-  }
-
-  function signerFor(): Promise<Signer> {
-    if (!signer) {
-      const p = loadSigner(region);
-      signer = p;
-      // A failed load is retried by the next request rather than never.
-      p.catch(() => {
-        if (signer === p) signer = null;
+  constructor(
+    private readonly cfg: S3Config,
+    private readonly deps: S3ClientDeps,
+  ) {
+    const { logger, metrics } = deps;
+    this.bucket = cfg.bucket;
+    this.timeoutMs = cfg.timeoutMs || 5_000;
+    this.region = cfg.region ?? "us-east-1";
+    this.endpoint = cfg.endpoint ? new URL(cfg.endpoint) : null;
+    this.breaker =
+      deps.breaker ??
+      new Breaker({
+        onTrip(n, ms) {
+          metrics.inc("breaker_trips");
+          logger.warn(`s3: ${n} failures in a row; not calling S3 for ${(ms / 1000).toFixed(0)}s (builds go on from the local cache)`);
+        },
+        onReset: () => {
+          this.reported = false;
+          logger.info("s3: S3 answers again");
+        },
       });
-    }
-    return signer;
+    this.uploads = new UploadQueue({
+      capacity: deps.queueCapacity ?? 4096,
+      capacityBytes: cfg.uploadQueueBytes ?? 0,
+      concurrency: Math.max(1, cfg.uploadConcurrency),
+      metrics,
+      logger,
+    });
   }
 
-  async function signedFetch(method: string, key: string, headers: Record<string, string>, body: Uint8Array | Blob | undefined, signal: AbortSignal): Promise<Response> {
-    let s: Signer;
-    try {
-      s = await signerFor();
-    } catch (err) {
-      throw new RemoteError("network", `s3: loading the AWS SDK failed: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err });
-    }
-    if (closed) throw new RemoteError("network", "s3: client closed");
-    const t = target(key);
-    const u = new URL(t.url);
-    const all = { host: t.host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", ...headers };
-    const req = { method, protocol: u.protocol, hostname: u.hostname, port: u.port ? Number(u.port) : undefined, path: t.path, query: {}, headers: all };
-    const signed = await s.sign(req);
-    metrics.inc("s3_requests");
-    return await fetch(t.url, { method, headers: signed.headers, body, signal, redirect: "manual", decompress: false } as RequestInit);
+  key(name: string): string {
+    return this.cfg.prefix ? `${this.cfg.prefix}/${name}` : name;
   }
 
-  /** One request with a deadline; follows the bucket's region once. */
-  async function send(method: string, key: string, o: { headers?: Record<string, string>; body?: Uint8Array | Blob; ms: number; ctl: AbortController }): Promise<Response> {
-    const what = `s3: ${method.toLowerCase()} ${key}`;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      o.ctl.abort();
-    }, o.ms);
-    try {
-      const res = await signedFetch(method, key, o.headers ?? {}, o.body, o.ctl.signal);
-      const bucketRegion = res.headers.get("x-amz-bucket-region");
-      if (!cfg.region && bucketRegion && bucketRegion !== region && [301, 307, 400].includes(res.status)) {
-        await res.arrayBuffer().catch(() => {});
-        region = bucketRegion;
-        signer = null;
-        clearTimeout(timer);
-        return await send(method, key, { ...o, ctl: new AbortController() });
-      }
-      return res;
-    } catch (err) {
-      if (err instanceof RemoteError) throw err;
-      if (timedOut) throw new RemoteError("timeout", `${what}: no answer within ${o.ms}ms`);
-      throw new RemoteError("network", `${what}: ${(err as Error)?.name ?? "Error"}: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err });
-    } finally {
-      clearTimeout(timer);
-    }
+  close(): void {
+    this.closed = true;
+    this.signer = null;
   }
 
-  /** The error an unexpected answer means, with the S3 error code from its body. */
-  async function failure(res: Response, what: string): Promise<RemoteError> {
-    let code = "";
-    try {
-      code = /<Code>([^<]*)<\/Code>/.exec(await res.text())?.[1] ?? "";
-    } catch {}
-    const kind = res.status === 401 || res.status === 403 ? "auth" : "http";
-    return new RemoteError(kind, `${what}: HTTP ${res.status}${code ? ` ${code}` : ""}`, res.status, code || undefined);
-  }
-
-  /** Counts a failure, logs the first of a run (or after a recovery), and feeds the breaker. */
-  function failed(err: RemoteError): RemoteError {
-    metrics.inc("s3_errors");
-    if (err.backendFault) breaker.failure();
-    else breaker.success();
-    if (!reported) {
-      reported = true;
-      logger.warn(`${err.message}${failureHint(err, cfg)} (later S3 failures are counted in s3_errors; -v shows them)`);
-    } else logger.debug(err.message);
-    return err;
-  }
-
-  /** Runs one request through the breaker: refused at once while it is open. */
-  async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (!breaker.allow()) {
-      metrics.inc("s3_skipped");
-      throw new RemoteError("unavailable", `${what}: not calling S3 for now (it failed repeatedly)`);
-    }
-    try {
-      const out = await fn();
-      breaker.success();
-      return out;
-    } catch (err) {
-      throw failed(asRemoteError(err, what));
-    }
-  }
-
-  function streamBody(res: Response, key: string, ctl: AbortController): AsyncIterable<Uint8Array> {
-    const stream = res.body as unknown as AsyncIterable<Uint8Array> | null;
-    return (async function* () {
-      if (!stream) return;
-      // An idle timer: a body that stalls longer than the timeout is cut.
-      let stalled = false;
-      const arm = () => setTimeout(() => ((stalled = true), ctl.abort()), timeoutMs);
-      let timer = arm();
-      try {
-        for await (const chunk of stream) {
-          clearTimeout(timer);
-          timer = arm();
-          yield chunk;
-        }
-      } catch (err) {
-        if (stalled) throw failed(new RemoteError("timeout", `s3: get ${key}: body stalled for ${timeoutMs}ms`));
-        throw failed(new RemoteError("network", `s3: get ${key}: reading body: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err }));
-      } finally {
-        clearTimeout(timer);
-      }
-      if (stalled) throw failed(new RemoteError("timeout", `s3: get ${key}: body stalled for ${timeoutMs}ms`));
-    })();
-  }
-
-  async function get(name: string, o: { range?: [number, number] } = {}): Promise<S3Object | null> {
-    const key = prefixed(name);
+  async get(name: string, o: { range?: [number, number] } = {}): Promise<S3Object | null> {
+    const key = this.key(name);
     const what = `s3: get ${key}`;
-    return guarded(what, async () => {
+    return this.guarded(what, async () => {
       const ctl = new AbortController();
       const headers: Record<string, string> = o.range ? { range: `bytes=${o.range[0]}-${o.range[1]}` } : {};
-      const res = await send("GET", key, { headers, ms: timeoutMs, ctl });
+      const res = await this.send("GET", key, { headers, ms: this.timeoutMs, ctl });
       if (res.status === 404) {
         // A missing key is a miss; a missing bucket is a misconfiguration.
         const err = await failure(res, what);
@@ -265,45 +170,33 @@ export function createS3Client(cfg: S3Config, deps: S3ClientDeps): S3Client {
         if (k.startsWith("x-amz-meta-")) metadata[k.slice(11)] = v;
       });
       const cl = res.headers.get("content-length");
-      return { status: res.status, metadata, contentLength: cl !== null ? Number(cl) : undefined, body: streamBody(res, key, ctl), cancel: () => ctl.abort() };
+      return { status: res.status, metadata, contentLength: cl !== null ? Number(cl) : undefined, body: this.streamBody(res, key, ctl), cancel: () => ctl.abort() };
     });
   }
 
-  async function getBytes(name: string, maxBytes = DEFAULT_MAX_BYTES): Promise<Uint8Array | null> {
-    const obj = await get(name);
+  async getBytes(name: string, maxBytes = DEFAULT_MAX_BYTES): Promise<Uint8Array | null> {
+    const obj = await this.get(name);
     if (!obj) return null;
-    if (obj.contentLength !== undefined && obj.contentLength > maxBytes) {
+    const tooBig = () => {
       obj.cancel();
-      throw new RemoteError("badobject", `s3: get ${prefixed(name)}: ${obj.contentLength} bytes, more than the ${maxBytes} expected`);
-    }
+      return new RemoteError("badobject", `s3: get ${this.key(name)}: more than the ${maxBytes} bytes expected`);
+    };
+    if (obj.contentLength !== undefined && obj.contentLength > maxBytes) throw tooBig();
     const parts: Uint8Array[] = [];
     let n = 0;
     for await (const c of obj.body) {
       n += c.length;
-      if (n > maxBytes) {
-        obj.cancel();
-        throw new RemoteError("badobject", `s3: get ${prefixed(name)}: more than the ${maxBytes} bytes expected`);
-      }
+      if (n > maxBytes) throw tooBig();
       parts.push(c);
     }
     return new Uint8Array(Buffer.concat(parts));
   }
 
-  async function putOnce(key: string, body: Uint8Array | Blob, o: PutOptions): Promise<void> {
-    const size = body instanceof Blob ? body.size : body.length;
-    const headers: Record<string, string> = { "content-type": o.contentType ?? "application/octet-stream", "content-length": String(size) };
-    for (const [k, v] of Object.entries(o.metadata ?? {})) headers[`x-amz-meta-${k}`] = v;
-    // Large bodies get time to travel: at least 1 MiB/s on top of the timeout.
-    const res = await send("PUT", key, { headers, body, ms: timeoutMs + Math.ceil(size / 1024), ctl: new AbortController() });
-    if (res.status !== 200) throw await failure(res, `s3: put ${key}`);
-    await res.arrayBuffer().catch(() => {});
-  }
-
-  async function put(name: string, body: Uint8Array | Blob, o: PutOptions = {}): Promise<void> {
-    const key = prefixed(name);
+  async put(name: string, body: Body, o: PutOptions = {}): Promise<void> {
+    const key = this.key(name);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await guarded(`s3: put ${key}`, () => putOnce(key, body, o));
+        return await this.guarded(`s3: put ${key}`, () => this.putOnce(key, body, o));
       } catch (err) {
         const e = err as RemoteError;
         if (attempt >= PUT_ATTEMPTS || !e.backendFault) throw e;
@@ -312,25 +205,147 @@ export function createS3Client(cfg: S3Config, deps: S3ClientDeps): S3Client {
     }
   }
 
-  const uploads = new UploadQueue({
-    capacity: deps.queueCapacity ?? 4096,
-    capacityBytes: cfg.uploadQueueBytes ?? 0,
-    concurrency: Math.max(1, cfg.uploadConcurrency),
-    metrics,
-    logger,
-  });
+  private async putOnce(key: string, body: Body, o: PutOptions): Promise<void> {
+    const size = body instanceof Blob ? body.size : body.length;
+    const headers: Record<string, string> = { "content-type": o.contentType ?? "application/octet-stream", "content-length": String(size) };
+    for (const [k, v] of Object.entries(o.metadata ?? {})) headers[`x-amz-meta-${k}`] = v;
+    // Large bodies get time to travel: at least 1 MiB/s on top of the timeout.
+    const res = await this.send("PUT", key, { headers, body, ms: this.timeoutMs + Math.ceil(size / 1024), ctl: new AbortController() });
+    if (res.status !== 200) throw await failure(res, `s3: put ${key}`);
+    await res.arrayBuffer().catch(() => {});
+  }
 
-  return {
-    bucket: cfg.bucket,
-    key: prefixed,
-    get,
-    getBytes,
-    put,
-    uploads,
-    breaker,
-    close() {
-      closed = true;
-      signer = null;
-    },
-  };
+  /** Runs one request through the breaker: refused at once while it is open. */
+  private async guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.breaker.allow()) {
+      this.deps.metrics.inc("s3_skipped");
+      throw new RemoteError("unavailable", `${what}: not calling S3 for now (it failed repeatedly)`);
+    }
+    try {
+      const out = await fn();
+      this.breaker.success();
+      return out;
+    } catch (err) {
+      throw this.failed(asRemoteError(err, what));
+    }
+  }
+
+  /** Counts a failure, logs the first of a run (or after a recovery), and feeds the breaker. */
+  private failed(err: RemoteError): RemoteError {
+    this.deps.metrics.inc("s3_errors");
+    if (err.backendFault) this.breaker.failure();
+    else this.breaker.success();
+    if (!this.reported) {
+      this.reported = true;
+      this.deps.logger.warn(`${err.message}${failureHint(err, this.cfg)} (later S3 failures are counted in s3_errors; -v shows them)`);
+    } else this.deps.logger.debug(err.message);
+    return err;
+  }
+
+  /** One request with a deadline; follows the bucket's region once. */
+  private async send(method: string, key: string, o: { headers?: Record<string, string>; body?: Body; ms: number; ctl: AbortController }): Promise<Response> {
+    const what = `s3: ${method.toLowerCase()} ${key}`;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      o.ctl.abort();
+    }, o.ms);
+    try {
+      const res = await this.signedFetch(method, key, o.headers ?? {}, o.body, o.ctl.signal);
+      if (!this.followsRegion(res)) return res;
+      await res.arrayBuffer().catch(() => {});
+      clearTimeout(timer);
+      return await this.send(method, key, { ...o, ctl: new AbortController() });
+    } catch (err) {
+      if (err instanceof RemoteError) throw err;
+      if (timedOut) throw new RemoteError("timeout", `${what}: no answer within ${o.ms}ms`);
+      throw new RemoteError("network", `${what}: ${(err as Error)?.name ?? "Error"}: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Without --region, S3 names the bucket's region on a redirect: switch to it (once). */
+  private followsRegion(res: Response): boolean {
+    const bucketRegion = res.headers.get("x-amz-bucket-region");
+    if (this.cfg.region || !bucketRegion || bucketRegion === this.region || ![301, 307, 400].includes(res.status)) return false;
+    this.region = bucketRegion;
+    this.signer = null;
+    return true;
+  }
+
+  private async signedFetch(method: string, key: string, headers: Record<string, string>, body: Body | undefined, signal: AbortSignal): Promise<Response> {
+    let s: Signer;
+    try {
+      s = await this.loadSigner();
+    } catch (err) {
+      throw new RemoteError("network", `s3: loading the AWS SDK failed: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err });
+    }
+    if (this.closed) throw new RemoteError("network", "s3: client closed");
+    const t = this.target(key);
+    const u = new URL(t.url);
+    const all = { host: t.host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", ...headers };
+    const req = { method, protocol: u.protocol, hostname: u.hostname, port: u.port ? Number(u.port) : undefined, path: t.path, query: {}, headers: all };
+    const signed = await s.sign(req);
+    this.deps.metrics.inc("s3_requests");
+    return await fetch(t.url, { method, headers: signed.headers, body, signal, redirect: "manual", decompress: false } as RequestInit);
+  }
+
+  private loadSigner(): Promise<Signer> {
+    if (!this.signer) {
+      const p = loadSigner(this.region);
+      this.signer = p;
+      // A failed load is retried by the next request rather than never.
+      p.catch(() => {
+        if (this.signer === p) this.signer = null;
+      });
+    }
+    return this.signer;
+  }
+
+  private target(key: string): { url: string; host: string; path: string } {
+    const keyPath = key.split("/").map(encodeSegment).join("/");
+    const virtual = !this.cfg.pathStyle && !this.bucket.includes(".");
+    const base = this.endpoint ? this.endpoint.pathname.replace(/\/+$/, "") : "";
+    const host0 = this.endpoint ? this.endpoint.host : `s3.${this.region}.amazonaws.com`;
+    const host = virtual ? `${this.bucket}.${host0}` : host0;
+    const path = virtual ? `${base}/${keyPath}` : `${base}/${encodeSegment(this.bucket)}/${keyPath}`;
+    return { url: `${this.endpoint ? this.endpoint.protocol : "https:"}//${host}${path}`, host, path };
+  }
+
+  /** The body, with an idle timer: a body that stalls longer than the timeout is cut. */
+  private streamBody(res: Response, key: string, ctl: AbortController): AsyncIterable<Uint8Array> {
+    const stream = res.body as unknown as AsyncIterable<Uint8Array> | null;
+    const ms = this.timeoutMs;
+    const failed = (e: RemoteError) => this.failed(e);
+    return (async function* () {
+      if (!stream) return;
+      let stalled = false;
+      const arm = () => setTimeout(() => ((stalled = true), ctl.abort()), ms);
+      let timer = arm();
+      try {
+        for await (const chunk of stream) {
+          clearTimeout(timer);
+          timer = arm();
+          yield chunk;
+        }
+      } catch (err) {
+        if (stalled) throw failed(new RemoteError("timeout", `s3: get ${key}: body stalled for ${ms}ms`));
+        throw failed(new RemoteError("network", `s3: get ${key}: reading body: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err }));
+      } finally {
+        clearTimeout(timer);
+      }
+      if (stalled) throw failed(new RemoteError("timeout", `s3: get ${key}: body stalled for ${ms}ms`));
+    })();
+  }
+}
+
+/** The error an unexpected answer means, with the S3 error code from its body. */
+async function failure(res: Response, what: string): Promise<RemoteError> {
+  let code = "";
+  try {
+    code = /<Code>([^<]*)<\/Code>/.exec(await res.text())?.[1] ?? "";
+  } catch {}
+  const kind = res.status === 401 || res.status === 403 ? "auth" : "http";
+  return new RemoteError(kind, `${what}: HTTP ${res.status}${code ? ` ${code}` : ""}`, res.status, code || undefined);
 }

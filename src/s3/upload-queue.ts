@@ -13,7 +13,7 @@
 // already in the bucket. flush() waits for the queue to drain, with a
 // deadline, and says how many jobs were left.
 
-import { formatBytes } from "../config/units.ts";
+import { formatBytes } from "../util/bytes.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 

@@ -1,6 +1,6 @@
 // The one-line-per-topic summary that --metrics prints to stderr at exit.
 
-import { formatBytes } from "../config/units.ts";
+import { formatBytes } from "./bytes.ts";
 import type { Metrics } from "./metrics.ts";
 import { writeStderr } from "./std-output.ts";
 

@@ -1,7 +1,7 @@
 // Token checks (constant-time, both tokens), HTTP credential parsing and the
 // HTTP wrapper; the plugin-socket handshake and read-only connections against
 // an in-process plugin server over a real Unix socket.
-import { afterAll, describe, expect, spyOn, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import crypto from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -191,7 +191,7 @@ describe("plugin socket handshake", () => {
   const metrics = new Metrics();
   const sock = join(tmp.path, "p.sock");
 
-  test("start", async () => {
+  beforeAll(async () => {
     const shared = createLocalCache(createDiskStore({ dir: sharedDir }), metrics);
     server = await startPluginServer({
       address: { kind: "unix", path: sock },

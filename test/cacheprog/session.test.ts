@@ -1,14 +1,13 @@
 // Protocol tests over in-memory streams: the session is fed bytes exactly as
-// `go` frames them and its answers are parsed back.
+// `go` frames them and its answers are parsed back. The handler is a stub
+// (test/helpers/stub-handler.ts): these tests know nothing of any store.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { FramingError } from "../../src/cacheprog/decoder.ts";
 import type { Hit } from "../../src/cacheprog/protocol.ts";
 import { CacheProgSession, type CacheHandler } from "../../src/cacheprog/session.ts";
-import { createDiskStore } from "../../src/store/disk.ts";
-import { createLocalCache } from "../../src/buildcache/local.ts";
-import { Metrics } from "../../src/util/metrics.ts";
+import { stubHandler } from "../helpers/stub-handler.ts";
 import { tempDir } from "../helpers/env.ts";
 
 const tmp = tempDir("gostash-session-");
@@ -30,14 +29,12 @@ interface Answer {
 
 function harness(handler?: CacheHandler) {
   const dir = tempDir("gostash-session-store-");
-  const metrics = new Metrics();
-  const h = handler ?? createLocalCache(createDiskStore({ dir: dir.path }), metrics);
+  const h = handler ?? stubHandler(dir.path);
   const lines: string[] = [];
   let done: string | null = null;
   const s = new CacheProgSession(h, { write: (l) => lines.push(l) }, { onDone: (r) => (done = r) });
   return {
     s,
-    metrics,
     dir: dir.path,
     push: (text: string) => s.push(enc.encode(text)),
     answers: (): Answer[] =>

@@ -84,7 +84,7 @@ describe("gostash mod import with the checksum database", () => {
     expect(Object.keys(await db.counts()).some((p) => p.includes("secret"))).toBe(false);
     const bad = await importWith({}, join(root.path, "c-private-bad"), "--private", "corp.example.com,[");
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('config: --private (GOSTASH_PRIVATE, else GOPRIVATE): bad glob "[": unterminated [');
+    expect(bad.stderr).toContain('config: --private: bad glob "[": unterminated [');
     const badEnv = await importWith({ GONOSUMDB: "corp.example.com/[z-a]" }, join(root.path, "c-private-bad2"));
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toContain('config: --private/GONOSUMDB/GOPRIVATE: bad glob "corp.example.com/[z-a]": range z-a is backwards');

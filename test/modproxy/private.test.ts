@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Flags } from "../../src/config/flags.ts";
 import { modproxyFlags } from "../../src/config/options.ts";
-import { modproxySettings } from "../../src/modproxy/config.ts";
+import { modproxyConfig } from "../../src/modproxy/config.ts";
 import { createModProxy, type ModProxy, type ModProxyOptions } from "../../src/modproxy/handler.ts";
 import { cleanMessage, redactCredentials } from "../../src/modproxy/private.ts";
 import { Metrics } from "../../src/util/metrics.ts";
@@ -20,7 +20,7 @@ const PRIV = "corp.example.com/team/tool.git";
 
 describe("--private configuration", () => {
   const cfg = (flags: Record<string, string>, env: Record<string, string>) =>
-    modproxySettings(Flags.resolve(modproxyFlags, flags, env), "/cache").private;
+    modproxyConfig(Flags.resolve(modproxyFlags, { modproxy: true, ...flags }, env), "/cache")!.private;
 
   test("GOSTASH_PRIVATE, else GOPRIVATE; the flag beats both; nothing set means no private modules", () => {
     expect(cfg({}, {})).toBeNull();
