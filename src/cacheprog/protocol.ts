@@ -1,6 +1,6 @@
 // Wire types of the GOCACHEPROG protocol (cmd/go/internal/cacheprog).
 //
-// Facts that shape this code (see ../shared/DESIGN.md section 1):
+// Facts that shape this code (see docs/architecture.md, "Protocol facts"):
 // - []byte fields are standard base64 with padding, not hex.
 // - Go 1.21-1.23 call the output "ObjectID"; 1.24+ call it "OutputID".
 // - Every request is followed by an empty line; a put with BodySize > 0 is
