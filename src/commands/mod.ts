@@ -12,10 +12,11 @@ import { localConfig, s3Config } from "../config/config.ts";
 import { rejectUnknownFlags, resolveFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
 import { checkGlobs, modproxyConfig } from "../modproxy/config.ts";
-import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
-import { createImportSumdb, verifierFor } from "../modproxy/import-sumdb.ts";
-import type { PrefixPatterns } from "../modproxy/globs.ts";
-import { ModStore } from "../modproxy/store.ts";
+import { parseGoSum } from "../modproxy/module/gosum.ts";
+import { importTree, type ImportStats } from "../modproxy/transfer/import.ts";
+import { createImportSumdb, verifierFor } from "../modproxy/transfer/import-sumdb.ts";
+import type { PrefixPatterns } from "../modproxy/module/globs.ts";
+import { ModStore } from "../modproxy/storage/store.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 
@@ -132,7 +133,7 @@ const importCommand = defineCommand({
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`config: --sumdb-concurrency must be a positive integer, got ${JSON.stringify(flags["sumdb-concurrency"])}`);
     const verifier = db ? verifierFor(db.name, typeof flags["sumdb-key"] === "string" ? flags["sumdb-key"] : undefined) : null;
     const s3 = s3Config(flags);
-    const mirror = s3 ? (await import("../modproxy/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
+    const mirror = s3 ? (await import("../modproxy/storage/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
     let dir = src;
     let cleanup = () => {};
     if (statSync(src).isFile()) [dir, cleanup] = await extract(src);
@@ -177,7 +178,7 @@ const exportCommand = defineCommand({
   async run({ args, rawArgs }) {
     rejectUnknownFlags(rawArgs, exportSpecs, Number.MAX_SAFE_INTEGER);
     const flags = resolveFlags(exportSpecs, args);
-    const { runExport } = await import("../modproxy/export.ts");
+    const { runExport } = await import("../modproxy/transfer/export.ts");
     const positional = (args._ as string[] | undefined) ?? [];
     status = await runExport({
       out: typeof flags.out === "string" ? flags.out : "",

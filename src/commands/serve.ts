@@ -107,7 +107,7 @@ export default defineCommand({
         bucket: s3?.bucket ?? null,
       }),
     });
-    const modProxy = modproxy ? (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
+    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
     let http: ReturnType<typeof Bun.serve> | null = null;
     try {
       const handle = limitHttp(

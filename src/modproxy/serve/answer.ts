@@ -1,0 +1,53 @@
+// The one way the module proxy and the checksum-database proxy turn what
+// they found (a stored file, bytes in memory, "not found", an error) into
+// an HTTP answer, and count it. Counters, per family ("modproxy" for module
+// files, "sumdb" for the checksum database):
+//
+//   <family>_hits           answered from the store (or derived from it)
+//   <family>_misses         fetched for this answer
+//   <family>_not_found      404 / 410
+//   <family>_errors         any other failure
+//   <family>_bytes_served   bytes of the files and data answered (none for HEAD)
+//
+// A copy served because the upstream failed ("stale") carries
+// X-Gostash-Stale and a Warning, and must not be cached downstream.
+
+import type { Metrics } from "../../util/metrics.ts";
+import type { SmallAnswer } from "../storage/small-cache.ts";
+import { errorText, serveData, serveFile } from "./respond.ts";
+
+export type AnswerFamily = "modproxy" | "sumdb";
+
+export type Answer = (req: Request, a: SmallAnswer, name: string, cacheControl: string) => Response;
+
+export interface AnswerOptions {
+  metrics: Metrics;
+  family: AnswerFamily;
+  /** Cache-Control of 404/410 answers (default errorText's). */
+  notFoundCacheControl?: string;
+}
+
+const STALE_HEADERS = { Warning: '110 - "Response is Stale"', "X-Gostash-Stale": "1" };
+
+export function answerer(o: AnswerOptions): Answer {
+  const count = (name: string, n = 1) => o.metrics.inc(`${o.family}_${name}`, n);
+  return (req, a, name, cacheControl) => {
+    switch (a.kind) {
+      case "file":
+      case "data": {
+        count(a.hit ? "hits" : "misses");
+        const extra: Record<string, string> = a.stale ? STALE_HEADERS : {};
+        const ctl = a.stale ? "no-store" : cacheControl;
+        const res = a.kind === "file" ? serveFile(req, a, name, ctl, extra) : serveData(req, a.data, a.mtimeMs, name, ctl, extra);
+        if (req.method !== "HEAD") count("bytes_served", a.kind === "file" ? a.size : a.data.length);
+        return res;
+      }
+      case "notfound":
+        count("not_found");
+        return errorText(a.status, a.message, o.notFoundCacheControl);
+      case "error":
+        count("errors");
+        return errorText(a.status, a.message);
+    }
+  };
+}
