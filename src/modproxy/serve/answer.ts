@@ -1,13 +1,17 @@
 // The one way the module proxy and the checksum-database proxy turn what
 // they found (a stored file, bytes in memory, "not found", an error) into
-// an HTTP answer, and count it. Counters, per family ("modproxy" for module
-// files, "sumdb" for the checksum database):
+// an HTTP answer, and count it, in every mode (online, offline, from the
+// bucket). Counters, per family ("modproxy" for module files, "sumdb" for
+// the checksum database; <family>_requests is counted where requests are
+// dispatched):
 //
 //   <family>_hits           answered from the store (or derived from it)
-//   <family>_misses         fetched for this answer
+//   <family>_misses         fetched for this answer (zips: streamed while fetched)
 //   <family>_not_found      404 / 410
 //   <family>_errors         any other failure
-//   <family>_bytes_served   bytes of the files and data answered (none for HEAD)
+//   <family>_bytes_served   body bytes of 2xx answers as sent: none for HEAD
+//                           or 304, the range for 206, a streamed zip's bytes
+//                           as they go out (sentCounter)
 //
 // A copy served because the upstream failed ("stale") carries
 // X-Gostash-Stale and a Warning, and must not be cached downstream.
@@ -29,6 +33,17 @@ export interface AnswerOptions {
 
 const STALE_HEADERS = { Warning: '110 - "Response is Stale"', "X-Gostash-Stale": "1" };
 
+/** The body bytes a built answer sends: its Content-Length, none for HEAD or an answer without a body. */
+export function bodyBytes(req: Request, res: Response): number {
+  if (req.method === "HEAD" || res.body === null) return 0;
+  return Number(res.headers.get("content-length") ?? 0);
+}
+
+/** Counts bytes of a body that has no Content-Length (a zip streamed while it downloads) as they are sent. */
+export function sentCounter(o: AnswerOptions): (n: number) => void {
+  return (n) => o.metrics.inc(`${o.family}_bytes_served`, n);
+}
+
 export function answerer(o: AnswerOptions): Answer {
   const count = (name: string, n = 1) => o.metrics.inc(`${o.family}_${name}`, n);
   return (req, a, name, cacheControl) => {
@@ -39,7 +54,7 @@ export function answerer(o: AnswerOptions): Answer {
         const extra: Record<string, string> = a.stale ? STALE_HEADERS : {};
         const ctl = a.stale ? "no-store" : cacheControl;
         const res = a.kind === "file" ? serveFile(req, a, name, ctl, extra) : serveData(req, a.data, a.mtimeMs, name, ctl, extra);
-        if (req.method !== "HEAD") count("bytes_served", a.kind === "file" ? a.size : a.data.length);
+        count("bytes_served", bodyBytes(req, res));
         return res;
       }
       case "notfound":

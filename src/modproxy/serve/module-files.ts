@@ -18,7 +18,7 @@ import type { ModStore } from "../storage/store.ts";
 import { type ModuleSource, OFFLINE_NOT_FOUND } from "./source.ts";
 import type { Answer } from "./answer.ts";
 import { offlineLatest, offlineList } from "./offline.ts";
-import { IMMUTABLE, errorText } from "./respond.ts";
+import { IMMUTABLE } from "./respond.ts";
 
 export interface ModuleFilesOptions {
   store: ModStore;
@@ -39,14 +39,14 @@ export function moduleFiles(o: ModuleFilesOptions): (req: Request, r: ModuleRequ
   return async (req, r) => {
     switch (r.kind) {
       case "list": {
-        if (o.offline) return offlineList(req, o.store, r.escModule);
         const rel = listRel(r.escModule);
+        if (o.offline) return answer(req, offlineList(o.store, r.escModule), rel, "no-cache");
         const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: fetchOf(rel, r), validate: validateList, onStored });
         return answer(req, a, rel, shortCache);
       }
       case "latest": {
-        if (o.offline) return offlineLatest(req, o.store, r.escModule);
         const rel = latestRel(r.escModule);
+        if (o.offline) return answer(req, await offlineLatest(o.store, r.escModule), rel, "no-cache");
         const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: true, fetch: fetchOf(rel, r), validate: (d) => void validateInfo(d, null), onStored });
         return answer(req, a, rel, shortCache);
       }
@@ -60,7 +60,7 @@ export function moduleFiles(o: ModuleFilesOptions): (req: Request, r: ModuleRequ
           const a = await small.get({ rel, ttlMs: "forever", persist: true, fetch: fetchOf(rel, r), validate: (d) => void validateInfo(d, r.version), onStored });
           return answer(req, a, rel, IMMUTABLE);
         }
-        if (o.offline) return errorText(404, OFFLINE_NOT_FOUND);
+        if (o.offline) return answer(req, { kind: "notfound", status: 404, message: OFFLINE_NOT_FOUND }, rel, "");
         const a = await small.get({ rel, ttlMs: o.listTtlMs, persist: false, fetch: fetchOf(rel, r), validate: (d) => void validateInfo(d, null) });
         return answer(req, a, rel, shortCache);
       }

@@ -15,14 +15,15 @@
 //                                          (sumdb-offline.ts)
 //
 // 404 (never 5xx) for everything unknown, so a go command with a GOPROXY list
-// falls through to its next entry.
+// falls through to its next entry. list and @latest are small answers like
+// the cached ones (storage/small-cache.ts), answered and counted by answer.ts.
 
 import { readdirSync } from "node:fs";
 import { isCanonicalVersion, PathError, unescapeVersion } from "../module/path.ts";
 import { compareSemver, isPseudoVersion, latestOf } from "../module/semver.ts";
 import type { ModStore } from "../storage/store.ts";
 import { OFFLINE_NOT_FOUND } from "./source.ts";
-import { errorText, serveData } from "./respond.ts";
+import type { SmallAnswer } from "../storage/small-cache.ts";
 
 /** Canonical versions of a module with a stored .info or .mod, sorted by semver. */
 export function storedVersions(store: ModStore, escModule: string): string[] {
@@ -46,18 +47,20 @@ export function storedVersions(store: ModStore, escModule: string): string[] {
   return [...out].sort(compareSemver);
 }
 
+const NOT_STORED: SmallAnswer = { kind: "notfound", status: 404, message: OFFLINE_NOT_FOUND };
+
 /** `list` computed from the store. */
-export function offlineList(req: Request, store: ModStore, escModule: string): Response {
+export function offlineList(store: ModStore, escModule: string): SmallAnswer {
   const versions = storedVersions(store, escModule).filter((v) => !isPseudoVersion(v));
-  if (versions.length === 0 && storedVersions(store, escModule).length === 0) return errorText(404, OFFLINE_NOT_FOUND);
+  if (versions.length === 0 && storedVersions(store, escModule).length === 0) return NOT_STORED;
   const data = new TextEncoder().encode(versions.map((v) => `${v}\n`).join(""));
-  return serveData(req, data, Date.now(), `${escModule}/@v/list`, "no-cache");
+  return { kind: "data", data, mtimeMs: Date.now(), stale: false, hit: true };
 }
 
 /** `@latest` computed from the store, as .info JSON (the stored .info when there is one). */
-export async function offlineLatest(req: Request, store: ModStore, escModule: string): Promise<Response> {
+export async function offlineLatest(store: ModStore, escModule: string): Promise<SmallAnswer> {
   const v = latestOf(storedVersions(store, escModule));
-  if (!v) return errorText(404, OFFLINE_NOT_FOUND);
+  if (!v) return NOT_STORED;
   const escV = v.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
   const info = await store.stat(`${escModule}/@v/${escV}.info`);
   let data: Uint8Array | null = null;
@@ -70,5 +73,5 @@ export async function offlineLatest(req: Request, store: ModStore, escModule: st
     }
   }
   data ??= new TextEncoder().encode(`${JSON.stringify({ Version: v })}\n`);
-  return serveData(req, data, Date.now(), `${escModule}/@latest`, "no-cache");
+  return { kind: "data", data, mtimeMs: Date.now(), stale: false, hit: true };
 }

@@ -36,7 +36,7 @@ import { ModStore } from "../storage/store.ts";
 import { countedUpstreamOptions } from "../upstream/fetch.ts";
 import { createPrivateSource } from "../upstream/private.ts";
 import { moduleSource } from "./source.ts";
-import { answerer } from "./answer.ts";
+import { type AnswerOptions, answerer, sentCounter } from "./answer.ts";
 import { moduleFiles } from "./module-files.ts";
 import { refusePrivateLookup } from "./private-lookups.ts";
 import { errorText } from "./respond.ts";
@@ -78,7 +78,7 @@ function storedHook(o: ModProxyOptions): ((rel: string, path: string) => void) |
 }
 
 function sumdbHandler(o: ModProxyOptions, store: ModStore, onStored: ((rel: string, path: string) => void) | undefined): SumdbHandler {
-  if (o.offline) return createOfflineSumdb(store, o.sumdbs, o.mirror);
+  if (o.offline) return createOfflineSumdb({ store, dbs: o.sumdbs, mirror: o.mirror, metrics: o.metrics });
   return createSumdbProxy({
     store,
     dbs: o.sumdbs,
@@ -116,7 +116,8 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
   const { metrics, logger } = o;
   const rules = rulesRoute(o); // --rules: exclude, versions, redirect, per-module upstreams
   const small = new SmallCache({ store, metrics, logger, notFoundTtlMs: o.notFoundTtlMs, swrMs: o.swrMs, prefix: "modproxy" });
-  const answer = answerer({ metrics, family: "modproxy", notFoundCacheControl: `public, max-age=${Math.floor(o.notFoundTtlMs / 1000)}` });
+  const answers: AnswerOptions = { metrics, family: "modproxy", notFoundCacheControl: `public, max-age=${Math.floor(o.notFoundTtlMs / 1000)}` };
+  const answer = answerer(answers);
   const priv = o.private ? createPrivateSource({ ...o.private, metrics, logger }) : null;
   const source = moduleSource({
     mirror: o.mirror,
@@ -129,7 +130,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
   const onStored = storedHook(o);
   const sumdb = sumdbHandler(o, store, onStored);
   const files = moduleFiles({ store, small, source, answer, offline: o.offline, listTtlMs: o.listTtlMs, onStored });
-  const zips = new ZipServer({ store, small, upstream: source, answer, metrics, logger, onStored });
+  const zips = new ZipServer({ store, small, upstream: source, answer, countSent: sentCounter(answers), metrics, logger, onStored });
 
   async function handle(req: Request): Promise<Response> {
     const r = parseRequest(req, prefix, metrics);

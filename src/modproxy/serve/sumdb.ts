@@ -49,13 +49,15 @@ export interface SumdbProxyOptions {
 export type SumdbHandler = (req: Request, rest: string) => Promise<Response>;
 
 /**
- * What the online and offline proxies share: "<name>/<path>" is split,
+ * What the online and offline proxies share: every request is counted
+ * (sumdb_requests), "<name>/<path>" is split,
  * unknown databases get 404, "supported" gets 200, and the rest goes to
  * `handle` with the database's settings.
  */
-export function sumdbFront(dbs: SumdbConfig[], handle: (req: Request, d: SumdbConfig, path: string) => Promise<Response>): SumdbHandler {
+export function sumdbFront(dbs: SumdbConfig[], metrics: Metrics, handle: (req: Request, d: SumdbConfig, path: string) => Promise<Response>): SumdbHandler {
   const byName = new Map(dbs.map((d) => [d.name, d]));
   return async (req, rest) => {
+    metrics.inc("sumdb_requests");
     const slash = rest.indexOf("/");
     const name = slash < 0 ? rest : rest.slice(0, slash);
     const path = slash < 0 ? "" : rest.slice(slash + 1);
@@ -118,7 +120,7 @@ export function createSumdbProxy(o: SumdbProxyOptions): SumdbHandler {
     return answer(req, { kind: "data", data, mtimeMs: 0, stale: false, hit: true }, rel, IMMUTABLE);
   }
 
-  const front = sumdbFront(o.dbs, async (req, d, path) => {
+  return sumdbFront(o.dbs, metrics, async (req, d, path) => {
     if (path === "latest") return cached(req, d, path, o.ttlMs, short);
     if (path.startsWith("lookup/")) {
       const bad = lookupError(path);
@@ -128,8 +130,4 @@ export function createSumdbProxy(o: SumdbProxyOptions): SumdbHandler {
     if (!path.includes(".p/")) return cached(req, d, path, "forever", IMMUTABLE);
     return (await derived(req, d, path)) ?? cached(req, d, path, o.ttlMs, short);
   });
-  return (req, rest) => {
-    metrics.inc("sumdb_requests");
-    return front(req, rest);
-  };
 }

@@ -43,6 +43,8 @@ export interface ZipServerOptions {
   /** Where a missing file comes from (the bucket, an upstream, the go command). */
   upstream: (rel: string, r: ModuleRequest) => Promise<FetchResult>;
   answer: Answer;
+  /** Counts the bytes of a streamed answer as they are sent (answer.ts). */
+  countSent: (bytes: number) => void;
   metrics: Metrics;
   logger: Logger;
   onStored?: (rel: string, path: string) => void;
@@ -133,7 +135,7 @@ export class ZipServer {
   /** Answers from a flight: its stream while it runs, else by how it ended. */
   private async serveFlight(req: Request, rel: string, flight: Flight): Promise<Response> {
     await (req.method === "HEAD" ? flight.finished : flight.connected);
-    const body = req.method === "HEAD" ? null : flight.attach();
+    const body = req.method === "HEAD" ? null : flight.attach(this.o.countSent);
     if (body) {
       this.o.metrics.inc("modproxy_misses");
       return new Response(body, { status: 200, headers: { "Content-Type": "application/zip", "Cache-Control": IMMUTABLE } });

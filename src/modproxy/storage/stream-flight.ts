@@ -186,9 +186,10 @@ export class Flight {
    * A stream of the whole file for one client, or null if too late to join.
    * A Bun "direct" stream: the HTTP server calls pull() once and the bytes
    * go straight to the socket (with its backpressure), without a promise
-   * round trip per chunk.
+   * round trip per chunk. `onSent` is told of every chunk handed to the
+   * client (the metrics of what was served).
    */
-  attach(): ReadableStream<Uint8Array> | null {
+  attach(onSent?: (bytes: number) => void): ReadableStream<Uint8Array> | null {
     if (this.closed || this.state === "connecting" || this.state === "failed" || this.state === "missing") return null;
     this.readers++;
     let released = false;
@@ -211,6 +212,7 @@ export class Flight {
               const got = readSync(this.rfd, buf, 0, n, pos);
               if (got <= 0) throw new Error("temp file shrank");
               pos += got;
+              onSent?.(got);
               const w = c.write(got === n ? buf : buf.subarray(0, got));
               if (typeof w !== "number" && (await w) === 0) return release(); // client gone
               continue;
@@ -226,6 +228,7 @@ export class Flight {
             const chunk = await this.changed();
             if (chunk && chunk.at === pos && !released) {
               pos += chunk.data.length;
+              onSent?.(chunk.data.length);
               const w = c.write(chunk.data);
               if (typeof w !== "number" && (await w) === 0) return release();
             }
