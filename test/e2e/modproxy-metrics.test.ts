@@ -134,6 +134,20 @@ afterAll(() => {
   root?.cleanup();
 });
 
+/** The counter equals what the go command received, in every mode. */
+function expectCounted(counter: string, of: (r: Received) => number): void {
+  for (const m of MODES) expect(counted.get(m)![counter], m).toBe(of(received.get(m)!));
+}
+
+/** Every answer a miss when cold (fetched, streamed), a hit warm and offline. */
+function expectHitsAndMisses(family: "modproxy" | "sumdb", files: (r: Received) => number): void {
+  for (const m of MODES) {
+    const c = counted.get(m)!;
+    const n = files(received.get(m)!);
+    expect([c[`${family}_hits`], c[`${family}_misses`]], m).toEqual(m === "cold" ? [0, n] : [n, 0]);
+  }
+}
+
 describe("module proxy metrics match what go mod download received", () => {
   test("the go command received the same files in every mode", () => {
     const cold = received.get("cold")!;
@@ -144,34 +158,26 @@ describe("module proxy metrics match what go mod download received", () => {
   });
 
   test("gostash_modproxy_requests_total: one per .info, .mod and .zip", () => {
-    for (const m of MODES) expect(counted.get(m)!.modproxy_requests, m).toBe(received.get(m)!.moduleFiles);
+    expectCounted("modproxy_requests", (r) => r.moduleFiles);
   });
 
   test("gostash_modproxy_bytes_served_total: every byte, streamed while fetching, from disk, offline", () => {
-    for (const m of MODES) expect(counted.get(m)!.modproxy_bytes_served, m).toBe(received.get(m)!.moduleBytes);
+    expectCounted("modproxy_bytes_served", (r) => r.moduleBytes);
   });
 
   test("gostash_modproxy_hits_total and _misses_total: all misses cold, all hits warm and offline", () => {
-    for (const m of MODES) {
-      const c = counted.get(m)!;
-      const n = received.get(m)!.moduleFiles;
-      expect([c.modproxy_hits, c.modproxy_misses], m).toEqual(m === "cold" ? [0, n] : [n, 0]);
-    }
+    expectHitsAndMisses("modproxy", (r) => r.moduleFiles);
   });
 
   test("gostash_sumdb_requests_total: one per lookup and tile, offline too", () => {
-    for (const m of MODES) expect(counted.get(m)!.sumdb_requests, m).toBe(received.get(m)!.sumdbFiles);
+    expectCounted("sumdb_requests", (r) => r.sumdbFiles);
   });
 
   test("gostash_sumdb_bytes_served_total: every lookup and tile byte, offline too", () => {
-    for (const m of MODES) expect(counted.get(m)!.sumdb_bytes_served, m).toBe(received.get(m)!.sumdbBytes);
+    expectCounted("sumdb_bytes_served", (r) => r.sumdbBytes);
   });
 
   test("gostash_sumdb_hits_total and _misses_total: all misses cold, all hits warm and offline", () => {
-    for (const m of MODES) {
-      const c = counted.get(m)!;
-      const n = received.get(m)!.sumdbFiles;
-      expect([c.sumdb_hits, c.sumdb_misses], m).toEqual(m === "cold" ? [0, n] : [n, 0]);
-    }
+    expectHitsAndMisses("sumdb", (r) => r.sumdbFiles);
   });
 });
