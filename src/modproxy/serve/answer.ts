@@ -33,9 +33,13 @@ export interface AnswerOptions {
 
 const STALE_HEADERS = { Warning: '110 - "Response is Stale"', "X-Gostash-Stale": "1" };
 
-/** The body bytes a built answer sends: its Content-Length, none for HEAD or an answer without a body. */
+/**
+ * The body bytes a built answer sends: the Content-Length of a 200 or 206,
+ * nothing for HEAD, 304 or 416. (Reading res.body instead would turn a
+ * file body into a stream and lose the zero-copy send of stored files.)
+ */
 export function bodyBytes(req: Request, res: Response): number {
-  if (req.method === "HEAD" || res.body === null) return 0;
+  if (req.method === "HEAD" || (res.status !== 200 && res.status !== 206)) return 0;
   return Number(res.headers.get("content-length") ?? 0);
 }
 

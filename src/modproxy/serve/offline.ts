@@ -19,7 +19,7 @@
 // the cached ones (storage/small-cache.ts), answered and counted by answer.ts.
 
 import { readdirSync } from "node:fs";
-import { isCanonicalVersion, PathError, unescapeVersion } from "../module/path.ts";
+import { escapeVersion, isCanonicalVersion, PathError, unescapeVersion } from "../module/path.ts";
 import { compareSemver, isPseudoVersion, latestOf } from "../module/semver.ts";
 import type { ModStore } from "../storage/store.ts";
 import { OFFLINE_NOT_FOUND } from "./source.ts";
@@ -61,7 +61,7 @@ export function offlineList(store: ModStore, escModule: string): SmallAnswer {
 export async function offlineLatest(store: ModStore, escModule: string): Promise<SmallAnswer> {
   const v = latestOf(storedVersions(store, escModule));
   if (!v) return NOT_STORED;
-  const escV = v.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+  const escV = escapeVersion(v);
   const info = await store.stat(`${escModule}/@v/${escV}.info`);
   let data: Uint8Array | null = null;
   if (info) {

@@ -93,7 +93,7 @@ export class ZipServer {
 
   private startFetch(rel: string, r: ZipRequest): Flight {
     const { store } = this.o;
-    const flight = this.flights.start(rel, store.tempFor(rel));
+    const flight = this.flights.start(rel, () => store.tempFor(rel));
     const t0 = performance.now();
     void flight
       .run(() => this.source(rel, r), {

@@ -72,7 +72,10 @@ export class Flight {
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
-  constructor(readonly tmp: string) {
+  /** The temp file, chosen (and its directory made) only once there is a body to write. */
+  tmp: string | null = null;
+
+  constructor(private readonly tempPath: () => string) {
     this.connected = new Promise((r) => (this.resolveConnected = r));
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
@@ -119,7 +122,7 @@ export class Flight {
     } catch (err) {
       this.error = err as Error;
       this.state = "failed";
-      if (this.downloaded) await steps.discard(this.tmp);
+      if (this.tmp !== null) await steps.discard(this.tmp);
     } finally {
       this.notify();
       this.maybeClose();
@@ -134,9 +137,10 @@ export class Flight {
     // memory; the disk write runs on the fs thread pool meanwhile, so the
     // event loop (which also sends to the clients) does not wait for it.
     let wfh: FileHandle | null = null;
+    const tmp = (this.tmp = this.tempPath());
     try {
-      wfh = await open(this.tmp, "w", 0o644);
-      this.rfd = openSync(this.tmp, "r");
+      wfh = await open(tmp, "w", 0o644);
+      this.rfd = openSync(tmp, "r");
       const reader = body.getReader();
       try {
         for (;;) {
@@ -164,8 +168,8 @@ export class Flight {
         throw new Error(`body cut short: ${this.written} of ${this.expected} bytes`);
       }
       this.state = "validating";
-      await steps.validate(this.tmp);
-      await steps.commit(this.tmp);
+      await steps.validate(tmp);
+      await steps.commit(tmp);
     } finally {
       if (wfh) await wfh.close().catch(() => {});
     }
@@ -261,8 +265,8 @@ export class StreamFlights {
   }
 
   /** Registers a new flight; it is removed once over. */
-  start(key: string, tmp: string): Flight {
-    const f = new Flight(tmp);
+  start(key: string, tempPath: () => string): Flight {
+    const f = new Flight(tempPath);
     this.flights.set(key, f);
     f.finished.then(() => {
       if (this.flights.get(key) === f) this.flights.delete(key);
