@@ -1,7 +1,7 @@
 // `gostash mod import SRC` and `gostash mod export --out DIR|FILE.tar.gz`:
 // move module downloads between the go command's module cache, export
 // trees (GOPROXY=file://...) and the module proxy's store
-// (src/modproxy/import.ts, export.ts). Progress and the summary go to
+// (src/modproxy/transfer/import.ts, export.ts). Progress and the summary go to
 // stderr: a self-rewriting line on a terminal, plain lines otherwise.
 
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -13,10 +13,11 @@ import { ConfigError } from "../config/error.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
 import { checkGlobs, modproxySettings } from "../modproxy/config.ts";
-import { importTree, parseGoSum, type ImportStats } from "../modproxy/import.ts";
-import { createImportSumdb, verifierFor } from "../modproxy/import-sumdb.ts";
-import type { PrefixPatterns } from "../modproxy/globs.ts";
-import { ModStore } from "../modproxy/store.ts";
+import { parseGoSum } from "../modproxy/module/gosum.ts";
+import { importTree, type ImportStats } from "../modproxy/transfer/import.ts";
+import { createImportSumdb, verifierFor } from "../modproxy/transfer/import-sumdb.ts";
+import type { PrefixPatterns } from "../modproxy/module/globs.ts";
+import { ModStore } from "../modproxy/storage/store.ts";
 import { createLogger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 
@@ -135,7 +136,7 @@ const importCommand = defineCommand({
     if (concurrency < 1) throw new ConfigError(`${flags.source("sumdb-concurrency")} must be at least 1, got ${concurrency}`);
     const verifier = db ? verifierFor(db.name, flags.string("sumdb-key")) : null;
     const s3 = s3Config(flags);
-    const mirror = s3 ? (await import("../modproxy/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
+    const mirror = s3 ? (await import("../modproxy/storage/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
     let dir = src;
     let cleanup = () => {};
     if (statSync(src).isFile()) [dir, cleanup] = await extract(src);
@@ -179,7 +180,7 @@ const exportCommand = defineCommand({
   args: { ...toCittyArgs(exportSpecs) },
   async run({ args, rawArgs }) {
     const flags = readFlags(rawArgs, exportSpecs, Number.MAX_SAFE_INTEGER);
-    const { runExport } = await import("../modproxy/export.ts");
+    const { runExport } = await import("../modproxy/transfer/export.ts");
     const positional = (args._ as string[] | undefined) ?? [];
     status = await runExport({
       out: flags.string("out") ?? "",

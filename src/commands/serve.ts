@@ -30,7 +30,7 @@ import { createHttpRouter } from "../http/handler.ts";
 import { limitHttp } from "../http/limits.ts";
 import { listenHttp, listenerURL, type HttpListener } from "../http/listen.ts";
 import { modproxyConfig } from "../modproxy/config.ts";
-import type { ModProxy } from "../modproxy/handler.ts";
+import type { ModProxy } from "../modproxy/serve/proxy.ts";
 import type { S3Client } from "../s3/client.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
@@ -86,7 +86,7 @@ export default defineCommand({
       unhealthy: () => (shuttingDown ? "shutting down" : null),
       info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null }),
     });
-    const modProxy = modproxy ? (await import("../modproxy/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
+    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
     let http: HttpListener | null = null;
     try {
       http = cfg.http ? listenHttp(limitHttp(requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`)), { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger }), httpOptions(cfg, limits)) : null;

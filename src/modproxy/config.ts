@@ -11,16 +11,16 @@
 import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../config/error.ts";
 import type { Flags } from "../config/flags.ts";
-import { PatternError, PrefixPatterns } from "./globs.ts";
-import type { PrivateConfig } from "./private.ts";
-import { loadRulesFile } from "./rules-file.ts";
-import { parseSumdbs, type SumdbConfig } from "./sumdb.ts";
-import { parseUpstreams, type Upstream } from "./upstream.ts";
+import { PatternError, PrefixPatterns } from "./module/globs.ts";
+import { loadRulesFile } from "./rules/rules-file.ts";
+import { parseSumdbs, type SumdbConfig } from "./sumdb/databases.ts";
+import { parseUpstreams, type Upstream } from "./upstream/fetch.ts";
+import type { PrivateConfig } from "./upstream/private.ts";
 
 export interface ModProxyConfig {
   dir: string;
   upstreams: Upstream[];
-  /** --rules: the routing rules file (rules.ts), or null. */
+  /** --rules: the routing rules file (rules/rules.ts), or null. */
   rulesFile?: string | null;
   sumdbs: SumdbConfig[];
   /** list, @latest, version queries, sumdb latest and partial tiles. */
@@ -30,9 +30,9 @@ export interface ModProxyConfig {
   notFoundTtlMs: number;
   timeoutMs: number;
   retries: number;
-  /** --offline: no upstream traffic at all (offline.ts). */
+  /** --offline: no upstream traffic at all (serve/offline.ts). */
   offline: boolean;
-  /** --private: modules fetched with the go command (private.ts); null when no pattern is set. */
+  /** --private: modules fetched with the go command (upstream/private.ts); null when no pattern is set. */
   private?: PrivateConfig | null;
 }
 

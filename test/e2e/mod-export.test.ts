@@ -13,9 +13,9 @@ import { startDaemon, type Daemon } from "../daemon/helpers.ts";
 import { BIN, run, tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
 import { startSumdb, startUpstream, writeApp, writeTestModules, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
-import { walkFiles } from "../../src/modproxy/import.ts";
-import { partialTiles, treeSizeOf } from "../../src/modproxy/tiles.ts";
-import { tilePath } from "../../src/modproxy/tlog.ts";
+import { walkFiles } from "../../src/modproxy/transfer/tree.ts";
+import { partialTiles, treeSizeOf } from "../../src/modproxy/sumdb/tiles.ts";
+import { tilePath } from "../../src/modproxy/sumdb/tlog.ts";
 
 const T = 240_000;
 let root: ReturnType<typeof tempDir>;

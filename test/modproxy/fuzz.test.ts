@@ -15,18 +15,18 @@ import { join, resolve, sep } from "node:path";
 import fc from "fast-check";
 import { requireHttpAuth, TokenChecker } from "../../src/auth/token.ts";
 import { createHttpRouter } from "../../src/http/handler.ts";
-import { createModProxy } from "../../src/modproxy/handler.ts";
+import { createModProxy } from "../../src/modproxy/serve/proxy.ts";
 import {
   checkModulePath,
   escapePath,
   escapeVersion,
   isCanonicalVersion,
-  parseModRequest,
   PathError,
   unescapePath,
   unescapeVersion,
-} from "../../src/modproxy/paths.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
+} from "../../src/modproxy/module/path.ts";
+import { parseModRequest } from "../../src/modproxy/module/layout.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";

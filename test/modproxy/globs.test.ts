@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { pathMatch, PatternError, PrefixPatterns } from "../../src/modproxy/globs.ts";
+import { pathMatch, PatternError, PrefixPatterns } from "../../src/modproxy/module/globs.ts";
 import { run, tempDir } from "../helpers/env.ts";
 
 describe("PrefixPatterns (module.MatchPrefixPatterns)", () => {

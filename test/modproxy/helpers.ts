@@ -6,8 +6,8 @@
 // options of a proxy handler called in process.
 import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { ModProxyOptions } from "../../src/modproxy/handler.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
+import type { ModProxyOptions } from "../../src/modproxy/serve/proxy.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { ROOT, TOOLS, run } from "../helpers/env.ts";

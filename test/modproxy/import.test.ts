@@ -10,13 +10,14 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModProxyConfig } from "../../src/modproxy/config.ts";
-import { hash1, hashGoMod, hashZip } from "../../src/modproxy/dirhash.ts";
-import { PrefixPatterns } from "../../src/modproxy/globs.ts";
-import { importTree, parseGoSum } from "../../src/modproxy/import.ts";
-import { createImportSumdb, verifierFor } from "../../src/modproxy/import-sumdb.ts";
-import { KNOWN_KEYS, NoteError, openNote, parseVerifierKey, type Verifier } from "../../src/modproxy/note.ts";
-import { ModStore } from "../../src/modproxy/store.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
+import { hash1, hashGoMod, hashZip } from "../../src/modproxy/module/dirhash.ts";
+import { PrefixPatterns } from "../../src/modproxy/module/globs.ts";
+import { parseGoSum } from "../../src/modproxy/module/gosum.ts";
+import { importTree } from "../../src/modproxy/transfer/import.ts";
+import { createImportSumdb, verifierFor } from "../../src/modproxy/transfer/import-sumdb.ts";
+import { KNOWN_KEYS, NoteError, openNote, parseVerifierKey, type Verifier } from "../../src/modproxy/sumdb/note.ts";
+import { ModStore } from "../../src/modproxy/storage/store.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
@@ -52,11 +53,11 @@ afterAll(() => {
 });
 
 describe("dirhash", () => {
-  test("h1: of zips and go.mod files equals the go command's", () => {
+  test("h1: of zips and go.mod files equals the go command's", async () => {
     expect(sums.length).toBe(3);
     for (const s of sums) {
       const base = join(dl, s.Path.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`), "@v", s.Version);
-      expect(hashZip(readFileSync(`${base}.zip`))).toBe(s.Sum);
+      expect(await hashZip(readFileSync(`${base}.zip`))).toBe(s.Sum);
       expect(hashGoMod(readFileSync(`${base}.mod`))).toBe(s.GoModSum);
     }
     expect(hash1([])).toBe("h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
@@ -172,7 +173,7 @@ describe("importTree against the checksum database (no go.sum)", () => {
     const st = await importTree({ src, store, sumdb });
     expect(st.rejected.map((r) => r.rel)).toEqual(["example.com/lib/@v/v1.1.0.zip"]);
     const want = sums.find((s) => s.Path === "example.com/lib")!.Sum;
-    expect(st.rejected[0]!.reason).toBe(`checksum mismatch: example.com/lib v1.1.0: file has ${hashZip(zip)}, checksum database ${db.name} has ${want}`);
+    expect(st.rejected[0]!.reason).toBe(`checksum mismatch: example.com/lib v1.1.0: file has ${await hashZip(zip)}, checksum database ${db.name} has ${want}`);
     expect(existsSync(join(store.dir, "example.com/lib/@v/v1.1.0.zip"))).toBe(false);
     expect(st.sumdbVerified).toBe(5);
   });
@@ -260,7 +261,7 @@ describe("importTree against the checksum database (no go.sum)", () => {
     const zip = readFileSync(zipPath);
     zip.write("dep.Twice(24)", zip.indexOf("dep.Twice(21)"));
     writeFileSync(zipPath, zip);
-    const forged = hashZip(zip);
+    const forged = await hashZip(zip);
     const real = sums.find((s) => s.Path === "example.com/lib")!.Sum;
     let mode: "record" | "tile" = "record";
     // The signed tree note stays valid, only the unsigned parts change.

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createModProxy } from "../../src/modproxy/handler.ts";
-import { compareSemver, latestOf } from "../../src/modproxy/offline.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
+import { createModProxy } from "../../src/modproxy/serve/proxy.ts";
+import { compareSemver, latestOf } from "../../src/modproxy/module/semver.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { startDaemon, type Daemon } from "../daemon/helpers.ts";

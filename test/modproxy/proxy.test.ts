@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createModProxy, type ModProxyOptions } from "../../src/modproxy/handler.ts";
+import { createModProxy, type ModProxyOptions } from "../../src/modproxy/serve/proxy.ts";
 import type { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
 import { goZip, proxyOptions, startUpstream, writeModule, writeTestModules, zipEntries, type Upstream } from "./helpers.ts";

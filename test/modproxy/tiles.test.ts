@@ -4,10 +4,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createModProxy } from "../../src/modproxy/handler.ts";
-import { completeTiles, dirTileFiles, partialTiles, storedTreeSizes, treeSizeOf } from "../../src/modproxy/tiles.ts";
-import { importTree, walkFiles } from "../../src/modproxy/import.ts";
-import { ModStore } from "../../src/modproxy/store.ts";
+import { createModProxy } from "../../src/modproxy/serve/proxy.ts";
+import { completeTiles, dirTileFiles, partialTiles, storedTreeSizes, treeSizeOf } from "../../src/modproxy/sumdb/tiles.ts";
+import { importTree } from "../../src/modproxy/transfer/import.ts";
+import { walkFiles } from "../../src/modproxy/transfer/tree.ts";
+import { ModStore } from "../../src/modproxy/storage/store.ts";
 import { tempDir } from "../helpers/env.ts";
 import { go, goEnv } from "../helpers/go.ts";
 import { proxyOptions, startSumdb, startUpstream, writeTestModules, type Sumdb, type Upstream } from "./helpers.ts";

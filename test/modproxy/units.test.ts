@@ -8,13 +8,13 @@ import {
   escapePath,
   escapeVersion,
   isCanonicalVersion,
-  parseModRequest,
   unescapePath,
   unescapeVersion,
-} from "../../src/modproxy/paths.ts";
-import { parseSumdbs } from "../../src/modproxy/sumdb.ts";
-import { parseUpstreams } from "../../src/modproxy/upstream.ts";
-import { goModModulePath, validateInfo, validateMod, validateZip } from "../../src/modproxy/validate.ts";
+} from "../../src/modproxy/module/path.ts";
+import { parseModRequest } from "../../src/modproxy/module/layout.ts";
+import { parseSumdbs } from "../../src/modproxy/sumdb/databases.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
+import { goModModulePath, validateInfo, validateMod, validateZip } from "../../src/modproxy/module/validate.ts";
 import { tempDir } from "../helpers/env.ts";
 import { goZip, zipEntries } from "./helpers.ts";
 
