@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { localConfig, logConfig, s3Config } from "../config/config.ts";
+import { localConfig, logConfig, s3Config, type S3Config } from "../config/config.ts";
 import { ConfigError } from "../config/error.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { localFlags, logFlags, modFlags, modproxyFlags, s3Flags } from "../config/options.ts";
@@ -18,7 +18,7 @@ import { importTree, type ImportStats } from "../modproxy/transfer/import.ts";
 import { createImportSumdb, verifierFor } from "../modproxy/transfer/import-sumdb.ts";
 import type { PrefixPatterns } from "../modproxy/module/globs.ts";
 import { ModStore } from "../modproxy/storage/store.ts";
-import { createLogger } from "../util/log.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 
 const importSpecs = {
@@ -112,6 +112,13 @@ function noSumdbGlobs(flag: string | undefined, flagSource: string): PrefixPatte
   return checkGlobs(list, "--private/GONOSUMDB/GOPRIVATE");
 }
 
+/** The bucket's module mirror, for an import with --bucket. */
+async function openMirror(s3: S3Config, logger: Logger) {
+  const [{ createS3Client }, { createS3Mirror }] = await Promise.all([import("../s3/client.ts"), import("../modproxy/storage/mirror.ts")]);
+  const metrics = new Metrics();
+  return createS3Mirror({ client: createS3Client(s3, { metrics, logger }), readOnly: s3.readOnly, logger, metrics });
+}
+
 const importCommand = defineCommand({
   meta: {
     name: "import",
@@ -136,7 +143,7 @@ const importCommand = defineCommand({
     if (concurrency < 1) throw new ConfigError(`${flags.source("sumdb-concurrency")} must be at least 1, got ${concurrency}`);
     const verifier = db ? verifierFor(db.name, flags.string("sumdb-key")) : null;
     const s3 = s3Config(flags);
-    const mirror = s3 ? (await import("../modproxy/storage/mirror.ts")).createS3Mirror(s3, logger, new Metrics()) : undefined;
+    const mirror = s3 ? await openMirror(s3, logger) : undefined;
     let dir = src;
     let cleanup = () => {};
     if (statSync(src).isFile()) [dir, cleanup] = await extract(src);

@@ -86,7 +86,7 @@ export default defineCommand({
       unhealthy: () => (shuttingDown ? "shutting down" : null),
       info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null }),
     });
-    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, s3 }) : null;
+    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
     let http: HttpListener | null = null;
     try {
       http = cfg.http ? listenHttp(limitHttp(requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`)), { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger }), httpOptions(cfg, limits)) : null;

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { S3Config } from "../../src/config/config.ts";
 import { createModProxy } from "../../src/modproxy/serve/proxy.ts";
 import { createS3Mirror, mirrored } from "../../src/modproxy/storage/mirror.ts";
+import { createS3Client } from "../../src/s3/client.ts";
 import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
@@ -67,7 +68,7 @@ function proxyWith(dir: string, upstream: string, readOnly = false) {
     retries: 0,
     metrics,
     logger,
-    mirror: createS3Mirror(cfg, logger, metrics),
+    mirror: createS3Mirror({ client: createS3Client(cfg, { metrics, logger }), readOnly, logger, metrics }),
   });
   return { p, metrics, get: (path: string) => p.fetch(new Request(`http://proxy.test/mod/${path}`)) };
 }

@@ -11,14 +11,11 @@
 // from the bucket goes through the same validation as upstream answers.
 // With --read-only nothing is uploaded.
 //
-// The S3 tier of the build cache (src/store/s3.ts) addresses objects by
-// action ID only, so this uses the AWS SDK directly, loaded on first use,
-// with the same settings (endpoint, path style, region, credential chain).
+// Every request goes through the daemon's one S3 client (src/s3/client.ts:
+// timeouts, retries, breaker, region) and every upload through its bounded
+// queue, shared with the build cache's uploads.
 
-import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import type { S3Client } from "@aws-sdk/client-s3";
-import type { S3Config } from "../../config/config.ts";
+import type { S3Client } from "../../s3/client.ts";
 import type { Logger } from "../../util/log.ts";
 import type { Metrics } from "../../util/metrics.ts";
 import type { FetchResult } from "../upstream/fetch.ts";
@@ -39,60 +36,27 @@ export function mirrored(rel: string): boolean {
   return /^sumdb\/[^/]+\/tile\/.*\/[0-9]{3}$/.test(rel) && !rel.includes(".p/");
 }
 
-/** Per request when --s3-timeout is not set. */
-const TIMEOUT_MS = 30_000;
-const UPLOADS_AT_ONCE = 4;
+export interface MirrorOptions {
+  client: S3Client;
+  /** --read-only: read the bucket, never write to it. */
+  readOnly: boolean;
+  logger: Logger;
+  metrics: Metrics;
+}
 
-export function createS3Mirror(cfg: S3Config, logger: Logger, metrics: Metrics): Mirror {
-  const timeoutMs = (cfg as { timeoutMs?: number }).timeoutMs || TIMEOUT_MS;
-  let client: Promise<{ c: S3Client; sdk: typeof import("@aws-sdk/client-s3") }> | null = null;
-  const sdkClient = () =>
-    (client ??= import("@aws-sdk/client-s3").then((sdk) => ({
-      sdk,
-      c: new sdk.S3Client({
-        region: cfg.region ?? "us-east-1",
-        ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
-        forcePathStyle: cfg.pathStyle,
-        followRegionRedirects: true,
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-      }),
-    })));
-  const key = (rel: string) => `${cfg.prefix ? `${cfg.prefix}/` : ""}mod/${rel}`;
-  /** Files that came from the bucket: no need to upload them back. */
-  const fromBucket = new Set<string>();
-  const queue: { rel: string; path: string }[] = [];
-  const queued = new Set<string>();
-  let active = 0;
-  let idle: (() => void)[] = [];
+const objectName = (rel: string) => `mod/${rel}`;
 
-  function pump(): void {
-    while (active < UPLOADS_AT_ONCE && queue.length) {
-      const job = queue.shift()!;
-      active++;
-      upload(job.rel, job.path)
-        .catch((err) => {
-          metrics.inc("modproxy_s3_upload_errors");
-          logger.warn(`modproxy: s3 upload ${key(job.rel)}: ${(err as Error).message}`);
-        })
-        .finally(() => {
-          active--;
-          queued.delete(job.rel);
-          pump();
-          if (active === 0 && queue.length === 0) {
-            for (const f of idle.splice(0)) f();
-          }
-        });
+export function createS3Mirror(o: MirrorOptions): Mirror {
+  const { client, logger, metrics } = o;
+
+  async function upload(rel: string, path: string, size: number): Promise<void> {
+    try {
+      await client.put(objectName(rel), Bun.file(path));
+    } catch (err) {
+      metrics.inc("modproxy_s3_upload_errors");
+      logger.debug(`modproxy: s3 upload ${client.key(objectName(rel))}: ${(err as Error).message}`);
+      return;
     }
-  }
-
-  async function upload(rel: string, path: string): Promise<void> {
-    const { c, sdk } = await sdkClient();
-    const size = (await stat(path)).size;
-    await c.send(
-      new sdk.PutObjectCommand({ Bucket: cfg.bucket, Key: key(rel), Body: createReadStream(path), ContentLength: size }),
-      { abortSignal: AbortSignal.timeout(Math.max(timeoutMs, size / 1000)) },
-    );
     metrics.inc("modproxy_s3_uploads");
     metrics.inc("modproxy_s3_bytes_up", size);
   }
@@ -101,43 +65,47 @@ export function createS3Mirror(cfg: S3Config, logger: Logger, metrics: Metrics):
     async get(rel) {
       if (!mirrored(rel)) return null;
       try {
-        const { c, sdk } = await sdkClient();
-        // The deadline covers the answer, not the body (zips can be large).
-        const ac = new AbortController();
-        const timer = setTimeout(() => ac.abort(), timeoutMs);
-        const res = await c.send(new sdk.GetObjectCommand({ Bucket: cfg.bucket, Key: key(rel) }), { abortSignal: ac.signal }).finally(() => clearTimeout(timer));
-        if (!res.Body) return null;
-        metrics.inc("modproxy_s3_hits");
-        fromBucket.add(rel);
-        if (fromBucket.size > 100_000) fromBucket.clear();
-        return { ok: true, status: 200, body: res.Body.transformToWebStream() as ReadableStream<Uint8Array>, size: res.ContentLength ?? null, from: `s3://${cfg.bucket}` };
-      } catch (err) {
-        const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-        if (e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404) {
+        const obj = await client.get(objectName(rel));
+        if (!obj) {
           metrics.inc("modproxy_s3_misses");
           return null;
         }
+        metrics.inc("modproxy_s3_hits");
+        // It came from the bucket: no need to upload it back.
+        client.uploads.markSeen(client.key(objectName(rel)));
+        return { ok: true, status: 200, body: toStream(obj.body, obj.cancel), size: obj.contentLength ?? null, from: `s3://${client.bucket}` };
+      } catch (err) {
         metrics.inc("modproxy_s3_errors");
-        logger.warn(`modproxy: s3 get ${key(rel)}: ${(err as Error).message}; asking the upstream`);
+        logger.debug(`modproxy: ${(err as Error).message}; asking the upstream`);
         return null;
       }
     },
     put(rel, path) {
-      if (cfg.readOnly || !mirrored(rel) || queued.has(rel)) return;
-      if (fromBucket.delete(rel)) return;
-      queued.add(rel);
-      queue.push({ rel, path });
-      pump();
+      if (o.readOnly || !mirrored(rel)) return;
+      const size = Bun.file(path).size;
+      client.uploads.enqueue({ key: client.key(objectName(rel)), size, run: () => upload(rel, path, size) });
     },
-    flush(timeoutMs) {
-      if (active === 0 && queue.length === 0) return Promise.resolve(0);
-      return new Promise((resolve) => {
-        const t = setTimeout(() => resolve(active + queue.length), timeoutMs);
-        idle.push(() => {
-          clearTimeout(t);
-          resolve(0);
-        });
-      });
+    async flush(timeoutMs) {
+      return (await client.uploads.flush(timeoutMs)).left;
     },
   };
+}
+
+/** The client's body as a web stream (what the proxy's validation and clients read). */
+function toStream(body: AsyncIterable<Uint8Array>, cancel: () => void): ReadableStream<Uint8Array> {
+  const it = body[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      try {
+        const { value, done } = await it.next();
+        if (done) ctl.close();
+        else ctl.enqueue(value);
+      } catch (err) {
+        ctl.error(err);
+      }
+    },
+    cancel() {
+      cancel();
+    },
+  });
 }
