@@ -11,13 +11,16 @@ import type { PluginAddress } from "../address.ts";
 
 type Sock = Bun.Socket<undefined>;
 
+/** What the bridge uses of a connection (tests drive it with their own). */
+export type Link = Pick<DaemonLink, "closed" | "lines" | "send" | "pause" | "resume" | "shutdown" | "end" | "terminate">;
+
 /** What the socket reports; the bridge decides what each means. */
 export interface LinkEvents {
-  data(link: DaemonLink, chunk: Uint8Array): void;
+  data(link: Link, chunk: Uint8Array): void;
   /** The daemon half-closed. */
-  end(link: DaemonLink): void;
-  close(link: DaemonLink, err?: Error): void;
-  error(link: DaemonLink, err: Error): void;
+  end(link: Link): void;
+  close(link: Link, err?: Error): void;
+  error(link: Link, err: Error): void;
 }
 
 export class DaemonLink {

@@ -12,7 +12,7 @@
 
 import { ERROR_PREFIX } from "../../auth/token.ts";
 import { responseID, type RequestStreamTracker } from "../../cacheprog/framing.ts";
-import type { DaemonLink } from "./daemon-link.ts";
+import type { Link } from "./daemon-link.ts";
 import type { GoOutput } from "./go-output.ts";
 
 const NL = 10;
@@ -56,7 +56,7 @@ export class ResponseRelay {
   }
 
   /** Bytes the daemon sent on link. */
-  relay(link: DaemonLink, chunk: Uint8Array): void {
+  relay(link: Link, chunk: Uint8Array): void {
     const data = link.lines.push(chunk);
     if (!data) return;
     const last = data.length - 1;

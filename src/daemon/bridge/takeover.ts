@@ -16,7 +16,6 @@
 import type { BodyRemainder, RequestStreamTracker } from "../../cacheprog/framing.ts";
 import { CAPABILITY_LINE, encodeErr } from "../../cacheprog/protocol.ts";
 import type { CacheHandler, CacheProgSession } from "../../cacheprog/session.ts";
-import { writeStderr } from "../../util/std-output.ts";
 
 const LOST_PUT = "gostash: the daemon went away before storing this output";
 
@@ -38,6 +37,8 @@ export interface TakeoverOptions {
   needCapability: boolean;
   /** The conversation is over (exit code). */
   finish(code: number): void;
+  /** Log lines. */
+  stderr(text: string): void;
 }
 
 export class Takeover {
@@ -55,7 +56,7 @@ export class Takeover {
   ) {
     if (o.needCapability) o.write(Buffer.from(CAPABILITY_LINE));
     this.start(loss).catch((err) => {
-      writeStderr(`gostash connect: taking over from the daemon failed: ${(err as Error)?.message ?? err}\n`);
+      o.stderr(`gostash connect: taking over from the daemon failed: ${(err as Error)?.message ?? err}\n`);
       o.finish(1);
     });
   }
@@ -74,7 +75,7 @@ export class Takeover {
 
   private async start(loss: Loss): Promise<void> {
     const { handler, where: dir } = await this.o.openLocal();
-    writeStderr(notice(loss, dir));
+    this.o.stderr(notice(loss, dir));
     const { CacheProgSession } = await import("../../cacheprog/session.ts");
     this.session = new CacheProgSession(handler, { write: (line) => this.o.write(Buffer.from(line)) });
     this.replay();
@@ -106,7 +107,7 @@ export class Takeover {
     try {
       for (const c of chunks) if (c.length) this.session!.push(c);
     } catch (err) {
-      writeStderr(`gostash connect: ${(err as Error).message}; stopping\n`);
+      this.o.stderr(`gostash connect: ${(err as Error).message}; stopping\n`);
       this.o.finish(1);
     }
   }
@@ -115,7 +116,7 @@ export class Takeover {
     try {
       await this.session!.end();
     } catch (err) {
-      writeStderr(`gostash connect: ${(err as Error).message}\n`);
+      this.o.stderr(`gostash connect: ${(err as Error).message}\n`);
     }
     this.o.finish(0);
   }
