@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { RequestDecoder } from "../../src/cacheprog/decoder.ts";
 import { LineAssembler, RequestStreamTracker, RETAIN_BODY, responseID } from "../../src/cacheprog/framing.ts";
+import { splitAt } from "./chunks.ts";
 
 const SEED = Number(process.env.GOSTASH_FUZZ_SEED ?? 20261205);
 const RUNS = Number(process.env.GOSTASH_FUZZ_RUNS ?? 200);
@@ -47,17 +48,6 @@ function decode(chunks: Uint8Array[]): { id: number; body: string }[] {
   });
   for (const c of chunks) d.push(c);
   d.end();
-  return out;
-}
-
-function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of [...points, bytes.length]) {
-    if (p > prev) out.push(bytes.subarray(prev, p));
-    prev = p;
-  }
   return out;
 }
 

@@ -77,8 +77,12 @@ interface Harness {
   released: () => boolean;
   push(text: string): void;
   end(): void;
-  /** Resolves with the exit code. */
+  /** Starts the bridge; resolves with the exit code. */
   run(): Promise<number>;
+  /** The n-th link (from 1), once it has been sent something. */
+  sentTo(n: number): Promise<FakeLink>;
+  /** go's EOF: waits for the half-close on link, then the daemon hangs up. */
+  endVia(link: FakeLink): Promise<void>;
 }
 
 /**
@@ -124,6 +128,15 @@ function harness(opts: { capabilityPrinted?: boolean; token?: string; down?: (n:
       void bridge.pumpStdin();
       return bridge.exit;
     },
+    async sentTo(n) {
+      await until(() => links.length >= n && links[n - 1]!.sent.length > 0, `dial ${n} and its first bytes`);
+      return links[n - 1]!;
+    },
+    async endVia(link) {
+      input.close();
+      await until(() => link.shutDown, "the half-close");
+      link.hangUp();
+    },
   };
 }
 
@@ -142,9 +155,7 @@ describe("bridge state machine", () => {
     l.say("\n");
     expect(ids(h.lines())).toEqual([1, 2]);
     expect(h.released()).toBe(true); // go waits for stdout's EOF after close is answered
-    h.end();
-    await until(() => l.shutDown, "the half-close");
-    l.hangUp();
+    await h.endVia(l);
     expect(await exit).toBe(0);
     expect(h.links.length).toBe(1);
     expect(h.stderr).toEqual([]);
@@ -162,9 +173,8 @@ describe("bridge state machine", () => {
   test("refused (busy): the line never reaches go, one dial only, the local cache answers everything", async () => {
     const h = harness();
     const exit = h.run();
-    await until(() => h.links.length === 1, "the dial");
     h.push(get(1));
-    await until(() => h.links[0]!.sent.length > 0, "the request");
+    await h.sentTo(1);
     h.links[0]!.say("GOSTASH-ERROR busy: too many connections\n");
     h.push(close(2));
     h.end();
@@ -180,20 +190,17 @@ describe("bridge state machine", () => {
   test("an idle close with nothing owed: nothing said, dialled again only when go sends its next request, no replay", async () => {
     const h = harness();
     const exit = h.run();
-    await until(() => h.links.length === 1, "the dial");
     h.push(get(1));
-    await until(() => h.links[0]!.sent.length > 0, "the request");
+    await h.sentTo(1);
     h.links[0]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
     h.links[0]!.hangUp(); // a redial would call dial() synchronously from here
     await Bun.sleep(0);
     expect(h.links.length).toBe(1); // not before it is needed
     h.push(get(2));
-    await until(() => h.links.length === 2 && h.links[1]!.sent.length > 0, "the second dial");
+    await h.sentTo(2);
     expect(h.links[1]!.sent).toBe(get(2));
     h.links[1]!.say(`${CAP}{"ID":2,"Miss":true}\n`);
-    h.end();
-    await until(() => h.links[1]!.shutDown, "the half-close");
-    h.links[1]!.hangUp();
+    await h.endVia(h.links[1]!);
     expect(await exit).toBe(0);
     expect(ids(h.lines())).toEqual([1, 2]);
     expect(h.stderr).toEqual([]);
@@ -208,15 +215,13 @@ describe("bridge state machine", () => {
     await until(() => h.links[0]!.sent.length === get(1).length + get(2).length + 150, "the requests");
     h.links[0]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
     h.links[0]!.hangUp();
-    await until(() => h.links.length === 2 && h.links[1]!.sent.length > 0, "the redial and replay");
+    await h.sentTo(2);
     expect(h.links[1]!.sent).toBe(get(2) + p.slice(0, 150));
     h.push(p.slice(150) + close(4));
     await until(() => h.links[1]!.sent.endsWith(close(4)), "the rest");
     expect(h.links[1]!.sent).toBe(get(2) + p + close(4));
     h.links[1]!.say(`${CAP}{"ID":2,"Miss":true}\n{"ID":3,"DiskPath":"/d/3"}\n{"ID":4}\n`);
-    h.end();
-    await until(() => h.links[1]!.shutDown, "the half-close");
-    h.links[1]!.hangUp();
+    await h.endVia(h.links[1]!);
     expect(await exit).toBe(0);
     expect(ids(h.lines())).toEqual([1, 2, 3, 4]);
     expect(h.stderr).toEqual([]);
@@ -225,9 +230,8 @@ describe("bridge state machine", () => {
   test("the daemon gone at the redial: the local cache takes over and answers what was unanswered, then the rest", async () => {
     const h = harness({ down: (n) => n > 1 });
     const exit = h.run();
-    await until(() => h.links.length === 1, "the dial");
     h.push(put(1, "abc") + get(2));
-    await until(() => h.links[0]!.sent.length > 0, "the requests");
+    await h.sentTo(1);
     h.links[0]!.hangUp();
     await until(() => h.stderr.length > 0, "the takeover");
     h.push(get(3, 1) + close(4));
@@ -246,12 +250,8 @@ describe("bridge state machine", () => {
   test("a daemon that keeps hanging up without answering: given up after MAX_REDIALS dials, the local cache takes over", async () => {
     const h = harness();
     const exit = h.run();
-    await until(() => h.links.length === 1, "the dial");
     h.push(get(1));
-    for (let n = 1; n <= 4; n++) {
-      await until(() => h.links.length === n && h.links[n - 1]!.sent.length > 0, `dial ${n}`);
-      h.links[n - 1]!.hangUp();
-    }
+    for (let n = 1; n <= 4; n++) (await h.sentTo(n)).hangUp();
     await until(() => h.stderr.length > 0, "the takeover");
     h.push(close(2));
     h.end();
@@ -266,13 +266,10 @@ describe("bridge state machine", () => {
     await until(() => h.links.length === 1, "the dial");
     h.links[0]!.say(CAP);
     h.push(get(1));
-    await until(() => h.links[0]!.sent.length > 0, "the request");
-    h.links[0]!.hangUp();
-    await until(() => h.links.length === 2 && h.links[1]!.sent.length > 0, "the redial");
+    (await h.sentTo(1)).hangUp();
+    await h.sentTo(2);
     h.links[1]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
-    h.end();
-    await until(() => h.links[1]!.shutDown, "the half-close");
-    h.links[1]!.hangUp();
+    await h.endVia(h.links[1]!);
     expect(await exit).toBe(0);
     expect(h.lines()).toEqual([CAP.trim(), '{"ID":1,"Miss":true}']);
   });
@@ -292,9 +289,8 @@ describe("bridge state machine", () => {
   test("a request stream that is not GOCACHEPROG: when the daemon hangs up on it, exit 1 with one line, no takeover", async () => {
     const h = harness();
     const exit = h.run();
-    await until(() => h.links.length === 1, "the dial");
     h.push("this is not json\n\n");
-    await until(() => h.links[0]!.sent.length > 0, "the bytes");
+    await h.sentTo(1);
     h.links[0]!.hangUp();
     expect(await exit).toBe(1);
     expect(h.links.length).toBe(1);
