@@ -74,11 +74,12 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
 
   const socket: Bun.SocketHandler<Connection> = {
     open(s) {
-      const c = new Connection(s, ctx, (id) => admission.refusal(id, open.size));
-      s.data = c;
-      if (!c.admitted) return;
+      const c = new Connection(s, ctx);
+      const refusal = admission.refusal(c.id, open.size);
+      if (refusal !== null) return c.refuseBusy(refusal);
       open.add(s);
       o.metrics.inc("connections_total");
+      c.start();
     },
     data: (s, chunk) => s.data.data(chunk),
     drain: (s) => s.data.drain(),

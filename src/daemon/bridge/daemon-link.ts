@@ -98,7 +98,7 @@ export class DaemonLink {
 
   /** Hangs up at once; a writer waiting for a drain gives up. */
   terminate(): void {
-    this.sock.terminate();
+    if (!this.closed) this.sock.terminate();
     this.wake();
   }
 

@@ -3,7 +3,8 @@
 // one CacheProgSession.
 //
 // Its life, as the Phase union below spells out:
-//   auth-pending (a token is required) or sniffing (none is)
+//   opening (accepted; admitted or refused under --max-connections)
+//     -> auth-pending (a token is required) or sniffing (none is)
 //     -> active: the conversation runs; the capability line went out first
 //     -> finishing: no more input is read; every pending answer goes out,
 //        then the socket is ended (after the client's EOF, an idle close,
@@ -53,6 +54,8 @@ interface Conversation {
 }
 
 type Phase =
+  /** Accepted; not yet admitted (or refused) under --max-connections. */
+  | { kind: "opening" }
   /** A token is required: nothing is said until the auth line is checked. */
   | { kind: "auth-pending"; handshake: AuthHandshake }
   /** No token is required: the conversation runs; an auth line a bridge sends anyway is looked for. */
@@ -70,24 +73,34 @@ let nextConnID = 0;
 
 export class Connection {
   readonly id = ++nextConnID;
-  /** Served, not refused (only admitted connections count as open). */
-  readonly admitted: boolean;
-  private phase: Phase;
+  private phase: Phase = { kind: "opening" };
   private readonly readPause: ReadPause;
   private readonly writer: ConnectionWriter;
   private idle: IdleWatch | null = null;
 
-  /** refusal: the line turning this client away (--max-connections), or null to serve it. */
+  /** Becomes sock's data at once, so that every event of the socket finds it. */
   constructor(
     private readonly sock: Sock,
     private readonly ctx: ConnectionContext,
-    refusal: (id: number) => string | null,
   ) {
+    sock.data = this;
     this.readPause = new ReadPause(sock);
     this.writer = new ConnectionWriter(sock, this.readPause, () => this.idle?.touch());
-    const line = refusal(this.id);
-    this.admitted = line === null;
-    this.phase = line === null ? this.begin() : this.refuseBusy(line);
+  }
+
+  /** Admitted: the handshake or the conversation starts. */
+  start(): void {
+    if (this.phase.kind === "opening") this.phase = this.begin();
+  }
+
+  /** Over --max-connections: one line, and the client hangs up once it has read it. */
+  refuseBusy(line: string): void {
+    this.phase = { kind: "refused" };
+    this.sock.write(line);
+    // Hanging up first, right on accept, can reach the client before its
+    // connect completes, and Bun's client then reports a failed connect
+    // instead of the reason.
+    this.terminateAfterGrace();
   }
 
   data(chunk: Uint8Array): void {
@@ -234,16 +247,6 @@ export class Connection {
     const ended = conv ? conv.session.end().catch(() => {}) : Promise.resolve();
     void ended.finally(() => this.writer.endWhenFlushed());
     this.terminateAfterGrace();
-  }
-
-  /** Over --max-connections: one line, and the client hangs up once it has read it. */
-  private refuseBusy(line: string): Phase {
-    this.sock.write(line);
-    // Hanging up first, right on accept, can reach the client before its
-    // connect completes, and Bun's client then reports a failed connect
-    // instead of the reason.
-    this.terminateAfterGrace();
-    return { kind: "refused" };
   }
 
   private refuseUnauthorized(why: string): void {
