@@ -65,17 +65,31 @@ export class DaemonLink {
     return link;
   }
 
-  /** Writes all of bytes, waiting for drains; false if the link closed or stopped being wanted first. */
-  async send(bytes: Uint8Array, wanted: () => boolean): Promise<boolean> {
-    let off = 0;
+  /**
+   * Writes all of bytes, waiting for drains; false if the link closed or
+   * stopped being wanted first. Synchronous (no promise) when the kernel
+   * takes everything at once, as it mostly does: this is the hot path.
+   */
+  send(bytes: Uint8Array, wanted: () => boolean): boolean | Promise<boolean> {
+    if (bytes.length === 0) return true;
+    const off = this.write(bytes, 0, wanted);
+    return off < 0 ? false : off === bytes.length ? true : this.sendRest(bytes, off, wanted);
+  }
+
+  private async sendRest(bytes: Uint8Array, off: number, wanted: () => boolean): Promise<boolean> {
     while (off < bytes.length) {
-      if (!wanted() || this.closed) return false;
-      const n = this.sock.write(bytes, off, bytes.length - off);
-      if (n < 0) return false;
-      off += n;
-      if (off < bytes.length) await new Promise<void>((r) => (this.wakeDrain = r));
+      await new Promise<void>((r) => (this.wakeDrain = r));
+      off = this.write(bytes, off, wanted);
+      if (off < 0) return false;
     }
     return true;
+  }
+
+  /** Writes what the kernel takes of bytes[off..]; the new offset, or -1 if the link closed or is not wanted. */
+  private write(bytes: Uint8Array, off: number, wanted: () => boolean): number {
+    if (!wanted() || this.closed) return -1;
+    const n = this.sock.write(bytes, off, bytes.length - off);
+    return n < 0 ? -1 : off + n;
   }
 
   pause(): void {

@@ -115,7 +115,9 @@ export class Bridge {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        await this.forward(value);
+        // No await while the daemon takes everything at once: this is the hot path.
+        const wait = this.forward(value);
+        if (wait) await wait;
       }
     } catch (err) {
       this.lose(`could not be reached (${(err as Error).message})`);
@@ -125,20 +127,29 @@ export class Bridge {
     this.inputEnded();
   }
 
-  /** One chunk from `go`: to the daemon (dialled again after an idle close) or to the takeover. */
-  private async forward(chunk: Uint8Array): Promise<void> {
-    // Connected, or taken over, before anything is forwarded.
+  /** One chunk from `go`: to the daemon or the takeover; a promise if it has to wait. */
+  private forward(chunk: Uint8Array): Promise<unknown> | undefined {
+    const s = this.state;
+    if (s.kind === "local") {
+      s.takeover.push(chunk);
+      return undefined;
+    }
+    if (s.kind === "finished") return undefined; // nothing to bridge
+    if (s.kind !== "bridging") return this.forwardLater(chunk);
+    this.tracker.observe(chunk);
+    // A hang-up cuts this short: the redial replays what the tracker saw.
+    const sent = this.send(s.link, chunk);
+    return typeof sent === "boolean" ? undefined : sent;
+  }
+
+  /** Connected (dialled again after an idle close), or taken over, before chunk is forwarded. */
+  private async forwardLater(chunk: Uint8Array): Promise<void> {
     await this.settled();
     while (this.state.kind === "disconnected") {
       await this.redial("closed an idle connection");
       await this.settled();
     }
-    const s = this.state;
-    if (s.kind === "local") return s.takeover.push(chunk);
-    if (s.kind !== "bridging") return; // finished: nothing to bridge
-    this.tracker.observe(chunk);
-    // A hang-up cuts this short: the redial replays what the tracker saw.
-    await this.send(s.link, chunk);
+    await this.forward(chunk); // bridging, local or finished now
   }
 
   /** `go` closed our stdin. */
@@ -267,7 +278,7 @@ export class Bridge {
   }
 
   /** Writes all of bytes to link; false if it closed or stopped being current first. */
-  private send(link: Link, bytes: Uint8Array): Promise<boolean> {
+  private send(link: Link, bytes: Uint8Array): boolean | Promise<boolean> {
     return link.send(bytes, () => this.link() === link);
   }
 

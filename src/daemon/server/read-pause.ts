@@ -12,16 +12,18 @@ export interface PausableSocket {
 }
 
 export class ReadPause {
-  private readonly reasons = new Set<PauseReason>();
+  // Two flags, not a set: set() runs on every flush of every connection.
+  private output = false;
+  private inflight = false;
   private paused = false;
   private closed = false;
 
   constructor(private readonly sock: PausableSocket) {}
 
   set(reason: PauseReason, on: boolean): void {
-    if (on) this.reasons.add(reason);
-    else this.reasons.delete(reason);
-    const want = this.reasons.size > 0;
+    if (reason === "output") this.output = on;
+    else this.inflight = on;
+    const want = this.output || this.inflight;
     if (want === this.paused || this.closed) return;
     this.paused = want;
     if (want) this.sock.pause();
