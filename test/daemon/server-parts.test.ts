@@ -67,13 +67,13 @@ describe("AuthHandshake", () => {
   });
 
   test("no token required, fed byte by byte: an auth line is skipped, anything else passes through untouched", () => {
-    const skip = byteByByte(new AuthHandshake(null, () => {}), `GOSTASH-AUTH whatever\n{"ID":7}\n`);
+    const skip = byteByByte(new AuthHandshake(null), `GOSTASH-AUTH whatever\n{"ID":7}\n`);
     expect(skip.rest).toBe('{"ID":7}\n');
     expect(skip.steps.every((s) => s.kind === "passed")).toBe(true);
-    const plain = byteByByte(new AuthHandshake(null, () => {}), `{"ID":1,"Command":"get"}\n`);
+    const plain = byteByByte(new AuthHandshake(null), `{"ID":1,"Command":"get"}\n`);
     expect(plain.rest).toBe(`{"ID":1,"Command":"get"}\n`);
     // "GO" could start an auth line; "GOX" cannot: the held bytes come back.
-    const h = new AuthHandshake(null, () => {});
+    const h = new AuthHandshake(null);
     expect(h.feed(enc.encode("G")).kind).toBe("wait");
     expect(h.feed(enc.encode("O")).kind).toBe("wait");
     const step = h.feed(enc.encode("X"));
@@ -81,11 +81,11 @@ describe("AuthHandshake", () => {
   });
 
   test("no token required: EOF after a short prefix gives the bytes back; an endless would-be auth line passes", () => {
-    const h = new AuthHandshake(null, () => {});
+    const h = new AuthHandshake(null);
     h.feed(enc.encode("GOST"));
     const end = h.end();
     expect(end.kind === "passed" && text(end.rest)).toBe("GOST");
-    const long = new AuthHandshake(null, () => {});
+    const long = new AuthHandshake(null);
     const step = long.feed(enc.encode(`GOSTASH-AUTH ${"y".repeat(5000)}`));
     expect(step.kind === "passed" && step.rest.length).toBe(13 + 5000);
   });

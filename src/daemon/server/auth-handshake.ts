@@ -46,7 +46,7 @@ export class AuthHandshake {
    */
   constructor(
     private readonly tokens: Pick<TokenChecker, "check"> | null,
-    onTimeout: (step: HandshakeStep) => void,
+    onTimeout: (step: HandshakeStep) => void = () => {},
     timeoutMs = AUTH_TIMEOUT_MS,
   ) {
     if (!tokens) {

@@ -153,7 +153,7 @@ export class Connection {
     this.sock.setNoDelay?.(true);
     this.idle = new IdleWatch(ctx.idleTimeoutMs, () => this.owed(), (quiet) => this.closeIdle(quiet));
     if (ctx.tokens) return { kind: "auth-pending", handshake: new AuthHandshake(ctx.tokens, (step) => this.decide(step)) };
-    return { kind: "sniffing", handshake: new AuthHandshake(null, () => {}), conv: this.converse("rw") };
+    return { kind: "sniffing", handshake: new AuthHandshake(null), conv: this.converse("rw") };
   }
 
   /** Acts on what the auth handshake decided. */
