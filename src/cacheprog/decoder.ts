@@ -38,8 +38,8 @@ export interface DecoderEvents {
 
 const NL = 10;
 const QUOTE = 34;
-// A request header is a few hundred bytes; anything this long is not one.
-const MAX_HEADER = 1 << 20;
+/** A request header is a few hundred bytes; anything this long is not one (framing.ts agrees). */
+export const MAX_HEADER = 1 << 20;
 
 const enum State {
   Line,
@@ -47,7 +47,7 @@ const enum State {
   Body,
 }
 
-const isWhitespace = (b: number) => b === NL || b === 13 || b === 32 || b === 9;
+export const isWhitespace = (b: number): boolean => b === NL || b === 13 || b === 32 || b === 9;
 
 export class RequestDecoder {
   private state = State.Line;

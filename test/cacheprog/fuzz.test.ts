@@ -11,6 +11,7 @@ import { createDiskStore } from "../../src/store/disk.ts";
 import { createLocalCache } from "../../src/buildcache/local.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
+import { splitAt } from "./chunks.ts";
 
 const SEED = Number(process.env.GOSTASH_FUZZ_SEED ?? 20261122);
 const RUNS = Number(process.env.GOSTASH_FUZZ_RUNS ?? 150);
@@ -46,17 +47,6 @@ function frame(ops: Op[]): { text: string; ids: number[] } {
   return { text, ids };
 }
 
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of [...points, bytes.length]) {
-    if (p > prev) out.push(bytes.subarray(prev, p));
-    prev = p;
-  }
-  return out;
-}
-
 let storeN = 0;
 function session() {
   const store = createDiskStore({ dir: `${tmp.path}/s${++storeN}` });
@@ -71,7 +61,7 @@ describe("fuzz: protocol decoder and session", () => {
       fc.property(fc.array(opArb, { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 30 }), (ops, cuts) => {
         const { s, lines } = session();
         const { text, ids } = frame(ops);
-        for (const chunk of split(new TextEncoder().encode(text), cuts)) s.push(chunk);
+        for (const chunk of splitAt(new TextEncoder().encode(text), cuts)) s.push(chunk);
         const answers = lines.map((l) => JSON.parse(l));
         expect(answers.map((a) => a.ID).sort((x, y) => x - y)).toEqual(ids);
         // model: last put per key wins
@@ -116,7 +106,7 @@ describe("fuzz: protocol decoder and session", () => {
             else if (m.mode === "insert") bytes.splice(at, 0, m.byte);
             else if (at < bytes.length) bytes.splice(at, 1);
           }
-          for (const chunk of split(Uint8Array.from(bytes), cuts)) {
+          for (const chunk of splitAt(Uint8Array.from(bytes), cuts)) {
             try {
               s.push(chunk);
             } catch (err) {

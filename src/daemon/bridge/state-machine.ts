@@ -1,0 +1,311 @@
+// The bridge's states (`gostash connect`, see src/daemon/bridge.ts for
+// what it does and why), as BridgeState spells them out:
+//
+//   dialing -> replaying (auth line, then the unanswered requests again;
+//              stdin waits) -> bridging (bytes flow both ways)
+//   bridging -> disconnected: the daemon closed a connection with nothing
+//              owed (--idle-timeout); dialled again on go's next request
+//   bridging -> dialing: a hang-up with requests unanswered
+//   any of those -> local: the daemon is gone, keeps hanging up without
+//              answering (MAX_REDIALS), refused us, or an unanswered put
+//              was too large to keep; the local cache serves the rest
+//   any -> finished: nothing left to bridge (the exit code is given once
+//              stdout has drained).
+//
+// The sockets, stdin and stdout come in through BridgeIO, so the machine
+// can be driven by tests.
+
+import { AUTH_PREFIX } from "../../auth/token.ts";
+import { RequestStreamTracker } from "../../cacheprog/framing.ts";
+import type { CacheHandler } from "../../cacheprog/session.ts";
+import type { Link, LinkEvents } from "./daemon-link.ts";
+import { GoOutput, type WriteFd } from "./go-output.ts";
+import { ResponseRelay, type Refusal } from "./relay.ts";
+import { Takeover } from "./takeover.ts";
+
+export interface BridgeSetup {
+  /** The daemon's address, for messages. */
+  where: string;
+  /** `go` has seen a capability line already (cli.ts printed ours). */
+  capabilityPrinted: boolean;
+  /** Sent first on every connection as `GOSTASH-AUTH <token>` when set. */
+  token: string | null;
+  /** Opens the local cache for a takeover; loaded only when needed. */
+  openLocal(): Promise<{ handler: CacheHandler; where: string }>;
+}
+
+/** The machine's outside world. */
+export interface BridgeIO {
+  /** Connects to the daemon; throws if it cannot be reached. */
+  dial(events: LinkEvents): Promise<Link>;
+  /** `go`'s requests (opened only once the first dial succeeded). */
+  input(): ReadableStream<Uint8Array>;
+  /** Log lines. */
+  stderr(text: string): void;
+  /** stdout, and its release after close is answered (default: fd 1). */
+  writeOut?: WriteFd;
+  releaseOut?: () => void;
+}
+
+/** Dials in a row that got no answer at all before the bridge gives up on the daemon. */
+const MAX_REDIALS = 3;
+
+type Dialing = { kind: "dialing" };
+
+type BridgeState =
+  /** Dialling the daemon (again); stdin waits. */
+  | Dialing
+  /** Connected; the auth line and the unanswered requests go out first; stdin waits. */
+  | { kind: "replaying"; link: Link }
+  /** Connected: bytes flow both ways. */
+  | { kind: "bridging"; link: Link }
+  /** The daemon closed a connection with nothing owed: dialled again on the next request. */
+  | { kind: "disconnected" }
+  /** The daemon went away or refused us: the local cache serves the rest. */
+  | { kind: "local"; takeover: Takeover }
+  /** Nothing left to bridge: the exit code is given (once stdout has drained). */
+  | { kind: "finished" };
+
+export class Bridge {
+  private state: BridgeState = { kind: "dialing" };
+  /** Woken on every state change (stdin waits out dialing and replaying). */
+  private waiters: (() => void)[] = [];
+  private readonly tracker = new RequestStreamTracker();
+  private readonly out: GoOutput;
+  private readonly relay: ResponseRelay;
+  private stdinDone = false;
+  /** Dials since the daemon last answered anything. */
+  private redials = 0;
+  /** The exit code, once the conversation is over. */
+  readonly exit: Promise<number>;
+  private exitWith!: (code: number) => void;
+
+  constructor(
+    private readonly o: BridgeSetup,
+    private readonly io: BridgeIO,
+  ) {
+    this.exit = new Promise<number>((r) => (this.exitWith = r));
+    this.out = new GoOutput(
+      {
+        blocked: () => this.link()?.pause(),
+        unblocked: () => this.link()?.resume(),
+        broken: () => this.goGone(),
+      },
+      io.writeOut,
+      io.releaseOut,
+    );
+    this.relay = new ResponseRelay(o.capabilityPrinted, this.tracker, this.out, {
+      refused: (r) => this.refused(r),
+      answered: () => (this.redials = 0),
+    });
+  }
+
+  /** The first dial; throws if the daemon cannot be reached. */
+  async start(): Promise<void> {
+    const dialing: Dialing = { kind: "dialing" };
+    this.become(dialing);
+    const link = await this.connect(dialing);
+    if (link && this.is("replaying", link)) this.become({ kind: "bridging", link });
+  }
+
+  /** Copies `go`'s requests to the daemon (or the takeover) until EOF. */
+  async pumpStdin(): Promise<void> {
+    const reader = this.io.input().getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        // No await while the daemon takes everything at once: this is the hot path.
+        const wait = this.forward(value);
+        if (wait) await wait;
+      }
+    } catch (err) {
+      this.lose(`could not be reached (${(err as Error).message})`);
+    }
+    this.stdinDone = true;
+    await this.settled();
+    this.inputEnded();
+  }
+
+  /** One chunk from `go`: to the daemon or the takeover; a promise if it has to wait. */
+  private forward(chunk: Uint8Array): Promise<unknown> | undefined {
+    const s = this.state;
+    if (s.kind === "local") {
+      s.takeover.push(chunk);
+      return undefined;
+    }
+    if (s.kind === "finished") return undefined; // nothing to bridge
+    if (s.kind !== "bridging") return this.forwardLater(chunk);
+    this.tracker.observe(chunk);
+    // A hang-up cuts this short: the redial replays what the tracker saw.
+    const sent = this.send(s.link, chunk);
+    return typeof sent === "boolean" ? undefined : sent;
+  }
+
+  /** Connected (dialled again after an idle close), or taken over, before chunk is forwarded. */
+  private async forwardLater(chunk: Uint8Array): Promise<void> {
+    await this.settled();
+    while (this.state.kind === "disconnected") {
+      await this.redial("closed an idle connection");
+      await this.settled();
+    }
+    await this.forward(chunk); // bridging, local or finished now
+  }
+
+  /** `go` closed our stdin. */
+  private inputEnded(): void {
+    const s = this.state;
+    if (s.kind === "local") s.takeover.end();
+    else if (s.kind === "bridging" && !s.link.closed) s.link.shutdown();
+    else if (s.kind !== "finished" && this.tracker.unanswered === 0) this.finishWhenDrained(0);
+  }
+
+  /** Dials the daemon and authenticates; the link is current from then on (null if given up meanwhile). */
+  private async connect(dialing: Dialing): Promise<Link | null> {
+    const link = await this.io.dial(this.linkEvents);
+    if (this.state !== dialing) {
+      link.terminate();
+      return null;
+    }
+    this.become({ kind: "replaying", link });
+    // The daemon's capability line is dropped unless `go` has not seen one yet.
+    this.relay.connected();
+    if (this.o.token) await this.send(link, Buffer.from(`${AUTH_PREFIX}${this.o.token}\n`));
+    return link;
+  }
+
+  /** Dials the daemon again and sends every unanswered request once more. */
+  private async redial(why: string): Promise<void> {
+    if (!this.tracker.replayable || this.redials >= MAX_REDIALS) return this.lose(why);
+    this.redials++;
+    const dialing: Dialing = { kind: "dialing" };
+    this.become(dialing);
+    let link: Link | null;
+    try {
+      link = await this.connect(dialing);
+    } catch (err) {
+      return this.lose(`${why} (dialling it again failed: ${(err as Error).message})`);
+    }
+    if (!link) return;
+    for (const b of this.tracker.replay().bytes) {
+      // A drop meanwhile starts the next redial (or the takeover) itself.
+      if (!(await this.send(link, b))) return;
+    }
+    if (!this.is("replaying", link)) return;
+    this.become({ kind: "bridging", link });
+    if (this.stdinDone && !link.closed) link.shutdown();
+  }
+
+  /** What the current link's socket reports; a link no longer current is ignored. */
+  private readonly linkEvents: LinkEvents = {
+    data: (link, chunk) => {
+      if (this.link() === link) this.relay.relay(link, chunk);
+    },
+    end: (link) => {
+      if (this.link() !== link) return;
+      // The daemon is done talking: normal only after our own EOF, with everything answered.
+      if (this.allAnswered()) link.end();
+      else this.dropped("closed the connection");
+    },
+    close: (link, err) => {
+      if (this.link() !== link) return;
+      if (this.allAnswered()) this.finishWhenDrained(0);
+      else this.dropped(err ? `dropped the connection (${err.message})` : "closed the connection");
+    },
+    error: (link, err) => {
+      if (this.link() === link) this.dropped(`failed (${err.message})`);
+    },
+  };
+
+  /** The daemon hung up on the current link before `go` was done. */
+  private dropped(why: string): void {
+    if (this.tracker.broken) return this.lose(why);
+    if (this.tracker.unanswered > 0 || this.tracker.midRequest) {
+      this.leave({ kind: "disconnected" });
+      void this.redial(why);
+    } else if (this.stdinDone) this.finishWhenDrained(0);
+    // Nothing lost (an idle connection closed by the daemon): dial again on the next request.
+    else this.leave({ kind: "disconnected" });
+  }
+
+  private refused(r: Refusal): void {
+    this.lose(r.why, r.kind);
+  }
+
+  /** The daemon is no longer used: take over from the local cache (or stop, if there is nothing sensible to take over). */
+  private lose(why: string, refused: Refusal["kind"] | null = null): void {
+    const s = this.state;
+    if (s.kind === "local" || s.kind === "finished") return;
+    // Nothing left to answer: a normal end.
+    if (this.stdinDone && this.tracker.unanswered === 0 && !refused) return this.finishWhenDrained(0);
+    if (this.tracker.broken) {
+      // The stream itself is broken: nothing sensible to take over.
+      this.io.stderr(`gostash connect: the daemon at ${this.o.where} ${why}; the request stream was not valid\n`);
+      this.leave({ kind: "finished" });
+      return this.exitWith(1);
+    }
+    const takeover = new Takeover(this.tracker, { where: this.o.where, why, refused }, {
+      openLocal: this.o.openLocal,
+      stderr: this.io.stderr,
+      write: (b) => this.out.write(b),
+      needCapability: this.relay.capabilityOwed,
+      finish: (code) => this.out.whenDrained(() => this.exitWith(code)),
+    });
+    this.leave({ kind: "local", takeover });
+    if (this.stdinDone) takeover.end();
+  }
+
+  /** `go` is gone (stdout EPIPE): nothing left to bridge. */
+  private goGone(): void {
+    if (this.state.kind !== "local") this.leave({ kind: "finished" });
+    this.exitWith(1);
+  }
+
+  /**
+   * Moves on from the current link (if any) and hangs it up. The state
+   * changes first: terminate() may report the close at once, and a close
+   * on a link that still counted would be taken for another hang-up.
+   */
+  private leave(next: BridgeState): void {
+    const link = this.link();
+    this.become(next);
+    link?.terminate();
+  }
+
+  private finishWhenDrained(code: number): void {
+    this.leave({ kind: "finished" });
+    this.out.whenDrained(() => this.exitWith(code));
+  }
+
+  /** Writes all of bytes to link; false if it closed or stopped being current first. */
+  private send(link: Link, bytes: Uint8Array): boolean | Promise<boolean> {
+    return link.send(bytes, () => this.link() === link);
+  }
+
+  /** The connection whose events count, if any. */
+  private link(): Link | null {
+    const s = this.state;
+    return s.kind === "replaying" || s.kind === "bridging" ? s.link : null;
+  }
+
+  private is(kind: "replaying" | "bridging", link: Link): boolean {
+    return this.state.kind === kind && this.state.link === link;
+  }
+
+  /** Everything `go` sent is answered and it will send nothing more. */
+  private allAnswered(): boolean {
+    return this.stdinDone && this.tracker.unanswered === 0;
+  }
+
+  private become(next: BridgeState): void {
+    this.state = next;
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** Resolves once no dial or replay is in progress. */
+  private async settled(): Promise<void> {
+    while (this.state.kind === "dialing" || this.state.kind === "replaying") {
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+}

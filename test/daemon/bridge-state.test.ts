@@ -1,0 +1,325 @@
+// The bridge's state machine (src/daemon/bridge/state-machine.ts) driven
+// in-process: fake daemon links, a scripted stdin, a captured stdout. The
+// fake links report their close from inside terminate(), as Bun's sockets
+// may: a bridge that terminated a link it still counted would dial again.
+import { describe, expect, test } from "bun:test";
+import { LineAssembler } from "../../src/cacheprog/framing.ts";
+import type { CacheHandler } from "../../src/cacheprog/session.ts";
+import type { Link, LinkEvents } from "../../src/daemon/bridge/daemon-link.ts";
+import { Bridge } from "../../src/daemon/bridge/state-machine.ts";
+import { until } from "./helpers.ts";
+
+const enc = new TextEncoder();
+const CAP = '{"ID":0,"KnownCommands":["get","put","close"]}\n';
+const id32 = (n: number) => Buffer.alloc(32, n).toString("base64");
+const get = (id: number, action = id) => `{"ID":${id},"Command":"get","ActionID":"${id32(action)}"}\n\n`;
+const close = (id: number) => `{"ID":${id},"Command":"close"}\n\n`;
+const put = (id: number, body: string) =>
+  `{"ID":${id},"Command":"put","ActionID":"${id32(id)}","OutputID":"${id32(id + 100)}","BodySize":${body.length}}\n\n"${Buffer.from(body).toString("base64")}"\n`;
+
+/** A daemon connection the test answers for. */
+class FakeLink implements Link {
+  closed = false;
+  readonly lines = new LineAssembler();
+  sent = "";
+  shutDown = false;
+  constructor(private readonly events: LinkEvents) {}
+  async send(bytes: Uint8Array, wanted: () => boolean): Promise<boolean> {
+    if (!wanted() || this.closed) return false;
+    this.sent += Buffer.from(bytes).toString("latin1");
+    return true;
+  }
+  pause() {}
+  resume() {}
+  shutdown() {
+    this.shutDown = true;
+  }
+  end() {}
+  terminate() {
+    this.hangUp(); // synchronously, as Bun may
+  }
+  /** The daemon writes. */
+  say(text: string) {
+    this.events.data(this, enc.encode(text));
+  }
+  /** The daemon hangs up. */
+  hangUp() {
+    if (this.closed) return;
+    this.closed = true;
+    this.events.close(this);
+  }
+}
+
+/** A local cache in memory, for takeovers. */
+function memoryCache(): CacheHandler {
+  const entries = new Map<string, { outputID: string; size: number }>();
+  return {
+    get: (a) => {
+      const e = entries.get(a);
+      return e ? { ...e, timeNanos: 0n, diskPath: `/local/${a}` } : null;
+    },
+    put: (a, o, size) => ({
+      write() {},
+      commit: () => (entries.set(a, { outputID: o, size }), `/local/${a}`),
+      abort() {},
+    }),
+    close() {},
+  };
+}
+
+interface Harness {
+  bridge: Bridge;
+  links: FakeLink[];
+  /** stdout as `go` sees it. */
+  out: () => string;
+  lines: () => string[];
+  stderr: string[];
+  released: () => boolean;
+  push(text: string): void;
+  end(): void;
+  /** Starts the bridge; resolves with the exit code. */
+  run(): Promise<number>;
+  /** The n-th link (from 1), once it has been sent something. */
+  sentTo(n: number): Promise<FakeLink>;
+  /** go's EOF: waits for the half-close on link, then the daemon hangs up. */
+  endVia(link: FakeLink): Promise<void>;
+}
+
+/**
+ * dial(n) decides the n-th dial (from 1): a link, or an error (the daemon
+ * is down). The first dial must succeed.
+ */
+function harness(opts: { capabilityPrinted?: boolean; token?: string; down?: (n: number) => boolean } = {}): Harness {
+  const links: FakeLink[] = [];
+  let out = "";
+  let released = false;
+  const stderr: string[] = [];
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
+  const bridge = new Bridge(
+    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
+    {
+      dial: async (events) => {
+        if (opts.down?.(links.length + 1)) {
+          links.push(null as unknown as FakeLink);
+          throw new Error("connection refused");
+        }
+        const l = new FakeLink(events);
+        links.push(l);
+        return l;
+      },
+      input: () => stream,
+      stderr: (t) => void stderr.push(t),
+      writeOut: (b) => ((out += Buffer.from(b).toString("utf8")), b.length),
+      releaseOut: () => void (released = true),
+    },
+  );
+  return {
+    bridge,
+    links,
+    out: () => out,
+    lines: () => out.split("\n").filter(Boolean),
+    stderr,
+    released: () => released,
+    push: (t) => input.enqueue(enc.encode(t)),
+    end: () => input.close(),
+    async run() {
+      await bridge.start();
+      void bridge.pumpStdin();
+      return bridge.exit;
+    },
+    async sentTo(n) {
+      await until(() => links.length >= n && links[n - 1]!.sent.length > 0, `dial ${n} and its first bytes`);
+      return links[n - 1]!;
+    },
+    async endVia(link) {
+      input.close();
+      await until(() => link.shutDown, "the half-close");
+      link.hangUp();
+    },
+  };
+}
+
+const ids = (lines: string[]) => lines.map((l) => JSON.parse(l).ID as number);
+
+describe("bridge state machine", () => {
+  test("bridging: requests out, answers back; the daemon's capability line is dropped when ours went out; EOF half-closes", async () => {
+    const h = harness();
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    const l = h.links[0]!;
+    h.push(get(1) + close(2));
+    await until(() => l.sent.includes('"close"'), "the requests");
+    expect(l.sent).toBe(get(1) + close(2));
+    l.say(`${CAP}{"ID":1,"Miss":true}\n{"ID":2}`);
+    l.say("\n");
+    expect(ids(h.lines())).toEqual([1, 2]);
+    expect(h.released()).toBe(true); // go waits for stdout's EOF after close is answered
+    await h.endVia(l);
+    expect(await exit).toBe(0);
+    expect(h.links.length).toBe(1);
+    expect(h.stderr).toEqual([]);
+  });
+
+  test("with a token, every connection starts with the auth line", async () => {
+    const h = harness({ token: "t0k" });
+    void h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.push(get(1));
+    await until(() => h.links[0]!.sent.includes('"get"'), "the request");
+    expect(h.links[0]!.sent).toBe(`GOSTASH-AUTH t0k\n${get(1)}`);
+  });
+
+  test("refused (busy): the line never reaches go, one dial only, the local cache answers everything", async () => {
+    const h = harness();
+    const exit = h.run();
+    h.push(get(1));
+    await h.sentTo(1);
+    h.links[0]!.say("GOSTASH-ERROR busy: too many connections\n");
+    h.push(close(2));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(h.links.length).toBe(1);
+    expect(h.links[0]!.closed).toBe(true);
+    expect(h.out()).not.toContain("GOSTASH");
+    expect(ids(h.lines())).toEqual([1, 2]);
+    expect(h.stderr.length).toBe(1);
+    expect(h.stderr[0]).toContain("warning: the daemon at fake.sock refused this client (busy: too many connections)");
+  });
+
+  test("an idle close with nothing owed: nothing said, dialled again only when go sends its next request, no replay", async () => {
+    const h = harness();
+    const exit = h.run();
+    h.push(get(1));
+    await h.sentTo(1);
+    h.links[0]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
+    h.links[0]!.hangUp(); // a redial would call dial() synchronously from here
+    await Bun.sleep(0);
+    expect(h.links.length).toBe(1); // not before it is needed
+    h.push(get(2));
+    await h.sentTo(2);
+    expect(h.links[1]!.sent).toBe(get(2));
+    h.links[1]!.say(`${CAP}{"ID":2,"Miss":true}\n`);
+    await h.endVia(h.links[1]!);
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 2]);
+    expect(h.stderr).toEqual([]);
+  });
+
+  test("a hang-up with requests unanswered: dials again at once and replays them in order, a put cut in half included", async () => {
+    const h = harness();
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    const p = put(3, "hello, world");
+    h.push(get(1) + get(2) + p.slice(0, 150));
+    await until(() => h.links[0]!.sent.length === get(1).length + get(2).length + 150, "the requests");
+    h.links[0]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
+    h.links[0]!.hangUp();
+    await h.sentTo(2);
+    expect(h.links[1]!.sent).toBe(get(2) + p.slice(0, 150));
+    h.push(p.slice(150) + close(4));
+    await until(() => h.links[1]!.sent.endsWith(close(4)), "the rest");
+    expect(h.links[1]!.sent).toBe(get(2) + p + close(4));
+    h.links[1]!.say(`${CAP}{"ID":2,"Miss":true}\n{"ID":3,"DiskPath":"/d/3"}\n{"ID":4}\n`);
+    await h.endVia(h.links[1]!);
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 2, 3, 4]);
+    expect(h.stderr).toEqual([]);
+  });
+
+  test("the daemon gone at the redial: the local cache takes over and answers what was unanswered, then the rest", async () => {
+    const h = harness({ down: (n) => n > 1 });
+    const exit = h.run();
+    h.push(put(1, "abc") + get(2));
+    await h.sentTo(1);
+    h.links[0]!.hangUp();
+    await until(() => h.stderr.length > 0, "the takeover");
+    h.push(get(3, 1) + close(4));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(h.links.length).toBe(2);
+    const answers = new Map(h.lines().map((l) => [JSON.parse(l).ID, JSON.parse(l)]));
+    expect(answers.get(1).DiskPath).toBe(`/local/${Buffer.alloc(32, 1).toString("hex")}`);
+    expect(answers.get(2).Miss).toBe(true);
+    expect(answers.get(3).Size).toBe(3); // the replayed put landed in the local cache
+    expect(answers.get(4)).toEqual({ ID: 4 });
+    expect(h.stderr.length).toBe(1);
+    expect(h.stderr[0]).toContain("closed the connection (dialling it again failed: connection refused) before the go command was done");
+  });
+
+  test("a daemon that keeps hanging up without answering: given up after MAX_REDIALS dials, the local cache takes over", async () => {
+    const h = harness();
+    const exit = h.run();
+    h.push(get(1));
+    for (let n = 1; n <= 4; n++) (await h.sentTo(n)).hangUp();
+    await until(() => h.stderr.length > 0, "the takeover");
+    h.push(close(2));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(h.links.length).toBe(4); // the first dial and three more
+    expect(ids(h.lines())).toEqual([1, 2]);
+  });
+
+  test("capability: go sees exactly one, whichever connection it comes from", async () => {
+    const h = harness({ capabilityPrinted: false });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.links[0]!.say(CAP);
+    h.push(get(1));
+    (await h.sentTo(1)).hangUp();
+    await h.sentTo(2);
+    h.links[1]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
+    await h.endVia(h.links[1]!);
+    expect(await exit).toBe(0);
+    expect(h.lines()).toEqual([CAP.trim(), '{"ID":1,"Miss":true}']);
+  });
+
+  test("taking over before go saw a capability line: the takeover sends it", async () => {
+    const h = harness({ capabilityPrinted: false });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.links[0]!.say("GOSTASH-ERROR unauthorized: wrong token\n");
+    h.push(close(1));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(h.lines()).toEqual([CAP.trim(), '{"ID":1}']);
+    expect(h.stderr[0]).toContain("error: the daemon at fake.sock refused this client (unauthorized: wrong token); check --token");
+  });
+
+  test("a request stream that is not GOCACHEPROG: when the daemon hangs up on it, exit 1 with one line, no takeover", async () => {
+    const h = harness();
+    const exit = h.run();
+    h.push("this is not json\n\n");
+    await h.sentTo(1);
+    h.links[0]!.hangUp();
+    expect(await exit).toBe(1);
+    expect(h.links.length).toBe(1);
+    expect(h.stderr).toEqual(["gostash connect: the daemon at fake.sock closed the connection; the request stream was not valid\n"]);
+  });
+
+  test("go gone (stdout EPIPE): exit 1 and the link is hung up", async () => {
+    const links: FakeLink[] = [];
+    let input!: ReadableStreamDefaultController<Uint8Array>;
+    const bridge = new Bridge(
+      { where: "fake.sock", capabilityPrinted: true, token: null, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
+      {
+        dial: async (events) => (links.push(new FakeLink(events)), links.at(-1)!),
+        input: () => new ReadableStream({ start: (c) => void (input = c) }),
+        stderr: () => {},
+        writeOut: () => {
+          throw Object.assign(new Error("EPIPE"), { code: "EPIPE" });
+        },
+        releaseOut: () => {},
+      },
+    );
+    await bridge.start();
+    void bridge.pumpStdin();
+    await until(() => input !== undefined, "stdin opened");
+    input.enqueue(enc.encode(get(1)));
+    await until(() => links[0]!.sent.length > 0, "the request");
+    links[0]!.say('{"ID":1,"Miss":true}\n');
+    expect(await bridge.exit).toBe(1);
+    expect(links[0]!.closed).toBe(true);
+    expect(links.length).toBe(1);
+  });
+});
