@@ -206,6 +206,26 @@ describe("bridge state machine", () => {
     expect(h.stderr).toEqual([]);
   });
 
+  test("a daemon that stopped while idle: said to have gone away when go next asks (not an 'idle connection'), the local cache answers", async () => {
+    const h = harness({ down: (n) => n > 1 });
+    const exit = h.run();
+    h.push(get(1));
+    await h.sentTo(1);
+    h.links[0]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
+    h.links[0]!.hangUp();
+    await Bun.sleep(0);
+    expect(h.stderr).toEqual([]); // nothing is owed: nothing to say yet
+    h.push(get(2) + close(3));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 2, 3]);
+    expect(h.stderr.length).toBe(1);
+    expect(h.stderr[0]).toContain(
+      "the daemon at fake.sock went away (it closed the connection while no request was pending; dialling it again failed: connection refused)",
+    );
+    expect(h.stderr[0]).not.toContain("idle");
+  });
+
   test("a hang-up with requests unanswered: dials again at once and replays them in order, a put cut in half included", async () => {
     const h = harness();
     const exit = h.run();
@@ -244,7 +264,9 @@ describe("bridge state machine", () => {
     expect(answers.get(3).Size).toBe(3); // the replayed put landed in the local cache
     expect(answers.get(4)).toEqual({ ID: 4 });
     expect(h.stderr.length).toBe(1);
-    expect(h.stderr[0]).toContain("closed the connection (dialling it again failed: connection refused) before the go command was done");
+    expect(h.stderr[0]).toContain(
+      "the daemon at fake.sock went away (it closed the connection with 2 request(s) unanswered; dialling it again failed: connection refused) before the go command was done; finishing this build from the local cache /local",
+    );
   });
 
   test("a daemon that keeps hanging up without answering: given up after MAX_REDIALS dials, the local cache takes over", async () => {

@@ -60,7 +60,7 @@ type BridgeState =
   /** Connected: bytes flow both ways. */
   | { kind: "bridging"; link: Link }
   /** The daemon closed a connection with nothing owed: dialled again on the next request. */
-  | { kind: "disconnected" }
+  | { kind: "disconnected"; why: string }
   /** The daemon went away or refused us: the local cache serves the rest. */
   | { kind: "local"; takeover: Takeover }
   /** Nothing left to bridge: the exit code is given (once stdout has drained). */
@@ -146,7 +146,7 @@ export class Bridge {
   private async forwardLater(chunk: Uint8Array): Promise<void> {
     await this.settled();
     while (this.state.kind === "disconnected") {
-      await this.redial("closed an idle connection");
+      await this.redial(this.state.why);
       await this.settled();
     }
     await this.forward(chunk); // bridging, local or finished now
@@ -174,9 +174,14 @@ export class Bridge {
     return link;
   }
 
-  /** Dials the daemon again and sends every unanswered request once more. */
+  /**
+   * Dials the daemon again and sends every unanswered request once more.
+   * `why` says how the last connection ended; if the daemon cannot be
+   * reached again, it is gone, and the message says so with both.
+   */
   private async redial(why: string): Promise<void> {
-    if (!this.tracker.replayable || this.redials >= MAX_REDIALS) return this.lose(why);
+    if (!this.tracker.replayable) return this.lose(`${why}, and an unanswered put was too large to send again`);
+    if (this.redials >= MAX_REDIALS) return this.lose(`keeps hanging up without answering (${why}; ${MAX_REDIALS} dials in a row)`);
     this.redials++;
     const dialing: Dialing = { kind: "dialing" };
     this.become(dialing);
@@ -184,7 +189,7 @@ export class Bridge {
     try {
       link = await this.connect(dialing);
     } catch (err) {
-      return this.lose(`${why} (dialling it again failed: ${(err as Error).message})`);
+      return this.lose(`went away (${why}; dialling it again failed: ${(err as Error).message})`);
     }
     if (!link) return;
     for (const b of this.tracker.replay().bytes) {
@@ -220,12 +225,16 @@ export class Bridge {
   /** The daemon hung up on the current link before `go` was done. */
   private dropped(why: string): void {
     if (this.tracker.broken) return this.lose(why);
-    if (this.tracker.unanswered > 0 || this.tracker.midRequest) {
-      this.leave({ kind: "disconnected" });
-      void this.redial(why);
+    const n = this.tracker.unanswered;
+    if (n > 0 || this.tracker.midRequest) {
+      const owed = `it ${why} with ${n > 0 ? `${n} request(s) unanswered` : "a request half sent"}`;
+      this.leave({ kind: "disconnected", why: owed });
+      void this.redial(owed);
     } else if (this.stdinDone) this.finishWhenDrained(0);
-    // Nothing lost (an idle connection closed by the daemon): dial again on the next request.
-    else this.leave({ kind: "disconnected" });
+    // Nothing lost: an --idle-timeout close, or a daemon that stopped while
+    // nobody was waiting on it. Dial again on the next request; only if that
+    // fails is anything said.
+    else this.leave({ kind: "disconnected", why: `it ${why} while no request was pending` });
   }
 
   private refused(r: Refusal): void {
