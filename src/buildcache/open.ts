@@ -49,6 +49,11 @@ export interface BuildCache {
   trim(): void;
 }
 
+/** One daemon connection's view of the shared cache: its `close` ends one go command's conversation, not the cache. */
+function connectionView(shared: CacheHandler): CacheHandler {
+  return { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
+}
+
 /** The local store, with disk trouble (full, read-only) turned into one warning and a counted metric. */
 export function openDisk(local: LocalConfig, metrics: Metrics, logger: Logger): DiskStore {
   let warned = false;
@@ -81,14 +86,12 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
     handler = tier;
   }
   const shared = handler;
-  // Per-connection view of the shared cache: `close` ends one conversation, not the cache.
-  const view: CacheHandler = { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   return {
     handler,
     disk,
     tier,
-    connection: (access, connID) => (access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : view),
+    connection: (access, connID) => (access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared)),
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {
       try {

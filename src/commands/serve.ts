@@ -78,7 +78,7 @@ export default defineCommand({
       metrics,
       logger,
       tokens,
-      readOnlyHandler: (id) => cache.connection("ro", id),
+      connectionHandler: (access, id) => cache.connection(access, id),
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     const router = createHttpRouter({

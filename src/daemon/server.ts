@@ -39,6 +39,12 @@ export interface PluginServerOptions {
   tokens?: TokenChecker;
   /** The handler for one read-only connection (needed when a read token is set). */
   readOnlyHandler?: (connID: number) => CacheHandler;
+  /**
+   * The handler for each connection, one per go command (its close() ends
+   * that command's conversation, never the shared cache): replaces handler
+   * and readOnlyHandler when set, so a cache can keep per-command state.
+   */
+  connectionHandler?: (access: "rw" | "ro", connID: number) => CacheHandler;
   limits?: ConnectionLimits;
 }
 
@@ -121,7 +127,7 @@ function connectionContext(o: PluginServerOptions): ConnectionContext {
     metrics: o.metrics,
     logger: o.logger,
     tokens: o.tokens?.required ? o.tokens : null,
-    handlerFor: (access, id) => (access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(id) : handler),
+    handlerFor: o.connectionHandler ?? ((access, id) => (access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(id) : handler)),
     maxInflight: o.limits?.maxInflight ?? 0,
     idleTimeoutMs: o.limits?.idleTimeoutMs ?? 0,
   };
