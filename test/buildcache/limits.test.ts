@@ -11,22 +11,24 @@ import { actionObject } from "../../src/store/s3-objects.ts";
 import { createTieredCache, type TieredCache } from "../../src/buildcache/tiered.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-import { tempDir } from "../helpers/env.ts";
+import { tempDir, setEnv } from "../helpers/env.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/faultproxy.ts";
 import { startS3Server, type S3Server } from "../helpers/s3server.ts";
 
 let s3: S3Server;
+let restoreEnv = () => {};
 let proxy: FaultProxy;
 const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
   s3 = await startS3Server();
   // The store finds its credentials the way gostash does: the AWS environment.
-  for (const [k, v] of Object.entries(s3.env)) process.env[k] = v;
+  restoreEnv = setEnv(s3.env);
   proxy = await startFaultProxy(s3.endpoint);
 }, 60_000);
 
 afterAll(async () => {
+  restoreEnv();
   for (const c of cleanups.reverse()) await c();
   await proxy?.stop();
   await s3?.stop();

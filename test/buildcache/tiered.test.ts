@@ -12,11 +12,12 @@ import { createTieredCache, type TieredCache } from "../../src/buildcache/tiered
 import { Breaker } from "../../src/util/breaker.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-import { tempDir } from "../helpers/env.ts";
+import { tempDir, setEnv } from "../helpers/env.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/faultproxy.ts";
 import { startS3Server, type S3Server } from "../helpers/s3server.ts";
 
 let s3: S3Server;
+let restoreEnv = () => {};
 let proxy: FaultProxy;
 const cleanups: (() => void | Promise<void>)[] = [];
 const logger = createLogger({});
@@ -103,11 +104,12 @@ async function exists(action: string): Promise<boolean> {
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  for (const [k, v] of Object.entries(s3.env)) process.env[k] = v;
+  restoreEnv = setEnv(s3.env);
   proxy = await startFaultProxy(s3.endpoint);
 }, 60_000);
 
 afterAll(async () => {
+  restoreEnv();
   for (const c of cleanups.reverse()) await c();
   await proxy?.stop();
   await s3?.stop();

@@ -36,3 +36,19 @@ export async function run(
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
+
+/**
+ * Sets environment variables for this test file and returns what undoes it.
+ * bun test runs every file in one process: a variable left behind (say
+ * GOCACHE_S3_BUCKET) reaches every binary a later file spawns.
+ */
+export function setEnv(vars: Record<string, string>): () => void {
+  const saved = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+  for (const [k, v] of Object.entries(vars)) process.env[k] = v;
+  return () => {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}

@@ -11,9 +11,11 @@ import { Breaker } from "../../src/util/breaker.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { startFaultProxy, type FaultProxy } from "../helpers/faultproxy.ts";
+import { setEnv } from "../helpers/env.ts";
 import { startS3Server, type S3Server } from "../helpers/s3server.ts";
 
 let s3: S3Server;
+let restoreEnv = () => {};
 let proxy: FaultProxy;
 const clients: S3Client[] = [];
 
@@ -59,11 +61,12 @@ async function readAll(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  for (const [k, v] of Object.entries(s3.env)) process.env[k] = v;
+  restoreEnv = setEnv(s3.env);
   proxy = await startFaultProxy(s3.endpoint);
 }, 60_000);
 
 afterAll(async () => {
+  restoreEnv();
   for (const c of clients) c.close();
   await proxy?.stop();
   await s3?.stop();
