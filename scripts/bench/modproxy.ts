@@ -15,7 +15,10 @@
 // GOMODCACHE; GOSUMDB=off (the project's go.sum is checked all the same).
 //
 //   npx bun scripts/bench/modproxy.ts [--runs 3] [--latency 20] [--project M@V]
-//        [--concurrency 32] [--seconds 5] [--rebuild] [--keep]
+//        [--concurrency 32] [--seconds 5] [--compare BIN] [--rebuild] [--keep]
+//
+// --compare BIN runs another gostash binary (e.g. the previous build) as
+// compare-cold/compare-warm beside gostash-cold/-warm, in every section.
 
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -50,6 +53,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   project: "github.com/versity/versitygw@v1.8.0",
   concurrency: "32",
   seconds: "5",
+  compare: "",
   rebuild: false,
   keep: false,
 });
@@ -60,6 +64,8 @@ const concurrency = intFlag(flags, "concurrency");
 const seconds = intFlag(flags, "seconds");
 const project = String(flags.project);
 const gostash = ensureGostash({ rebuild: flags.rebuild === true });
+/** --compare BIN: another gostash build measured alongside. */
+const alt = flags.compare ? String(flags.compare) : null;
 
 function baseEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
@@ -144,10 +150,10 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startGostash(cacheDir: string): Promise<Server> {
+async function startGostash(cacheDir: string, bin = gostash): Promise<Server> {
   const port = await freePort();
   const proc = Bun.spawn(
-    [gostash, "serve", "--plugin", join(cacheDir, "plugin.sock"), "--http", `127.0.0.1:${port}`, "--cache-dir", cacheDir, "--modproxy", "--upstream", upstreamURL, "--sumdb", "off"],
+    [bin, "serve", "--plugin", join(cacheDir, "plugin.sock"), "--http", `127.0.0.1:${port}`, "--cache-dir", cacheDir, "--modproxy", "--upstream", upstreamURL, "--sumdb", "off"],
     { stdin: "ignore", stdout: "ignore", stderr: "inherit", env: baseEnv({}) },
   );
   await waitHttp(`http://127.0.0.1:${port}/healthz`, proc, "gostash serve");
@@ -252,6 +258,13 @@ const gostashWarm = await startGostash(warmDir);
 await download(gostashWarm.url); // fills it
 variants.push({ name: "gostash-warm", once: () => download(gostashWarm.url) });
 variants.push(coldVariant("gostash-cold", startGostash, download));
+let compareWarm: Server | null = null;
+if (alt) {
+  compareWarm = await startGostash(tempDir("modproxy-compare-warm"), alt);
+  await download(compareWarm.url);
+  variants.push({ name: "compare-warm", once: () => download(compareWarm!.url) });
+  variants.push(coldVariant("compare-cold", (dir) => startGostash(dir, alt), download));
+}
 
 const goproxy = await ensureGoproxy();
 let goproxyWarm: Server | null = null;
@@ -298,6 +311,7 @@ const replayVariants: Variant[] = [
   { name: "direct", once: () => replay(upstreamURL) },
   { name: "gostash-warm", once: () => replay(gostashWarm.url) },
   coldVariant("gostash-cold", startGostash, replay),
+  ...(alt && compareWarm ? [{ name: "compare-warm", once: () => replay(compareWarm!.url) }, coldVariant("compare-cold", (dir) => startGostash(dir, alt), replay)] : []),
 ];
 if (goproxy && goproxyWarm) {
   replayVariants.push({ name: "goproxy-warm", once: () => replay(goproxyWarm!.url) });
@@ -337,6 +351,7 @@ async function load(base: string): Promise<{ rps: number; mbps: number; errors: 
 
 const loadRows: string[][] = [];
 const loadTargets: [string, string][] = [["gostash-warm", gostashWarm.url]];
+if (compareWarm) loadTargets.push(["compare-warm", compareWarm.url]);
 if (goproxyWarm) loadTargets.push(["goproxy-warm", goproxyWarm.url]);
 const loadResults = new Map<string, { rps: number[]; mbps: number[]; errors: number }>();
 for (let r = 0; r < runs; r++) {
@@ -355,6 +370,7 @@ const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 for (const [name, acc] of loadResults) loadRows.push([name, med(acc.rps).toFixed(0), med(acc.mbps).toFixed(0), String(acc.errors)]);
 
 await gostashWarm.stop();
+await compareWarm?.stop();
 await goproxyWarm?.stop();
 upstream.stop(true);
 
@@ -374,6 +390,8 @@ out.push(
     ["gostash-warm", "goproxy-warm", 1.0],
     ["gostash-cold", "goproxy-cold", 1.0],
     ["gostash-warm", "direct"],
+    ["gostash-warm", "compare-warm"],
+    ["gostash-cold", "compare-cold"],
   ]),
 );
 out.push("");
@@ -386,6 +404,8 @@ out.push(
     ["gostash-cold", "direct", 1.1],
     ["gostash-warm", "goproxy-warm", 1.0],
     ["gostash-cold", "goproxy-cold", 1.0],
+    ["gostash-warm", "compare-warm"],
+    ["gostash-cold", "compare-cold"],
   ]),
 );
 out.push("");
@@ -395,6 +415,11 @@ if (loadResults.has("goproxy-warm")) {
   const g = med(loadResults.get("gostash-warm")!.rps);
   const p = med(loadResults.get("goproxy-warm")!.rps);
   out.push(`gostash / goproxy req/s: ${(g / p).toFixed(2)}x`);
+}
+if (loadResults.has("compare-warm")) {
+  const g = med(loadResults.get("gostash-warm")!.rps);
+  const c = med(loadResults.get("compare-warm")!.rps);
+  out.push(`gostash / compare req/s: ${(g / c).toFixed(2)}x (compare: ${alt})`);
 }
 console.log(out.join("\n"));
 log(`median gostash-warm ${fmtMs(samples.find((s) => s.name === "gostash-warm")!.ms.sort((a, b) => a - b)[Math.floor(runs / 2)]!)}`);
