@@ -19,6 +19,7 @@ import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
 import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import { openBuildCache, type BuildCache } from "../buildcache/open.ts";
+import { withRequestLog } from "../cacheprog/request-log.ts";
 import { limitsConfig, localConfig, logConfig, s3Config, type LimitsConfig, type S3Config } from "../config/config.ts";
 import { serveConfig, type ServeConfig } from "../config/daemon.ts";
 import { ConfigError } from "../config/error.ts";
@@ -74,11 +75,11 @@ export default defineCommand({
     let shuttingDown = false;
     const plugin = await startPluginServer({
       address: cfg.plugin!,
-      handler: cache.connection("rw", 0),
+      handler: withRequestLog(cache.connection("rw", 0)),
       metrics,
       logger,
       tokens,
-      readOnlyHandler: (id) => cache.connection("ro", id),
+      readOnlyHandler: (id) => withRequestLog(cache.connection("ro", id)),
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     const router = createHttpRouter({
