@@ -341,6 +341,10 @@ export const modproxyFlags = {
   },
 } satisfies FlagSpecs;
 
+// The reverse proxy's flags have their own file; re-exported so that every
+// group is here (value-flags.ts reads them all from this module).
+export { revproxyCAFlags, revproxyFlags } from "./revproxy-flags.ts";
+
 // `gostash mod import|export` (src/commands/mod.ts).
 export const modFlags = {
   "go-sum": {
