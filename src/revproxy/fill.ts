@@ -2,6 +2,8 @@
 // disk: one fill per URL at a time, shared by every request that asks
 // while it runs (so 50 clients asking at once cost one origin fetch).
 //
+//   0. memory and the local disk once more: a fill that ended while this
+//      request looked (it commits before it is forgotten) left it there;
 //   1. the bucket, if there is one: a verified entry lands on the local
 //      disk and everyone is served from there ("hit, remote");
 //   2. else the origin, asked for the plain body (origin.ts). Its answer
@@ -17,21 +19,24 @@
 //        error        every waiting request gets 502 (504 on a timeout).
 //
 // A fill is forgotten when its outcome is known, except a spooling one,
-// which stays joinable until its download ends.
+// which stays joinable until its download is over and kept (or dropped).
 
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { BucketEntries } from "./bucket-entries.ts";
 import { EntryWriter } from "./entry-file.ts";
 import type { LocalEntries, LocalHit } from "./local-entries.ts";
-import type { MemoryCache } from "./memory-cache.ts";
+import type { MemoryCache, MemoryEntry } from "./memory-cache.ts";
 import { fetchOrigin, OriginError } from "./origin.ts";
 import { decideStorage, type Decision } from "./policy.ts";
 import { Spool } from "./spool.ts";
 
 export type FillOutcome =
+  /** Kept by a fill that ended just before this one began. */
+  | { kind: "memory"; entry: MemoryEntry }
+  | { kind: "local"; hit: LocalHit }
   | { kind: "remote"; hit: LocalHit }
-  | { kind: "spool"; spool: Spool; headers: [string, string][]; storage: "disk" | "memory" }
+  | { kind: "spool"; spool: Spool; headers: [string, string][]; storage: "disk" | "memory"; settled: Promise<void> }
   | { kind: "direct"; take(): Response | null }
   | { kind: "failed"; status: number; message: string };
 
@@ -74,7 +79,7 @@ export class Fills {
     const outcome = this.fill(key, url, req).catch((err): FillOutcome => ({ kind: "failed", status: 502, message: `revproxy: ${(err as Error)?.message ?? err}` }));
     this.inflight.set(key, outcome);
     void outcome.then((o) => {
-      if (o.kind === "spool") void o.spool.finished.then(() => this.forget(key, outcome));
+      if (o.kind === "spool") void o.settled.then(() => this.forget(key, outcome));
       else this.forget(key, outcome);
     });
     return { outcome, leader: true };
@@ -86,6 +91,10 @@ export class Fills {
 
   private async fill(key: string, url: URL, req: Request): Promise<FillOutcome> {
     const { metrics } = this.d;
+    const entry = this.d.memory.get(key);
+    if (entry) return { kind: "memory", entry };
+    const local = await this.d.local.lookup(key);
+    if (local) return { kind: "local", hit: local };
     if (this.d.bucket) {
       const hit = await this.d.bucket.land(key, this.d.local);
       if (hit) return { kind: "remote", hit };
@@ -119,8 +128,12 @@ export class Fills {
     const spool = new Spool(writer, length);
     const storage = decision.storage as "disk" | "memory";
     const limit = storage === "memory" ? this.d.memory.maxEntryBytes : this.d.maxEntryBytes;
-    void spool.run(res.body as unknown as AsyncIterable<Uint8Array>, limit, (n) => this.d.metrics.inc("revproxy_bytes_fetched", n)).then(() => this.settle(key, writer, spool, storage, decision.ttlMs, headers));
-    return { kind: "spool", spool, headers, storage };
+    // Joinable until settled: kept on disk or in memory by then, so a later request finds it there.
+    const settled = spool
+      .run(res.body as unknown as AsyncIterable<Uint8Array>, limit, (n) => this.d.metrics.inc("revproxy_bytes_fetched", n))
+      .then(() => this.settle(key, writer, spool, storage, decision.ttlMs, headers))
+      .finally(() => spool.retire());
+    return { kind: "spool", spool, headers, storage, settled };
   }
 
   /** After a spooled download: keep it where it belongs, or drop it. */

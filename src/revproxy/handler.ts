@@ -84,7 +84,7 @@ async function answer(d: ProxyDeps, req: Request, ctx: ProxyRequestContext): Pro
   return cached(d, req, url);
 }
 
-async function cached(d: ProxyDeps, req: Request, url: URL): Promise<Response> {
+async function cached(d: ProxyDeps, req: Request, url: URL, retried = false): Promise<Response> {
   const key = entryKey(url.href);
   const mem = d.memory.get(key);
   if (mem) {
@@ -100,13 +100,22 @@ async function cached(d: ProxyDeps, req: Request, url: URL): Promise<Response> {
   if (!leader) d.metrics.inc("revproxy_shared");
   const o = await outcome;
   switch (o.kind) {
+    case "memory":
+      d.metrics.inc("revproxy_hits_memory");
+      return fromMemory(req, o.entry, key);
+    case "local":
+      d.metrics.inc("revproxy_hits_local");
+      return fromLocal(req, o.hit, X_CACHE.local, key);
     case "remote":
       d.metrics.inc("revproxy_hits_remote");
       return fromLocal(req, o.hit, X_CACHE.remote, key);
     case "spool": {
       const body = o.spool.attach();
-      // Too late to join (it ended meanwhile): it is on disk or in memory now, or it was not kept.
-      if (!body) return leader ? passThrough(d, req, url) : cached(d, req, url);
+      if (!body) {
+        if (o.spool.state === "failed") return proxyError(502, `revproxy: ${o.spool.error?.message ?? "download failed"}`, X_CACHE.error);
+        // Too late to join (the fill is over): it is on disk or in memory now, or it was not kept.
+        return retried ? passThrough(d, req, url) : cached(d, req, url, true);
+      }
       const xCache = !leader ? X_CACHE.shared : o.storage === "memory" ? X_CACHE.fetchedMemory : X_CACHE.fetchedDisk;
       return fromSpool(body, o.headers, o.spool.expected, xCache, key);
     }

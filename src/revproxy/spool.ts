@@ -31,6 +31,8 @@ export class Spool {
   private readers = 0;
   private readonly rfd: number;
   private fdClosed = false;
+  /** The fill is over (kept or dropped): no new readers will come. */
+  private retired = false;
   private waiters: ((chunk: { at: number; data: Uint8Array } | null) => void)[] = [];
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
@@ -85,8 +87,14 @@ export class Spool {
     for (const r of w) r(chunk);
   }
 
+  /** No more clients will join (the fill is settled): the file closes when the last reader is done. */
+  retire(): void {
+    this.retired = true;
+    this.maybeCloseFd();
+  }
+
   private maybeCloseFd(): void {
-    if (this.state !== "running" && this.readers === 0 && !this.fdClosed) {
+    if (this.retired && this.state !== "running" && this.readers === 0 && !this.fdClosed) {
       this.fdClosed = true;
       try {
         closeSync(this.rfd);
@@ -96,8 +104,9 @@ export class Spool {
 
   /**
    * The whole body for one client, or null when it is too late to join (the
-   * download failed, or finished and its file is closed). A Bun "direct"
-   * stream: bytes go to the socket with its backpressure, one pull() call.
+   * download failed, or the fill is over and its file closed). A Bun
+   * "direct" stream: bytes go to the socket with its backpressure, one
+   * pull() call.
    */
   attach(): ReadableStream<Uint8Array> | null {
     if (this.fdClosed || this.state === "failed") return null;

@@ -3,6 +3,7 @@
 // gostash's code), counting the requests it gets per path.
 //
 //   /immutable/NAME     Cache-Control: public, max-age=31536000, immutable
+//   /bare-immutable/NAME  Cache-Control: immutable (not said to be public)
 //   /revalidate/NAME    must-revalidate, max-age over 60 days (kept on disk)
 //   /short/NAME         max-age=300 (kept in memory); the body says how
 //                       many times it was served, so a refetch shows
@@ -75,6 +76,8 @@ async function answer(path: string, served: number): Promise<Response> {
   switch (kind) {
     case "immutable":
       return new Response(bodyOf(path), { headers: { "cache-control": IMMUTABLE, etag: `"${createHash("sha1").update(path).digest("hex")}"`, "content-type": "text/plain" } });
+    case "bare-immutable":
+      return new Response(bodyOf(path), { headers: { "cache-control": "immutable" } });
     case "revalidate":
       return new Response(bodyOf(path), { headers: { "cache-control": "must-revalidate, max-age=8640000" } });
     case "short":
