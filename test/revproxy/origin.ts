@@ -30,6 +30,8 @@ export interface Origin {
   /** The origin's own certificate (PEM), for clients of an untouched tunnel. */
   certPem: string;
   certFile: string;
+  /** Its key, for other test servers that borrow the certificate (localhost, 127.0.0.1). */
+  keyPem: string;
   /** Requests seen for a path (both schemes). */
   count(path: string): number;
   total(): number;
@@ -133,6 +135,7 @@ export function startOrigin(o: { httpPort?: number; httpsPort?: number; hostname
     httpsPort: tls.port!,
     certPem: cert,
     certFile,
+    keyPem: key,
     count: (path) => counts.get(path) ?? 0,
     total: () => [...counts.values()].reduce((a, b) => a + b, 0),
     stop() {
