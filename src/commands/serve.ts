@@ -112,6 +112,8 @@ export default defineCommand({
       plugin.stopAccepting();
       throw err;
     }
+    // Signals are handled from before the start-up line: whoever reads it may stop the daemon at once.
+    const signal = signalled(() => (shuttingDown = true));
     // One line on stderr so scripts (and tests) learn the real addresses.
     process.stderr.write(
       `gostash serve: plugin on ${formatPluginAddress(plugin.address)}` +
@@ -127,7 +129,7 @@ export default defineCommand({
       revProxy?.trim();
     }, TRIM_EVERY_MS);
     trimTimer.unref?.();
-    const sig = await signalled(() => (shuttingDown = true));
+    const sig = await signal;
     clearInterval(trimTimer);
     const left = await shutDown(d, sig, cfg.shutdownMs, logger);
     if (log.metrics) printSummary(metrics);

@@ -12,6 +12,7 @@
 //   /big/MIB/NAME       MIB MiB of deterministic bytes, immutable, streamed
 //   /slow/MS/NAME       immutable, answered after MS milliseconds
 //   /status/CODE        that status, immutable
+//   /host/NAME          immutable; the body names the Host the request carried
 //
 // bodyOf() gives the bytes a path serves, so tests compare without storing.
 
@@ -72,7 +73,7 @@ function bigStream(mib: number, name: string): ReadableStream<Uint8Array> {
   });
 }
 
-async function answer(path: string, served: number): Promise<Response> {
+async function answer(path: string, served: number, host: string): Promise<Response> {
   const parts = path.split("/").filter(Boolean);
   const [kind] = parts;
   switch (kind) {
@@ -95,6 +96,8 @@ async function answer(path: string, served: number): Promise<Response> {
     case "slow":
       await Bun.sleep(Number(parts[1]));
       return new Response(bodyOf(path), { headers: { "cache-control": IMMUTABLE } });
+    case "host":
+      return new Response(`${path} on ${host}\n`, { headers: { "cache-control": IMMUTABLE } });
     case "status":
       return new Response(`status ${parts[1]}\n`, { status: Number(parts[1]), headers: { "cache-control": IMMUTABLE } });
     default:
@@ -123,7 +126,7 @@ export function startOrigin(o: { httpPort?: number; httpsPort?: number; hostname
     const path = new URL(req.url).pathname;
     const served = (counts.get(path) ?? 0) + 1;
     counts.set(path, served);
-    return answer(path, served);
+    return answer(path, served, req.headers.get("host") ?? "");
   };
   const hostname = o.hostname ?? "127.0.0.1";
   const plain = Bun.serve({ hostname, port: o.httpPort ?? 0, fetch, idleTimeout: 0 });

@@ -42,11 +42,13 @@ export interface StartOptions {
   prefix: string;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** --revproxy; by default the origin's two ports (gostash) or localhost and its HTTP port (go-cache-plugin). */
+  hosts?: string;
 }
 
 /** gostash serve --revproxy for both of the origin's ports. */
 export async function startGostash(o: StartOptions): Promise<ProxyUnderTest> {
-  const hosts = `localhost:${o.origin.httpPort},localhost:${o.origin.httpsPort}`;
+  const hosts = o.hosts ?? `localhost:${o.origin.httpPort},localhost:${o.origin.httpsPort}`;
   const d = await startDaemon(
     ["--plugin=0", "--http=127.0.0.1:0", `--cache-dir=${o.cacheDir}`, `--revproxy=${hosts}`, ...(o.extraArgs ?? [])],
     { ...o.s3.env, GOCACHE_KEY_PREFIX: o.prefix, NODE_EXTRA_CA_CERTS: o.origin.certFile, HTTP_PROXY: "", HTTPS_PROXY: "", ...o.env },
@@ -128,7 +130,7 @@ export async function startGoCachePlugin(o: StartOptions): Promise<ProxyUnderTes
     `--plugin=${freePort()}`,
     `--http=127.0.0.1:${port}`,
     `--cache-dir=${o.cacheDir}`,
-    `--revproxy=localhost,localhost:${o.origin.httpPort}`,
+    `--revproxy=${o.hosts ?? `localhost,localhost:${o.origin.httpPort}`}`,
     "-v",
     ...(o.extraArgs ?? []),
   ];

@@ -92,6 +92,21 @@ export async function fiftyAtOnce(p: ProxyUnderTest, origin: Origin): Promise<{ 
   return { originFetches: origin.count(path), allRight, statuses };
 }
 
+/**
+ * One path on two listed HTTPS hosts (localhost and 127.0.0.1, the same
+ * origin, whose body names the Host): each must get its own answer.
+ * `insecure` for a proxy whose certificate does not name 127.0.0.1 as an
+ * IP address (the bodies are what this is about, not the trust).
+ */
+export async function samePathTwoHosts(p: ProxyUnderTest, origin: Origin, insecure: boolean): Promise<{ bodies: [string, string]; xCache: [string, string] }> {
+  const path = `/host/${uniqueName("host")}`;
+  const port = origin.httpsPort === 443 ? "" : `:${origin.httpsPort}`;
+  const tls = ["--cacert", p.roots, ...(insecure ? ["-k"] : [])];
+  const a = await curl(p.proxyURL, `https://localhost${port}${path}`, tls);
+  const b = await curl(p.proxyURL, `https://127.0.0.1${port}${path}`, tls);
+  return { bodies: [a.body.toString().trim(), b.body.toString().trim()], xCache: [a.headers["x-cache"] ?? "", b.headers["x-cache"] ?? ""] };
+}
+
 /** Where a proxy keeps a plain-HTTP URL on its local disk. */
 function localFile(p: ProxyUnderTest, url: string): string {
   // gostash: see src/revproxy/keys.ts; go-cache-plugin: SHA-256 of the URL as its server saw it.

@@ -139,6 +139,19 @@ describe("gostash serve --revproxy", () => {
     }
   }, 120_000);
 
+  test("one path on two listed HTTPS hosts: two entries, each host its own answer", async () => {
+    const two = await startGostash({ ...options(origin, "g-two"), hosts: `localhost:${origin.httpsPort},127.0.0.1:${origin.httpsPort}` });
+    try {
+      const r = await sc.samePathTwoHosts(two, origin, false);
+      note("same path, two HTTPS hosts", "gostash", r);
+      expect(r.bodies[0]).toEndWith(`on localhost:${origin.httpsPort}`);
+      expect(r.bodies[1]).toEndWith(`on 127.0.0.1:${origin.httpsPort}`);
+      expect(r.xCache).toEqual(["fetch, cached", "fetch, cached"]);
+    } finally {
+      await two.stop();
+    }
+  });
+
   test("a 200 MB download (fetched, then from the cache, then uploaded) keeps the daemon under 150 MB", async () => {
     const fresh = await startGostash(options(origin, "g-big"));
     try {
@@ -240,6 +253,19 @@ describe.skipIf(gcpMissing !== null)("go-cache-plugin v0.1.1 serve --revproxy (t
       await second.stop();
     }
   }, 120_000);
+
+  test("difference: one path on two listed HTTPS hosts shares one entry (its key is the path alone inside CONNECT)", async () => {
+    const two = await startGoCachePlugin({ ...gcpOptions("r-two"), hosts: "localhost,127.0.0.1" });
+    try {
+      const r = await sc.samePathTwoHosts(two, origin, true);
+      note("same path, two HTTPS hosts", "gcp", r);
+      expect(r.bodies[0]).toEndWith("on localhost");
+      expect(r.bodies[1]).toEndWith("on localhost"); // 127.0.0.1 is served localhost's answer
+      expect(r.xCache).toEqual(["fetch, cached", "hit, local"]);
+    } finally {
+      await two.stop();
+    }
+  });
 
   test("difference: with a plain-HTTP S3 endpoint (MinIO, versitygw on a LAN) its reverse-proxy uploads fail", async () => {
     const plain = await startGoCachePlugin(options(origin, "r-plain"));
