@@ -44,7 +44,7 @@ export class BucketEntries {
           this.report(`revproxy: bucket object ${this.client.key(name)} is not a whole entry or its SHA-256 does not match; ignored`);
           return null;
         }
-        local.commit(tmp, key);
+        await local.commit(tmp, key, head);
         this.client.uploads.markSeen(name);
       } finally {
         await fh?.close().catch(() => {});

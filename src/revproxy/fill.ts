@@ -153,7 +153,7 @@ export class Fills {
         if (this.d.memory.set(key, { body, headers, expiresAt: Date.now() + ttlMs })) metrics.inc("revproxy_stored_memory");
         return;
       }
-      const path = local.commit(tmp, key);
+      const path = await local.commit(tmp, key, spool.head);
       metrics.inc("revproxy_stored");
       metrics.inc("revproxy_bytes_stored", spool.head.size);
       this.d.bucket?.upload(key, path, Bun.file(path).size);

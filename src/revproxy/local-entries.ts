@@ -4,11 +4,12 @@
 // 00..ff directories of the cache directory itself, not of revproxy/).
 //
 // Reads are verified: before an entry is served its body is hashed and
-// compared with its head. A verified file is remembered by its inode,
-// size, mtime and ctime, so a hot entry is hashed once per process; any
-// write to the file changes its ctime and makes it verified again. A file
-// that fails is deleted and counted (revproxy_integrity_failures): the
-// request becomes a miss and is fetched again.
+// compared with its head. A verified entry is remembered (its head and
+// meta, and its file's inode, size, mtime and ctime), so a hot entry costs
+// one stat() per hit and is hashed once per process; any write to the file
+// changes its ctime and makes it read and verified again. A file that
+// fails is deleted and counted (revproxy_integrity_failures): the request
+// becomes a miss and is fetched again.
 //
 // Use refreshes an entry's mtime at most hourly (as the go command does for
 // its own cache); trim() removes entries unused for --expiry, and temp
@@ -32,13 +33,20 @@ export interface LocalHit {
 
 const TOUCH_EVERY_MS = 3_600_000;
 const STALE_TEMP_MS = 86_400_000;
-/** Verified files remembered at once. */
-const MAX_VERIFIED = 65_536;
+/** Verified entries remembered at once (a few hundred bytes each). */
+const MAX_VERIFIED = 16_384;
 
 const statKey = (s: Stats): string => `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 
+interface Verified {
+  hit: LocalHit;
+  /** statKey of the file when it was verified. */
+  stat: string;
+}
+
 export class LocalEntries {
-  private readonly verified = new Map<string, string>();
+  /** By key, least recently used first. */
+  private readonly verified = new Map<string, Verified>();
   private tempSeq = 0;
   private warnedIntegrity = false;
 
@@ -63,6 +71,23 @@ export class LocalEntries {
 
   /** The verified entry, or null (missing, incomplete or corrupt: then deleted). */
   async lookup(key: string): Promise<LocalHit | null> {
+    const known = this.verified.get(key);
+    if (known) {
+      let st: Stats | null = null;
+      try {
+        st = statSync(known.hit.path);
+      } catch {}
+      if (st && statKey(st) === known.stat) {
+        this.remember(key, known);
+        this.touch(key, known, st);
+        return known.hit;
+      }
+      this.verified.delete(key);
+    }
+    return this.readAndVerify(key);
+  }
+
+  private async readAndVerify(key: string): Promise<LocalHit | null> {
     const path = this.pathOf(key);
     let fh;
     try {
@@ -73,27 +98,38 @@ export class LocalEntries {
     try {
       const st = await fh.stat();
       const header = await readEntryHeader(fh, st.size);
-      if (!header) return this.reject(path, "not a complete entry");
+      if (!header) return this.reject(key, path, "not a complete entry");
       const bodyStart = bodyOffset(header.head);
-      if (this.verified.get(path) !== statKey(st)) {
-        const sum = await hashRange(fh, bodyStart, header.head.size);
-        if (sum !== header.head.sha256) return this.reject(path, `body SHA-256 ${sum} is not the ${header.head.sha256} it was stored with`);
-        this.remember(path, st);
-      }
-      this.touch(path, st);
-      return { path, ...header, bodyStart };
+      const sum = await hashRange(fh, bodyStart, header.head.size);
+      if (sum !== header.head.sha256) return this.reject(key, path, `body SHA-256 ${sum} is not the ${header.head.sha256} it was stored with`);
+      const v = { hit: { path, ...header, bodyStart }, stat: statKey(st) };
+      this.remember(key, v);
+      this.touch(key, v, st);
+      return v.hit;
     } finally {
       await fh.close().catch(() => {});
     }
   }
 
-  /** Moves a finished temp file into place; the bytes were hashed on the way in. */
-  commit(tmp: string, key: string): string {
+  /**
+   * Moves a finished temp file into place. Its body was hashed on the way
+   * in and matched `head`, so it is remembered as verified without being
+   * read again (only its head and meta are).
+   */
+  async commit(tmp: string, key: string, head: EntryHead): Promise<string> {
     const path = this.pathOf(key);
     renameSync(tmp, path);
+    this.verified.delete(key);
+    const fh = await open(path, "r");
     try {
-      this.remember(path, statSync(path));
-    } catch {}
+      const st = await fh.stat();
+      const header = await readEntryHeader(fh, st.size);
+      if (header && header.head.sha256 === head.sha256 && header.head.size === head.size) {
+        this.remember(key, { hit: { path, ...header, bodyStart: bodyOffset(header.head) }, stat: statKey(st) });
+      }
+    } finally {
+      await fh.close().catch(() => {});
+    }
     return path;
   }
 
@@ -101,24 +137,25 @@ export class LocalEntries {
     rmSync(tmp, { force: true });
   }
 
-  private remember(path: string, st: Stats): void {
-    this.verified.delete(path);
-    this.verified.set(path, statKey(st));
+  private remember(key: string, v: Verified): void {
+    this.verified.delete(key);
+    this.verified.set(key, v);
     if (this.verified.size > MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
   }
 
-  private touch(path: string, st: Stats): void {
+  /** Marks use (mtime, for trim) at most hourly; our own change keeps the entry verified. */
+  private touch(key: string, v: Verified, st: Stats): void {
     if (Date.now() - st.mtimeMs < TOUCH_EVERY_MS) return;
     try {
       const now = new Date();
-      utimesSync(path, now, now);
-      this.remember(path, statSync(path));
+      utimesSync(v.hit.path, now, now);
+      this.remember(key, { hit: v.hit, stat: statKey(statSync(v.hit.path)) });
     } catch {}
   }
 
-  private reject(path: string, why: string): null {
+  private reject(key: string, path: string, why: string): null {
     this.metrics.inc("revproxy_integrity_failures");
-    this.verified.delete(path);
+    this.verified.delete(key);
     rmSync(path, { force: true });
     const message = `revproxy: ${path}: ${why}; deleted, will fetch it again`;
     if (this.warnedIntegrity) this.logger.debug(message);
@@ -141,7 +178,7 @@ export class LocalEntries {
           const age = now - statSync(p).mtimeMs;
           if (name.endsWith(".tmp") ? age > STALE_TEMP_MS : expiryMs > 0 && age > expiryMs) {
             rmSync(p, { force: true });
-            this.verified.delete(p);
+            this.verified.delete(name);
             removed++;
           }
         } catch {}

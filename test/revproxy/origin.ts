@@ -13,6 +13,7 @@
 //   /slow/MS/NAME       immutable, answered after MS milliseconds
 //   /status/CODE        that status, immutable
 //   /host/NAME          immutable; the body names the Host the request carried
+//   /size/BYTES/NAME    BYTES bytes, immutable (for benchmarks)
 //
 // bodyOf() gives the bytes a path serves, so tests compare without storing.
 
@@ -98,6 +99,8 @@ async function answer(path: string, served: number, host: string): Promise<Respo
       return new Response(bodyOf(path), { headers: { "cache-control": IMMUTABLE } });
     case "host":
       return new Response(`${path} on ${host}\n`, { headers: { "cache-control": IMMUTABLE } });
+    case "size":
+      return new Response(new Uint8Array(Number(parts[1])).fill(0x61), { headers: { "cache-control": IMMUTABLE, "content-type": "application/octet-stream" } });
     case "status":
       return new Response(`status ${parts[1]}\n`, { status: Number(parts[1]), headers: { "cache-control": IMMUTABLE } });
     default:
