@@ -115,8 +115,8 @@ export function goCachePluginUnavailable(): string | null {
 /**
  * go-cache-plugin serve --revproxy. Its HTTPS targets must be on port 443
  * (its certificate names the listed hosts as given, so `localhost:8443`
- * would never match a client's `localhost`): the origin's HTTPS port must
- * be 443, listed as plain `localhost`.
+ * never matches a client's `localhost`; side-by-side.test.ts shows it):
+ * the origin's HTTPS port must be 443, listed as plain `localhost`.
  */
 export async function startGoCachePlugin(o: StartOptions): Promise<ProxyUnderTest> {
   if (o.origin.httpsPort !== 443) throw new Error("go-cache-plugin needs the origin's HTTPS on port 443");

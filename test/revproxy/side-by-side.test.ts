@@ -78,6 +78,7 @@ describe("gostash serve --revproxy", () => {
   test("Go client through HTTPS_PROXY trusting gostash's CA: terminated, cached, served from disk", async () => {
     const r = await sc.immutableTwiceGo(p, origin, client);
     note("immutable twice (Go, https)", "gostash", r);
+    note("HTTPS to a listed host:port", "gostash", `works (this test lists localhost:${origin.httpsPort})`);
     expect(r.xCache).toEqual(["fetch, cached", "hit, local"]);
     expect(r).toMatchObject({ sameBytes: true, rightBytes: true, originFetches: 1 });
     expect(r.issuer).toContain("gostash reverse proxy CA");
@@ -264,6 +265,20 @@ describe.skipIf(gcpMissing !== null)("go-cache-plugin v0.1.1 serve --revproxy (t
       expect(r.xCache).toEqual(["fetch, cached", "hit, local"]);
     } finally {
       await two.stop();
+    }
+  });
+
+  test("difference: HTTPS to a listed host:port fails certificate verification (its certificate names `host:port`)", async () => {
+    const other = startOrigin();
+    const hp = await startGoCachePlugin({ ...gcpOptions("r-hp"), hosts: `localhost:${other.httpsPort}` });
+    try {
+      const r = await curl(hp.proxyURL, `https://localhost:${other.httpsPort}/immutable/${sc.uniqueName("hp")}`, ["--cacert", hp.roots]);
+      note("HTTPS to a listed host:port", "gcp", r.stderr.trim());
+      expect(r.code).toBe(60);
+      expect(r.stderr).toContain("no alternative certificate subject name matches");
+    } finally {
+      await hp.stop();
+      other.stop();
     }
   });
 
