@@ -19,7 +19,7 @@ let seq = 0;
 
 beforeAll(async () => {
   origin = startOrigin();
-  client = await buildGoClient(tmp.path);
+  client = await buildGoClient();
 }, 240_000);
 
 afterAll(() => {

@@ -1,15 +1,21 @@
 // Shared by the reverse-proxy tests: the Go client, curl through a proxy,
 // and a daemon's peak memory.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, type RunResult } from "../helpers/env.ts";
 
 let built: Promise<string> | null = null;
 
-/** Builds test/revproxy/goclient once per test process (no network: stdlib only). */
-export function buildGoClient(dir: string): Promise<string> {
+/**
+ * Builds test/revproxy/goclient once per test process (no network: stdlib
+ * only), into a directory of its own that lives as long as the process
+ * (test files run in one process and remove their own temp dirs).
+ */
+export function buildGoClient(): Promise<string> {
   built ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gostash-goclient-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
     const out = join(dir, "goclient");
     const r = await run(["go", "build", "-o", out, "."], {
       cwd: join(import.meta.dir, "goclient"),

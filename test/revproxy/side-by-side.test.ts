@@ -29,7 +29,7 @@ const note = (scenario: string, who: "gostash" | "gcp", what: unknown) => {
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  client = await buildGoClient(tmp.path);
+  client = await buildGoClient();
 }, 240_000);
 
 afterAll(async () => {

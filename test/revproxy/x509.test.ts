@@ -107,7 +107,7 @@ describe("certificates", () => {
     async () => {
       const server = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: certPem(leaf.der), key: keyPem(leaf.key) }, fetch: () => new Response("hello from a gostash certificate\n") });
       try {
-        const client = await buildGoClient(tmp.path);
+        const client = await buildGoClient();
         const res = await run([client, `https://localhost:${server.port}/`, `https://127.0.0.1:${server.port}/`], { env: { SSL_CERT_FILE: caFile, HTTPS_PROXY: "", https_proxy: "" }, timeoutMs: 60_000 });
         expect(res.stderr).toBe("");
         const lines = res.stdout.trim().split("\n").map((l) => JSON.parse(l));
