@@ -208,6 +208,16 @@ describe("the compiled gostash takes them on the command line", () => {
     expect((await runQuick("", [], { GOCACHE_DEBUG: "2" })).code).toBe(0);
   }, 60_000);
 
+  test("--debug bits mean go-cache-plugin's subsystems: 1 logs each build-cache request, 4 does not", async () => {
+    const get = `{"ID":1,"Command":"get","ActionID":"${Buffer.alloc(32, 7).toString("base64")}"}\n\n`;
+    const line = /gostash: build cache: get 0707070707070707 miss/;
+    const withBit = await run([BIN, "--debug=1"], { env: { GOCACHE: join(tmp.path, "cache") }, stdin: get, timeoutMs: 30_000 });
+    expect(withBit.stderr).toMatch(line);
+    expect(withBit.stdout).toContain('{"ID":1,"Miss":true}');
+    const without = await run([BIN], { env: { GOCACHE: join(tmp.path, "cache"), GOCACHE_DEBUG: "4" }, stdin: get, timeoutMs: 30_000 });
+    expect(without.stderr).not.toMatch(line);
+  });
+
   test("serve: every serve and global flag at once, then every variable at once", async () => {
     const all = gcpFlags.filter((f) => f.name !== "plugin");
     const value = (f: GcpFlag) => (VALUE_FOR[f.name] ?? SAMPLES[f.type]![0]!.text).replace("CACHE", join(tmp.path, "serve-cache"));
