@@ -14,6 +14,13 @@
 // The origin runs in this process; the bucket is versitygw (for
 // go-cache-plugin behind a TLS front: its uploads need HTTPS).
 //
+// Then what --revproxy costs everything else on the port (its TCP front
+// copies every connection's bytes to the inner server): two gostash
+// daemons with the module proxy (upstream: this machine's
+// $GOMODCACHE/cache/download as file://, sumdb off), one with --revproxy
+// and one without, each asked for /metrics and a cached module zip, the
+// same interleaved way.
+//
 //   npx bun scripts/bench/revproxy.ts [--runs 5] [--n 2000] [--c 8] [--mib 64] [--large-n 4] [--rebuild] [--keep]
 
 import { existsSync, mkdirSync } from "node:fs";
@@ -96,6 +103,56 @@ async function startVariants(origin: Origin, work: string): Promise<{ variants: 
   };
 }
 
+/** A cached module zip of 1-8 MiB from this machine's module cache, as a /mod path. */
+async function someModuleZip(modcache: string): Promise<string> {
+  const r = await run(["find", modcache, "-name", "*.zip", "-size", "+1M", "-size", "-8M"]);
+  const zip = r.stdout.split("\n").find(Boolean);
+  if (!zip) die(`no module zip of 1-8 MiB in ${modcache}`);
+  return zip.slice(modcache.length);
+}
+
+/** /metrics and a module zip from two daemons, one with --revproxy: what the front costs. */
+async function frontCost(client: string, work: string): Promise<string> {
+  const modcache = `${(await mustRun(["go", "env", "GOMODCACHE"])).stdout.trim()}/cache/download`;
+  const zip = await someModuleZip(modcache);
+  const start = async (name: string, extra: string[]) => {
+    const dir = join(work, name);
+    mkdirSync(dir, { recursive: true });
+    const { startDaemon } = await import("../../test/daemon/helpers.ts");
+    const d = await startDaemon(["--plugin=0", "--http=127.0.0.1:0", `--cache-dir=${dir}`, "--modproxy", `--upstream=file://${modcache}`, "--sumdb=off", ...extra], { HTTP_PROXY: "", HTTPS_PROXY: "" });
+    return { name, url: d.http!, stop: () => d.stop() };
+  };
+  const daemons = [await start("without --revproxy", []), await start("with --revproxy", ["--revproxy=example.invalid"])];
+  const none: Variant = { name: "", proxy: "", roots: "", hit: "" };
+  try {
+    for (const d of daemons) await load(client, none, `${d.url}/mod${zip}`, 2, 1);
+    const metrics: Record<string, Load[]> = {};
+    const zips: Record<string, Load[]> = {};
+    for (let r = 0; r < runs; r++) {
+      const order = r % 2 ? [...daemons].reverse() : daemons;
+      for (const d of order) {
+        (metrics[d.name] ??= []).push(await load(client, none, `${d.url}/metrics`, smallN, workers));
+        (zips[d.name] ??= []).push(await load(client, none, `${d.url}/mod${zip}`, Math.max(20, smallN / 20), workers));
+      }
+    }
+    const med = (xs: Load[], f: (l: Load) => number) => median(xs.map(f));
+    const rps = (l: Load) => l.requests / l.seconds;
+    const mbps = (l: Load) => l.bytes / l.seconds / (1 << 20);
+    const base = daemons[0]!.name;
+    const rows = daemons.map((d) => [
+      d.name,
+      `${med(metrics[d.name]!, rps).toFixed(0)}/s`,
+      fmtMs(med(metrics[d.name]!, (x) => x.p50)),
+      `${med(zips[d.name]!, rps).toFixed(0)}/s`,
+      `${med(zips[d.name]!, mbps).toFixed(0)} MiB/s`,
+      `${(med(metrics[d.name]!, rps) / med(metrics[base]!, rps)).toFixed(2)}x / ${(med(zips[d.name]!, mbps) / med(zips[base]!, mbps)).toFixed(2)}x`,
+    ]);
+    return `what --revproxy costs the port's other endpoints (${smallN} x /metrics, c=${workers}; module zip ${zip})\n${table(["daemon", "/metrics req/s", "p50", "zip req/s", "zip MiB/s", "vs without"], rows)}`;
+  } finally {
+    for (const d of daemons) await d.stop();
+  }
+}
+
 function loadavg(): string {
   return Bun.spawnSync(["cat", "/proc/loadavg"]).stdout.toString().trim();
 }
@@ -133,6 +190,7 @@ async function main(): Promise<void> {
       log(`round ${r + 1}/${runs} done (load ${loadavg()})`);
     }
     report(variants, small_, large_);
+    console.log(`\n${await frontCost(client, work)}`);
   } finally {
     await stop();
     origin.stop();
