@@ -27,15 +27,24 @@ let s3: S3Server;
 let faulty: FaultProxy;
 const clients: S3Client[] = [];
 let seq = 0;
+/** The variables this file sets for the S3 client's credentials, as they were (restored after: later files start daemons). */
+const savedEnv: Record<string, string | undefined> = {};
 
 beforeAll(async () => {
   origin = startOrigin();
   s3 = await startS3Server();
-  for (const [k, v] of Object.entries(s3.env)) process.env[k] = v;
+  for (const [k, v] of Object.entries(s3.env)) {
+    savedEnv[k] = process.env[k];
+    process.env[k] = v;
+  }
   faulty = await startFaultProxy(s3.endpoint);
 }, 60_000);
 
 afterAll(async () => {
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   for (const c of clients) c.close();
   origin?.stop();
   await faulty?.stop();
