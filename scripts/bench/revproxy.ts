@@ -11,7 +11,8 @@
 // (a --mib MiB file, downloaded --large-n times: throughput). Each proxy's
 // X-Cache is checked to say hit on every timed request.
 //
-// The origin runs in this process; the bucket is versitygw (for
+// The origin runs in this process (the large file sent from a file, so the
+// direct floor is the fastest it can be); the bucket is versitygw (for
 // go-cache-plugin behind a TLS front: its uploads need HTTPS).
 //
 // Then what --revproxy costs everything else on the port (its TCP front
@@ -167,7 +168,7 @@ async function main(): Promise<void> {
   const origin = startOrigin(goCachePluginUnavailable() ? {} : { httpsPort: 443 });
   const { variants, stop } = await startVariants(origin, work);
   const small = `${origin.https}/size/4096/bench-small`;
-  const large = `${origin.https}/big/${mib}/bench-large`;
+  const large = `${origin.https}/file/${mib}/bench-large`;
   try {
     // Fill every cache: two fetches each, the second must be a hit.
     for (const v of variants) {

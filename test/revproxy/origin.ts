@@ -14,11 +14,12 @@
 //   /status/CODE        that status, immutable
 //   /host/NAME          immutable; the body names the Host the request carried
 //   /size/BYTES/NAME    BYTES bytes, immutable (for benchmarks)
+//   /file/MIB/NAME      MIB MiB sent from a file (the fastest origin: for throughput benchmarks)
 //
 // bodyOf() gives the bytes a path serves, so tests compare without storing.
 
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -74,7 +75,18 @@ function bigStream(mib: number, name: string): ReadableStream<Uint8Array> {
   });
 }
 
-async function answer(path: string, served: number, host: string): Promise<Response> {
+/** A file of `mib` MiB in `dir`, written once. */
+function fileOf(dir: string, mib: number): string {
+  const path = join(dir, `file-${mib}`);
+  if (!existsSync(path)) {
+    const fd = openSync(path, "w");
+    for (let i = 0; i < mib; i++) writeSync(fd, bigChunk("file", i));
+    closeSync(fd);
+  }
+  return path;
+}
+
+async function answer(path: string, served: number, host: string, dir: string): Promise<Response> {
   const parts = path.split("/").filter(Boolean);
   const [kind] = parts;
   switch (kind) {
@@ -99,6 +111,8 @@ async function answer(path: string, served: number, host: string): Promise<Respo
       return new Response(bodyOf(path), { headers: { "cache-control": IMMUTABLE } });
     case "host":
       return new Response(`${path} on ${host}\n`, { headers: { "cache-control": IMMUTABLE } });
+    case "file":
+      return new Response(Bun.file(fileOf(dir, Number(parts[1]))), { headers: { "cache-control": IMMUTABLE, "content-type": "application/octet-stream" } });
     case "size":
       return new Response(new Uint8Array(Number(parts[1])).fill(0x61), { headers: { "cache-control": IMMUTABLE, "content-type": "application/octet-stream" } });
     case "status":
@@ -129,7 +143,7 @@ export function startOrigin(o: { httpPort?: number; httpsPort?: number; hostname
     const path = new URL(req.url).pathname;
     const served = (counts.get(path) ?? 0) + 1;
     counts.set(path, served);
-    return answer(path, served, req.headers.get("host") ?? "");
+    return answer(path, served, req.headers.get("host") ?? "", dir);
   };
   const hostname = o.hostname ?? "127.0.0.1";
   const plain = Bun.serve({ hostname, port: o.httpPort ?? 0, fetch, idleTimeout: 0 });
