@@ -273,7 +273,7 @@ describe.skipIf(gcpMissing !== null)("go-cache-plugin v0.1.1 serve --revproxy (t
     const hp = await startGoCachePlugin({ ...gcpOptions("r-hp"), hosts: `localhost:${other.httpsPort}` });
     try {
       const r = await curl(hp.proxyURL, `https://localhost:${other.httpsPort}/immutable/${sc.uniqueName("hp")}`, ["--cacert", hp.roots]);
-      note("HTTPS to a listed host:port", "gcp", r.stderr.trim());
+      note("HTTPS to a listed host:port", "gcp", r.stderr.trim().split("\n")[0]!);
       expect(r.code).toBe(60);
       expect(r.stderr).toContain("no alternative certificate subject name matches");
     } finally {
