@@ -12,9 +12,10 @@
 
 import type { CommandDef } from "citty";
 import type { BuildCache } from "../buildcache/open.ts";
+import { withRequestLog } from "../cacheprog/request-log.ts";
 import { connectConfig } from "../config/daemon.ts";
-import { readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
-import { connectFlags, localFlags, logFlags } from "../config/options.ts";
+import { positionalArgs, readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
+import { connectFlags, connectIgnoredFlags, localFlags, logFlags } from "../config/options.ts";
 import { formatPluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
 import { createLogger, type Logger } from "../util/log.ts";
@@ -22,7 +23,7 @@ import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 import { writeStderr } from "../util/std-output.ts";
 
-const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags };
+const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags, ...connectIgnoredFlags };
 
 // A plain object, not defineCommand(): connect must not load citty.
 const connectCommand: CommandDef<any> = {
@@ -59,17 +60,16 @@ function localFallback(flags: Flags, metrics: Metrics, logger: Logger): () => Pr
  */
 export async function runConnect(rawArgs: string[]): Promise<number> {
   const flags = readFlags(rawArgs, flagSpecs, 1);
-  const end = rawArgs.indexOf("--");
-  const positional = (end < 0 ? rawArgs : rawArgs.slice(0, end)).find((a) => !a.startsWith("-") || a === "-");
+  const positional = positionalArgs(rawArgs, flagSpecs)[0];
   const cfg = connectConfig(flags, positional);
-  const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.bool("debug") });
+  const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.mask("debug") });
   const metrics = new Metrics();
   const local = localFallback(flags, metrics, logger);
   let usedLocal = false;
   const openLocal = async () => {
     usedLocal = true;
     const cache = await local();
-    return { handler: cache.handler, where: cache.disk.dir };
+    return { handler: withRequestLog(cache.handler), where: cache.disk.dir };
   };
 
   // cli.ts has printed the capability line already (as in direct mode).

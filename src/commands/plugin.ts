@@ -5,6 +5,7 @@
 
 import type { CommandDef } from "citty";
 import type { CacheHandler } from "../cacheprog/session.ts";
+import { withRequestLog } from "../cacheprog/request-log.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { openBuildCache } from "../buildcache/open.ts";
 import { localConfig, logConfig, s3Config } from "../config/config.ts";
@@ -49,7 +50,7 @@ export async function runPlugin(rawArgs: string[]): Promise<number> {
   const metrics = new Metrics();
   logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
   const cache = await openBuildCache({ local, s3, prefetch: true }, { metrics, logger });
-  const code = await servePluginStdio(cache.handler, { metrics, logger, tag: "plugin", summary: log.metrics });
+  const code = await servePluginStdio(withRequestLog(cache.handler), { metrics, logger, tag: "plugin", summary: log.metrics });
   // Go's trim (at most daily), after the session: `go` has stopped waiting for us by then.
   cache.trim();
   return code;

@@ -8,6 +8,7 @@
 //   plugin socket     src/daemon/server.ts     (limits: --max-connections, --max-inflight, --idle-timeout)
 //   HTTP              src/http/                (/metrics, /debug/vars, /healthz; limits: --max-http-*)
 //   module proxy      src/modproxy/            (/mod, with --modproxy)
+//   reverse proxy     src/revproxy/            (--http as an HTTP proxy, with --revproxy)
 //   access control    src/auth/token.ts        (--token, --read-token)
 //
 // Shutdown (SIGINT/SIGTERM): stop accepting, let connected go commands
@@ -19,24 +20,29 @@ import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
 import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import { openBuildCache, type BuildCache } from "../buildcache/open.ts";
+import { withRequestLog } from "../cacheprog/request-log.ts";
 import { limitsConfig, localConfig, logConfig, s3Config, type LimitsConfig, type S3Config } from "../config/config.ts";
 import { serveConfig, type ServeConfig } from "../config/daemon.ts";
 import { ConfigError } from "../config/error.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
-import { limitFlags, localFlags, logFlags, modproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
+import { limitFlags, localFlags, logFlags, modproxyFlags, revproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
+import { revproxyConfig } from "../config/revproxy.ts";
 import { formatPluginAddress } from "../daemon/address.ts";
 import { startPluginServer, type PluginServer } from "../daemon/server.ts";
 import { createHttpRouter } from "../http/handler.ts";
 import { limitHttp } from "../http/limits.ts";
 import { listenHttp, listenerURL, type HttpListener } from "../http/listen.ts";
+import { logHttpRequests } from "../http/request-log.ts";
+import type { HttpHandler } from "../http/router.ts";
 import { modproxyConfig } from "../modproxy/config.ts";
 import type { ModProxy } from "../modproxy/serve/proxy.ts";
 import type { S3Client } from "../s3/client.ts";
-import { createLogger, type Logger } from "../util/log.ts";
+import type { RevProxy } from "../revproxy/open.ts";
+import { createLogger, DEBUG_MODPROXY, requestLog, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 
-const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...limitFlags, ...modproxyFlags };
+const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...limitFlags, ...modproxyFlags, ...revproxyFlags };
 
 /** How often the daemon runs the (cheap unless due) local trim. */
 const TRIM_EVERY_MS = 3600_000;
@@ -46,6 +52,7 @@ interface Daemon {
   plugin: PluginServer;
   http: HttpListener | null;
   modProxy: ModProxy | null;
+  revProxy: RevProxy | null;
   client: S3Client | null;
   s3: S3Config | null;
 }
@@ -65,7 +72,9 @@ export default defineCommand({
     const s3 = s3Config(flags);
     const modproxy = modproxyConfig(flags, local.cacheDir);
     const limits = limitsConfig(flags);
+    const revproxy = revproxyConfig(flags, local);
     if (modproxy && !cfg.http) throw new ConfigError("--modproxy needs --http=ADDR (the proxy is served at /mod)");
+    if (revproxy && !cfg.http) throw new ConfigError(`${flags.source("revproxy")} needs --http=ADDR (the proxy is served there: HTTPS_PROXY=http://ADDR)`);
     const tokens = new TokenChecker({ token: cfg.token, readToken: cfg.readToken });
     const metrics = new Metrics();
     const client = s3 ? (await import("../s3/client.ts")).createS3Client(s3, { metrics, logger }) : null;
@@ -74,38 +83,53 @@ export default defineCommand({
     let shuttingDown = false;
     const plugin = await startPluginServer({
       address: cfg.plugin!,
-      handler: cache.connection("rw", 0),
+      handler: withRequestLog(cache.connection("rw", 0)),
       metrics,
       logger,
       tokens,
-      connectionHandler: (access, id) => cache.connection(access, id),
+      connectionHandler: (access, id) => withRequestLog(cache.connection(access, id)),
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     const router = createHttpRouter({
       metrics,
       unhealthy: () => (shuttingDown ? "shutting down" : null),
-      info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null }),
+      info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null, ...revProxy?.info() }),
     });
     const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
+    let revProxy: RevProxy | null = null;
     let http: HttpListener | null = null;
     try {
-      http = cfg.http ? listenHttp(limitHttp(requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`)), { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger }), httpOptions(cfg, limits)) : null;
+      revProxy = revproxy ? (await import("../revproxy/open.ts")).openRevProxy(revproxy, { metrics, logger, client, readOnly: s3?.readOnly ?? false, tokens }) : null;
+      const limit = (h: HttpHandler, gauge?: string) => limitHttp(h, { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger, gauge });
+      const modLog = requestLog(DEBUG_MODPROXY, "modproxy");
+      const routed = modLog ? logHttpRequests(router.fetch, modLog, (p) => p === "/mod" || p.startsWith("/mod/")) : router.fetch;
+      const direct = limit(requireHttpAuth(tokens, routed, (why) => metrics.inc(`http_${why}`)));
+      if (cfg.http && revProxy) {
+        const { listenWithReverseProxy } = await import("../revproxy/listener.ts");
+        http = listenWithReverseProxy(direct, revProxy.handler, { ...httpOptions(cfg, limits), identity: revProxy.identity, front: revProxy.front, limit: (h) => limit(h, "revproxy_in_flight") });
+      } else if (cfg.http) http = listenHttp(direct, httpOptions(cfg, limits));
     } catch (err) {
       plugin.stopAccepting();
       throw err;
     }
+    // Signals are handled from before the start-up line: whoever reads it may stop the daemon at once.
+    const signal = signalled(() => (shuttingDown = true));
     // One line on stderr so scripts (and tests) learn the real addresses.
     process.stderr.write(
       `gostash serve: plugin on ${formatPluginAddress(plugin.address)}` +
         (http ? `, http on ${listenerURL(http, cfg.tls !== null)}` : "") +
         `, cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}` +
+        (revproxy && revProxy ? `, reverse proxy for ${revproxy.targets} (CA ${revProxy.ca.certPath})` : "") +
         (tokens.required ? ", token required" : "") +
         "\n",
     );
-    const d: Daemon = { cache, plugin, http, modProxy, client, s3 };
-    const trimTimer = setInterval(() => cache.trim(), TRIM_EVERY_MS);
+    const d: Daemon = { cache, plugin, http, modProxy, revProxy, client, s3 };
+    const trimTimer = setInterval(() => {
+      cache.trim();
+      revProxy?.trim();
+    }, TRIM_EVERY_MS);
     trimTimer.unref?.();
-    const sig = await signalled(() => (shuttingDown = true));
+    const sig = await signal;
     clearInterval(trimTimer);
     const left = await shutDown(d, sig, cfg.shutdownMs, logger);
     if (log.metrics) printSummary(metrics);
@@ -157,6 +181,7 @@ async function shutDown(d: Daemon, sig: string, shutdownMs: number, logger: Logg
   // Module files still being mirrored to the bucket.
   if (d.modProxy?.mirror) left += await d.modProxy.mirror.flush(flushMs);
   d.cache.trim();
+  d.revProxy?.trim();
   d.http?.stop(true);
   d.client?.close();
   return left;

@@ -10,7 +10,8 @@ import type { Flags } from "./flags.ts";
 
 export interface LogConfig {
   verbose: boolean;
-  debug: boolean;
+  /** --debug: which subsystems log every request (DEBUG_* bits in util/log.ts). */
+  debug: number;
   /** Print the summary at exit (--metrics). */
   metrics: boolean;
 }
@@ -68,7 +69,7 @@ export function goDefaultCacheDir(env: Record<string, string | undefined> = proc
 }
 
 export function logConfig(f: Flags): LogConfig {
-  return { verbose: f.bool("verbose"), debug: f.bool("debug"), metrics: f.bool("metrics") };
+  return { verbose: f.bool("verbose"), debug: f.mask("debug"), metrics: f.bool("metrics") };
 }
 
 export function localConfig(f: Flags): LocalConfig {

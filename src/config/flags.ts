@@ -14,8 +14,16 @@ import { parseDuration, parseSize } from "./units.ts";
 
 export { ConfigError };
 
-/** How a flag's text is read: sizes like 512MiB, durations like 30s, whole numbers >= 0. */
-export type FlagKind = "string" | "boolean" | "size" | "duration" | "count";
+/**
+ * How a flag's text is read: sizes like 512MiB, durations like 30s, whole
+ * numbers >= 0, and bit masks (a whole number, or true for every bit and
+ * false for none; the value may be left out, which means true, or given as
+ * the next argument when it is a number: go-cache-plugin's `--debug 7`).
+ */
+export type FlagKind = "string" | "boolean" | "size" | "duration" | "count" | "mask";
+
+/** What `true` means for a mask: every bit. */
+export const MASK_ALL = 0xffff;
 
 export interface FlagSpec {
   type: FlagKind;
@@ -57,8 +65,28 @@ export function parseCount(value: string, what: string): number {
   return Number(t);
 }
 
+/** A bit mask: a whole number, or true/false (every bit, none). */
+export function parseMask(value: string | boolean, what: string): number {
+  if (typeof value === "boolean") return value ? MASK_ALL : 0;
+  const t = value.trim();
+  if (/^\d+$/.test(t)) return Number(t);
+  const v = t.toLowerCase();
+  if (TRUE.has(v)) return MASK_ALL;
+  if (FALSE.has(v)) return 0;
+  throw new ConfigError(`${what} must be a bit mask (a whole number such as 1, 2, 4 or 7) or true or false, got ${JSON.stringify(value)}`);
+}
+
+/** Flags that take no value, or an optional one (mask): never joined with the next argument blindly. */
+export function takesOptionalValue(spec: FlagSpec): boolean {
+  return spec.type === "boolean" || spec.type === "mask";
+}
+
+/** The argument after a bare mask flag is its value when it is a number (`--debug 7`). */
+const MASK_NEXT = /^\d+$/;
+
 function parseValue(kind: FlagKind, raw: string | boolean, what: string): Value {
   if (kind === "boolean") return typeof raw === "boolean" ? raw : parseBool(raw, what);
+  if (kind === "mask") return parseMask(raw, what);
   const text = String(raw);
   switch (kind) {
     case "size":
@@ -107,6 +135,12 @@ export class Flags {
     return this.values.get(name)?.value === true;
   }
 
+  /** A mask flag's bits (0 when unset). */
+  mask(name: string): number {
+    const v = this.values.get(name)?.value;
+    return typeof v === "number" ? v : 0;
+  }
+
   /** A size, duration (ms) or count; `fallback` when the flag has no value and no default. */
   number(name: string, fallback = 0): number {
     const v = this.values.get(name)?.value;
@@ -116,7 +150,7 @@ export class Flags {
 
 function resolveOne(name: string, spec: FlagSpec, given: unknown, env: Record<string, string | undefined>): Resolved {
   if (given !== undefined && given !== "") {
-    const raw = spec.type === "boolean" ? given === true || given === "true" : String(given);
+    const raw = spec.type === "boolean" ? given === true || given === "true" : spec.type === "mask" && typeof given === "boolean" ? given : String(given);
     return { value: parseValue(spec.type, raw, `--${name}`), source: `--${name}` };
   }
   const envName = spec.env?.find((e) => env[e] !== undefined);
@@ -159,12 +193,17 @@ export function rejectUnknownFlags(rawArgs: string[], specs: FlagSpecs, position
   const known = new Set<string>();
   for (const [name, spec] of Object.entries(specs)) {
     known.add(name);
-    if (spec.type === "boolean") known.add(`no-${name}`);
+    if (takesOptionalValue(spec)) known.add(`no-${name}`);
     for (const a of spec.alias ?? []) known.add(a);
   }
   let positionals = 0;
-  for (const a of rawArgs) {
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
     if (a === "--") break;
+    if (maskValueFollows(rawArgs, i, specs)) {
+      i++;
+      continue;
+    }
     if (!a.startsWith("-") || a === "-") {
       if (++positionals > positional) throw new ConfigError(`unexpected argument ${JSON.stringify(a)}`);
       continue;
@@ -183,20 +222,51 @@ export function rejectUnknownFlags(rawArgs: string[], specs: FlagSpecs, position
  */
 export function parseFlagArgs(rawArgs: string[], specs: FlagSpecs): Record<string, string | boolean> {
   const out: Record<string, string | boolean> = {};
-  for (const a of rawArgs) {
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
     if (a === "--") break;
     if (!a.startsWith("-") || a === "-") continue;
-    const body = a.replace(/^--?/, "");
-    const eq = body.indexOf("=");
-    let name = eq < 0 ? body : body.slice(0, eq);
-    const value = eq < 0 ? null : body.slice(eq + 1);
-    for (const [long, spec] of Object.entries(specs)) if (spec.alias?.includes(name)) name = long;
+    const { name, value } = flagParts(a, specs);
     const spec = specs[name];
+    if (spec?.type === "mask" && value === null) {
+      // `--debug 7` as go-cache-plugin takes it; a bare `--debug` is every bit.
+      out[name] = maskValueFollows(rawArgs, i, specs) ? rawArgs[++i]! : true;
+      continue;
+    }
     if (spec) {
       out[name] = spec.type === "boolean" ? value === null || parseBool(value, `--${name}`) : (value ?? "");
       continue;
     }
-    if (name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean" && value === null) out[name.slice(3)] = false;
+    if (name.startsWith("no-") && value === null && specs[name.slice(3)] && takesOptionalValue(specs[name.slice(3)]!)) out[name.slice(3)] = false;
+  }
+  return out;
+}
+
+/** A flag argument's long name (aliases resolved) and its `=value`, if any. */
+function flagParts(arg: string, specs: FlagSpecs): { name: string; value: string | null } {
+  const body = arg.replace(/^--?/, "");
+  const eq = body.indexOf("=");
+  let name = eq < 0 ? body : body.slice(0, eq);
+  for (const [long, spec] of Object.entries(specs)) if (spec.alias?.includes(name)) name = long;
+  return { name, value: eq < 0 ? null : body.slice(eq + 1) };
+}
+
+/** Is rawArgs[i] a bare mask flag followed by its number (`--debug 7`)? */
+function maskValueFollows(rawArgs: string[], i: number, specs: FlagSpecs): boolean {
+  const a = rawArgs[i]!;
+  if (!a.startsWith("-") || a === "-" || a === "--") return false;
+  const { name, value } = flagParts(a, specs);
+  return specs[name]?.type === "mask" && value === null && MASK_NEXT.test(rawArgs[i + 1] ?? "");
+}
+
+/** The arguments that are not flags nor flag values (`--debug 7` takes the 7), up to `--`. */
+export function positionalArgs(rawArgs: string[], specs: FlagSpecs): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    if (maskValueFollows(rawArgs, i, specs)) i++;
+    else if (!a.startsWith("-") || a === "-") out.push(a);
   }
   return out;
 }

@@ -6,7 +6,13 @@ import type { FlagSpecs } from "./flags.ts";
 
 export const logFlags = {
   verbose: { type: "boolean", alias: ["v"], env: ["GOCACHE_VERBOSE"], description: "Log what happens (to stderr)" },
-  debug: { type: "boolean", env: ["GOCACHE_DEBUG"], description: "Log every request (to stderr); implies --verbose" },
+  debug: {
+    type: "mask",
+    env: ["GOCACHE_DEBUG"],
+    valueHint: "mask",
+    description:
+      "Log every request to stderr, as a bit mask like go-cache-plugin's: 1 build cache, 2 module proxy, 4 reverse proxy (7 or true: all); any bit implies --verbose",
+  },
   metrics: {
     type: "boolean",
     env: ["GOCACHE_METRICS"],
@@ -213,6 +219,26 @@ export const connectFlags = {
   },
 } satisfies FlagSpecs;
 
+// go-cache-plugin's global flags apply to every command, connect included,
+// so one set of flags or variables can serve `go-cache-plugin`, `serve` and
+// `connect` alike. gostash's connect has no use for the bucket settings (the
+// daemon owns the bucket) but takes them, so such command lines keep
+// working; they are ignored there.
+const BUCKET_FLAGS_IGNORED_BY_CONNECT = [
+  "bucket",
+  "region",
+  "prefix",
+  "s3-endpoint-url",
+  "s3-path-style",
+  "min-upload-size",
+  "upload-concurrency",
+  "concurrency",
+] as const;
+
+export const connectIgnoredFlags: FlagSpecs = Object.fromEntries(
+  BUCKET_FLAGS_IGNORED_BY_CONNECT.map((name) => [name, { ...s3Flags[name], description: `Ignored by connect (the daemon owns the bucket); taken for go-cache-plugin's command lines` }]),
+);
+
 // The caching module proxy and checksum-database proxy of `gostash serve`
 // (mounted at /mod on --http). --modproxy and --sumdb follow
 // go-cache-plugin. See src/modproxy/config.ts for how they are read.
@@ -314,6 +340,10 @@ export const modproxyFlags = {
     description: "Module proxy: never contact an upstream or checksum database; answer from the cache (and the S3 bucket) only, 404 otherwise",
   },
 } satisfies FlagSpecs;
+
+// The reverse proxy's flags have their own file; re-exported so that every
+// group is here (value-flags.ts reads them all from this module).
+export { revproxyCAFlags, revproxyFlags } from "./revproxy-flags.ts";
 
 // `gostash mod import|export` (src/commands/mod.ts).
 export const modFlags = {

@@ -18,13 +18,15 @@ export function parseSize(text: string, what = "size"): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+// Go's time.ParseDuration units too (ns, us, µs), so go-cache-plugin's
+// duration values (`--expiry=720h`, `1h30m`, `1.5h`, `500us`) read the same.
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
 
 /** Milliseconds. A bare number means seconds. */
 export function parseDuration(text: string, what = "duration"): number {
   const t = text.trim();
   if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h|d)/gy;
   let total = 0;
   let pos = 0;
   for (let m = re.exec(t); m; m = re.exec(t)) {

@@ -1,12 +1,13 @@
 // Names (and aliases) of every flag that takes a value, for cli-args.ts.
-import type { FlagSpecs } from "./flags.ts";
+import { takesOptionalValue, type FlagSpecs } from "./flags.ts";
 import * as groups from "./options.ts";
 
 function collect(): Set<string> {
   const names = new Set<string>();
   for (const group of Object.values(groups) as FlagSpecs[]) {
     for (const [name, spec] of Object.entries(group)) {
-      if (spec.type === "boolean") continue;
+      // `--debug serve` is the debug flag and the serve command, not debug=serve.
+      if (takesOptionalValue(spec)) continue;
       names.add(name);
       for (const a of spec.alias ?? []) names.add(a);
     }

@@ -27,6 +27,8 @@ export interface HttpLimits {
   maxBody: number;
   metrics: Metrics;
   logger: Logger;
+  /** The gauge of requests being handled (one per limited service). */
+  gauge?: string;
 }
 
 /** Paths answered whatever the load. */
@@ -38,7 +40,7 @@ const RETRY_AFTER_S = 1;
 export function limitHttp(next: HttpHandler, o: HttpLimits): HttpHandler {
   const { metrics, logger } = o;
   let inFlight = 0;
-  metrics.gauge("http_in_flight", () => inFlight);
+  metrics.gauge(o.gauge ?? "http_in_flight", () => inFlight);
   const warned = new Set<string>();
   const refuse = (counter: string, status: number, message: string, headers: Record<string, string> = {}): Response => {
     metrics.inc(counter);

@@ -7,6 +7,8 @@ import type { HttpHandler } from "./router.ts";
 export interface ListenOptions {
   hostname: string;
   port: number;
+  /** Listen on this Unix socket instead of hostname:port (the servers behind the reverse proxy's front). */
+  unix?: string;
   /** Close connections idle this long, in whole seconds (0: never). */
   idleTimeoutSec: number;
   /** limitHttp's body limit; Bun's own cap is set well above it. */
@@ -14,15 +16,19 @@ export interface ListenOptions {
   tls?: { cert: string; key: string } | null;
 }
 
-export type HttpListener = ReturnType<typeof Bun.serve>;
+/** What serve needs of its HTTP listener: where it is, and how to stop it. */
+export interface HttpListener {
+  readonly hostname: string | undefined;
+  readonly port: number | undefined;
+  stop(closeActiveConnections?: boolean): void;
+}
 
 /** Throws an Error naming the address and the cause when it cannot listen. */
 export function listenHttp(handle: HttpHandler, o: ListenOptions): HttpListener {
   const idle = o.idleTimeoutSec;
   try {
     return Bun.serve({
-      hostname: o.hostname,
-      port: o.port,
+      ...(o.unix ? { unix: o.unix } : { hostname: o.hostname, port: o.port }),
       idleTimeout: idle,
       maxRequestBodySize: Math.max(o.maxBody * 4, 64 << 20),
       async fetch(req, server) {
@@ -36,9 +42,10 @@ export function listenHttp(handle: HttpHandler, o: ListenOptions): HttpListener 
         }
       },
       ...(o.tls ? { tls: o.tls } : {}),
-    });
+      // Bun's types leave idleTimeout out for Unix sockets; it works there (measured).
+    } as Parameters<typeof Bun.serve>[0]);
   } catch (err) {
-    throw new Error(`http: cannot listen on ${o.hostname}:${o.port}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`http: cannot listen on ${o.unix ?? `${o.hostname}:${o.port}`}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -15,6 +15,9 @@ const PREFIX = "gostash_";
 const LABELLED: Record<string, [string, string, string]> = {
   hits_local: ["hits", "tier", "local"],
   hits_remote: ["hits", "tier", "remote"],
+  revproxy_hits_memory: ["revproxy_hits", "tier", "memory"],
+  revproxy_hits_local: ["revproxy_hits", "tier", "local"],
+  revproxy_hits_remote: ["revproxy_hits", "tier", "remote"],
 };
 
 const HELP: Record<string, string> = {
@@ -56,6 +59,24 @@ const HELP: Record<string, string> = {
   http_busy: "HTTP requests refused (503) because --max-http-requests were being handled.",
   http_too_large: "HTTP requests refused (413) because their body was over --max-http-body.",
   http_in_flight: "HTTP requests being handled (not counting /healthz and /metrics).",
+  revproxy_requests: "Reverse proxy: requests for listed hosts.",
+  revproxy_hits: "Reverse proxy: requests answered from the cache, by tier.",
+  revproxy_shared: "Reverse proxy: requests that joined a fetch of the same URL under way.",
+  revproxy_fetches: "Reverse proxy: fills that went to the origin.",
+  revproxy_fetch_errors: "Reverse proxy: origin requests or downloads that failed.",
+  revproxy_passed_through: "Reverse proxy: requests the cache may not answer (not GET, Range, no-store), sent to the origin.",
+  revproxy_not_cached: "Reverse proxy: origin answers not kept (no caching headers, no-store, private, too large).",
+  revproxy_stored: "Reverse proxy: entries kept on the local disk.",
+  revproxy_stored_memory: "Reverse proxy: short-lived answers kept in memory.",
+  revproxy_integrity_failures: "Reverse proxy: local entries or bucket objects rejected because their SHA-256 or length did not match.",
+  revproxy_remote_errors: "Reverse proxy: bucket requests that failed (the origin was asked instead).",
+  revproxy_refused: "Reverse proxy: requests for hosts not in --revproxy (502).",
+  revproxy_auth_refused: "Reverse proxy: requests and CONNECTs without a valid token (407).",
+  revproxy_connect_terminated: "Reverse proxy: CONNECTs to listed hosts, answered with gostash's certificate.",
+  revproxy_connect_tunnelled: "Reverse proxy: CONNECTs to other hosts, tunnelled untouched.",
+  revproxy_tunnels_open: "Reverse proxy: CONNECT tunnels open now.",
+  revproxy_memory_bytes: "Reverse proxy: bytes of short-lived answers held in memory.",
+  revproxy_seconds: "Reverse proxy: time to an answer's headers, in seconds.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };
@@ -109,9 +130,11 @@ export function renderPrometheus(m: Metrics, o: RenderOptions = {}): string {
     if (!f) families.set(l[0], (f = { label: l[1], values: [] }));
     f.values.push([l[2], v]);
   }
-  // A labelled family is always complete (a zero for a tier not hit yet).
+  // A labelled family is complete (a zero for a tier not hit yet): always
+  // for the build cache's hits, once one member counted for the others (a
+  // daemon without --revproxy shows no revproxy family).
   for (const [k, [fam, label, value]] of Object.entries(LABELLED)) {
-    if (m.counters.has(k)) continue;
+    if (m.counters.has(k) || (fam !== "hits" && !families.has(fam))) continue;
     let f = families.get(fam);
     if (!f) families.set(fam, (f = { label, values: [] }));
     f.values.push([value, 0]);

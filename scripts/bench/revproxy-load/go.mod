@@ -1,0 +1,3 @@
+module gostash.bench/revproxy-load
+
+go 1.24

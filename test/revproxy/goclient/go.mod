@@ -1,0 +1,3 @@
+module gostash.test/revproxy/goclient
+
+go 1.24
