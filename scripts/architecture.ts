@@ -35,7 +35,8 @@ export const FORBIDDEN: Record<string, string[]> = {
   "buildcache/": ["daemon/", "commands/", "modproxy/", "http/"],
   "daemon/": ["store/", "buildcache/", "s3/", "commands/", "modproxy/"],
   "modproxy/": ["cacheprog/", "store/", "buildcache/", "daemon/", "commands/"],
-  "http/": ["cacheprog/", "store/", "buildcache/", "daemon/", "commands/"],
+  "http/": ["cacheprog/", "store/", "buildcache/", "daemon/", "commands/", "revproxy/"],
+  "revproxy/": ["cacheprog/", "store/", "buildcache/", "daemon/", "commands/", "modproxy/"],
   "util/": ["cacheprog/", "store/", "buildcache/", "s3/", "daemon/", "commands/", "modproxy/", "http/", "config/"],
   "config/": ["cacheprog/", "store/", "buildcache/", "s3/", "commands/", "http/"],
 };
