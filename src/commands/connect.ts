@@ -12,17 +12,15 @@
 
 import type { CommandDef } from "citty";
 import type { BuildCache } from "../buildcache/open.ts";
-import { connectConfig } from "../config/daemon.ts";
-import { readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
-import { connectFlags, localFlags, logFlags } from "../config/options.ts";
+import { checkConnectArgs, connectFlagSpecs } from "../cli/start.ts";
+import type { ConnectConfig } from "../config/daemon.ts";
+import { toCittyArgs, type Flags } from "../config/flags.ts";
 import { formatPluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 import { writeStderr } from "../util/std-output.ts";
-
-const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags };
 
 // A plain object, not defineCommand(): connect must not load citty.
 const connectCommand: CommandDef<any> = {
@@ -37,9 +35,12 @@ const connectCommand: CommandDef<any> = {
       valueHint: "port|socket",
       description: "Daemon address: a port on 127.0.0.1, host:port, or a Unix socket path [default: --plugin / GOCACHE_PLUGIN]",
     },
-    ...toCittyArgs(flagSpecs),
+    ...toCittyArgs(connectFlagSpecs),
   },
-  run: ({ rawArgs }) => runConnect(rawArgs),
+  run: ({ rawArgs }) => {
+    const { flags, config } = checkConnectArgs(rawArgs);
+    return runConnect(flags, config);
+  },
 };
 export default connectCommand;
 
@@ -54,14 +55,11 @@ function localFallback(flags: Flags, metrics: Metrics, logger: Logger): () => Pr
 }
 
 /**
- * `connect` from its raw arguments (main.ts calls it without citty's
- * parser, as for plugin mode: `go` waits for the first answer).
+ * `connect` from its checked flags and address (cli/start.ts; main.ts calls
+ * it without citty's parser, as for plugin mode: `go` waits for the first
+ * answer).
  */
-export async function runConnect(rawArgs: string[]): Promise<number> {
-  const flags = readFlags(rawArgs, flagSpecs, 1);
-  const end = rawArgs.indexOf("--");
-  const positional = (end < 0 ? rawArgs : rawArgs.slice(0, end)).find((a) => !a.startsWith("-") || a === "-");
-  const cfg = connectConfig(flags, positional);
+export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<number> {
   const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.bool("debug") });
   const metrics = new Metrics();
   const local = localFallback(flags, metrics, logger);

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
+import { checkCacheDir } from "../cli/cache-dir.ts";
 import { localConfig, logConfig, s3Config } from "../config/config.ts";
 import { ConfigError } from "../config/error.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
@@ -124,6 +125,7 @@ const importCommand = defineCommand({
     const src = String(args.src);
     const local = localConfig(flags);
     const cfg = modproxySettings(flags, local.cacheDir);
+    checkCacheDir(cfg.dir, flags.source(flags.given("modproxy-dir") ? "modproxy-dir" : "cache-dir"), "the module proxy's store");
     const store = new ModStore(cfg.dir);
     const goSumFiles = flags.string("go-sum");
     const goSum = goSumFiles ? new Map<string, Set<string>>() : undefined;
