@@ -4,9 +4,9 @@
 // (src/modproxy/import.ts, export.ts). Progress and the summary go to
 // stderr: a self-rewriting line on a terminal, plain lines otherwise.
 
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { checkCacheDir } from "../cli/cache-dir.ts";
 import { localConfig, logConfig, s3Config } from "../config/config.ts";
@@ -172,6 +172,23 @@ const importCommand = defineCommand({
   },
 });
 
+/**
+ * Without --go-mod or module@version arguments, mod export exports the
+ * module it runs in: the go.mod in the current directory or the nearest
+ * parent, as the go command finds it.
+ */
+function currentGoMod(from = process.cwd()): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    const file = join(dir, "go.mod");
+    if (existsSync(file)) {
+      process.stderr.write(`gostash mod export: exporting the module graph of ${file}\n`);
+      return file;
+    }
+    if (dirname(dir) === dir) break;
+  }
+  throw new ConfigError("mod export needs --go-mod FILE or module@version arguments (there is no go.mod here or in a parent directory)");
+}
+
 const exportCommand = defineCommand({
   meta: {
     name: "export",
@@ -185,7 +202,7 @@ const exportCommand = defineCommand({
     const positional = (args._ as string[] | undefined) ?? [];
     status = await runExport({
       out: flags.string("out") ?? "",
-      goMod: flags.string("go-mod") ?? null,
+      goMod: flags.string("go-mod") ?? (positional.length ? null : currentGoMod()),
       modules: positional,
       goproxy: flags.string("goproxy") ?? null,
       gosumdb: flags.string("gosumdb") ?? null,
