@@ -28,6 +28,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { deflateRawSync, gzipSync } from "node:zlib";
 import { buildBinary, buildVersion } from "./build.ts";
+import { runScript, ScriptError } from "./script-error.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -108,7 +109,7 @@ export function selectTargets(names?: string[]): Target[] {
   if (!names?.length) return [...TARGETS];
   return names.map((n) => {
     const t = TARGETS.find((t) => t.name === n);
-    if (!t) throw new Error(`release: unknown target ${n}; known: ${TARGETS.map((t) => t.name).join(", ")}`);
+    if (!t) throw new ScriptError(`release: unknown target ${n}; known: ${TARGETS.map((t) => t.name).join(", ")}`);
     return t;
   });
 }
@@ -145,7 +146,7 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
   const artifacts: Artifact[] = [];
   for (const t of targets) {
     const binary = join(stageDir, t.name, binaryName(t));
-    if (!existsSync(binary)) throw new Error(`release: ${binary} is missing (compile it first, without --pack-only)`);
+    if (!existsSync(binary)) throw new ScriptError(`release: ${binary} is missing (compile it first, without --pack-only)`);
     chmodSync(binary, 0o755);
     const data = new Uint8Array(await Bun.file(binary).arrayBuffer());
     const t0 = performance.now();
@@ -161,7 +162,7 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
       const sig = checkMachoSignature(data);
       signature = !sig ? "none" : sig.valid ? "valid" : "invalid";
       if (signature !== "valid" && opts.requireValidSignatures) {
-        throw new Error(`release: ${t.name}: code signature is ${signature} (re-sign it: codesign --remove-signature, then codesign -s -)`);
+        throw new ScriptError(`release: ${t.name}: code signature is ${signature} (re-sign it: codesign --remove-signature, then codesign -s -)`);
       }
       if (signature !== "valid") {
         log(
@@ -362,7 +363,7 @@ export function zipOne(name: string, data: Uint8Array, mtime: number, level = 9)
   return out;
 }
 
-if (import.meta.main) {
+if (import.meta.main) await runScript("release", async () => {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
@@ -389,4 +390,4 @@ if (import.meta.main) {
     requireValidSignatures: values["require-valid-signatures"],
   });
   console.error(`release: ${r.artifacts.length} archives in ${r.outDir} in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
-}
+});
