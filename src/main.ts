@@ -35,10 +35,6 @@ export const rootCommand: CommandDef<any> = {
   subCommands,
 };
 
-export class UsageError extends Error {
-  override name = "UsageError";
-}
-
 /** Help on stdout: a person asked for it (--help, or `gostash` typed at a terminal). */
 async function printHelp(split: SplitArgs, sub: CommandDef<any> | undefined): Promise<void> {
   const { helpStyle, helpTarget, renderHelp } = await import("./cli/help.ts");
