@@ -353,5 +353,5 @@ if (import.meta.main) await runScript("release", async () => {
     level: values.level ? Number(values.level) : undefined,
     requireValidSignatures: values["require-valid-signatures"],
   });
-  console.error(`release: ${r.artifacts.length} archives in ${r.outDir} in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  console.error(`release: ${r.artifacts.length} targets packed in ${r.outDir} in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
 });
