@@ -53,7 +53,9 @@ afterAll(() => {
   tmp.cleanup();
 });
 
-const envFor = (prog: string) => goEnv({ gocache: join(tmp.path, "gocache"), home: join(tmp.path, "home"), prog });
+// No bucket, whatever other test files left in process.env (some set GOCACHE_S3_* for their own runs).
+const NO_S3 = { GOCACHE_S3_BUCKET: "" };
+const envFor = (prog: string) => goEnv({ gocache: join(tmp.path, "gocache"), home: join(tmp.path, "home"), prog, extra: NO_S3 });
 
 describe("a cache directory that cannot be used at start-up", () => {
   test("plain go, for comparison: GOCACHE a file is refused at once", async () => {
@@ -85,7 +87,7 @@ describe("a cache directory that cannot be used at start-up", () => {
 
   test("plugin mode and connect by hand: exit 1, stderr only, stdout (the protocol) empty", async () => {
     for (const args of [[`--cache-dir=${aFile}`], ["connect", "127.0.0.1:1", `--cache-dir=${aFile}`]]) {
-      const r = await run([BIN, ...args], { stdin: "" });
+      const r = await run([BIN, ...args], { stdin: "", env: NO_S3 });
       expect(r.code).toBe(1);
       expect(r.stdout).toBe("");
       expect(r.stderr).toBe(`gostash: cannot use the local cache ${aFile} (--cache-dir): not a directory\n`);
@@ -93,15 +95,15 @@ describe("a cache directory that cannot be used at start-up", () => {
   }, 60_000);
 
   test("serve refuses before it listens; so does mod import for the module store", async () => {
-    const s = await run([BIN, "serve", "--plugin=127.0.0.1:0", `--cache-dir=${aFile}`], { timeoutMs: 30_000 });
+    const s = await run([BIN, "serve", "--plugin=127.0.0.1:0", `--cache-dir=${aFile}`], { timeoutMs: 30_000, env: NO_S3 });
     expect(s.code).toBe(1);
     expect(s.stderr).toBe(`gostash: cannot use the local cache ${aFile} (--cache-dir): not a directory\n`);
-    const m = await run([BIN, "serve", "--http=127.0.0.1:0", "--modproxy", `--modproxy-dir=${readOnly}`], { timeoutMs: 30_000 });
+    const m = await run([BIN, "serve", "--http=127.0.0.1:0", "--modproxy", `--modproxy-dir=${readOnly}`], { timeoutMs: 30_000, env: NO_S3 });
     expect(m.code).toBe(1);
     expect(m.stderr).toBe(`gostash: cannot use the module proxy's store ${readOnly} (--modproxy-dir): read-only file system\n`);
     const src = join(tmp.path, "empty-import");
     mkdirSync(src, { recursive: true });
-    const i = await run([BIN, "mod", "import", src, `--cache-dir=${aFile}`], { timeoutMs: 30_000 });
+    const i = await run([BIN, "mod", "import", src, `--cache-dir=${aFile}`], { timeoutMs: 30_000, env: NO_S3 });
     expect(i.code).toBe(1);
     expect(i.stderr).toBe(`gostash: cannot use the module proxy's store ${join(aFile, "modproxy")} (--cache-dir): not a directory\n`);
   }, 60_000);

@@ -23,7 +23,9 @@ afterAll(() => {
 
 /** Starts serve and waits for its start-up line. */
 async function serve(args: string[]): Promise<{ proc: Bun.Subprocess<"ignore", "pipe", "pipe">; line: string; stderr: () => string }> {
-  const proc = Bun.spawn([BIN, "serve", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  // No bucket, whatever other test files left in process.env.
+  const env = { ...process.env, GOCACHE_S3_BUCKET: "" } as Record<string, string>;
+  const proc = Bun.spawn([BIN, "serve", ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let err = "";
   const dec = new TextDecoder();
   const line = await new Promise<string>((resolve) => {
