@@ -10,6 +10,7 @@
 // GOCACHEPROG) and must not pick up their configuration.
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
+import { runScript, ScriptError } from "./script-error.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -56,12 +57,12 @@ export async function buildBinary(b: BinaryBuild): Promise<string> {
   });
   if (!result.success) {
     for (const log of result.logs) console.error(log);
-    throw new Error(`build: bun build --compile failed for ${b.target ?? "host"}`);
+    throw new ScriptError(`build: bun build --compile failed for ${b.target ?? "host"}`);
   }
   return b.outfile;
 }
 
-if (import.meta.main) {
+if (import.meta.main) await runScript("build", async () => {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
@@ -74,4 +75,4 @@ if (import.meta.main) {
   const t0 = performance.now();
   await buildBinary({ target: values.target, outfile, version });
   console.error(`built ${outfile} (${version}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
-}
+});

@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { TARGETS, archiveName, type Target } from "./release.ts";
+import { runScript, ScriptError } from "./script-error.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -52,7 +53,7 @@ export function versionFromArchives(dir: string): string {
       if (f.startsWith("gostash-") && f.endsWith(suffix)) seen.add(f.slice("gostash-".length, -suffix.length));
     }
   }
-  if (seen.size !== 1) throw new Error(`formula: expected archives of one version in ${dir}, found: ${[...seen].join(", ") || "none"}`);
+  if (seen.size !== 1) throw new ScriptError(`formula: expected archives of one version in ${dir}, found: ${[...seen].join(", ") || "none"}`);
   return [...seen][0]!;
 }
 
@@ -61,7 +62,7 @@ const rbString = (s: string) => JSON.stringify(s).replace(/#\{/g, "\\#{");
 export async function generateFormula(opts: FormulaOptions): Promise<string> {
   const dir = resolve(opts.dir);
   const sumsPath = join(dir, "SHA256SUMS");
-  if (!existsSync(sumsPath)) throw new Error(`formula: ${sumsPath} is missing; run scripts/release.ts first`);
+  if (!existsSync(sumsPath)) throw new ScriptError(`formula: ${sumsPath} is missing; run scripts/release.ts first`);
   const sums = readSums(await Bun.file(sumsPath).text());
   const version = opts.version?.replace(/^v(?=\d)/, "") ?? versionFromArchives(dir);
   const repo = opts.repo ?? DEFAULT_REPO;
@@ -71,13 +72,13 @@ export async function generateFormula(opts: FormulaOptions): Promise<string> {
     const t = TARGETS.find((x) => x.name === name) as Target;
     const file = archiveName(version, t);
     const path = join(dir, file);
-    if (!existsSync(path)) throw new Error(`formula: ${path} is missing`);
+    if (!existsSync(path)) throw new ScriptError(`formula: ${path} is missing`);
     const listed = sums.get(file);
-    if (!listed) throw new Error(`formula: ${file} is not in SHA256SUMS`);
+    if (!listed) throw new ScriptError(`formula: ${file} is not in SHA256SUMS`);
     const hasher = new Bun.CryptoHasher("sha256");
     for await (const chunk of Bun.file(path).stream()) hasher.update(chunk);
     const actual = hasher.digest("hex");
-    if (actual !== listed) throw new Error(`formula: ${file} has sha256 ${actual} but SHA256SUMS says ${listed}`);
+    if (actual !== listed) throw new ScriptError(`formula: ${file} has sha256 ${actual} but SHA256SUMS says ${listed}`);
     return { url: `${baseUrl}/${file}`, sha256: actual };
   };
 
@@ -123,7 +124,7 @@ end
 `;
 }
 
-if (import.meta.main) {
+if (import.meta.main) await runScript("formula", async () => {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
@@ -139,4 +140,4 @@ if (import.meta.main) {
   const out = resolve(values.out ?? join(dir, "gostash.rb"));
   await Bun.write(out, text);
   console.error(`formula: wrote ${out}`);
-}
+});

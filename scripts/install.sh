@@ -16,6 +16,10 @@
 #   --print-target   print the detected target and exit (no network)
 #   --dry-run        print the archive URL that would be installed and exit
 #
+# Archives: the .tar.xz (about 28% smaller) when SHA256SUMS lists one and
+# this machine can unpack it (an xz command, or a tar built with liblzma, as
+# macOS's is); the .tar.gz otherwise (older releases, no xz); .zip on Windows.
+#
 # Safety: everything runs inside main(), called on the last line, so a cut-off
 # download runs nothing. The archive is verified against SHA256SUMS before it
 # is unpacked; on any mismatch nothing is installed. Without --url only HTTPS
@@ -112,6 +116,28 @@ gostash_set_ext() {
     windows-*) gostash_ext=zip gostash_exe=.exe ;;
     *) gostash_ext=tar.gz gostash_exe= ;;
   esac
+}
+
+# Can this machine unpack a .tar.xz? An xz command, or a tar that links
+# liblzma (bsdtar: macOS, FreeBSD).
+gostash_can_xz() {
+  gostash_has xz && return 0
+  case "$(tar --version 2>/dev/null)" in
+    *liblzma*) return 0 ;;
+  esac
+  return 1
+}
+
+# gostash_find_archive SUFFIX: sets match to "<sha256> <name>" of the one
+# archive in SHA256SUMS ending in SUFFIX (exactly $want_prefix$SUFFIX when a
+# version is pinned); empty when there is none.
+gostash_find_archive() {
+  match=$(awk -v suffix="$1" -v want="${want_prefix:+$want_prefix$1}" '
+    {
+      n = $2; sub(/^\*/, "", n)
+      if (want != "" ? n == want : (n ~ /^gostash-/ && length(n) > length(suffix) && substr(n, length(n) - length(suffix) + 1) == suffix))
+        print $1, n
+    }' "$tmp/SHA256SUMS")
 }
 
 # gostash_fetch URL FILE
@@ -236,18 +262,18 @@ main() {
   gostash_fetch "$url/SHA256SUMS" "$tmp/SHA256SUMS" || gostash_die "cannot download $url/SHA256SUMS"
   suffix="-$gostash_target.$gostash_ext"
   if [ "$version" = latest ]; then
-    want=
+    want_prefix=
   else
-    want="gostash-$(gostash_file_version "$version")$suffix"
+    want_prefix="gostash-$(gostash_file_version "$version")"
   fi
   # "<sha256>  <name>" (or "<sha256> *<name>"); exactly one line must match.
-  match=$(awk -v suffix="$suffix" -v want="$want" '
-    {
-      n = $2; sub(/^\*/, "", n)
-      if (want != "" ? n == want : (n ~ /^gostash-/ && length(n) > length(suffix) && substr(n, length(n) - length(suffix) + 1) == suffix))
-        print $1, n
-    }' "$tmp/SHA256SUMS")
-  [ -n "$match" ] || gostash_die "no ${want:-gostash-*$suffix} in $url/SHA256SUMS (is version '$version' released for $gostash_target?)"
+  match=
+  if [ "$gostash_ext" = tar.gz ] && gostash_can_xz; then
+    gostash_find_archive "-$gostash_target.tar.xz"
+    [ -n "$match" ] && suffix="-$gostash_target.tar.xz"
+  fi
+  [ -n "$match" ] || gostash_find_archive "$suffix"
+  [ -n "$match" ] || gostash_die "no ${want_prefix:-gostash-*}$suffix in $url/SHA256SUMS (is version '$version' released for $gostash_target?)"
   [ "$(printf '%s\n' "$match" | wc -l | tr -d ' ')" = 1 ] || gostash_die "SHA256SUMS lists more than one archive for $gostash_target"
   want_sum=$(printf '%s' "${match%% *}" | tr 'A-F' 'a-f')
   archive="${match#* }"
@@ -290,7 +316,18 @@ main() {
       tar -xf "$tmp/$archive" -C "$tmp/x" || gostash_die "cannot unpack $archive (install unzip)"
     fi
   else
-    tar -xzf "$tmp/$archive" -C "$tmp/x" || gostash_die "cannot unpack $archive"
+    case "$archive" in
+      *.tar.xz)
+        if gostash_has xz; then
+          # The archive's checksum is already verified: a failing xz can only be a local problem.
+          xz -dc "$tmp/$archive" >"$tmp/gostash.tar" || gostash_die "cannot unpack $archive (xz -d failed)"
+          tar -xf "$tmp/gostash.tar" -C "$tmp/x" || gostash_die "cannot unpack $archive"
+        else
+          tar -xJf "$tmp/$archive" -C "$tmp/x" || gostash_die "cannot unpack $archive"
+        fi
+        ;;
+      *) tar -xzf "$tmp/$archive" -C "$tmp/x" || gostash_die "cannot unpack $archive" ;;
+    esac
   fi
   new="$tmp/x/gostash$gostash_exe"
   [ -f "$new" ] || gostash_die "$archive does not contain gostash$gostash_exe"

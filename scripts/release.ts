@@ -13,21 +13,28 @@
 //
 // Output, e.g. for 1.2.3:
 //   dist/release/gostash-1.2.3-linux-x64.tar.gz       (one file: gostash, mode 0755)
-//   dist/release/gostash-1.2.3-linux-x64-musl.tar.gz
+//   dist/release/gostash-1.2.3-linux-x64.tar.xz       (the same, about 28% smaller; install.sh
+//                                                      takes it where xz is there)
+//   dist/release/gostash-1.2.3-linux-x64-musl.tar.gz  (and .tar.xz)
 //   dist/release/gostash-1.2.3-windows-x64.zip        (one file: gostash.exe)
 //   dist/release/SHA256SUMS                           (sha256sum format)
 //   dist/stage/<target>/gostash[.exe]                 (the raw binaries; not published)
 //
 // Cross-compiling needs nothing but Bun: it fetches each target's runtime
 // from the npm registry (@oven/bun-<os>-<arch>) once and caches it.
-// The archives are written by this script (ustar + gzip, zip + deflate),
-// byte-for-byte reproducible for the same binaries and version: fixed
-// mtime (SOURCE_DATE_EPOCH or the commit time), owner 0/0, no host paths.
+// The archives are written by this script (ustar + gzip, ustar + xz with
+// the system's xz, zip + deflate: archive.ts), byte-for-byte reproducible
+// for the same binaries, version (and xz): fixed mtime (SOURCE_DATE_EPOCH or
+// the commit time), owner 0/0, no host paths.
 import { parseArgs } from "node:util";
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { deflateRawSync, gzipSync } from "node:zlib";
+import { gzipSync } from "node:zlib";
+import { tarOne, xzCompress, zipOne } from "./archive.ts";
 import { buildBinary, buildVersion } from "./build.ts";
+
+export { tarOne, zipOne };
+import { runScript, ScriptError } from "./script-error.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -60,16 +67,31 @@ export function fileVersion(version: string): string {
   return version.replace(/^v(?=\d)/, "").replace(/[^A-Za-z0-9._-]/g, "-");
 }
 
+/** The archive every installer can unpack: .tar.gz (.zip for Windows). */
 export function archiveName(version: string, t: Target): string {
   return `gostash-${fileVersion(version)}-${t.name}.${t.os === "windows" ? "zip" : "tar.gz"}`;
 }
 
+/** The smaller .tar.xz offered beside the .tar.gz; none for Windows (its .zip is what it unpacks). */
+export function xzArchiveName(version: string, t: Target): string | null {
+  return t.os === "windows" ? null : `gostash-${fileVersion(version)}-${t.name}.tar.xz`;
+}
+
+export interface PackedFile {
+  /** File name inside outDir. */
+  file: string;
+  sha256: string;
+  size: number;
+}
+
 export interface Artifact {
   target: Target;
-  /** Archive file name inside outDir. */
+  /** Archive file name inside outDir (.tar.gz or .zip). */
   file: string;
   sha256: string;
   archiveSize: number;
+  /** The .tar.xz beside it (not for Windows). */
+  xz?: PackedFile;
   binary: string;
   binarySize: number;
   /** macOS only: is the embedded code signature valid for these bytes? */
@@ -86,7 +108,7 @@ export interface ReleaseOptions {
   packOnly?: boolean;
   /** Concurrent compiles (default 1: the build machines are shared). */
   jobs?: number;
-  /** gzip/deflate level (default 9). */
+  /** gzip/deflate level, and xz preset (9 means xz -9e; default 9). */
   level?: number;
   /** Timestamp of the archive members (default: SOURCE_DATE_EPOCH, else the commit time). */
   mtime?: number;
@@ -108,7 +130,7 @@ export function selectTargets(names?: string[]): Target[] {
   if (!names?.length) return [...TARGETS];
   return names.map((n) => {
     const t = TARGETS.find((t) => t.name === n);
-    if (!t) throw new Error(`release: unknown target ${n}; known: ${TARGETS.map((t) => t.name).join(", ")}`);
+    if (!t) throw new ScriptError(`release: unknown target ${n}; known: ${TARGETS.map((t) => t.name).join(", ")}`);
     return t;
   });
 }
@@ -140,45 +162,77 @@ export async function release(opts: ReleaseOptions): Promise<Release> {
   mkdirSync(outDir, { recursive: true });
   // Old archives of this or any other version would end up in SHA256SUMS.
   for (const f of readdirSync(outDir)) {
-    if (/^gostash-.*\.(tar\.gz|zip)$/.test(f) || f === "SHA256SUMS") rmSync(join(outDir, f), { force: true });
+    if (/^gostash-.*\.(tar\.gz|tar\.xz|zip)$/.test(f) || f === "SHA256SUMS") rmSync(join(outDir, f), { force: true });
   }
   const artifacts: Artifact[] = [];
-  for (const t of targets) {
-    const binary = join(stageDir, t.name, binaryName(t));
-    if (!existsSync(binary)) throw new Error(`release: ${binary} is missing (compile it first, without --pack-only)`);
-    chmodSync(binary, 0o755);
-    const data = new Uint8Array(await Bun.file(binary).arrayBuffer());
-    const t0 = performance.now();
-    const archive =
-      t.os === "windows"
-        ? zipOne(binaryName(t), data, mtime, level)
-        : gzipSync(tarOne(binaryName(t), data, mtime), { level });
-    const file = archiveName(opts.version, t);
-    await Bun.write(join(outDir, file), archive);
-    const sha256 = new Bun.CryptoHasher("sha256").update(archive).digest("hex");
-    let signature: Artifact["signature"];
-    if (t.os === "darwin") {
-      const sig = checkMachoSignature(data);
-      signature = !sig ? "none" : sig.valid ? "valid" : "invalid";
-      if (signature !== "valid" && opts.requireValidSignatures) {
-        throw new Error(`release: ${t.name}: code signature is ${signature} (re-sign it: codesign --remove-signature, then codesign -s -)`);
-      }
-      if (signature !== "valid") {
-        log(
-          `release: warning: ${t.name}: code signature is ${signature}; macOS will kill it. Re-sign on a Mac before publishing: ` +
-            `codesign --remove-signature gostash && codesign -s - gostash (then --pack-only)`,
-        );
-      }
-    }
-    artifacts.push({ target: t, file, sha256, archiveSize: archive.length, binary, binarySize: data.length, ...(signature ? { signature } : {}) });
-    log(
-      `release: ${file}  ${mb(archive.length)} (binary ${mb(data.length)}) packed in ${((performance.now() - t0) / 1000).toFixed(1)}s`,
+  for (const t of targets) artifacts.push(await pack(t, { ...opts, outDir, stageDir, mtime, level, log }));
+  const files = artifacts.flatMap((a) => [{ file: a.file, sha256: a.sha256 }, ...(a.xz ? [a.xz] : [])]);
+  await Bun.write(join(outDir, "SHA256SUMS"), files.map((f) => `${f.sha256}  ${f.file}\n`).join(""));
+  log(`release: wrote ${join(outDir, "SHA256SUMS")} (${files.length} archives, version ${opts.version})`);
+  return { version: opts.version, outDir, stageDir, mtime, artifacts };
+}
+
+interface PackOptions {
+  version: string;
+  outDir: string;
+  stageDir: string;
+  mtime: number;
+  level: number;
+  requireValidSignatures?: boolean;
+  log: (line: string) => void;
+}
+
+/** Writes a file into outDir; its name, sha256 and size. */
+async function writeArchive(outDir: string, file: string, bytes: Uint8Array): Promise<PackedFile> {
+  await Bun.write(join(outDir, file), bytes);
+  return { file, sha256: new Bun.CryptoHasher("sha256").update(bytes).digest("hex"), size: bytes.length };
+}
+
+/** One target's staged binary packed as .tar.gz (or .zip) and .tar.xz. */
+async function pack(t: Target, o: PackOptions): Promise<Artifact> {
+  const binary = join(o.stageDir, t.name, binaryName(t));
+  if (!existsSync(binary)) throw new ScriptError(`release: ${binary} is missing (compile it first, without --pack-only)`);
+  chmodSync(binary, 0o755);
+  const data = new Uint8Array(await Bun.file(binary).arrayBuffer());
+  const t0 = performance.now();
+  const signature = t.os === "darwin" ? checkSignature(t, data, o) : undefined;
+  let main: PackedFile;
+  let xz: PackedFile | undefined;
+  if (t.os === "windows") main = await writeArchive(o.outDir, archiveName(o.version, t), zipOne(binaryName(t), data, o.mtime, o.level));
+  else {
+    const tar = tarOne(binaryName(t), data, o.mtime);
+    main = await writeArchive(o.outDir, archiveName(o.version, t), gzipSync(tar, { level: o.level }));
+    xz = await writeArchive(o.outDir, xzArchiveName(o.version, t)!, await xzCompress(tar, { level: o.level, x86: t.arch === "x64" }));
+  }
+  o.log(
+    `release: ${main.file}  ${mb(main.size)}${xz ? `, .tar.xz ${mb(xz.size)}` : ""} (binary ${mb(data.length)}) packed in ${((performance.now() - t0) / 1000).toFixed(1)}s`,
+  );
+  return {
+    target: t,
+    file: main.file,
+    sha256: main.sha256,
+    archiveSize: main.size,
+    ...(xz ? { xz } : {}),
+    binary,
+    binarySize: data.length,
+    ...(signature ? { signature } : {}),
+  };
+}
+
+/** macOS: is the code signature valid for these bytes? Warns, or (after re-signing) refuses, when not. */
+function checkSignature(t: Target, data: Uint8Array, o: PackOptions): Artifact["signature"] {
+  const sig = checkMachoSignature(data);
+  const signature = !sig ? "none" : sig.valid ? "valid" : "invalid";
+  if (signature !== "valid" && o.requireValidSignatures) {
+    throw new ScriptError(`release: ${t.name}: code signature is ${signature} (re-sign it: codesign --remove-signature, then codesign -s -)`);
+  }
+  if (signature !== "valid") {
+    o.log(
+      `release: warning: ${t.name}: code signature is ${signature}; macOS will kill it. Re-sign on a Mac before publishing: ` +
+        `codesign --remove-signature gostash && codesign -s - gostash (then --pack-only)`,
     );
   }
-  const sums = artifacts.map((a) => `${a.sha256}  ${a.file}\n`).join("");
-  await Bun.write(join(outDir, "SHA256SUMS"), sums);
-  log(`release: wrote ${join(outDir, "SHA256SUMS")} (${artifacts.length} archives, version ${opts.version})`);
-  return { version: opts.version, outDir, stageDir, mtime, artifacts };
+  return signature;
 }
 
 function mb(n: number): string {
@@ -273,96 +327,7 @@ export function checkMachoSignature(file: Uint8Array): MachoSignature | undefine
   return result;
 }
 
-// ---------------------------------------------------------------------------
-// Archive writers. One regular file each; small enough to own, and it keeps
-// the release independent of the host's tar/zip flavour (GNU vs BSD).
-
-/** A POSIX ustar archive holding one executable file at the top level. */
-export function tarOne(name: string, data: Uint8Array, mtime: number): Uint8Array {
-  const header = new Uint8Array(512);
-  const enc = new TextEncoder();
-  const put = (off: number, len: number, s: string) => header.set(enc.encode(s).subarray(0, len), off);
-  const oct = (off: number, len: number, n: number) => put(off, len, n.toString(8).padStart(len - 1, "0") + "\0");
-  if (name.length > 100) throw new Error("tar: name too long");
-  if (data.length > 0o77777777777) throw new Error("tar: file too large for ustar");
-  put(0, 100, name);
-  oct(100, 8, 0o755); // mode
-  oct(108, 8, 0); // uid
-  oct(116, 8, 0); // gid
-  oct(124, 12, data.length);
-  oct(136, 12, mtime);
-  put(148, 8, "        "); // checksum placeholder: spaces
-  put(156, 1, "0"); // regular file
-  put(257, 8, "ustar\u000000"); // magic "ustar\0" + version "00"
-  put(265, 32, "root");
-  put(297, 32, "root");
-  let sum = 0;
-  for (const b of header) sum += b;
-  put(148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
-  const padded = Math.ceil(data.length / 512) * 512;
-  const out = new Uint8Array(512 + padded + 1024); // + two zero blocks
-  out.set(header, 0);
-  out.set(data, 512);
-  return out;
-}
-
-/** A zip archive holding one file, deflated, with Unix mode 0755 recorded. */
-export function zipOne(name: string, data: Uint8Array, mtime: number, level = 9): Uint8Array {
-  const nameBytes = new TextEncoder().encode(name);
-  const comp = deflateRawSync(data, { level });
-  const crc = Bun.hash.crc32(data) >>> 0;
-  const d = new Date(mtime * 1000);
-  const dosTime = (d.getUTCHours() << 11) | (d.getUTCMinutes() << 5) | Math.floor(d.getUTCSeconds() / 2);
-  const dosDate = ((Math.max(1980, d.getUTCFullYear()) - 1980) << 9) | ((d.getUTCMonth() + 1) << 5) | d.getUTCDate();
-  if (comp.length >= 0xffffffff || data.length >= 0xffffffff) throw new Error("zip: file too large (no zip64)");
-
-  const local = new DataView(new ArrayBuffer(30));
-  local.setUint32(0, 0x04034b50, true);
-  local.setUint16(4, 20, true); // version needed
-  local.setUint16(6, 0x0800, true); // flags: UTF-8 names
-  local.setUint16(8, 8, true); // deflate
-  local.setUint16(10, dosTime, true);
-  local.setUint16(12, dosDate, true);
-  local.setUint32(14, crc, true);
-  local.setUint32(18, comp.length, true);
-  local.setUint32(22, data.length, true);
-  local.setUint16(26, nameBytes.length, true);
-  local.setUint16(28, 0, true);
-
-  const central = new DataView(new ArrayBuffer(46));
-  central.setUint32(0, 0x02014b50, true);
-  central.setUint16(4, (3 << 8) | 20, true); // made by: Unix, 2.0 (so the mode below counts)
-  central.setUint16(6, 20, true);
-  central.setUint16(8, 0x0800, true);
-  central.setUint16(10, 8, true);
-  central.setUint16(12, dosTime, true);
-  central.setUint16(14, dosDate, true);
-  central.setUint32(16, crc, true);
-  central.setUint32(20, comp.length, true);
-  central.setUint32(24, data.length, true);
-  central.setUint16(28, nameBytes.length, true);
-  central.setUint32(38, ((0o100755 << 16) | 0) >>> 0, true); // external attrs: regular file 0755
-  central.setUint32(42, 0, true); // local header offset
-
-  const centralOffset = 30 + nameBytes.length + comp.length;
-  const centralSize = 46 + nameBytes.length;
-  const end = new DataView(new ArrayBuffer(22));
-  end.setUint32(0, 0x06054b50, true);
-  end.setUint16(8, 1, true);
-  end.setUint16(10, 1, true);
-  end.setUint32(12, centralSize, true);
-  end.setUint32(16, centralOffset, true);
-
-  const out = new Uint8Array(centralOffset + centralSize + 22);
-  let o = 0;
-  for (const part of [new Uint8Array(local.buffer), nameBytes, comp, new Uint8Array(central.buffer), nameBytes, new Uint8Array(end.buffer)]) {
-    out.set(part, o);
-    o += part.length;
-  }
-  return out;
-}
-
-if (import.meta.main) {
+if (import.meta.main) await runScript("release", async () => {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
@@ -388,5 +353,5 @@ if (import.meta.main) {
     level: values.level ? Number(values.level) : undefined,
     requireValidSignatures: values["require-valid-signatures"],
   });
-  console.error(`release: ${r.artifacts.length} archives in ${r.outDir} in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
-}
+  console.error(`release: ${r.artifacts.length} targets packed in ${r.outDir} in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+});

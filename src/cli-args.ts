@@ -5,7 +5,9 @@
 // It also normalises `--flag value` to `--flag=value` for flags that take a
 // value, so that citty does not mistake the value for a subcommand, and
 // moves flags given before the subcommand after it (go-cache-plugin accepts
-// `go-cache-plugin --cache-dir=x serve`).
+// `go-cache-plugin --cache-dir=x serve`). A value flag never takes the next
+// argument when that is a flag itself: `--http --plugin=1` is a missing
+// --http value (reported by flags.ts), not an address "--plugin=1".
 
 export const SUBCOMMANDS = ["serve", "connect", "version", "mod", "completion", "revproxy"] as const;
 
@@ -14,6 +16,13 @@ export interface SplitArgs {
   /** Arguments for that command (or for plugin mode), flags normalised. */
   args: string[];
   help: boolean;
+  /** --version or -V: print the version (as `gostash version` does). */
+  version: boolean;
+}
+
+/** "-x", "--x", "--x=1": a flag, never a value ("-" alone is a value: stdin). */
+function isFlag(a: string | undefined): boolean {
+  return a !== undefined && a.startsWith("-") && a.length > 1;
 }
 
 /** Flags of any command that take a value (long names and one-letter aliases). */
@@ -24,8 +33,11 @@ export function splitArgs(
 ): SplitArgs {
   let command: string | null = null;
   let help = false;
+  let version = false;
   const before: string[] = [];
   const after: string[] = [];
+  /** The next argument, as the value of the flag before it, if it is not a flag. */
+  const takesNext = (i: number) => i + 1 < argv.length && !isFlag(argv[i + 1]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const target = command === null ? before : after;
@@ -37,20 +49,24 @@ export function splitArgs(
       help = true;
       continue;
     }
+    if (a === "--version" || a === "-V") {
+      version = true;
+      continue;
+    }
     if (a.startsWith("-") && !a.startsWith("--") && a.length > 1) {
       // Short aliases become long flags (citty reads `-u=2` as "=2").
       const [short, ...rest] = a.slice(1).split("=");
       const long = aliases.get(short!);
       if (long) {
         if (rest.length) target.push(`--${long}=${rest.join("=")}`);
-        else if (valueFlags.has(long) && i + 1 < argv.length) target.push(`--${long}=${argv[++i]}`);
+        else if (valueFlags.has(long) && takesNext(i)) target.push(`--${long}=${argv[++i]}`);
         else target.push(`--${long}`);
         continue;
       }
     }
-    if (a.startsWith("-") && a.length > 1) {
+    if (isFlag(a)) {
       const name = a.replace(/^--?/, "");
-      if (!name.includes("=") && valueFlags.has(name) && i + 1 < argv.length) {
+      if (!name.includes("=") && valueFlags.has(name) && takesNext(i)) {
         target.push(`${a}=${argv[++i]}`);
       } else target.push(a);
       continue;
@@ -65,5 +81,5 @@ export function splitArgs(
     }
     target.push(a);
   }
-  return { command, args: [...after, ...before], help };
+  return { command, args: [...after, ...before], help, version };
 }

@@ -1,10 +1,14 @@
 // The command tree. Each subcommand lives in its own file and is loaded
 // only when it runs; plugin mode (no subcommand) is the root command.
+// cli.ts has decided the mode (cli/start.ts) and, for the two modes the go
+// command runs, checked their arguments already.
 
 // citty is imported where it is used: plugin mode, which `go` waits for,
 // never needs it.
-import type { CommandDef, Resolvable } from "citty";
+import type { CommandDef } from "citty";
 import type { SplitArgs } from "./cli-args.ts";
+import { commandName, reportError } from "./cli/errors.ts";
+import type { Start } from "./cli/start.ts";
 import pluginCommand, { runPlugin } from "./commands/plugin.ts";
 import { VERSION } from "./version.ts";
 import { writeStderr } from "./util/std-output.ts";
@@ -23,68 +27,47 @@ export const rootCommand: CommandDef<any> = {
   meta: {
     name: "gostash",
     version: VERSION,
+    // First line: completion menus; the rest: --help, and `gostash` typed at a terminal.
     description:
-      "Fast Go build cache and module proxy. Run with no subcommand as GOCACHEPROG: go env -w GOCACHEPROG=$(command -v gostash)",
+      "Fast Go build cache and module proxy.\n" +
+      "With no subcommand, gostash is the go command's build cache: the go command runs it (GOCACHEPROG) and talks to it on stdin/stdout. Turn it on with:\n" +
+      "  go env -w GOCACHEPROG=$(command -v gostash)",
   },
   subCommands,
 };
 
-export class UsageError extends Error {
-  override name = "UsageError";
+/** Help on stdout: a person asked for it (--help, or `gostash` typed at a terminal). */
+async function printHelp(split: SplitArgs, sub: CommandDef<any> | undefined): Promise<void> {
+  const { helpStyle, helpTarget, renderHelp } = await import("./cli/help.ts");
+  const { cmd, path } = sub ? await helpTarget(sub, `gostash ${split.command}`, split.args) : { cmd: rootCommand, path: "gostash" };
+  process.stdout.write(await renderHelp(cmd, path, helpStyle()));
 }
 
-async function resolve<T>(v: Resolvable<T>): Promise<T> {
-  return typeof v === "function" ? (v as () => T | Promise<T>)() : v;
-}
-
-/**
- * Usage of the deepest command the arguments name: splitArgs only knows the
- * top-level subcommands, so `mod import --help` arrives as `mod` with
- * "import" among its arguments, and must show import's flags, not mod's.
- */
-async function usage(top: CommandDef<any>, args: string[]): Promise<string> {
-  let cmd = top;
-  const names = [rootCommand.meta && (await resolve(rootCommand.meta)).name];
-  for (const a of args) {
-    if (a === "--") break;
-    if (a.startsWith("-")) continue;
-    const next = cmd.subCommands ? (await resolve(cmd.subCommands))[a] : undefined;
-    if (!next) break;
-    names.push(cmd.meta && (await resolve(cmd.meta)).name);
-    cmd = await resolve(next);
-  }
-  const { renderUsage } = await import("citty");
-  return renderUsage(cmd, { meta: { name: names.join(" ") } });
-}
-
-export async function main(split: SplitArgs): Promise<number> {
+export async function main(split: SplitArgs, start: Start): Promise<number> {
   const sub = split.command ? await subCommands[split.command]?.() : undefined;
   if (split.command && !sub) {
     writeStderr(`gostash: ${split.command} is not available in this build\n`);
     return 2;
   }
-  const cmd = sub ?? rootCommand;
-  if (split.help) {
-    const { renderUsage } = await import("citty");
-    const text = `${sub ? await usage(sub, split.args) : await renderUsage(rootCommand)}\n`;
-    // Colours only for a terminal: help piped to a file or a pager stays plain text.
-    process.stdout.write(process.stdout.isTTY && !process.env.NO_COLOR ? text : Bun.stripANSI(text));
-    return 0;
-  }
   try {
-    // Plugin mode, which `go` waits for, parses its own flags: citty's
-    // parser took 2-4 ms before the first answer.
-    if (!sub) return await runPlugin(split.args);
-    // So does connect, the other mode `go` runs.
-    if (split.command === "connect") return await (await import("./commands/connect.ts")).runConnect(split.args);
+    switch (start.mode) {
+      case "help":
+        await printHelp(split, sub);
+        return 0;
+      case "version":
+        process.stdout.write(`${(await import("./commands/version.ts")).versionLine()}\n`);
+        return 0;
+      // The two modes `go` runs parse their own flags (cli/start.ts): citty's
+      // parser took 2-4 ms before the first answer.
+      case "plugin":
+        return await runPlugin(start.flags);
+      case "connect":
+        return await (await import("./commands/connect.ts")).runConnect(start.flags, start.config);
+    }
     const { runCommand } = await import("citty");
-    const { result } = await runCommand(cmd, { rawArgs: split.args });
+    const { result } = await runCommand(sub!, { rawArgs: split.args });
     return typeof result === "number" ? result : 0;
   } catch (err) {
-    const e = err as Error & { code?: string };
-    const usage = e.name === "CLIError" || e.name === "UsageError" || (e.message ?? "").startsWith("config:");
-    writeStderr(`gostash: ${usage ? e.message : (e.stack ?? e.message)}\n`);
-    if (usage) writeStderr("Run 'gostash --help' for usage.\n");
-    return usage ? 2 : 1;
+    return reportError(err, commandName(split.command, split.args));
   }
 }

@@ -12,6 +12,17 @@ afterAll(() => tmp.cleanup());
 const b64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
 const sha = (d: string | Uint8Array) => createHash("sha256").update(d).digest("hex");
 
+/** The --help entry of a flag: its line and the description lines under it, joined. */
+function entryOf(help: string, flag: string): string {
+  const lines = help.split("\n");
+  const at = lines.findIndex((l) => new RegExp(`^ {2}(-., )? *--${flag}[= ]|^ {2}(-., )? *--${flag}$`).test(l));
+  if (at < 0) return "";
+  const more = lines.slice(at + 1);
+  // Entries start within the first 6 columns, their wrapped descriptions far right of that.
+  const end = more.findIndex((l) => !/^ {8,}\S/.test(l));
+  return [lines[at], ...more.slice(0, end < 0 ? more.length : end)].map((l) => (l ?? "").trim()).join(" ");
+}
+
 /** Every stdout line in plugin mode must be a JSON object. */
 function jsonLines(stdout: string): Record<string, unknown>[] {
   expect(stdout.endsWith("\n") || stdout === "").toBe(true);
@@ -36,12 +47,12 @@ describe("command line", () => {
     const r = await run([BIN, "--help"], { env: { NO_COLOR: "1" } });
     expect(r.code).toBe(0);
     for (const [name, spec] of Object.entries({ ...logFlags, ...localFlags, ...s3Flags })) {
-      expect(r.stdout).toContain(`--${name}`);
-      expect(r.stdout).toContain(`env ${(spec as { env: string[] }).env[0]}`);
+      expect(entryOf(r.stdout, name)).toContain(`env ${(spec as { env: string[] }).env[0]}`);
     }
     // go-cache-plugin's names
+    const flat = r.stdout.replace(/\s+/g, " ");
     for (const env of ["GOCACHE_DIR", "GOCACHE_S3_BUCKET", "GOCACHE_KEY_PREFIX", "GOCACHE_MIN_SIZE", "GOCACHE_S3_CONCURRENCY", "GOCACHE_CONCURRENCY", "GOCACHE_EXPIRY", "GOCACHE_VERBOSE", "GOCACHE_METRICS"]) {
-      expect(r.stdout).toContain(env);
+      expect(flat).toContain(`env ${env}`);
     }
   });
 
@@ -65,20 +76,85 @@ describe("command line", () => {
     for (const [args, own, others] of cases) {
       const r = await run([BIN, ...args], { env: { NO_COLOR: "1" } });
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain(`USAGE gostash mod ${args.includes("import") ? "import" : "export"} [OPTIONS]`);
-      for (const [name, spec] of Object.entries(own)) expect(r.stdout).toMatch(new RegExp(`--${name}[= ][^\\n]*\\[env ${spec.env![0]}\\b`));
+      expect(r.stdout).toContain(`Usage:\n  gostash mod ${args.includes("import") ? "import" : "export"} [options]`);
+      for (const [name, spec] of Object.entries(own)) expect(entryOf(r.stdout, name)).toContain(`env ${spec.env![0]}`);
       for (const name of others) expect(r.stdout).not.toContain(`--${name}=`);
     }
     // mod itself still lists its subcommands.
     const mod = await run([BIN, "mod", "--help"], { env: { NO_COLOR: "1" } });
-    expect(mod.stdout).toContain("USAGE gostash mod import|export");
+    expect(mod.stdout).toContain("Usage:\n  gostash mod <command> [options]");
+    expect(mod.stdout).toMatch(/\n  import +Load a /);
+    expect(mod.stdout).toMatch(/\n  export +Write the modules /);
   });
 
-  test("an unknown flag is a clear error on stderr; stdout holds only protocol JSON", async () => {
+  test("an unknown flag is a clear error on stderr only: stdout, the protocol, stays empty (#15 item 1)", async () => {
     const r = await run([BIN, "--cache-dri=/tmp/x"], { stdin: "" });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("unknown flag --cache-dri");
-    expect(r.stdout).toBe(CAPABILITY_LINE);
+    expect(r.stderr).toBe("gostash: config: unknown flag --cache-dri\nRun 'gostash --help' for usage.\n");
+    expect(r.stdout).toBe("");
+  });
+
+  test("--version and -V print the version (no capability line, no error) (#15 item 1)", async () => {
+    for (const flag of ["--version", "-V"]) {
+      const r = await run([BIN, flag], { stdin: "" });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^gostash \d+\.\d+\.\d+\S* \(bun [\d.]+, linux\/x64\)\n$/);
+    }
+  });
+
+  test("an error names what the user set: the variable, or the flag (#15 item 8)", async () => {
+    const env = await run([BIN], { stdin: "", env: { GOCACHE_EXPIRY: "5days" } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toStartWith('gostash: config: GOCACHE_EXPIRY: cannot parse duration "5days"');
+    expect(env.stdout).toBe("");
+    const flag = await run([BIN, "--expiry", "5days"], { stdin: "" });
+    expect(flag.stderr).toStartWith('gostash: config: --expiry: cannot parse duration "5days"');
+    const dbg = await run([BIN, "connect", "5930"], { stdin: "", env: { GOCACHE_DEBUG: "maybe" } });
+    expect(dbg.code).toBe(2);
+    expect(dbg.stderr).toStartWith('gostash: config: GOCACHE_DEBUG must be a bit mask (a whole number such as 1, 2, 4 or 7) or true or false, got "maybe"');
+    expect(dbg.stderr).toContain("Run 'gostash connect --help' for usage.");
+    expect(dbg.stdout).toBe("");
+  });
+
+  test("a value flag never swallows the next flag (#15 item 6)", async () => {
+    const r = await run([BIN, "serve", "--http", "--plugin=18081"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("gostash: config: --http needs a value: --http=<[host]:port>\nRun 'gostash serve --help' for usage.\n");
+    const p = await run([BIN, "--cache-dir", "--verbose"], { stdin: "" });
+    expect(p.code).toBe(2);
+    expect(p.stderr).toStartWith("gostash: config: --cache-dir needs a value: --cache-dir=<dir>\n");
+    expect(p.stdout).toBe("");
+  });
+
+  test("subcommand errors point at the subcommand's help (#15 item 8)", async () => {
+    for (const [args, help] of [
+      [["serve", "--plugin=1", "--bogus"], "gostash serve"],
+      [["serve"], "gostash serve"],
+      [["mod", "import", "--bogus", "x"], "gostash mod import"],
+      [["mod", "export", "--bogus"], "gostash mod export"],
+      [["connect", "--bogus"], "gostash connect"],
+    ] as const) {
+      const r = await run([BIN, ...args], { stdin: "" });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toEndWith(`\nRun '${help} --help' for usage.\n`);
+      expect(r.stderr).not.toContain("Run 'gostash --help'");
+    }
+  });
+
+  test("a listen failure is a one-line start-up error, exit 1, not a config error (#15 item 8)", async () => {
+    const busy = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      for (const args of [[`--plugin=${busy.port}`], ["--plugin=127.0.0.1:0", `--http=127.0.0.1:${busy.port}`]]) {
+        const r = await run([BIN, "serve", ...args, `--cache-dir=${join(tmp.path, "listen")}`], { timeoutMs: 30_000 });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`^gostash: serve: (--plugin|http): cannot listen on 127\\.0\\.0\\.1:${busy.port}\\b.*\\n$`));
+        expect(r.stderr).not.toContain("config:");
+        expect(r.stderr).not.toContain("--help");
+      }
+    } finally {
+      busy.stop(true);
+    }
   });
 
   test("a bad value is a clear error", async () => {

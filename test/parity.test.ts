@@ -105,6 +105,20 @@ function specFor(name: string): [string, FlagSpec] | null {
   return null;
 }
 
+/**
+ * A flag's whole entry in --help (its row and the description lines wrapped
+ * under it), with runs of white space folded: help fits the terminal, so
+ * "[env X]" may be cut across lines.
+ */
+function flagEntry(helpText: string, shown: string): string | null {
+  const lines = helpText.split("\n");
+  const i = lines.findIndex((l) => l.includes(`${shown}=`) || l.includes(`${shown} `) || l.trimEnd().endsWith(shown));
+  if (i < 0) return null;
+  const entry = [lines[i]!];
+  for (let j = i + 1; j < lines.length && /^\s{20,}\S/.test(lines[j]!); j++) entry.push(lines[j]!);
+  return entry.join(" ").replace(/\s+/g, " ");
+}
+
 const commandsOf = (f: GcpFlag) => (f.command === "global" ? ["", "serve", "connect"] : ["serve"]);
 const flagArg = (name: string, value: string) => `${name.length === 1 ? "-" : "--"}${name}=${value}`;
 
@@ -125,9 +139,9 @@ describe("go-cache-plugin v0.1.1's flags and variables", () => {
       }
       const shown = f.name.length === 1 ? `-${f.name}, --${spec[0]}` : `--${spec[0]}`;
       for (const cmd of commandsOf(f)) {
-        const row = help[cmd]!.split("\n").find((l) => l.includes(`${shown}=`) || l.includes(`${shown} `));
-        if (!row) missing.push(`${f.name}: not in gostash ${cmd || "(plugin mode)"} --help`);
-        else if (!row.includes(`env ${f.env}`)) missing.push(`${f.name}: gostash ${cmd} --help does not name ${f.env}`);
+        const entry = flagEntry(help[cmd]!, shown);
+        if (!entry) missing.push(`${f.name}: not in gostash ${cmd || "(plugin mode)"} --help`);
+        else if (!entry.includes(`env ${f.env}`)) missing.push(`${f.name}: gostash ${cmd} --help does not name ${f.env}`);
       }
     }
     expect(missing).toEqual([]);

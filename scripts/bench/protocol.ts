@@ -19,6 +19,7 @@
 //
 //   npx bun scripts/bench/protocol.ts [--start-runs 40] [--entries 2000]
 //     [--rounds 3] [--put-mb 300] [--no-ref-put] [--compare BIN] [--rebuild] [--keep]
+//     [--only start|gets|memory]
 //
 // --compare BIN measures another gostash binary (a candidate build) as a
 // fourth plugin, "compare", in every section.
@@ -35,6 +36,7 @@ import {
   fmtMs,
   fmtRatio,
   intFlag,
+  die,
   interleave,
   log,
   max,
@@ -61,6 +63,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   compare: "",
   rebuild: false,
   keep: false,
+  only: "",
 });
 setKeepTemps(flags.keep === true);
 const startRuns = intFlag(flags, "start-runs");
@@ -493,10 +496,13 @@ async function benchMemory(): Promise<string[]> {
 
 // ------------------------------------------------------------------ main
 
+// --only runs one section (e.g. the start-up figures while changing cli.ts).
+const only = String(flags.only);
+if (only && !["start", "gets", "memory"].includes(only)) die(`--only must be start, gets or memory, not ${only}`);
 const sections: string[][] = [];
-sections.push(await benchStartup());
-sections.push(await benchGets());
-sections.push(await benchMemory());
+if (!only || only === "start") sections.push(await benchStartup());
+if (!only || only === "gets") sections.push(await benchGets());
+if (!only || only === "memory") sections.push(await benchMemory());
 console.log(
   [
     `# protocol benchmarks: gostash vs ${ref ? ref.name : "(no reference plugin)"}`,

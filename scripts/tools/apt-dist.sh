@@ -4,12 +4,14 @@
 # generated Homebrew formula; unzip, to read the Windows archive; zsh and
 # fish, to parse the completion scripts; qemu-user and Debian's arm64 glibc
 # for cross builds (libc6-arm64-cross: no multiarch set-up needed), to run
-# the linux-arm64 binary. About 15 MB of packages without recommends.
+# the linux-arm64 binary; xz, which writes and reads the .tar.xz release
+# archives; script (bsdutils), for the pseudo-terminal tests of --help.
+# About 15 MB of packages without recommends.
 # Idempotent: does nothing when all are there. Fails loudly when they are
 # missing and apt-get cannot install them.
 set -eu
 # Each entry: <file or command that must exist>:<Debian package providing it>
-NEEDS="shellcheck:shellcheck ruby:ruby unzip:unzip zsh:zsh fish:fish qemu-aarch64:qemu-user
+NEEDS="shellcheck:shellcheck ruby:ruby unzip:unzip zsh:zsh fish:fish qemu-aarch64:qemu-user xz:xz-utils script:bsdutils
 /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross"
 
 have() {

@@ -13,17 +13,15 @@
 import type { CommandDef } from "citty";
 import type { BuildCache } from "../buildcache/open.ts";
 import { withRequestLog } from "../cacheprog/request-log.ts";
-import { connectConfig } from "../config/daemon.ts";
-import { positionalArgs, readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
-import { connectFlags, connectIgnoredFlags, localFlags, logFlags } from "../config/options.ts";
+import { checkConnectArgs, connectFlagSpecs } from "../cli/start.ts";
+import type { ConnectConfig } from "../config/daemon.ts";
+import { toCittyArgs, type Flags } from "../config/flags.ts";
 import { formatPluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
 import { writeStderr } from "../util/std-output.ts";
-
-const flagSpecs = { ...logFlags, ...localFlags, ...connectFlags, ...connectIgnoredFlags };
 
 // A plain object, not defineCommand(): connect must not load citty.
 const connectCommand: CommandDef<any> = {
@@ -38,9 +36,12 @@ const connectCommand: CommandDef<any> = {
       valueHint: "port|socket",
       description: "Daemon address: a port on 127.0.0.1, host:port, or a Unix socket path [default: --plugin / GOCACHE_PLUGIN]",
     },
-    ...toCittyArgs(flagSpecs),
+    ...toCittyArgs(connectFlagSpecs),
   },
-  run: ({ rawArgs }) => runConnect(rawArgs),
+  run: ({ rawArgs }) => {
+    const { flags, config } = checkConnectArgs(rawArgs);
+    return runConnect(flags, config);
+  },
 };
 export default connectCommand;
 
@@ -55,13 +56,11 @@ function localFallback(flags: Flags, metrics: Metrics, logger: Logger): () => Pr
 }
 
 /**
- * `connect` from its raw arguments (main.ts calls it without citty's
- * parser, as for plugin mode: `go` waits for the first answer).
+ * `connect` from its checked flags and address (cli/start.ts; main.ts calls
+ * it without citty's parser, as for plugin mode: `go` waits for the first
+ * answer).
  */
-export async function runConnect(rawArgs: string[]): Promise<number> {
-  const flags = readFlags(rawArgs, flagSpecs, 1);
-  const positional = positionalArgs(rawArgs, flagSpecs)[0];
-  const cfg = connectConfig(flags, positional);
+export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<number> {
   const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.mask("debug") });
   const metrics = new Metrics();
   const local = localFallback(flags, metrics, logger);

@@ -4,10 +4,11 @@
 // (src/modproxy/transfer/import.ts, export.ts). Progress and the summary go to
 // stderr: a self-rewriting line on a terminal, plain lines otherwise.
 
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { defineCommand } from "citty";
+import { checkCacheDir } from "../cli/cache-dir.ts";
 import { localConfig, logConfig, s3Config, type S3Config } from "../config/config.ts";
 import { ConfigError } from "../config/error.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
@@ -132,6 +133,7 @@ const importCommand = defineCommand({
     const src = String(args.src);
     const local = localConfig(flags);
     const cfg = modproxySettings(flags, local.cacheDir);
+    checkCacheDir(cfg.dir, flags.source(flags.given("modproxy-dir") ? "modproxy-dir" : "cache-dir"), "the module proxy's store");
     const store = new ModStore(cfg.dir);
     const goSumFiles = flags.string("go-sum");
     const goSum = goSumFiles ? new Map<string, Set<string>>() : undefined;
@@ -178,6 +180,23 @@ const importCommand = defineCommand({
   },
 });
 
+/**
+ * Without --go-mod or module@version arguments, mod export exports the
+ * module it runs in: the go.mod in the current directory or the nearest
+ * parent, as the go command finds it.
+ */
+function currentGoMod(from = process.cwd()): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    const file = join(dir, "go.mod");
+    if (existsSync(file)) {
+      process.stderr.write(`gostash mod export: exporting the module graph of ${file}\n`);
+      return file;
+    }
+    if (dirname(dir) === dir) break;
+  }
+  throw new ConfigError("mod export needs --go-mod FILE or module@version arguments (there is no go.mod here or in a parent directory)");
+}
+
 const exportCommand = defineCommand({
   meta: {
     name: "export",
@@ -191,7 +210,7 @@ const exportCommand = defineCommand({
     const positional = (args._ as string[] | undefined) ?? [];
     status = await runExport({
       out: flags.string("out") ?? "",
-      goMod: flags.string("go-mod") ?? null,
+      goMod: flags.string("go-mod") ?? (positional.length ? null : currentGoMod()),
       modules: positional,
       goproxy: flags.string("goproxy") ?? null,
       gosumdb: flags.string("gosumdb") ?? null,

@@ -1,7 +1,7 @@
 // Direct plugin mode: `GOCACHEPROG=gostash [flags]`. cli.ts has already
-// printed the capability line; this reads the flags, opens the build cache
-// and serves the stdio session, then trims once the go command has its
-// answers.
+// checked the flags and the cache directory and printed the capability
+// line; this opens the build cache and serves the stdio session, then trims
+// once the go command has its answers.
 
 import type { CommandDef } from "citty";
 import type { CacheHandler } from "../cacheprog/session.ts";
@@ -9,8 +9,8 @@ import { withRequestLog } from "../cacheprog/request-log.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { openBuildCache } from "../buildcache/open.ts";
 import { localConfig, logConfig, s3Config } from "../config/config.ts";
-import { readFlags, toCittyArgs } from "../config/flags.ts";
-import { localFlags, logFlags, s3Flags } from "../config/options.ts";
+import { toCittyArgs, type Flags } from "../config/flags.ts";
+import { checkPluginArgs, pluginFlagSpecs } from "../cli/start.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
@@ -38,11 +38,8 @@ export async function servePluginStdio(
   return 0;
 }
 
-export const pluginFlags = { ...logFlags, ...localFlags, ...s3Flags };
-
-/** Plugin mode from its raw arguments (main.ts calls it without citty's parser). */
-export async function runPlugin(rawArgs: string[]): Promise<number> {
-  const flags = readFlags(rawArgs, pluginFlags);
+/** Plugin mode from its checked flags (cli/start.ts; main.ts calls it without citty's parser). */
+export async function runPlugin(flags: Flags): Promise<number> {
   const log = logConfig(flags);
   const logger = createLogger(log);
   const local = localConfig(flags);
@@ -60,7 +57,7 @@ export async function runPlugin(rawArgs: string[]): Promise<number> {
 // (main.ts loads it only for help and the subcommands).
 const pluginCommand: CommandDef<any> = {
   meta: { name: "gostash", description: "Serve the GOCACHEPROG protocol on stdin/stdout" },
-  args: toCittyArgs(pluginFlags),
-  run: ({ rawArgs }) => runPlugin(rawArgs),
+  args: toCittyArgs(pluginFlagSpecs),
+  run: ({ rawArgs }) => runPlugin(checkPluginArgs(rawArgs)),
 };
 export default pluginCommand;

@@ -1,8 +1,9 @@
 // `gostash serve --plugin=PORT|SOCKET [--http=ADDR]`: the daemon. One
 // long-lived process owns the local store, the S3 client and its upload
 // queue, and the metrics; each `go` command attaches through `gostash
-// connect`. This file wires settings, stores and servers together; each
-// part lives in its own module:
+// connect`. `gostash serve --http=ADDR --modproxy` without --plugin runs a
+// module proxy alone, with no build cache. This file wires settings, stores
+// and servers together; each part lives in its own module:
 //
 //   build cache       src/buildcache/open.ts   (local disk + S3 tier)
 //   plugin socket     src/daemon/server.ts     (limits: --max-connections, --max-inflight, --idle-timeout)
@@ -21,23 +22,25 @@ import { defineCommand } from "citty";
 import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import { openBuildCache, type BuildCache } from "../buildcache/open.ts";
 import { withRequestLog } from "../cacheprog/request-log.ts";
-import { limitsConfig, localConfig, logConfig, s3Config, type LimitsConfig, type S3Config } from "../config/config.ts";
+import { checkCacheDir } from "../cli/cache-dir.ts";
+import { StartupError } from "../cli/errors.ts";
+import { limitsConfig, localConfig, logConfig, s3Config, type LimitsConfig, type LocalConfig, type S3Config } from "../config/config.ts";
 import { serveConfig, type ServeConfig } from "../config/daemon.ts";
 import { ConfigError } from "../config/error.ts";
-import { readFlags, toCittyArgs } from "../config/flags.ts";
+import { readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
 import { limitFlags, localFlags, logFlags, modproxyFlags, revproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
 import { revproxyConfig } from "../config/revproxy.ts";
-import { formatPluginAddress } from "../daemon/address.ts";
+import { formatPluginAddress, type PluginAddress } from "../daemon/address.ts";
 import { startPluginServer, type PluginServer } from "../daemon/server.ts";
 import { createHttpRouter } from "../http/handler.ts";
 import { limitHttp } from "../http/limits.ts";
 import { listenHttp, listenerURL, type HttpListener } from "../http/listen.ts";
 import { logHttpRequests } from "../http/request-log.ts";
-import type { HttpHandler } from "../http/router.ts";
+import type { HttpHandler, Router } from "../http/router.ts";
 import { modproxyConfig } from "../modproxy/config.ts";
 import type { ModProxy } from "../modproxy/serve/proxy.ts";
-import type { S3Client } from "../s3/client.ts";
 import type { RevProxy } from "../revproxy/open.ts";
+import type { S3Client } from "../s3/client.ts";
 import { createLogger, DEBUG_MODPROXY, requestLog, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
@@ -48,8 +51,9 @@ const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...li
 const TRIM_EVERY_MS = 3600_000;
 
 interface Daemon {
-  cache: BuildCache;
-  plugin: PluginServer;
+  /** Both null for a module proxy alone (no --plugin). */
+  cache: BuildCache | null;
+  plugin: PluginServer | null;
   http: HttpListener | null;
   modProxy: ModProxy | null;
   revProxy: RevProxy | null;
@@ -57,10 +61,19 @@ interface Daemon {
   s3: S3Config | null;
 }
 
+/** What every part of the daemon shares. */
+interface Shared {
+  limits: LimitsConfig;
+  tokens: TokenChecker;
+  metrics: Metrics;
+  logger: Logger;
+}
+
 export default defineCommand({
   meta: {
     name: "serve",
-    description: "Run the cache daemon: GOCACHEPROG over a local socket for `gostash connect`, metrics over HTTP",
+    description:
+      "Run the daemon: the build cache for `gostash connect` on a local socket (--plugin), metrics and the module proxy over HTTP (--http, --modproxy)",
   },
   args: toCittyArgs(flagSpecs),
   async run({ rawArgs }) {
@@ -71,75 +84,118 @@ export default defineCommand({
     const local = localConfig(flags);
     const s3 = s3Config(flags);
     const modproxy = modproxyConfig(flags, local.cacheDir);
-    const limits = limitsConfig(flags);
     const revproxy = revproxyConfig(flags, local);
     if (modproxy && !cfg.http) throw new ConfigError("--modproxy needs --http=ADDR (the proxy is served at /mod)");
     if (revproxy && !cfg.http) throw new ConfigError(`${flags.source("revproxy")} needs --http=ADDR (the proxy is served there: HTTPS_PROXY=http://ADDR)`);
-    const tokens = new TokenChecker({ token: cfg.token, readToken: cfg.readToken });
-    const metrics = new Metrics();
-    const client = s3 ? (await import("../s3/client.ts")).createS3Client(s3, { metrics, logger }) : null;
-    const cache = await openBuildCache({ local, s3 }, { metrics, logger, client });
+    checkDirs(flags, { buildCache: cfg.plugin ? local.cacheDir : null, modproxy: modproxy?.dir ?? null });
+    const sh: Shared = { limits: limitsConfig(flags), tokens: new TokenChecker({ token: cfg.token, readToken: cfg.readToken }), metrics: new Metrics(), logger };
+    const client = s3 ? (await import("../s3/client.ts")).createS3Client(s3, { metrics: sh.metrics, logger }) : null;
+    // No --plugin (allowed with --modproxy alone, daemon.ts): no build cache at all.
+    const build = cfg.plugin ? await startBuildCache(cfg.plugin, local, s3, client, sh) : null;
 
     let shuttingDown = false;
-    const plugin = await startPluginServer({
-      address: cfg.plugin!,
-      handler: withRequestLog(cache.connection("rw", 0)),
-      metrics,
-      logger,
-      tokens,
-      connectionHandler: (access, id) => withRequestLog(cache.connection(access, id)),
-      limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
-    });
-    const router = createHttpRouter({
-      metrics,
-      unhealthy: () => (shuttingDown ? "shutting down" : null),
-      info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null, ...revProxy?.info() }),
-    });
-    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
     let revProxy: RevProxy | null = null;
+    const router = createHttpRouter({
+      metrics: sh.metrics,
+      unhealthy: () => (shuttingDown ? "shutting down" : null),
+      info: () => ({ plugin: build ? formatPluginAddress(build.plugin.address) : null, cache_dir: local.cacheDir, bucket: s3?.bucket ?? null, ...revProxy?.info() }),
+    });
+    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics: sh.metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
     let http: HttpListener | null = null;
     try {
-      revProxy = revproxy ? (await import("../revproxy/open.ts")).openRevProxy(revproxy, { metrics, logger, client, readOnly: s3?.readOnly ?? false, tokens }) : null;
-      const limit = (h: HttpHandler, gauge?: string) => limitHttp(h, { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger, gauge });
-      const modLog = requestLog(DEBUG_MODPROXY, "modproxy");
-      const routed = modLog ? logHttpRequests(router.fetch, modLog, (p) => p === "/mod" || p.startsWith("/mod/")) : router.fetch;
-      const direct = limit(requireHttpAuth(tokens, routed, (why) => metrics.inc(`http_${why}`)));
-      if (cfg.http && revProxy) {
-        const { listenWithReverseProxy } = await import("../revproxy/listener.ts");
-        http = listenWithReverseProxy(direct, revProxy.handler, { ...httpOptions(cfg, limits), identity: revProxy.identity, front: revProxy.front, limit: (h) => limit(h, "revproxy_in_flight") });
-      } else if (cfg.http) http = listenHttp(direct, httpOptions(cfg, limits));
+      revProxy = revproxy ? (await import("../revproxy/open.ts")).openRevProxy(revproxy, { metrics: sh.metrics, logger, client, readOnly: s3?.readOnly ?? false, tokens: sh.tokens }) : null;
+      http = cfg.http ? await listen(router, revProxy, cfg, sh) : null;
     } catch (err) {
-      plugin.stopAccepting();
-      throw err;
+      build?.plugin.stopAccepting();
+      throw startupFailure(err);
     }
     // Signals are handled from before the start-up line: whoever reads it may stop the daemon at once.
     const signal = signalled(() => (shuttingDown = true));
     // One line on stderr so scripts (and tests) learn the real addresses.
     process.stderr.write(
-      `gostash serve: plugin on ${formatPluginAddress(plugin.address)}` +
+      `gostash serve: ${build ? `plugin on ${formatPluginAddress(build.plugin.address)}` : "module proxy only (no --plugin)"}` +
         (http ? `, http on ${listenerURL(http, cfg.tls !== null)}` : "") +
-        `, cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}` +
+        (build ? `, cache ${local.cacheDir}` : `, store ${modproxy!.dir}`) +
+        (s3 ? `, bucket ${s3.bucket}` : "") +
         (revproxy && revProxy ? `, reverse proxy for ${revproxy.targets} (CA ${revProxy.ca.certPath})` : "") +
-        (tokens.required ? ", token required" : "") +
+        (sh.tokens.required ? ", token required" : "") +
         "\n",
     );
-    const d: Daemon = { cache, plugin, http, modProxy, revProxy, client, s3 };
-    const trimTimer = setInterval(() => {
-      cache.trim();
-      revProxy?.trim();
-    }, TRIM_EVERY_MS);
+    const d: Daemon = { cache: build?.cache ?? null, plugin: build?.plugin ?? null, http, modProxy, revProxy, client, s3 };
+    const trimTimer = setInterval(() => trimAll(d), TRIM_EVERY_MS);
     trimTimer.unref?.();
     const sig = await signal;
     clearInterval(trimTimer);
     const left = await shutDown(d, sig, cfg.shutdownMs, logger);
-    if (log.metrics) printSummary(metrics);
+    if (log.metrics) printSummary(sh.metrics);
     process.stderr.write(`gostash serve: stopped (${sig}${left ? `, ${left} upload(s) left` : ""})\n`);
     return 0;
   },
 });
 
+/**
+ * The directories the daemon writes to, usable before it listens anywhere
+ * (cli/cache-dir.ts): the build cache with --plugin, the module store with
+ * --modproxy.
+ */
+function checkDirs(flags: Flags, dirs: { buildCache: string | null; modproxy: string | null }): void {
+  if (dirs.buildCache) checkCacheDir(dirs.buildCache, flags.source("cache-dir"));
+  if (dirs.modproxy) checkCacheDir(dirs.modproxy, flags.source(flags.given("modproxy-dir") ? "modproxy-dir" : "cache-dir"), "the module proxy's store");
+}
+
+/** A listen or bind failure, as one line with exit status 1: not a config error. */
+function startupFailure(err: unknown): StartupError {
+  if (err instanceof StartupError) return err;
+  const message = ((err as Error)?.message ?? String(err)).replace(/^config: /, "");
+  return new StartupError(`serve: ${message}`, { cause: err });
+}
+
+/** The shared build cache and the plugin socket `gostash connect` reaches it on. */
+async function startBuildCache(
+  address: PluginAddress,
+  local: LocalConfig,
+  s3: S3Config | null,
+  client: S3Client | null,
+  sh: Shared,
+): Promise<{ cache: BuildCache; plugin: PluginServer }> {
+  const { metrics, logger, limits } = sh;
+  const cache = await openBuildCache({ local, s3 }, { metrics, logger, client });
+  try {
+    const plugin = await startPluginServer({
+      address,
+      handler: withRequestLog(cache.connection("rw", 0)),
+      metrics,
+      logger,
+      tokens: sh.tokens,
+      connectionHandler: (access, id) => withRequestLog(cache.connection(access, id)),
+      limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
+    });
+    return { cache, plugin };
+  } catch (err) {
+    client?.close();
+    throw startupFailure(err);
+  }
+}
+
+/** The --http listener: the router behind tokens and limits, with the reverse proxy's front when it is on. */
+async function listen(router: Router, revProxy: RevProxy | null, cfg: ServeConfig, sh: Shared): Promise<HttpListener> {
+  const { limits, metrics, logger } = sh;
+  const limit = (h: HttpHandler, gauge?: string) => limitHttp(h, { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger, gauge });
+  const modLog = requestLog(DEBUG_MODPROXY, "modproxy");
+  const routed = modLog ? logHttpRequests(router.fetch, modLog, (p) => p === "/mod" || p.startsWith("/mod/")) : router.fetch;
+  const direct = limit(requireHttpAuth(sh.tokens, routed, (why) => metrics.inc(`http_${why}`)));
+  if (!revProxy) return listenHttp(direct, httpOptions(cfg, limits));
+  const { listenWithReverseProxy } = await import("../revproxy/listener.ts");
+  return listenWithReverseProxy(direct, revProxy.handler, { ...httpOptions(cfg, limits), identity: revProxy.identity, front: revProxy.front, limit: (h) => limit(h, "revproxy_in_flight") });
+}
+
 function httpOptions(cfg: ServeConfig, limits: LimitsConfig) {
   return { hostname: cfg.http!.hostname, port: cfg.http!.port, idleTimeoutSec: limits.httpIdleTimeoutSec, maxBody: limits.maxHttpBody, tls: cfg.tls };
+}
+
+function trimAll(d: Daemon): void {
+  d.cache?.trim();
+  d.revProxy?.trim();
 }
 
 /** Resolves with the first SIGINT/SIGTERM; a second one exits at once. */
@@ -163,26 +219,30 @@ function signalled(onFirst: () => void): Promise<string> {
 
 /** Stops accepting, waits for connected go commands, flushes uploads, trims. Returns the uploads left. */
 async function shutDown(d: Daemon, sig: string, shutdownMs: number, logger: Logger): Promise<number> {
-  d.plugin.stopAccepting();
-  logger.info(`serve: ${sig}: stopped accepting; waiting for ${d.plugin.connections} connection(s)`);
-  if (!(await d.plugin.idle(shutdownMs))) {
-    logger.warn(`serve: ${d.plugin.connections} connection(s) still open after ${shutdownMs}ms; closing them`);
-    d.plugin.closeAll();
-    await d.plugin.idle(1000);
-  }
+  if (d.plugin) await closePlugin(d.plugin, sig, shutdownMs, logger);
   const flushMs = d.s3?.flushTimeoutMs ?? 30_000;
   let left = 0;
   try {
-    left = (await d.cache.flush(flushMs)).left;
+    left = d.cache ? (await d.cache.flush(flushMs)).left : 0;
   } catch (err) {
     logger.warn(`serve: flush: ${(err as Error).message}`);
   }
   if (left) logger.warn(`serve: ${left} upload(s) still pending after ${flushMs}ms; giving up on them`);
-  // Module files still being mirrored to the bucket.
+  // Module files still being mirrored to the bucket (the same upload queue; a module proxy alone has only these).
   if (d.modProxy?.mirror) left += await d.modProxy.mirror.flush(flushMs);
-  d.cache.trim();
-  d.revProxy?.trim();
+  trimAll(d);
   d.http?.stop(true);
   d.client?.close();
   return left;
+}
+
+/** Lets connected go commands finish, up to shutdownMs, then closes them. */
+async function closePlugin(plugin: PluginServer, sig: string, shutdownMs: number, logger: Logger): Promise<void> {
+  plugin.stopAccepting();
+  logger.info(`serve: ${sig}: stopped accepting; waiting for ${plugin.connections} connection(s)`);
+  if (!(await plugin.idle(shutdownMs))) {
+    logger.warn(`serve: ${plugin.connections} connection(s) still open after ${shutdownMs}ms; closing them`);
+    plugin.closeAll();
+    await plugin.idle(1000);
+  }
 }

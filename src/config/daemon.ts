@@ -26,11 +26,18 @@ export interface ConnectConfig {
 export function serveConfig(f: Flags): ServeConfig {
   const plugin = f.string("plugin");
   const http = f.string("http");
-  if (!plugin) throw new ConfigError("serve needs --plugin=PORT or --plugin=/path/to/socket (or GOCACHE_PLUGIN)");
+  // go-cache-plugin always requires --plugin; a module proxy alone needs no
+  // build-cache socket, so --http with --modproxy is enough here.
+  if (!plugin && !(http && f.bool("modproxy"))) {
+    throw new ConfigError(
+      "serve needs --plugin=PORT|SOCKET (or GOCACHE_PLUGIN): the socket `gostash connect` reaches the build cache on; " +
+        "for a module proxy alone, give --http=ADDR --modproxy instead",
+    );
+  }
   const tls = tlsConfig(f);
   if (tls && !http) throw new ConfigError(`${f.source("tls-cert")} needs --http=ADDR`);
   return {
-    plugin: parsePluginAddress(plugin, f.source("plugin")),
+    plugin: plugin ? parsePluginAddress(plugin, f.source("plugin")) : null,
     http: http ? httpAddress(http, f.source("http")) : null,
     shutdownMs: f.number("shutdown-timeout"),
     token: f.string("token") ?? null,

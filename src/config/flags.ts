@@ -173,17 +173,32 @@ export function helpSuffix(spec: FlagSpec): string {
   return extra.length ? ` [${extra.join("; ")}]` : "";
 }
 
-/** citty's view of the flags, for --help (values are read by Flags, not by citty). */
+/** What a flag's value looks like, for messages and --help: `<dir>`. */
+export function valueHint(name: string, spec: FlagSpec): string {
+  return `<${spec.valueHint ?? name}>`;
+}
+
+/** The spec behind each argument toCittyArgs made: --help groups flags by it (cli/help.ts). */
+const specOfArg = new WeakMap<object, FlagSpec>();
+
+/** The FlagSpec a citty argument was made from, if toCittyArgs made it. */
+export function flagSpecOf(arg: object): FlagSpec | undefined {
+  return specOfArg.get(arg);
+}
+
+/** citty's view of the flags, for --help and completion (values are read by Flags, not by citty). */
 export function toCittyArgs(specs: FlagSpecs): ArgsDef {
   const args: ArgsDef = {};
   for (const [name, spec] of Object.entries(specs)) {
     // No citty default: an absent flag must fall back to the environment.
-    args[name] = {
+    const arg = {
       type: spec.type === "boolean" ? "boolean" : "string",
       description: `${spec.description}${helpSuffix(spec)}`,
       ...(spec.alias ? { alias: spec.alias } : {}),
       ...(spec.valueHint ? { valueHint: spec.valueHint } : {}),
     } as ArgsDef[string];
+    specOfArg.set(arg, spec);
+    args[name] = arg;
   }
   return args;
 }
@@ -234,7 +249,9 @@ export function parseFlagArgs(rawArgs: string[], specs: FlagSpecs): Record<strin
       continue;
     }
     if (spec) {
-      out[name] = spec.type === "boolean" ? value === null || parseBool(value, `--${name}`) : (value ?? "");
+      // `--http` alone (cli-args.ts never lets it take a flag after it as its value).
+      if (spec.type !== "boolean" && value === null) throw new ConfigError(`--${name} needs a value: --${name}=${valueHint(name, spec)}`);
+      out[name] = spec.type === "boolean" ? value === null || parseBool(value, `--${name}`) : value!;
       continue;
     }
     if (name.startsWith("no-") && value === null && specs[name.slice(3)] && takesOptionalValue(specs[name.slice(3)]!)) out[name.slice(3)] = false;

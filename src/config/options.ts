@@ -382,6 +382,7 @@ export const modFlags = {
     type: "string",
     env: ["GOSTASH_GO_MOD"],
     valueHint: "file",
+    defaultText: "the go.mod of the current module",
     description: "mod export: export the whole module graph of this go.mod (as `go mod download` needs it)",
   },
   goproxy: {

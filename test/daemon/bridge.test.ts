@@ -250,8 +250,8 @@ describe("gostash connect", () => {
     const c = connect([], { GOCACHE_PLUGIN: "" });
     const res = await c.finish();
     expect(res.code).toBe(2);
-    // cli.ts prints the capability line before anything else for connect.
-    expect(res.lines).toEqual([CAPABILITY_LINE.trim()]);
+    // An argument error stops connect before the capability line: stdout stays empty (issue #15, item 1).
+    expect(res.lines).toEqual([]);
     const c2 = connect([], { GOCACHE_PLUGIN: sock });
     await c2.write(closeLine(1));
     c2.p.stdin.end();

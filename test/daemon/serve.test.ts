@@ -92,8 +92,10 @@ describe("gostash serve", () => {
     const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const busy = await run([BIN, "serve", `--plugin=${holder.port}`, `--cache-dir=${tmp.path}`], { timeoutMs: 20_000 });
     holder.stop(true);
-    expect(busy.code).toBe(2);
+    // A port in use is a start-up failure (exit 1), not a usage error (issue #15, item 8).
+    expect(busy.code).toBe(1);
     expect(busy.stderr).toContain("cannot listen on 127.0.0.1:");
+    expect(busy.stderr).not.toContain("config:");
     expect(busy.stdout).toBe("");
   }, 60_000);
 });

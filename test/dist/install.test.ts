@@ -17,11 +17,15 @@ let server: ReturnType<typeof Bun.serve>;
 let base = "";
 const requests: string[] = [];
 
-/** /good/ serves the release as built; /badarchive/ flips one byte in every archive; /badsums/ alters SHA256SUMS. */
+/**
+ * /good/ serves the release as built; /badarchive/ flips one byte in every
+ * archive; /badsums/ alters SHA256SUMS; /gzonly/ is a release from before
+ * the .tar.xz archives (SHA256SUMS without them).
+ */
 async function handle(req: Request): Promise<Response> {
   const url = new URL(req.url);
   requests.push(url.pathname);
-  const m = /^\/(good|badarchive|badsums)\/([^/]+)$/.exec(url.pathname);
+  const m = /^\/(good|badarchive|badsums|gzonly)\/([^/]+)$/.exec(url.pathname);
   if (!m) return new Response("not found", { status: 404 });
   const [, mode, name] = m as unknown as [string, string, string];
   const path = join(rel.outDir, name);
@@ -31,6 +35,10 @@ async function handle(req: Request): Promise<Response> {
     bytes[bytes.length >> 1]! ^= 0x01;
     return new Response(bytes);
   }
+  if (mode === "gzonly" && name === "SHA256SUMS") {
+    return new Response(readFileSync(path, "utf8").split("\n").filter((l) => !l.endsWith(".tar.xz")).join("\n"));
+  }
+  if (mode === "gzonly" && name.endsWith(".tar.xz")) return new Response("not found", { status: 404 });
   if (mode === "badsums" && name === "SHA256SUMS") {
     const text = readFileSync(path, "utf8").replace(/^([0-9a-f])/gm, (c) => (c === "0" ? "1" : "0"));
     return new Response(text);
@@ -75,7 +83,10 @@ describe("install.sh against a local release server", () => {
   test("installs a working binary into $HOME/.local/bin and prints the PATH line and how to enable it", async () => {
     const home = tempDir();
     try {
+      const before = requests.length;
       const r = await sh(["--url", `${base}/good`], { HOME: home.path, CI: "true" });
+      // xz is on the PATH: the smaller .tar.xz is what it downloads.
+      expect(requests.slice(before)).toEqual(["/good/SHA256SUMS", `/good/gostash-${TEST_VERSION}-linux-x64.tar.xz`]);
       expect(r.stderr).not.toContain("error");
       expect(r.code).toBe(0);
       const bin = join(home.path, ".local", "bin", "gostash");
@@ -182,10 +193,26 @@ describe("install.sh against a local release server", () => {
         if (!found) throw new Error(`test needs ${t} on ${SYSTEM_PATH}`);
         symlinkSync(found, join(pathDir, t));
       }
+      const before = requests.length;
       const r = await sh(["--url", `${base}/good`], { HOME: home.path, CI: "1", PATH: pathDir });
       expect(r.stderr).not.toContain("error");
       expect(r.code).toBe(0);
       expect(Bun.spawnSync([join(home.path, ".local", "bin", "gostash"), "version"]).exitCode).toBe(0);
+      // No xz on this PATH (and GNU tar does not link liblzma): the .tar.gz.
+      expect(requests.slice(before)).toEqual(["/good/SHA256SUMS", `/good/gostash-${TEST_VERSION}-linux-x64.tar.gz`]);
+    } finally {
+      home.cleanup();
+    }
+  }, 180_000);
+
+  test("a release without .tar.xz archives (older ones): the .tar.gz, though xz is there", async () => {
+    const home = tempDir();
+    try {
+      const before = requests.length;
+      const r = await sh(["--url", `${base}/gzonly`, "--version", TEST_VERSION], { HOME: home.path, CI: "1" });
+      expect(r.code).toBe(0);
+      expect(requests.slice(before)).toEqual(["/gzonly/SHA256SUMS", `/gzonly/gostash-${TEST_VERSION}-linux-x64.tar.gz`]);
+      expect(Bun.spawnSync([join(home.path, ".local", "bin", "gostash"), "version"]).stdout.toString()).toStartWith(`gostash ${TEST_VERSION} `);
     } finally {
       home.cleanup();
     }
@@ -294,7 +321,8 @@ describe("install.sh platform detection (faked uname, ldd, sysctl)", () => {
 
   test("--dry-run names the right archive from SHA256SUMS (latest and pinned versions)", async () => {
     for (const [, env, target] of machines) {
-      const ext = target.startsWith("windows") ? "zip" : "tar.gz";
+      // xz is on the PATH here: .tar.xz wherever the release has one.
+      const ext = target.startsWith("windows") ? "zip" : "tar.xz";
       for (const version of [[], ["--version", TEST_VERSION]]) {
         const r = await sh(["--dry-run", "--url", `${base}/good`, ...version], {
           ...base0,

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, inflateRawSync } from "node:zlib";
-import { archiveName, checkMachoSignature, fileVersion, release, TARGETS, tarOne, zipOne, type Release } from "../../scripts/release.ts";
+import { archiveName, checkMachoSignature, fileVersion, release, TARGETS, tarOne, xzArchiveName, zipOne, type Release } from "../../scripts/release.ts";
 import { run, tempDir } from "../helpers/env.ts";
 import { inspectBinary, type BinaryInfo } from "./binfmt.ts";
 import { BUILD_TIMEOUT_MS, TEST_VERSION, testRelease } from "./fixture.ts";
@@ -80,17 +80,25 @@ describe("release archives", () => {
     expect(fileVersion("0.1.0+abc123")).toBe("0.1.0-abc123");
     expect(archiveName("1.2.3", TARGETS.find((t) => t.name === "windows-x64")!)).toBe("gostash-1.2.3-windows-x64.zip");
     expect(archiveName("1.2.3", TARGETS.find((t) => t.name === "linux-arm64-musl")!)).toBe("gostash-1.2.3-linux-arm64-musl.tar.gz");
+    expect(xzArchiveName("1.2.3", TARGETS.find((t) => t.name === "linux-arm64-musl")!)).toBe("gostash-1.2.3-linux-arm64-musl.tar.xz");
+    expect(xzArchiveName("1.2.3", TARGETS.find((t) => t.name === "windows-x64")!)).toBeNull();
   });
 
-  test("one archive per target, named by version and target, and SHA256SUMS lists exactly them", async () => {
+  test("one archive per target (and a .tar.xz beside each .tar.gz), named by version and target, and SHA256SUMS lists exactly them", async () => {
     expect(rel.artifacts.map((a) => a.target.name).sort()).toEqual(Object.keys(EXPECTED).sort());
     const sums = readFileSync(join(rel.outDir, "SHA256SUMS"), "utf8");
     const lines = sums.trim().split("\n");
-    expect(lines).toHaveLength(TARGETS.length);
+    expect(lines).toHaveLength(2 * TARGETS.length - 1); // Windows: the .zip only
     for (const a of rel.artifacts) {
       expect(a.file).toBe(`gostash-${TEST_VERSION}-${a.target.name}.${a.target.os === "windows" ? "zip" : "tar.gz"}`);
       const bytes = new Uint8Array(readFileSync(join(rel.outDir, a.file)));
       expect(lines).toContain(`${sha256(bytes)}  ${a.file}`);
+      expect(a.xz?.file).toBe(a.target.os === "windows" ? undefined : `gostash-${TEST_VERSION}-${a.target.name}.tar.xz`);
+      if (a.xz) {
+        const xz = new Uint8Array(readFileSync(join(rel.outDir, a.xz.file)));
+        expect(lines).toContain(`${sha256(xz)}  ${a.xz.file}`);
+        expect(xz.length).toBeLessThan(a.archiveSize);
+      }
     }
     // The format sha256sum -c reads.
     const check = await run(["sha256sum", "-c", "SHA256SUMS"], { cwd: rel.outDir, timeoutMs: 60_000 });
@@ -117,6 +125,14 @@ describe("release archives", () => {
       expect("members" in member ? member.members : member.entries).toBe(1);
       expect(member.mode & 0o777).toBe(0o755);
       expect(sha256(member.data)).toBe(sha256(binary));
+      if (a.xz) {
+        // The same tar inside, through the system's xz (as install.sh unpacks it).
+        const p = Bun.spawnSync(["xz", "-dc", join(rel.outDir, a.xz.file)], { stdout: "pipe", stderr: "pipe" });
+        expect(p.exitCode).toBe(0);
+        const inner = readTar(new Uint8Array(p.stdout));
+        expect([inner.name, inner.members, inner.mode & 0o777]).toEqual(["gostash", 1, 0o755]);
+        expect(sha256(inner.data)).toBe(sha256(binary));
+      }
     }, 60_000);
   }
 
@@ -153,6 +169,9 @@ describe("release archives", () => {
     const t = await run(["tar", "-tvzf", join(rel.outDir, linux.file)], { timeoutMs: 60_000 });
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/^-rwxr-xr-x .* gostash\n$/);
+    const x = await run(["tar", "-tvJf", join(rel.outDir, linux.xz!.file)], { timeoutMs: 60_000 });
+    expect(x.code).toBe(0);
+    expect(x.stdout).toMatch(/^-rwxr-xr-x .* gostash\n$/);
     const win = rel.artifacts.find((a) => a.target.name === "windows-x64")!;
     const z = await run(["unzip", "-Z", join(rel.outDir, win.file)], { timeoutMs: 60_000 });
     expect(z.code).toBe(0);
@@ -191,9 +210,10 @@ describe("release archives", () => {
       for (const a of again.artifacts) {
         const orig = rel.artifacts.find((x) => x.file === a.file)!;
         expect(a.sha256).toBe(orig.sha256);
+        expect(a.xz?.sha256).toBe(orig.xz?.sha256);
       }
-      // --pack-only lists only what it packed.
-      expect(readFileSync(join(dir.path, "SHA256SUMS"), "utf8").trim().split("\n")).toHaveLength(2);
+      // --pack-only lists only what it packed: linux-arm64 .tar.gz and .tar.xz, windows-x64 .zip.
+      expect(readFileSync(join(dir.path, "SHA256SUMS"), "utf8").trim().split("\n")).toHaveLength(3);
     } finally {
       dir.cleanup();
     }

@@ -20,7 +20,8 @@ test("release.yml: valid YAML; build -> sign-macos -> publish -> tap, re-signing
   const runs = (job: string) => (wf.jobs[job].steps as { run?: string }[]).map((s) => s.run ?? "").join("\n");
   expect(runs("build")).toContain("scripts/release.ts");
   const sign = runs("sign-macos");
-  const order = ["codesign --remove-signature", "codesign --sign -", "codesign --verify", "--pack-only --require-valid-signatures", "scripts/formula.ts", "install.sh"];
+  // xz (for the .tar.xz archives) is there before packing.
+  const order = ["codesign --remove-signature", "codesign --sign -", "codesign --verify", "brew install xz", "--pack-only --require-valid-signatures", "scripts/formula.ts", "install.sh"];
   const at = order.map((s) => sign.indexOf(s));
   expect(at.every((i) => i >= 0)).toBe(true);
   expect([...at].sort((a, b) => a - b)).toEqual(at);

@@ -125,6 +125,25 @@ describe("gostash mod export", () => {
     appWithRequires(app);
     await goOK(["mod", "download", "all"], app, baseEnv(join(root.path, "home-tgz"), { GOPROXY: `file://${x}`, GOSUMDB: db.vkey }));
   }, 400_000);
+
+  test("inside a module, without --go-mod, it exports that module's go.mod (#15 item 10)", async () => {
+    const app = join(root.path, "app-cwd");
+    appWithRequires(app);
+    const sub = join(app, "internal", "deep");
+    mkdirSync(sub, { recursive: true });
+    const out = join(root.path, "export-cwd");
+    // The first export serves as the upstream: nothing else is running by now.
+    const env = baseEnv(join(root.path, "home-cwd"), { GOPROXY: `file://${exportDir()}`, GOSUMDB: db.vkey });
+    const r = await run([BIN, "mod", "export", "--out", out], { cwd: sub, env, timeoutMs: T });
+    expect(r.stderr).toContain(`gostash mod export: exporting the module graph of ${join(app, "go.mod")}\n`);
+    expect(r.code, r.stderr).toBe(0);
+    for (const f of ["example.com/lib/@v/v1.1.0.zip", "example.com/dep/@v/v1.0.0.mod", "MANIFEST"]) expect(existsSync(join(out, f)), f).toBe(true);
+    // Outside any module it still asks for one.
+    const none = await run([BIN, "mod", "export", "--out", join(root.path, "export-none")], { cwd: "/", env, timeoutMs: T });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("mod export needs --go-mod FILE or module@version arguments (there is no go.mod here or in a parent directory)");
+    expect(none.stderr).toContain("Run 'gostash mod export --help' for usage.");
+  }, 400_000);
 });
 
 describe("gostash mod import", () => {

@@ -1,0 +1,50 @@
+// The scripts a new user runs first (issue #15, item 11): an expected
+// failure is one line on stderr and exit status 1, never a stack trace
+// (which reads as a crash, or as "Go is missing").
+import { afterAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, run, tempDir } from "./helpers/env.ts";
+
+const tmp = tempDir("gostash-scripts-");
+afterAll(() => tmp.cleanup());
+
+async function script(args: string[]): Promise<{ code: number; lines: string[] }> {
+  const r = await run([process.execPath, ...args], { cwd: ROOT, timeoutMs: 120_000 });
+  return { code: r.code, lines: r.stderr.trimEnd().split("\n") };
+}
+
+function expectOneLine(r: { code: number; lines: string[] }, text: string): void {
+  expect(r.lines).toEqual([text]);
+  expect(r.code).toBe(1);
+}
+
+test("quickstart with a directory that is not there, or not a directory", async () => {
+  expectOneLine(
+    await script(["scripts/quickstart.ts", "/nonexistent"]),
+    "quickstart: /nonexistent does not exist (give a Go module directory, or nothing for the demo module)",
+  );
+  const file = join(tmp.path, "a-file");
+  writeFileSync(file, "");
+  expectOneLine(await script(["scripts/quickstart.ts", file]), `quickstart: ${file} is not a directory`);
+}, 240_000);
+
+test("formula without SHA256SUMS, with a missing archive, with a bad option", async () => {
+  expectOneLine(
+    await script(["scripts/formula.ts", `--dir=${tmp.path}`]),
+    `formula: ${join(tmp.path, "SHA256SUMS")} is missing; run scripts/release.ts first`,
+  );
+  const one = "gostash-1.0.0-darwin-arm64.tar.gz";
+  writeFileSync(join(tmp.path, one), "not really an archive");
+  const sha = new Bun.CryptoHasher("sha256").update("not really an archive").digest("hex");
+  writeFileSync(join(tmp.path, "SHA256SUMS"), `${sha}  ${one}\n`);
+  expectOneLine(await script(["scripts/formula.ts", `--dir=${tmp.path}`]), `formula: ${join(tmp.path, "gostash-1.0.0-darwin-x64.tar.gz")} is missing`);
+  expectOneLine(await script(["scripts/formula.ts", "--bogus"]), "formula: Unknown option '--bogus'");
+}, 120_000);
+
+test("release with an unknown target", async () => {
+  const r = await script(["scripts/release.ts", "--pack-only", "--targets=solaris-sparc", `--out=${join(tmp.path, "out")}`, `--stage=${join(tmp.path, "stage")}`]);
+  expect(r.lines).toHaveLength(1);
+  expect(r.lines[0]).toStartWith("release: unknown target solaris-sparc; known: linux-x64,");
+  expect(r.code).toBe(1);
+}, 120_000);
