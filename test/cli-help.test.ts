@@ -32,7 +32,7 @@ describe("help text", () => {
   test("serve --help: flags grouped under headings, each flag once", async () => {
     const r = await run([BIN, "serve", "--help"]);
     const headings = r.stdout.split("\n").filter((l) => /^\S.*:$/.test(l));
-    expect(headings).toEqual(["Usage:", "Daemon:", "Local cache:", "S3 (shared cache):", "Module proxy:", "Limits:", "Logging:"]);
+    expect(headings).toEqual(["Usage:", "Daemon:", "Local cache:", "S3 (shared cache):", "Module proxy:", "Reverse proxy:", "Limits:", "Logging:"]);
     const section = (h: string) => r.stdout.split(`\n${h}\n`)[1]!.split("\n\n")[0]!;
     for (const [h, group] of [
       ["Daemon:", serveFlags],

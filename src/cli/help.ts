@@ -24,6 +24,7 @@ const GROUPS: [keyof typeof catalogue, string][] = [
   ["localFlags", "Local cache"],
   ["s3Flags", "S3 (shared cache)"],
   ["modproxyFlags", "Module proxy"],
+  ["revproxyFlags", "Reverse proxy"],
   ["limitFlags", "Limits"],
   ["logFlags", "Logging"],
 ];
