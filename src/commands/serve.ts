@@ -7,6 +7,7 @@
 //   build cache       src/buildcache/open.ts   (local disk + S3 tier)
 //   plugin socket     src/daemon/server.ts     (limits: --max-connections, --max-inflight, --idle-timeout)
 //   HTTP              src/http/                (/metrics, /debug/vars, /healthz; limits: --max-http-*)
+//   status page       src/http/status/         (/ and /status.json; wired in serve-status.ts)
 //   module proxy      src/modproxy/            (/mod, with --modproxy)
 //   access control    src/auth/token.ts        (--token, --read-token)
 //
@@ -35,6 +36,7 @@ import type { S3Client } from "../s3/client.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
+import { daemonStatus } from "./serve-status.ts";
 
 const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...limitFlags, ...modproxyFlags };
 
@@ -86,7 +88,9 @@ export default defineCommand({
       unhealthy: () => (shuttingDown ? "shutting down" : null),
       info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null }),
     });
-    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
+    const status = daemonStatus(metrics, logger);
+    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, bucket: client && { client, readOnly: s3!.readOnly }, onModuleRequest: status.moduleRequested }) : null;
+    status.mount(router, { cache, client, s3, plugin, cacheDir: local.cacheDir, modproxy: modProxy !== null, specs: flagSpecs, flags });
     let http: HttpListener | null = null;
     try {
       http = cfg.http ? listenHttp(limitHttp(requireHttpAuth(tokens, router.fetch, (why) => metrics.inc(`http_${why}`)), { maxInFlight: limits.maxHttpRequests, maxBody: limits.maxHttpBody, metrics, logger }), httpOptions(cfg, limits)) : null;

@@ -56,6 +56,11 @@ const HELP: Record<string, string> = {
   http_busy: "HTTP requests refused (503) because --max-http-requests were being handled.",
   http_too_large: "HTTP requests refused (413) because their body was over --max-http-body.",
   http_in_flight: "HTTP requests being handled (not counting /healthz and /metrics).",
+  disk_bytes: "Bytes of entries and outputs in the local cache (measured at start, then kept current from writes and trims).",
+  disk_max_bytes: "The local cache's size cap (--max-size).",
+  trims: "Trims of the local cache that ran (Go's daily expiry, or the --max-size cap).",
+  trim_removed_files: "Files removed from the local cache by trims.",
+  trim_removed_bytes: "Bytes removed from the local cache by trims.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };
