@@ -10,19 +10,38 @@ const state = { range: 3600, doc: null, hist: null, startedAt: null, polls: 0, t
 /** The history resolution a range is drawn from: 5 s samples up to an hour, minutes beyond. */
 const resolutionFor = (range) => (range > 3600 ? "1m" : "5s");
 
-/** Chart specs: title, number format, and the series drawn from the history. */
+const bytesPerSecond = (v) => `${formatBytes(v)}/s`;
+
+/** The charts by name (figure[data-chart]): title, number format, and the series drawn from the history. */
 const CHARTS = {
-  gets: ["Gets per second", formatRate, (h) => [["hits", ratePoints(h, allHits)], ["misses", ratePoints(h, "misses")]]],
-  hitRate: ["Hit rate", formatPercent, (h) => [["all tiers", ratioPoints(h, allHits, "gets")], ...tierSeries(h).map((k) => [tierName(k), ratioPoints(h, k, "gets")])], 1],
-  bytes: ["Bytes per second", (v) => `${formatBytes(v)}/s`, (h) => [["served", ratePoints(h, "bytes_hit")], ["stored", ratePoints(h, "bytes_put")]]],
-  disk: ["Local disk", formatBytes, (h) => [["used", gaugePoints(h, "disk_bytes")]]],
-  timeSaved: ["Time saved per second", formatRate, (h, doc) => [["saved", ratePoints(h, doc.timeSavedMetric)]]],
-  queue: ["Upload queue", formatCount, (h) => [["waiting", gaugePoints(h, "upload_queue_depth")]]],
-  transfer: ["Bucket transfer per second", (v) => `${formatBytes(v)}/s`, (h) => [["down", ratePoints(h, "bytes_down")], ["up", ratePoints(h, "bytes_up")]]],
-  bucketErrors: ["Bucket trouble per second", formatRate, (h) => [["S3 errors", ratePoints(h, "s3_errors")], ["drops", ratePoints(h, "upload_drops")], ["integrity", ratePoints(h, "integrity_failures")]]],
-  connections: ["Go commands connected", formatCount, (h) => [["connected", gaugePoints(h, "connections")]]],
-  modRequests: ["Module requests per second", formatRate, (h) => [["hits", ratePoints(h, "modproxy_hits")], ["misses", ratePoints(h, "modproxy_misses")], ["checksums", ratePoints(h, "sumdb_requests")]]],
-  upstream: ["Upstream fetches per second", formatRate, (h) => [["fetches", ratePoints(h, "modproxy_upstream_fetches")], ["failures", ratePoints(h, "modproxy_upstream_failures")]]],
+  gets: { title: "Gets per second", format: formatRate, series: (h) => [["hits", ratePoints(h, allHits)], ["misses", ratePoints(h, "misses")]] },
+  hitRate: {
+    title: "Hit rate",
+    format: formatPercent,
+    max: 1,
+    series: (h) => [["all tiers", ratioPoints(h, allHits, "gets")], ...tierSeries(h).map((k) => [tierName(k), ratioPoints(h, k, "gets")])],
+  },
+  bytes: { title: "Bytes per second", format: bytesPerSecond, bytes: true, series: (h) => [["served", ratePoints(h, "bytes_hit")], ["stored", ratePoints(h, "bytes_put")]] },
+  disk: { title: "Local disk", format: formatBytes, bytes: true, series: (h) => [["used", gaugePoints(h, "disk_bytes")]] },
+  timeSaved: { title: "Time saved per second", format: formatRate, series: (h, doc) => [["saved", ratePoints(h, doc.timeSavedMetric)]] },
+  queue: { title: "Upload queue", format: formatCount, series: (h) => [["waiting", gaugePoints(h, "upload_queue_depth")]] },
+  transfer: { title: "Bucket transfer per second", format: bytesPerSecond, bytes: true, series: (h) => [["down", ratePoints(h, "bytes_down")], ["up", ratePoints(h, "bytes_up")]] },
+  bucketErrors: {
+    title: "Bucket trouble per second",
+    format: formatRate,
+    series: (h) => [["S3 errors", ratePoints(h, "s3_errors")], ["drops", ratePoints(h, "upload_drops")], ["integrity", ratePoints(h, "integrity_failures")]],
+  },
+  connections: { title: "Go commands connected", format: formatCount, series: (h) => [["connected", gaugePoints(h, "connections")]] },
+  modRequests: {
+    title: "Module requests per second",
+    format: formatRate,
+    series: (h) => [["hits", ratePoints(h, "modproxy_hits")], ["misses", ratePoints(h, "modproxy_misses")], ["checksums", ratePoints(h, "sumdb_requests")]],
+  },
+  upstream: {
+    title: "Upstream fetches per second",
+    format: formatRate,
+    series: (h) => [["fetches", ratePoints(h, "modproxy_upstream_fetches")], ["failures", ratePoints(h, "modproxy_upstream_failures")]],
+  },
 };
 
 /** The hits_<tier> series in the history, local first. */
@@ -30,21 +49,28 @@ function tierSeries(h) {
   return Object.keys(h.series).filter((k) => k.startsWith("hits_")).sort((a, b) => (a === "hits_local" ? -1 : b === "hits_local" ? 1 : a < b ? -1 : 1));
 }
 
+/** The charts' time span: the chosen range, or since the daemon started when that is shorter (at least 2 minutes). */
+function chartFrom(doc) {
+  return Math.min(doc.now - 120_000, Math.max(doc.now - state.range * 1000, doc.startedAt));
+}
+
 function renderCharts() {
   const { doc, hist } = state;
   if (!doc || !hist) return;
+  const from = chartFrom(doc);
   for (const fig of document.querySelectorAll("figure[data-chart]")) {
     const name = fig.dataset.chart;
-    const [title, format, series, fixedMax] = CHARTS[name];
+    const c = CHARTS[name];
     fig.hidden = name === "timeSaved" && !doc.timeSavedMetric;
     if (fig.hidden || fig.closest("[hidden]")) continue;
     drawChart(fig, {
-      title,
-      format,
-      fixedMax,
-      from: doc.now - state.range * 1000,
+      title: c.title,
+      format: c.format,
+      fixedMax: c.max,
+      bytes: c.bytes,
+      from,
       to: doc.now,
-      series: series(hist, doc).map(([label, points]) => ({ label, points })),
+      series: c.series(hist, doc).map(([label, points]) => ({ label, points })),
     });
   }
 }

@@ -14,12 +14,14 @@ function svgEl(name, attrs, parent) {
   return e;
 }
 
-/** 1, 2 or 5 times a power of ten, at least v (a round top for the y axis). */
-function niceMax(v) {
+/** 1, 2 or 5 times a power of ten, at least v (a round top for the y axis); in KiB, MiB, ... for bytes. */
+function niceMax(v, bytes) {
   if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  const unit = bytes ? Math.pow(1024, Math.max(0, Math.floor(Math.log(v) / Math.log(1024)))) : 1;
+  const x = v / unit;
+  const p = Math.pow(10, Math.floor(Math.log10(x)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= x) return m * p * unit;
+  return 10 * p * unit;
 }
 
 function clockTime(t, seconds) {
@@ -48,6 +50,13 @@ function areaPath(points, x, y) {
   return `${linePath(pts, x, y)}L${x(pts[pts.length - 1][0]).toFixed(1)} ${y(0)}L${x(pts[0][0]).toFixed(1)} ${y(0)}Z`;
 }
 
+const hasValue = (p) => p !== undefined && p[1] !== null && Number.isFinite(p[1]);
+
+/** Points with no drawn neighbour (a hit rate over one busy interval): a line cannot show them, a dot does. */
+function loosePoints(points) {
+  return points.filter((p, i) => hasValue(p) && !hasValue(points[i - 1]) && !hasValue(points[i + 1]));
+}
+
 function lastValue(points) {
   for (let i = points.length - 1; i >= 0; i--) if (points[i][1] !== null) return points[i][1];
   return null;
@@ -64,7 +73,7 @@ function valueAt(points, t) {
 }
 
 /**
- * Draws into fig: spec = { title, format(v) -> text, from, to, fixedMax?,
+ * Draws into fig: spec = { title, format(v) -> text, from, to, fixedMax?, bytes?,
  * series: [{ label, points: [[t, v|null], ...] }] }.
  */
 function drawChart(fig, spec) {
@@ -91,7 +100,7 @@ function drawChart(fig, spec) {
   const svg = svgEl("svg", { viewBox: `0 0 ${w} ${CHART_H}`, role: "img", "aria-label": spec.title }, fig);
   let top = 0;
   for (const s of spec.series) for (const [, v] of s.points) if (v !== null && v > top) top = v;
-  const yMax = spec.fixedMax || niceMax(top);
+  const yMax = spec.fixedMax || niceMax(top, spec.bytes);
   const span = Math.max(1, spec.to - spec.from);
   const x = (t) => ((t - spec.from) / span) * w;
   const y = (v) => PLOT_H - (Math.min(v, yMax) / yMax) * (PLOT_H - 4);
@@ -99,7 +108,10 @@ function drawChart(fig, spec) {
   svgEl("line", { class: "grid", x1: 0, x2: w, y1: y(yMax / 2), y2: y(yMax / 2) }, svg);
   const first = spec.series[0];
   if (first) svgEl("path", { class: "area s1", d: areaPath(first.points, x, y) }, svg);
-  spec.series.forEach((s, i) => svgEl("path", { class: `line s${i + 1}`, d: linePath(s.points, x, y) }, svg));
+  spec.series.forEach((s, i) => {
+    svgEl("path", { class: `line s${i + 1}`, d: linePath(s.points, x, y) }, svg);
+    for (const [t, v] of loosePoints(s.points)) svgEl("circle", { class: `dot s${i + 1}`, cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2.5 }, svg);
+  });
   svgEl("text", { x: 2, y: 10 }, svg).textContent = spec.format(yMax);
   svgEl("text", { x: 2, y: CHART_H - 2 }, svg).textContent = clockTime(spec.from);
   svgEl("text", { x: w - 2, y: CHART_H - 2, "text-anchor": "end" }, svg).textContent = "now";

@@ -41,13 +41,17 @@ function gaugePoints(h, name) {
   return h.t.map((t, i) => [t, v[i]]);
 }
 
-/** Points of a counter: its increase per second between samples (null across a gap or a reset). */
+/**
+ * Points of a counter: its increase per second between samples. A counter
+ * exists from its first count on, so before that it was 0 (the history
+ * starts again when the daemon does); a decrease is a reset, not drawn.
+ */
 function ratePoints(h, name) {
-  const v = column(h, name);
+  const v = column(h, name).map((x) => x ?? 0);
   const out = [];
   for (let i = 1; i < h.t.length; i++) {
-    const d = v[i] === null || v[i - 1] === null ? null : v[i] - v[i - 1];
-    out.push([h.t[i], d === null || d < 0 ? null : d / ((h.t[i] - h.t[i - 1]) / 1000)]);
+    const d = v[i] - v[i - 1];
+    out.push([h.t[i], d < 0 ? null : d / ((h.t[i] - h.t[i - 1]) / 1000)]);
   }
   return out;
 }
