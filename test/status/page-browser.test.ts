@@ -10,6 +10,9 @@
 // lines, the browser must not have asked anything of any other origin, and
 // a screenshot is kept in .artifacts/status-page.png (git-ignored).
 //
+// With a bucket nothing answers for, the page names the bucket's state and
+// its last error with the cause.
+//
 // With tokens set, the page and its data answer 401 without one and 200
 // with the read token, and a browser that gives the read token at the Basic
 // prompt sees the page fill in.
@@ -20,8 +23,8 @@ import type { Page } from "puppeteer-core";
 import { launchChromium, type TestBrowser } from "../helpers/browser.ts";
 import { BIN, ROOT, tempDir } from "../helpers/env.ts";
 import { go, goEnv, writeDemoModule } from "../helpers/go.ts";
-import { startS3Server, type S3Server } from "../helpers/s3server.ts";
-import { startDaemon, type Daemon } from "../daemon/helpers.ts";
+import { freePort, startS3Server, type S3Server } from "../helpers/s3server.ts";
+import { closeLine, getLine, randomID, RawClient, startDaemon, type Daemon } from "../daemon/helpers.ts";
 import { parsePrometheus, value, type Family } from "../http/prom-parse.ts";
 import { goOK, modproxyServeArgs, proxyClientEnv } from "../modproxy/client.ts";
 import { startSumdb, startUpstream, writeApp, writeTestModules, type Sumdb, type Upstream } from "../modproxy/helpers.ts";
@@ -287,6 +290,51 @@ describe("the status page with tokens", () => {
     expect(await page.$eval("#live", (e) => e.className)).toBe("pill ok");
     const flags = await page.$$eval("#flag-rows tr", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
     expect(flags).toEqual(expect.arrayContaining([["--token", "***", "GOSTASH_TOKEN"], ["--read-token", "***", "GOSTASH_READ_TOKEN"]]));
+    await page.close();
+  });
+});
+
+describe("the status page when the bucket fails", () => {
+  let broken: Daemon;
+
+  beforeAll(async () => {
+    // A bucket on a loopback port nothing listens on: every request is refused.
+    broken = await startDaemon([`--plugin=${join(root.path, "broken.sock")}`, "--http=127.0.0.1:0", `--cache-dir=${join(root.path, "broken-cache")}`], {
+      ...s3.env,
+      GOCACHE_S3_ENDPOINT_URL: `http://127.0.0.1:${freePort()}`,
+    });
+    // Gets that miss locally go to the bucket: enough failures to open the breaker.
+    const c = await RawClient.connect(broken.addr);
+    for (let id = 1; id <= 8; id++) {
+      await c.send(getLine(id, randomID()));
+      expect((await c.response(id)).Miss).toBe(true);
+    }
+    await c.send(closeLine(9));
+    await c.response(9);
+    c.halfClose();
+  });
+
+  afterAll(async () => {
+    if (broken && broken.proc.exitCode === null) await broken.stop();
+  });
+
+  test("state and last error with its cause and hint, errors as /metrics counts them", async () => {
+    const page = await chromium.browser.newPage();
+    await page.setViewport({ width: 1280, height: 1000 });
+    await page.goto(`${broken.http}/`);
+    await morePolls(page, 1);
+    const fams = await metricsNow(broken);
+    await morePolls(page, 2);
+    const state = await page.$eval("#bucket-state", (e) => [e.dataset.state, e.textContent]);
+    expect(state).toEqual(["breaker-open", "breaker open: not calling S3"]);
+    const lastError = await page.$eval("#last-error", (e) => e.textContent ?? "");
+    expect(lastError).toContain("network");
+    expect(lastError).toContain("cause: ECONNREFUSED");
+    expect(lastError).toContain("hint: check --s3-endpoint-url");
+    expect(sample(fams, "s3_errors")).toBeGreaterThanOrEqual(5);
+    expect(await page.$eval('[data-m="s3_errors"]', (e) => Number(e.dataset.value))).toBe(sample(fams, "s3_errors"));
+    expect(await page.$eval('[data-m="breaker_trips"]', (e) => Number(e.dataset.value))).toBe(1);
+    await (await page.$("#bucket"))!.screenshot({ path: join(ROOT, ".artifacts", "status-page-bucket-failing.png") });
     await page.close();
   });
 });

@@ -76,7 +76,7 @@ function renderHeader(doc) {
   if (f.plugin) parts.push(`plugin ${f.plugin}`);
   if (f.cache_dir) parts.push(`cache ${f.cache_dir}`);
   if (f.bucket) parts.push(`bucket s3://${f.bucket}`);
-  if (f.modproxy) parts.push(`GOPROXY …${f.modproxy}`);
+  if (f.modproxy) parts.push(`module proxy at ${f.modproxy}`);
   $("facts").textContent = parts.join(" · ");
 }
 
