@@ -9,18 +9,20 @@ import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import type { S3Config } from "../../src/config/config.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-import { tempDir } from "../helpers/env.ts";
+import { setEnv, tempDir } from "../helpers/env.ts";
 import { startS3Server, type S3Server } from "../helpers/s3server.ts";
 
 let s3: S3Server;
+let restoreEnv = () => {};
 const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  for (const [k, v] of Object.entries(s3.env)) process.env[k] = v;
+  restoreEnv = setEnv(s3.env);
 }, 60_000);
 
 afterAll(async () => {
+  restoreEnv();
   for (const c of cleanups.reverse()) await c();
   await s3?.stop();
 });

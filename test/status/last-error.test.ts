@@ -8,14 +8,15 @@ import { LastBucketError } from "../../src/s3/last-error.ts";
 import { RemoteError } from "../../src/s3/errors.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
+import { setEnv } from "../helpers/env.ts";
 import { freePort } from "../helpers/s3server.ts";
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Logger;
 const clients: S3Client[] = [];
 const servers: { stop(force?: boolean): void }[] = [];
 
-process.env.AWS_ACCESS_KEY_ID ??= "test";
-process.env.AWS_SECRET_ACCESS_KEY ??= "test";
+// Credentials to sign with (nothing checks them); restored after this file.
+const restoreEnv = setEnv({ AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" });
 
 function client(endpoint: string): S3Client {
   const cfg: S3Config = {
@@ -28,6 +29,7 @@ function client(endpoint: string): S3Client {
 }
 
 afterAll(() => {
+  restoreEnv();
   for (const c of clients) c.close();
   for (const s of servers) s.stop(true);
 });
