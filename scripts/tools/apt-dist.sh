@@ -5,14 +5,17 @@
 # fish, to parse the completion scripts; qemu-user and Debian's arm64 glibc
 # for cross builds (libc6-arm64-cross: no multiarch set-up needed), to run
 # the linux-arm64 binary; xz, which writes and reads the .tar.xz release
-# archives; script (bsdutils), for the pseudo-terminal tests of --help.
-# About 15 MB of packages without recommends.
+# archives; script (bsdutils), for the pseudo-terminal tests of --help;
+# Chromium, for the status page's browser test (test/status/page-browser.test.ts
+# drives it headless with puppeteer-core; nothing downloads a browser of its
+# own). About 15 MB of packages without recommends, and about 400 MB
+# installed for Chromium.
 # Idempotent: does nothing when all are there. Fails loudly when they are
 # missing and apt-get cannot install them.
 set -eu
 # Each entry: <file or command that must exist>:<Debian package providing it>
 NEEDS="shellcheck:shellcheck ruby:ruby unzip:unzip zsh:zsh fish:fish qemu-aarch64:qemu-user xz:xz-utils script:bsdutils
-/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross"
+/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross /usr/bin/chromium:chromium"
 
 have() {
   case "$1" in

@@ -17,6 +17,8 @@ import type { S3Client } from "../s3/client.ts";
 import { createDiskStore, type DiskStore } from "../store/disk.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import { CommandsLog } from "./commands-log.ts";
+import { DiskUsage } from "./disk-usage.ts";
 import { createLocalCache } from "./local.ts";
 import { createReadOnlyHandler, sweepScratch } from "./readonly.ts";
 import type { TieredCache } from "./tiered.ts";
@@ -41,6 +43,10 @@ export interface BuildCache {
   readonly disk: DiskStore;
   /** The S3 tier, when a bucket is set. */
   readonly tier: TieredCache | null;
+  /** What each daemon connection (go command) asked, for the status page. */
+  readonly commands: CommandsLog;
+  /** Bytes stored against --max-size, and trims (disk_bytes, trims, ...). */
+  readonly usage: DiskUsage;
   /** A daemon connection's view: never closes the shared cache; read-only ones write to a private scratch store. */
   connection(access: "rw" | "ro", connID: number): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
@@ -87,15 +93,20 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
   }
   const shared = handler;
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
+  const commands = new CommandsLog();
+  const usage = new DiskUsage(disk, s.local.maxSize, metrics);
   return {
     handler,
     disk,
     tier,
-    connection: (access, connID) => (access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared)),
+    commands,
+    usage,
+    connection: (access, connID) =>
+      commands.track(access, connID, access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared)),
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {
       try {
-        disk.trim();
+        usage.trimmed(disk.trim());
         sweepScratch(scratchRoot);
       } catch (err) {
         logger.debug(`trim: ${(err as Error)?.message ?? err}`);

@@ -8,6 +8,7 @@
 //   build cache       src/buildcache/open.ts   (local disk + S3 tier)
 //   plugin socket     src/daemon/server.ts     (limits: --max-connections, --max-inflight, --idle-timeout)
 //   HTTP              src/http/                (/metrics, /debug/vars, /healthz; limits: --max-http-*)
+//   status page       src/http/status/         (/ and /status.json; wired in serve-status.ts)
 //   module proxy      src/modproxy/            (/mod, with --modproxy)
 //   reverse proxy     src/revproxy/            (--http as an HTTP proxy, with --revproxy)
 //   access control    src/auth/token.ts        (--token, --read-token)
@@ -44,6 +45,7 @@ import type { S3Client } from "../s3/client.ts";
 import { createLogger, DEBUG_MODPROXY, requestLog, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
+import { daemonStatus } from "./serve-status.ts";
 
 const flagSpecs = { ...logFlags, ...localFlags, ...s3Flags, ...serveFlags, ...limitFlags, ...modproxyFlags, ...revproxyFlags };
 
@@ -100,7 +102,9 @@ export default defineCommand({
       unhealthy: () => (shuttingDown ? "shutting down" : null),
       info: () => ({ plugin: build ? formatPluginAddress(build.plugin.address) : null, cache_dir: local.cacheDir, bucket: s3?.bucket ?? null, ...revProxy?.info() }),
     });
-    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics: sh.metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
+    const status = daemonStatus(sh.metrics, logger);
+    const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics: sh.metrics, logger, bucket: client && { client, readOnly: s3!.readOnly }, onModuleRequest: status.moduleRequested }) : null;
+    status.mount(router, { build, client, s3, cacheDir: local.cacheDir, modproxy: modProxy !== null, specs: flagSpecs, flags });
     let http: HttpListener | null = null;
     try {
       revProxy = revproxy ? (await import("../revproxy/open.ts")).openRevProxy(revproxy, { metrics: sh.metrics, logger, client, readOnly: s3?.readOnly ?? false, tokens: sh.tokens }) : null;

@@ -77,6 +77,11 @@ const HELP: Record<string, string> = {
   revproxy_tunnels_open: "Reverse proxy: CONNECT tunnels open now.",
   revproxy_memory_bytes: "Reverse proxy: bytes of short-lived answers held in memory.",
   revproxy_seconds: "Reverse proxy: time to an answer's headers, in seconds.",
+  disk_bytes: "Bytes of entries and outputs in the local cache (measured at start, then kept current from writes and trims).",
+  disk_max_bytes: "The local cache's size cap (--max-size).",
+  trims: "Trims of the local cache that ran (Go's daily expiry, or the --max-size cap).",
+  trim_removed_files: "Files removed from the local cache by trims.",
+  trim_removed_bytes: "Bytes removed from the local cache by trims.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };

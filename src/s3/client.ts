@@ -41,6 +41,7 @@ import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { RemoteError, asRemoteError } from "./errors.ts";
 import { failureHint } from "./hints.ts";
+import { LastBucketError } from "./last-error.ts";
 import { loadSigner, type Signer } from "./signer.ts";
 import { UploadQueue } from "./upload-queue.ts";
 
@@ -74,6 +75,8 @@ export interface S3Client {
   /** Background uploads to this bucket, bounded (upload-queue.ts). */
   readonly uploads: UploadQueue;
   readonly breaker: Breaker;
+  /** The last failure with its cause, and whether the latest request failed (for the status page). */
+  readonly lastError: LastBucketError;
   close(): void;
 }
 
@@ -104,6 +107,7 @@ class BucketClient implements S3Client {
   readonly bucket: string;
   readonly breaker: Breaker;
   readonly uploads: UploadQueue;
+  readonly lastError = new LastBucketError();
   private readonly timeoutMs: number;
   private readonly endpoint: URL | null;
   private region: string;
@@ -224,6 +228,7 @@ class BucketClient implements S3Client {
     try {
       const out = await fn();
       this.breaker.success();
+      this.lastError.answered();
       return out;
     } catch (err) {
       throw this.failed(asRemoteError(err, what));
@@ -233,6 +238,7 @@ class BucketClient implements S3Client {
   /** Counts a failure, logs the first of a run (or after a recovery), and feeds the breaker. */
   private failed(err: RemoteError): RemoteError {
     this.deps.metrics.inc("s3_errors");
+    this.lastError.failed(err, failureHint(err, this.cfg));
     if (err.backendFault) this.breaker.failure();
     else this.breaker.success();
     if (!this.reported) {

@@ -14,6 +14,7 @@ export interface MountOptions extends ModProxyConfig {
   logger: Logger;
   /** The daemon's bucket, if any: immutable module files are mirrored to [prefix/]mod/ (storage/mirror.ts). */
   bucket?: { client: S3Client; readOnly: boolean } | null;
+  onModuleRequest?: (module: string) => void;
 }
 
 export function mountModProxy(router: Router, o: MountOptions): ModProxy {

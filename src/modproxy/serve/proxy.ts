@@ -59,6 +59,8 @@ export interface ModProxyOptions extends Omit<ModProxyConfig, "offline"> {
   offline?: boolean;
   /** How often the --rules file may be checked for changes (default 1s; rules/rules-file.ts). */
   rulesCheckEveryMs?: number;
+  /** Told the module path of every valid module request (the status page's most requested modules). */
+  onModuleRequest?: (module: string) => void;
 }
 
 export interface ModProxy {
@@ -137,6 +139,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     if (r instanceof Response) return r;
     if (r.kind === "sumdb") return refusePrivateLookup(priv, metrics, r.rest) ?? sumdb(req, r.rest);
     metrics.inc("modproxy_requests");
+    o.onModuleRequest?.(r.module);
     return r.kind === "file" && r.file === "zip" ? zips.serve(req, { ...r, file: "zip" }) : files(req, r);
   }
 
