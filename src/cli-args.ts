@@ -7,7 +7,7 @@
 // moves flags given before the subcommand after it (go-cache-plugin accepts
 // `go-cache-plugin --cache-dir=x serve`).
 
-export const SUBCOMMANDS = ["serve", "connect", "version", "mod", "completion"] as const;
+export const SUBCOMMANDS = ["serve", "connect", "version", "mod", "completion", "ci"] as const;
 
 export interface SplitArgs {
   command: string | null;

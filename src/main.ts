@@ -15,6 +15,7 @@ const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
   version: () => import("./commands/version.ts").then((m) => m.default),
   completion: () => import("./commands/completion.ts").then((m) => m.completionCommand(rootCommand)),
   mod: () => import("./commands/mod.ts").then((m) => m.default),
+  ci: () => import("./commands/ci.ts").then((m) => m.default),
 };
 
 export const rootCommand: CommandDef<any> = {
