@@ -6,6 +6,7 @@
 //   local disk (store/disk.ts, Go's layout)    always
 //   + shared S3 tier (tiered.ts)               with --bucket
 //   + build manifests and prefetch             plugin mode, unless --no-prefetch
+//   measured by a CostTracker (costs.ts)       always: time saved, per-command events
 //
 // The S3 code is loaded only when a bucket is set: a local-only run never
 // pays for it.
@@ -14,9 +15,11 @@ import { join } from "node:path";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import type { LocalConfig, S3Config } from "../config/config.ts";
 import type { S3Client } from "../s3/client.ts";
+import { openCostBook } from "../store/costs.ts";
 import { createDiskStore, type DiskStore } from "../store/disk.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import { CostTracker } from "./costs.ts";
 import { createLocalCache } from "./local.ts";
 import { createReadOnlyHandler, sweepScratch } from "./readonly.ts";
 import type { TieredCache } from "./tiered.ts";
@@ -41,6 +44,8 @@ export interface BuildCache {
   readonly disk: DiskStore;
   /** The S3 tier, when a bucket is set. */
   readonly tier: TieredCache | null;
+  /** What each action cost and what hits saved; listeners get every get and put. */
+  readonly tracker: CostTracker;
   /** A daemon connection's view: never closes the shared cache; read-only ones write to a private scratch store. */
   connection(access: "rw" | "ro", connID: number): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
@@ -79,18 +84,21 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
   const disk = openDisk(s.local, metrics, logger);
   let handler: CacheHandler = createLocalCache(disk, metrics);
   let tier: TieredCache | null = null;
+  const tracker = new CostTracker(openCostBook(s.local.cacheDir, { onError: (err) => logger.debug(`costs: ${err.message}`) }), metrics);
   if (s.s3) {
     const [{ createTieredCache }, { createS3Client }] = await Promise.all([import("./tiered.ts"), import("../s3/client.ts")]);
     const client = deps.client ?? createS3Client(s.s3, { metrics, logger });
-    tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch });
+    tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch, costs: tracker.book });
     handler = tier;
   }
+  handler = tracker.wrap(handler);
   const shared = handler;
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   return {
     handler,
     disk,
     tier,
+    tracker,
     connection: (access, connID) => (access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared)),
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {

@@ -56,6 +56,9 @@ const HELP: Record<string, string> = {
   http_busy: "HTTP requests refused (503) because --max-http-requests were being handled.",
   http_too_large: "HTTP requests refused (413) because their body was over --max-http-body.",
   http_in_flight: "HTTP requests being handled (not counting /healthz and /metrics).",
+  time_saved_seconds: "Estimated compute time saved by hits: the recorded miss-to-put time of each action hit (see docs/ci.md).",
+  hits_without_cost: "Hits on entries with no recorded cost (not counted in time saved).",
+  costs_recorded: "Puts whose action cost (miss-to-put time) was measured and recorded.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };
