@@ -10,7 +10,7 @@
 
 import { defineCommand } from "citty";
 import { CiError } from "../ci/git.ts";
-import { logFlags } from "../config/options.ts";
+import { ciFlags, localFlags, logFlags } from "../config/options.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { writeStderr } from "../util/std-output.ts";
 
@@ -49,9 +49,30 @@ const mtimesCommand = defineCommand({
   },
 });
 
+const summarySpecs = { ...logFlags, "cache-dir": localFlags["cache-dir"], ...ciFlags };
+
+const summaryCommand = defineCommand({
+  meta: {
+    name: "summary",
+    description:
+      "Markdown of what gostash did in this CI job, per go command: hits, misses, time saved, bucket bytes, slowest misses, module proxy; to $GITHUB_STEP_SUMMARY or stdout",
+  },
+  args: toCittyArgs(summarySpecs),
+  async run({ rawArgs }) {
+    try {
+      const flags = readFlags(rawArgs, summarySpecs);
+      const { writeJobSummary } = await import("../ci/summary-command.ts");
+      status = await writeJobSummary(flags);
+    } catch (err) {
+      status = fail(err);
+    }
+    return status;
+  },
+});
+
 export default defineCommand({
   meta: { name: "ci", description: "CI helpers: content-derived file times for the test cache (mtimes), a job summary (summary)" },
-  subCommands: { mtimes: mtimesCommand },
+  subCommands: { mtimes: mtimesCommand, summary: summaryCommand },
   run() {
     return status;
   },

@@ -12,6 +12,7 @@
 
 import type { CommandDef } from "citty";
 import type { BuildCache } from "../buildcache/open.ts";
+import { RunRecorder } from "../ci/record.ts";
 import { connectConfig } from "../config/daemon.ts";
 import { readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
 import { connectFlags, localFlags, logFlags } from "../config/options.ts";
@@ -65,10 +66,13 @@ export async function runConnect(rawArgs: string[]): Promise<number> {
   const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.bool("debug") });
   const metrics = new Metrics();
   const local = localFallback(flags, metrics, logger);
+  // This go command's record for `gostash ci summary`: its line and time window (the daemon counts what it serves).
+  const run = new RunRecorder("connect");
   let usedLocal = false;
   const openLocal = async () => {
     usedLocal = true;
     const cache = await local();
+    run.attach(cache.tracker);
     return { handler: cache.handler, where: cache.disk.dir };
   };
 
@@ -78,6 +82,7 @@ export async function runConnect(rawArgs: string[]): Promise<number> {
     if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
     // The bridge took over from the local cache at some point: trim it as direct mode does.
     if (usedLocal) (await local()).trim();
+    await recordRun(run, flags, formatPluginAddress(cfg.address));
     return res.code;
   }
 
@@ -87,5 +92,16 @@ export async function runConnect(rawArgs: string[]): Promise<number> {
   const { servePluginStdio } = await import("./plugin.ts");
   const code = await servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.bool("metrics") });
   (await local()).trim();
+  await recordRun(run, flags, formatPluginAddress(cfg.address));
   return code;
+}
+
+/** Appends the run record to the run log of connect's cache directory (the daemon's, when both use the default). */
+async function recordRun(run: RunRecorder, flags: Flags, daemon: string): Promise<void> {
+  try {
+    const { localConfig } = await import("../config/config.ts");
+    run.finish(localConfig(flags).cacheDir, null, { daemon });
+  } catch {
+    // A report, never a reason to fail the go command.
+  }
 }

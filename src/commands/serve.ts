@@ -19,6 +19,7 @@ import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
 import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import { openBuildCache, type BuildCache } from "../buildcache/open.ts";
+import { serveRunJournal } from "../ci/journal.ts";
 import { limitsConfig, localConfig, logConfig, s3Config, type LimitsConfig, type S3Config } from "../config/config.ts";
 import { serveConfig, type ServeConfig } from "../config/daemon.ts";
 import { ConfigError } from "../config/error.ts";
@@ -86,6 +87,7 @@ export default defineCommand({
       unhealthy: () => (shuttingDown ? "shutting down" : null),
       info: () => ({ plugin: formatPluginAddress(plugin.address), cache_dir: local.cacheDir, bucket: s3?.bucket ?? null }),
     });
+    serveRunJournal(router, cache.tracker, metrics); // GET /debug/runs, for `gostash ci summary`
     const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics, logger, bucket: client && { client, readOnly: s3!.readOnly } }) : null;
     let http: HttpListener | null = null;
     try {

@@ -367,3 +367,5 @@ export const modFlags = {
     description: "mod export: the checksum database the go command verifies against",
   },
 } satisfies FlagSpecs;
+
+export { ciFlags } from "./ci-flags.ts"; // `gostash ci summary`
