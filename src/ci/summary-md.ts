@@ -94,8 +94,8 @@ function modproxyLines(d: Record<string, number> | null): string[] {
   const hits = d.modproxy_hits ?? 0;
   const misses = d.modproxy_misses ?? 0;
   return [
-    `**Module proxy:** ${n(d.modproxy_requests ?? 0)} requests, ${n(hits)} served from the cache, ${n(misses)} fetched (${pct(hits, hits + misses)} hits); ` +
-      `${formatBytes(d.modproxy_bytes_served ?? 0)} served, ${formatBytes(d.modproxy_bytes_fetched ?? 0)} fetched upstream.`,
+    `**Module proxy:** ${n(d.modproxy_requests ?? 0)} requests, ${n(hits)} served from its disk, ${n(misses)} fetched from the bucket or upstream ` +
+      `(${pct(hits, hits + misses)} hits); ${formatBytes(d.modproxy_bytes_served ?? 0)} served, ${formatBytes(d.modproxy_bytes_fetched ?? 0)} of module zips fetched.`,
     "",
   ];
 }

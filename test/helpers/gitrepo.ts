@@ -50,9 +50,9 @@ export const TEST_MODULE: Record<string, string> = {
   "plain2/plain2_test.go": 'package plain2\n\nimport (\n\t"strings"\n\t"testing"\n)\n\nfunc TestUpper(t *testing.T) {\n\tif strings.ToUpper("a") != "A" {\n\t\tt.Fatal("upper")\n\t}\n}\n',
 };
 
-/** Writes the test module into dir (with link/testdata/alias.txt -> ../../shared/data.txt) and commits it. */
-export async function createTestRepo(dir: string): Promise<void> {
-  for (const [name, text] of Object.entries(TEST_MODULE)) {
+/** Writes the test module (plus extra files) into dir, with link/testdata/alias.txt -> ../../shared/data.txt, and commits it. */
+export async function createTestRepo(dir: string, extra: Record<string, string> = {}): Promise<void> {
+  for (const [name, text] of Object.entries({ ...TEST_MODULE, ...extra })) {
     mkdirSync(dirname(join(dir, name)), { recursive: true });
     writeFileSync(join(dir, name), text);
   }
