@@ -63,15 +63,6 @@ export function objectFormat(dir: string): "sha1" | "sha256" {
   return r.code === 0 && r.out.trim() === "sha256" ? "sha256" : "sha1";
 }
 
-/**
- * Brings the index's cached stat data up to date, so that "modified" below
- * means changed content, not just a touched file. Best effort: a read-only
- * checkout or a held index.lock only makes the next step hash more files.
- */
-export function refreshIndex(dir: string): void {
-  git(dir, ["update-index", "-q", "--refresh"]);
-}
-
 /** Every index entry under dir (paths relative to dir). Conflicted paths appear once, stage 0 ID unknown (""). */
 export function indexEntries(dir: string): IndexEntry[] {
   const byPath = new Map<string, IndexEntry>();
@@ -86,7 +77,12 @@ export function indexEntries(dir: string): IndexEntry[] {
   return [...byPath.values()];
 }
 
-/** Paths whose work-tree content differs from the index (deleted ones included). */
+/**
+ * Paths whose work-tree content differs from the index (deleted ones
+ * included). A file whose stat data differs from the index's but whose
+ * content does not (touched, or a checkout git has not refreshed) is
+ * compared by content and not listed: no `update-index --refresh` needed.
+ */
 export function modifiedPaths(dir: string): Set<string> {
   return new Set(splitZ(must(dir, ["ls-files", "-m", "-z"])));
 }

@@ -42,7 +42,6 @@ import {
   MODE_SYMLINK,
   modifiedPaths,
   objectFormat,
-  refreshIndex,
   requireWorkTree,
   symlinkBlobID,
   type IndexEntry,
@@ -94,7 +93,6 @@ export function setContentMtimes(dirArg: string): MtimesReport {
 
 /** Sets the times under dir (one repository); returns the hash of its tracked tree, or null if it tracks nothing. */
 function processTree(dir: string, report: MtimesReport): string | null {
-  refreshIndex(dir);
   const format = objectFormat(dir);
   const entries = currentIDs(dir, indexEntries(dir), format, report);
   const tree = new DirTree();
