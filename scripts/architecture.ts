@@ -38,6 +38,7 @@ export const FORBIDDEN: Record<string, string[]> = {
   "http/": ["cacheprog/", "store/", "buildcache/", "daemon/", "commands/"],
   "util/": ["cacheprog/", "store/", "buildcache/", "s3/", "daemon/", "commands/", "modproxy/", "http/", "config/"],
   "config/": ["cacheprog/", "store/", "buildcache/", "s3/", "commands/", "http/"],
+  "ci/": ["cacheprog/", "store/", "s3/", "daemon/", "commands/", "modproxy/"],
 };
 
 export interface SourceFile {

@@ -103,6 +103,10 @@ class ShardIndex {
     }
   }
 
+  get empty(): boolean {
+    return this.at.size === 0;
+  }
+
   get(id: Buffer): number | undefined {
     const o = this.at.get(id.readUIntLE(0, 6));
     if (o === undefined) return undefined;
@@ -135,7 +139,7 @@ class ShardedCostLog implements CostBook {
     const h = actionID[0]!;
     let shard = this.loaded.get(h);
     if (!shard) this.loaded.set(h, (shard = this.load(h)));
-    return shard.get(Buffer.from(actionID, "hex"));
+    return shard.empty ? undefined : shard.get(Buffer.from(actionID, "hex"));
   }
 
   /**
