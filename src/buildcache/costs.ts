@@ -36,10 +36,19 @@ export const MAX_COST_MS = 3600_000;
 /** Misses remembered while waiting for their put (oldest forgotten first). */
 const MAX_PENDING_MISSES = 100_000;
 
-export type CacheEvent =
+/** `conn`: the daemon connection (one go command) it came through; absent in plugin mode. */
+export type CacheEvent = { conn?: number } & (
   | { kind: "hit"; actionID: string; size: number; costMs: number | undefined; remote: boolean }
   | { kind: "miss"; actionID: string }
-  | { kind: "put"; actionID: string; size: number; costMs: number | undefined; diskPath: string };
+  | { kind: "put"; actionID: string; size: number; costMs: number | undefined; diskPath: string }
+);
+
+export interface WrapOptions {
+  /** The daemon connection this handler serves; its events carry it. */
+  conn?: number;
+  /** Record the miss-to-put costs of its puts (not for read-only clients, whose puts are never shared). */
+  recordCosts?: boolean;
+}
 
 export type CacheListener = (e: CacheEvent) => void;
 
@@ -60,16 +69,22 @@ export class CostTracker {
     return () => this.listeners.delete(fn);
   }
 
-  /** The handler measured: same answers, same synchronous-ness, costs recorded and summed. */
-  wrap(inner: CacheHandler): CacheHandler {
+  /**
+   * The handler measured: same answers, same synchronous-ness, costs
+   * recorded and summed. Each handler the go command's requests go through
+   * is wrapped once (plugin mode: the cache; the daemon: each connection).
+   */
+  wrap(inner: CacheHandler, o: WrapOptions = {}): CacheHandler {
+    const { conn } = o;
+    const record = o.recordCosts !== false;
     return {
       synchronous: inner.synchronous,
       get: (actionID) => {
         const r = inner.get(actionID);
-        if (r instanceof Promise) return r.then((hit) => this.answered(actionID, hit, true));
-        return this.answered(actionID, r, false);
+        if (r instanceof Promise) return r.then((hit) => this.answered(actionID, hit, true, conn));
+        return this.answered(actionID, r, false, conn);
       },
-      put: (actionID, outputID, size) => this.measuredPut(inner.put(actionID, outputID, size), actionID, size),
+      put: (actionID, outputID, size) => this.measuredPut(inner.put(actionID, outputID, size), actionID, size, conn, record),
       close: () => inner.close(),
     };
   }
@@ -78,29 +93,29 @@ export class CostTracker {
    * Counts a get's answer. A hit that had to wait (a promise) came through
    * the shared tier: tiered.ts answers local hits at once.
    */
-  private answered<T extends Hit | null>(actionID: string, hit: T, waited: boolean): T {
+  private answered<T extends Hit | null>(actionID: string, hit: T, waited: boolean, conn: number | undefined): T {
     if (!hit) {
       this.missedAt.delete(actionID); // re-inserted: the map stays in miss order
       this.missedAt.set(actionID, this.now());
       if (this.missedAt.size > MAX_PENDING_MISSES) this.missedAt.delete(this.missedAt.keys().next().value!);
-      this.emit({ kind: "miss", actionID });
+      this.emit({ kind: "miss", actionID, conn });
       return hit;
     }
     const costMs = this.book.get(actionID);
     if (costMs !== undefined) this.metrics.inc("time_saved_seconds", costMs / 1000);
     else this.metrics.inc("hits_without_cost");
-    this.emit({ kind: "hit", actionID, size: hit.size, costMs, remote: waited });
+    this.emit({ kind: "hit", actionID, size: hit.size, costMs, remote: waited, conn });
     return hit;
   }
 
-  private measuredPut(w: PutWriter, actionID: string, size: number): PutWriter {
+  private measuredPut(w: PutWriter, actionID: string, size: number, conn: number | undefined, record: boolean): PutWriter {
     return {
       write: (bytes) => w.write(bytes),
       abort: () => w.abort(),
       commit: () => {
-        const costMs = this.costOfPut(actionID);
+        const costMs = record ? this.costOfPut(actionID) : undefined;
         const done = (diskPath: string) => {
-          this.emit({ kind: "put", actionID, size, costMs, diskPath });
+          this.emit({ kind: "put", actionID, size, costMs, diskPath, conn });
           return diskPath;
         };
         const p = w.commit();

@@ -44,7 +44,7 @@ export interface BuildCache {
   readonly disk: DiskStore;
   /** The S3 tier, when a bucket is set. */
   readonly tier: TieredCache | null;
-  /** What each action cost and what hits saved; listeners get every get and put. */
+  /** What each action cost and what hits saved; listeners get every get and put (a daemon's with their connection). */
   readonly tracker: CostTracker;
   /** A daemon connection's view: never closes the shared cache; read-only ones write to a private scratch store. */
   connection(access: "rw" | "ro", connID: number): CacheHandler;
@@ -91,15 +91,16 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
     tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch, costs: tracker.book });
     handler = tier;
   }
-  handler = tracker.wrap(handler);
   const shared = handler;
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   return {
-    handler,
+    handler: tracker.wrap(handler),
     disk,
     tier,
     tracker,
-    connection: (access, connID) => (access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared)),
+    // Measured per connection, so each go command's events carry it; a read-only client's puts record no costs.
+    connection: (access, connID) =>
+      tracker.wrap(access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared), { conn: connID, recordCosts: access === "rw" }),
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {
       try {

@@ -1,15 +1,14 @@
 // The daemon's side of `gostash ci summary`: what its clients did, per
-// connection, served at GET /debug/runs.
+// connection (one go command each, through `gostash connect`), served at
+// GET /debug/runs.
 //
-// The plugin socket gives every read-write connection the same handler
-// (src/daemon/server.ts), so events carry no connection. Each event is
-// filed under the number of connections accepted so far
-// (connections_total): go commands that run one after the other, as CI
-// steps do, each get a segment of their own, exactly. Go commands attached
-// at the same time share their events between their segments (the totals
-// stay exact). `gostash connect` writes each go command's command line and
-// time window to the run log, and `ci summary` matches segments to them by
-// time (summary.ts).
+// Each connection's handler is measured on its own (buildcache/open.ts), so
+// every event carries its connection: a segment is exactly one connection's
+// traffic, whether go commands run one after the other or at the same time.
+// What the daemon cannot know is the go command's line: `gostash connect`
+// writes it, with its time window, to the run log, and `ci summary` matches
+// segments to those windows by time (summary.ts). A go command whose
+// connection was closed for idleness and dialled again has two segments.
 //
 // Bounded: the newest MAX_SEGMENTS segments are kept.
 
@@ -22,7 +21,7 @@ import { RunStats, type RunCounters } from "./run-stats.ts";
 const MAX_SEGMENTS = 1000;
 
 export interface Segment {
-  /** connections_total when the segment's events came. */
+  /** The daemon's connection number. */
   conn: number;
   /** Date.now() of its first and last event. */
   first: number;
@@ -49,11 +48,10 @@ export class DaemonJournal {
     tracker: CostTracker,
     private readonly metrics: Metrics,
   ) {
-    tracker.listen((e) => this.segment().add(e));
+    tracker.listen((e) => this.segment(e.conn ?? 0).add(e));
   }
 
-  private segment(): RunStats {
-    const conn = this.metrics.get("connections_total");
+  private segment(conn: number): RunStats {
     let s = this.segments.get(conn);
     if (!s) {
       this.segments.set(conn, (s = new RunStats()));

@@ -8,10 +8,11 @@
 //   the daemon (journal.ts)   GET /debug/runs: its per-connection segments and
 //                             its counters (bucket, uploads, module proxy)
 // Records are this job's (the same job ID, ci/job.ts), or without a job
-// ID those newer than --since. A daemon segment belongs to the connect
-// record whose time window holds it (the innermost if windows nest); the
-// segments of no record that came during the job are shown as one row of
-// other clients.
+// ID those newer than --since. A daemon segment (one connection) belongs to
+// the connect record whose time window holds it (the innermost if windows
+// nest: go commands started at the same instant can swap rows, the totals
+// stay exact); the segments of no record that came during the job are
+// shown as one row of other clients.
 
 import { shortCommand, goSubcommand } from "./job.ts";
 import { addCounters, zeroCounters, type RunCounters } from "./run-stats.ts";

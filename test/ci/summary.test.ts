@@ -5,7 +5,11 @@ import { appendFileSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archivePackage, describeOutput, testPackage } from "../../src/ci/describe.ts";
 import { jobID, goSubcommand, shortCommand } from "../../src/ci/job.ts";
-import type { Segment } from "../../src/ci/journal.ts";
+import { DaemonJournal, type Segment } from "../../src/ci/journal.ts";
+import { CostTracker } from "../../src/buildcache/costs.ts";
+import { openCostBook } from "../../src/store/costs.ts";
+import { Metrics } from "../../src/util/metrics.ts";
+import { stubHandler } from "../helpers/stub-handler.ts";
 import { RunStats, zeroCounters, type RunCounters } from "../../src/ci/run-stats.ts";
 import { appendRun, readRuns, runLogPath, type RunRecord } from "../../src/ci/runlog.ts";
 import { gatherReport, joinRows, owningWindow, slowestOf } from "../../src/ci/summary.ts";
@@ -106,6 +110,31 @@ describe("joining daemon segments with connect windows", () => {
     expect(slowestOf(rows).map((s) => [s.what, s.costMs])).toEqual([
       ["compile example.com/a (1 KiB)", 950],
       ["test example.com/a", 900],
+    ]);
+  });
+});
+
+describe("the daemon's journal", () => {
+  test("two go commands at the same time through one daemon: one segment each, exactly", async () => {
+    const dir = join(tmp.path, "journal");
+    mkdirSync(dir);
+    const metrics = new Metrics();
+    const tracker = new CostTracker(openCostBook(dir), metrics);
+    const journal = new DaemonJournal(tracker, metrics);
+    const stub = stubHandler(dir);
+    const [one, two] = [tracker.wrap(stub, { conn: 1 }), tracker.wrap(stub, { conn: 2 })];
+    const id = (i: number) => i.toString(16).padStart(64, "0");
+    for (let i = 0; i < 10; i++) {
+      one.get(id(i));
+      if (i % 2) two.get(id(100 + i));
+    }
+    const w = two.put(id(101), "f".repeat(64), 0);
+    await w.commit();
+    one.get(id(101)); // a hit on what the other command stored
+    const segs = journal.answer().segments.map((s) => [s.conn, s.counters.gets, s.counters.misses, s.counters.hitsLocal, s.counters.puts]);
+    expect(segs).toEqual([
+      [1, 11, 10, 1, 0],
+      [2, 5, 5, 0, 1],
     ]);
   });
 });
