@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
-import { startDaemon } from "./lib/daemon.mjs";
+import { goCacheProg, startDaemon } from "./lib/daemon.mjs";
 import { install } from "./lib/install.mjs";
 import { addPath, exportVariable, group, info, saveState, setOutput, warning } from "./lib/runner.mjs";
 import { daemonEnv, settings } from "./lib/settings.mjs";
@@ -28,11 +28,6 @@ function problem(what, err) {
   warning(`${message} (the job goes on without it)`);
 }
 
-/** A GOCACHEPROG value: the go command splits it like a shell, so quote a path with spaces. */
-function quoteArg(s) {
-  return /[\s'"]/.test(s) ? `"${s.replace(/(["\\])/g, "\\$1")}"` : s;
-}
-
 async function startAndExport(s, bin) {
   const dir = join(process.env.RUNNER_TEMP || dirname(bin), "gostash");
   const d = await startDaemon(bin, { dir, env: daemonEnv(s.readOnly), modproxy: s.modproxy });
@@ -40,7 +35,7 @@ async function startAndExport(s, bin) {
   saveState("http", d.http);
   saveState("log", d.log);
   setOutput("http", d.http);
-  exportVariable("GOCACHEPROG", `${quoteArg(bin)} connect ${d.plugin}`);
+  exportVariable("GOCACHEPROG", goCacheProg(bin, d.plugin));
   if (s.modproxy) {
     // "|": any error from the daemon (gone, refusing) falls through to what the job had.
     const before = process.env.GOPROXY || "https://proxy.golang.org,direct";

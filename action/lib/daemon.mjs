@@ -81,6 +81,21 @@ async function healthy(http) {
   }
 }
 
+/**
+ * GOCACHEPROG for the go command to reach the daemon. The go command splits
+ * the value with cmd/internal/quoted: fields may be wrapped in single or
+ * double quotes, with no escapes inside, so a path with spaces is quoted.
+ */
+export function goCacheProg(bin, plugin) {
+  const quote = (s) => {
+    if (!/[\s'"]/.test(s)) return s;
+    if (!s.includes("'")) return `'${s}'`;
+    if (!s.includes('"')) return `"${s}"`;
+    throw new Error(`daemon: the path ${s} holds both kinds of quotes; GOCACHEPROG cannot name it`);
+  };
+  return `${quote(bin)} connect ${plugin}`;
+}
+
 export function lastLines(text, n) {
   return text.trim().split("\n").slice(-n).join("\n");
 }

@@ -10,7 +10,7 @@
 
 import { defineCommand } from "citty";
 import { CiError } from "../ci/git.ts";
-import { ciFlags, localFlags, logFlags } from "../config/options.ts";
+import { ciFlags, localFlags } from "../config/options.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { writeStderr } from "../util/std-output.ts";
 
@@ -23,7 +23,7 @@ function fail(err: unknown): number {
   return 1;
 }
 
-const mtimesSpecs = { ...logFlags };
+const mtimesSpecs = {};
 
 const mtimesCommand = defineCommand({
   meta: {
@@ -49,7 +49,7 @@ const mtimesCommand = defineCommand({
   },
 });
 
-const summarySpecs = { ...logFlags, "cache-dir": localFlags["cache-dir"], ...ciFlags };
+const summarySpecs = { "cache-dir": localFlags["cache-dir"], ...ciFlags };
 
 const summaryCommand = defineCommand({
   meta: {

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { daemonEnv, readOnlyDecision } from "../../action/lib/settings.mjs";
 // @ts-expect-error: plain JavaScript, no type declarations
 import { exportVariable, input, saveState } from "../../action/lib/runner.mjs";
+// @ts-expect-error: plain JavaScript, no type declarations
+import { goCacheProg } from "../../action/lib/daemon.mjs";
 import { tempDir } from "../helpers/env.ts";
 import { parseKeyValueFile } from "../helpers/runner.ts";
 
@@ -76,5 +78,14 @@ describe("inputs and runner files", () => {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
     }
+  });
+});
+
+describe("GOCACHEPROG", () => {
+  test("a path with spaces or quotes is quoted the way the go command splits it (cmd/internal/quoted: no escapes)", () => {
+    expect(goCacheProg("/opt/gostash/bin/gostash", "127.0.0.1:1")).toBe("/opt/gostash/bin/gostash connect 127.0.0.1:1");
+    expect(goCacheProg("/home/a b/gostash", "127.0.0.1:1")).toBe("'/home/a b/gostash' connect 127.0.0.1:1");
+    expect(goCacheProg("/home/it's/gostash", "127.0.0.1:1")).toBe(`"/home/it's/gostash" connect 127.0.0.1:1`);
+    expect(() => goCacheProg(`/a'b"c/gostash`, "x")).toThrow("both kinds of quotes");
   });
 });
