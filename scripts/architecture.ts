@@ -39,6 +39,7 @@ export const FORBIDDEN: Record<string, string[]> = {
   "revproxy/": ["cacheprog/", "store/", "buildcache/", "daemon/", "commands/", "modproxy/"],
   "util/": ["cacheprog/", "store/", "buildcache/", "s3/", "daemon/", "commands/", "modproxy/", "http/", "config/"],
   "config/": ["cacheprog/", "store/", "buildcache/", "s3/", "commands/", "http/"],
+  "ci/": ["cacheprog/", "store/", "s3/", "daemon/", "commands/", "modproxy/"],
 };
 
 export interface SourceFile {

@@ -9,7 +9,7 @@
 // argument when that is a flag itself: `--http --plugin=1` is a missing
 // --http value (reported by flags.ts), not an address "--plugin=1".
 
-export const SUBCOMMANDS = ["serve", "connect", "version", "mod", "completion", "revproxy"] as const;
+export const SUBCOMMANDS = ["serve", "connect", "version", "mod", "completion", "revproxy", "ci"] as const;
 
 export interface SplitArgs {
   command: string | null;

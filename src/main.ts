@@ -20,6 +20,7 @@ const subCommands: Record<string, () => Promise<CommandDef<any>>> = {
   completion: () => import("./commands/completion.ts").then((m) => m.completionCommand(rootCommand)),
   mod: () => import("./commands/mod.ts").then((m) => m.default),
   revproxy: () => import("./commands/revproxy.ts").then((m) => m.default),
+  ci: () => import("./commands/ci.ts").then((m) => m.default),
 };
 
 export const rootCommand: CommandDef<any> = {

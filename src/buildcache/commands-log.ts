@@ -35,6 +35,8 @@ export interface CommandRecord {
   bytesHit: number;
   /** Output bytes stored by committed puts. */
   bytesPut: number;
+  /** Build time its hits were spared (recorded costs of the actions hit); absent until one is known. */
+  timeSavedSeconds?: number;
 }
 
 export class CommandsLog {
@@ -77,6 +79,12 @@ export class CommandsLog {
         return handler.close();
       },
     };
+  }
+
+  /** Adds what a hit of a running command spared (CostTracker's events). */
+  addTimeSaved(connID: number, seconds: number): void {
+    const rec = this.running.get(connID);
+    if (rec) rec.timeSavedSeconds = (rec.timeSavedSeconds ?? 0) + seconds;
   }
 
   /** Running commands (newest first), then finished ones (newest first). */

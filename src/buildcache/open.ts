@@ -6,6 +6,7 @@
 //   local disk (store/disk.ts, Go's layout)    always
 //   + shared S3 tier (tiered.ts)               with --bucket
 //   + build manifests and prefetch             plugin mode, unless --no-prefetch
+//   measured by a CostTracker (costs.ts)       always: time saved, per-command events
 //
 // The S3 code is loaded only when a bucket is set: a local-only run never
 // pays for it.
@@ -14,10 +15,12 @@ import { join } from "node:path";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import type { LocalConfig, S3Config } from "../config/config.ts";
 import type { S3Client } from "../s3/client.ts";
+import { openCostBook } from "../store/costs.ts";
 import { createDiskStore, type DiskStore } from "../store/disk.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { CommandsLog } from "./commands-log.ts";
+import { CostTracker } from "./costs.ts";
 import { DiskUsage } from "./disk-usage.ts";
 import { createLocalCache } from "./local.ts";
 import { createReadOnlyHandler, sweepScratch } from "./readonly.ts";
@@ -47,6 +50,8 @@ export interface BuildCache {
   readonly commands: CommandsLog;
   /** Bytes stored against --max-size, and trims (disk_bytes, trims, ...). */
   readonly usage: DiskUsage;
+  /** What each action cost and what hits saved; listeners get every get and put (a daemon's with their connection). */
+  readonly tracker: CostTracker;
   /** A daemon connection's view: never closes the shared cache; read-only ones write to a private scratch store. */
   connection(access: "rw" | "ro", connID: number): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
@@ -85,24 +90,34 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
   const disk = openDisk(s.local, metrics, logger);
   let handler: CacheHandler = createLocalCache(disk, metrics);
   let tier: TieredCache | null = null;
+  const tracker = new CostTracker(openCostBook(s.local.cacheDir, { onError: (err) => logger.debug(`costs: ${err.message}`) }), metrics);
   if (s.s3) {
     const [{ createTieredCache }, { createS3Client }] = await Promise.all([import("./tiered.ts"), import("../s3/client.ts")]);
     const client = deps.client ?? createS3Client(s.s3, { metrics, logger });
-    tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch });
+    tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch, costs: tracker.book });
     handler = tier;
   }
   const shared = handler;
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   const commands = new CommandsLog();
   const usage = new DiskUsage(disk, s.local.maxSize, metrics);
+  tracker.listen((e) => {
+    if (e.kind === "hit" && e.conn !== undefined && e.costMs !== undefined) commands.addTimeSaved(e.conn, e.costMs / 1000);
+  });
   return {
-    handler,
+    handler: tracker.wrap(handler),
     disk,
     tier,
     commands,
     usage,
+    tracker,
+    // Measured per connection, so each go command's events carry it; a read-only client's puts record no costs.
     connection: (access, connID) =>
-      commands.track(access, connID, access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared)),
+      commands.track(
+        access,
+        connID,
+        tracker.wrap(access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared), { conn: connID, recordCosts: access === "rw" }),
+      ),
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {
       try {

@@ -30,6 +30,7 @@ import type { S3Config } from "../config/config.ts";
 import { formatBytes } from "../util/bytes.ts";
 import type { S3Client } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
+import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import { actionObject, downloadOutput, uploadOutput, type OutputFile } from "../store/s3-objects.ts";
 import type { Logger } from "../util/log.ts";
@@ -47,6 +48,8 @@ export interface TieredOptions {
   logger: Logger;
   /** Build manifests and prefetch: one go command per cache (direct mode). */
   prefetch?: boolean;
+  /** Action costs (costs.ts): uploaded with each object, recorded from each download. */
+  costs?: CostBook;
 }
 
 export interface TieredCache extends CacheHandler {
@@ -69,9 +72,10 @@ class Tiers implements TieredCache {
   private readonly flights = new SingleFlight<StoredOutput | null>();
   private readonly warnOnce: (what: string, message: string) => void;
   private readonly prefetch: Prefetcher | null;
+  private readonly costs: CostBook | undefined;
 
   constructor(o: TieredOptions) {
-    ({ disk: this.disk, client: this.client, s3: this.s3, metrics: this.metrics, logger: this.logger } = o);
+    ({ disk: this.disk, client: this.client, s3: this.s3, metrics: this.metrics, logger: this.logger, costs: this.costs } = o);
     this.downloads = new Semaphore(Math.max(1, o.s3.concurrency));
     this.warnOnce = onceWarner(o.logger);
     this.prefetch = o.prefetch && o.s3.prefetch !== false ? this.makePrefetcher() : null;
@@ -100,7 +104,7 @@ class Tiers implements TieredCache {
     if (!this.wantsUpload(size)) return localPut(this.disk, this.metrics, actionID, outputID, size);
     // Uploaded once stored, with the entry's own time (a fresh runner's hit carries it).
     return localPut(this.disk, this.metrics, actionID, outputID, size, (out) => {
-      const f: OutputFile = { actionID, ...out };
+      const f: OutputFile = { actionID, ...out, costMs: this.costs?.get(actionID) };
       this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f) });
     });
   }
@@ -148,6 +152,7 @@ class Tiers implements TieredCache {
       }
       // It came from the bucket: no need to send it back.
       client.uploads.markSeen(client.key(actionObject(actionID)));
+      if (out.costMs !== undefined) this.costs?.record(actionID, out.costMs);
       return out;
     } catch (err) {
       this.remoteFailed(err, actionID);

@@ -26,6 +26,7 @@ const GROUPS: [keyof typeof catalogue, string][] = [
   ["modproxyFlags", "Module proxy"],
   ["revproxyFlags", "Reverse proxy"],
   ["limitFlags", "Limits"],
+  ["ciFlags", "CI job summary"],
   ["logFlags", "Logging"],
 ];
 

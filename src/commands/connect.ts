@@ -13,6 +13,7 @@
 import type { CommandDef } from "citty";
 import type { BuildCache } from "../buildcache/open.ts";
 import { withRequestLog } from "../cacheprog/request-log.ts";
+import { RunRecorder } from "../ci/record.ts";
 import { checkConnectArgs, connectFlagSpecs } from "../cli/start.ts";
 import type { ConnectConfig } from "../config/daemon.ts";
 import { toCittyArgs, type Flags } from "../config/flags.ts";
@@ -64,10 +65,13 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
   const logger = createLogger({ verbose: flags.bool("verbose"), debug: flags.mask("debug") });
   const metrics = new Metrics();
   const local = localFallback(flags, metrics, logger);
+  // This go command's record for `gostash ci summary`: its line and time window (the daemon counts what it serves).
+  const run = new RunRecorder("connect");
   let usedLocal = false;
   const openLocal = async () => {
     usedLocal = true;
     const cache = await local();
+    run.attach(cache.tracker);
     return { handler: withRequestLog(cache.handler), where: cache.disk.dir };
   };
 
@@ -77,6 +81,7 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
     if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
     // The bridge took over from the local cache at some point: trim it as direct mode does.
     if (usedLocal) (await local()).trim();
+    await recordRun(run, flags, formatPluginAddress(cfg.address));
     return res.code;
   }
 
@@ -86,5 +91,16 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
   const { servePluginStdio } = await import("./plugin.ts");
   const code = await servePluginStdio(handler, { metrics, logger, tag: "connect", summary: flags.bool("metrics") });
   (await local()).trim();
+  await recordRun(run, flags, formatPluginAddress(cfg.address));
   return code;
+}
+
+/** Appends the run record to the run log of connect's cache directory (the daemon's, when both use the default). */
+async function recordRun(run: RunRecorder, flags: Flags, daemon: string): Promise<void> {
+  try {
+    const { localConfig } = await import("../config/config.ts");
+    run.finish(localConfig(flags).cacheDir, null, { daemon });
+  } catch {
+    // A report, never a reason to fail the go command.
+  }
 }

@@ -8,6 +8,7 @@ import type { CacheHandler } from "../cacheprog/session.ts";
 import { withRequestLog } from "../cacheprog/request-log.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { openBuildCache } from "../buildcache/open.ts";
+import { RunRecorder } from "../ci/record.ts";
 import { localConfig, logConfig, s3Config } from "../config/config.ts";
 import { toCittyArgs, type Flags } from "../config/flags.ts";
 import { checkPluginArgs, pluginFlagSpecs } from "../cli/start.ts";
@@ -47,9 +48,13 @@ export async function runPlugin(flags: Flags): Promise<number> {
   const metrics = new Metrics();
   logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
   const cache = await openBuildCache({ local, s3, prefetch: true }, { metrics, logger });
+  const run = new RunRecorder("plugin");
+  run.attach(cache.tracker);
   const code = await servePluginStdio(withRequestLog(cache.handler), { metrics, logger, tag: "plugin", summary: log.metrics });
   // Go's trim (at most daily), after the session: `go` has stopped waiting for us by then.
   cache.trim();
+  // This go command's record for `gostash ci summary` (src/ci/runlog.ts), likewise after the session.
+  run.finish(local.cacheDir, s3 ? metrics : null);
   return code;
 }
 

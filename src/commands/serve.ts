@@ -22,6 +22,7 @@ import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
 import { requireHttpAuth, TokenChecker } from "../auth/token.ts";
 import { openBuildCache, type BuildCache } from "../buildcache/open.ts";
+import { serveRunJournal } from "../ci/journal.ts";
 import { withRequestLog } from "../cacheprog/request-log.ts";
 import { checkCacheDir } from "../cli/cache-dir.ts";
 import { StartupError } from "../cli/errors.ts";
@@ -103,6 +104,7 @@ export default defineCommand({
       info: () => ({ plugin: build ? formatPluginAddress(build.plugin.address) : null, cache_dir: local.cacheDir, bucket: s3?.bucket ?? null, ...revProxy?.info() }),
     });
     const status = daemonStatus(sh.metrics, logger);
+    if (build) serveRunJournal(router, build.cache.tracker, sh.metrics); // GET /debug/runs, for `gostash ci summary`
     const modProxy = modproxy ? (await import("../modproxy/serve/mount.ts")).mountModProxy(router, { ...modproxy, metrics: sh.metrics, logger, bucket: client && { client, readOnly: s3!.readOnly }, onModuleRequest: status.moduleRequested }) : null;
     status.mount(router, { build, client, s3, cacheDir: local.cacheDir, modproxy: modProxy !== null, specs: flagSpecs, flags });
     let http: HttpListener | null = null;

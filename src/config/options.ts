@@ -341,9 +341,9 @@ export const modproxyFlags = {
   },
 } satisfies FlagSpecs;
 
-// The reverse proxy's flags have their own file; re-exported so that every
-// group is here (value-flags.ts reads them all from this module).
+// Groups kept in their own files, re-exported: value-flags.ts reads all from here.
 export { revproxyCAFlags, revproxyFlags } from "./revproxy-flags.ts";
+export { ciFlags } from "./ci-flags.ts";
 
 // `gostash mod import|export` (src/commands/mod.ts).
 export const modFlags = {

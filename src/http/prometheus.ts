@@ -82,6 +82,9 @@ const HELP: Record<string, string> = {
   trims: "Trims of the local cache that ran (Go's daily expiry, or the --max-size cap).",
   trim_removed_files: "Files removed from the local cache by trims.",
   trim_removed_bytes: "Bytes removed from the local cache by trims.",
+  time_saved_seconds: "Estimated compute time saved by hits: the recorded miss-to-put time of each action hit (see docs/ci.md).",
+  uncosted_hits: "Hits on entries with no recorded cost (not counted in time saved).",
+  costs_recorded: "Puts whose action cost (miss-to-put time) was measured and recorded.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };

@@ -9,6 +9,8 @@
 //     gostash-size      output size in bytes (uncompressed), decimal
 //     gostash-time      time of the original put, Unix nanoseconds, decimal
 //     gostash-encoding  "identity" or "zstd"
+//     gostash-cost      optional: what computing the action took, in ms
+//                       (buildcache/costs.ts); a later hit saved that much
 //
 // Other layouts in the same bucket: manifests/ (manifests.ts) and mod/
 // (the module mirror, modproxy).
@@ -31,6 +33,8 @@ export interface ObjectMeta {
   size: number;
   timeNanos: bigint;
   encoding: Encoding;
+  /** Milliseconds the action took to compute, when measured. */
+  costMs?: number;
 }
 
 /** What an upload needs: the output as it is on the local disk. */
@@ -40,6 +44,7 @@ export interface OutputFile {
   size: number;
   timeNanos: bigint;
   diskPath: string;
+  costMs?: number;
 }
 
 /** Outputs in this range are zstd-compressed when that saves at least 5%. */
@@ -52,6 +57,7 @@ const META_OUTPUT = "gostash-output";
 const META_SIZE = "gostash-size";
 const META_TIME = "gostash-time";
 const META_ENCODING = "gostash-encoding";
+const META_COST = "gostash-cost";
 
 /** The object name of an action (without the prefix). */
 export function actionObject(actionID: string): string {
@@ -64,6 +70,7 @@ export function encodeMeta(m: ObjectMeta): Record<string, string> {
     [META_SIZE]: String(m.size),
     [META_TIME]: String(m.timeNanos),
     [META_ENCODING]: m.encoding,
+    ...(m.costMs !== undefined ? { [META_COST]: String(m.costMs) } : {}),
   };
 }
 
@@ -78,7 +85,10 @@ export function decodeMeta(md: Record<string, string> | undefined): ObjectMeta |
   if (!size || !/^\d{1,15}$/.test(size)) return null;
   if (!time || !/^\d{1,20}$/.test(time)) return null;
   if (encoding !== "identity" && encoding !== "zstd") return null;
-  return { outputID, size: Number(size), timeNanos: BigInt(time), encoding };
+  // The cost is only an estimate: a malformed one is dropped, the object stays good.
+  const cost = md[META_COST];
+  const costMs = cost && /^\d{1,10}$/.test(cost) ? Number(cost) : undefined;
+  return { outputID, size: Number(size), timeNanos: BigInt(time), encoding, ...(costMs !== undefined ? { costMs } : {}) };
 }
 
 /** The body an output is uploaded as: zstd when it saves at least 5%, else as is. */
@@ -103,7 +113,7 @@ export async function uploadOutput(client: S3Client, f: OutputFile, compress: bo
   }
   if (bytes.length !== f.size) return null;
   const { body, encoding } = await encodeBody(bytes, compress);
-  const meta = encodeMeta({ outputID: f.outputID, size: f.size, timeNanos: f.timeNanos, encoding });
+  const meta = encodeMeta({ outputID: f.outputID, size: f.size, timeNanos: f.timeNanos, encoding, costMs: f.costMs });
   await client.put(actionObject(f.actionID), body, { metadata: meta });
   return body.length;
 }
@@ -114,7 +124,7 @@ export async function uploadOutput(client: S3Client, f: OutputFile, compress: bo
  * that does not check out). `received` reports the bytes that came over
  * the wire.
  */
-export async function downloadOutput(client: S3Client, disk: DiskStore, actionID: string, received?: (n: number) => void): Promise<StoredOutput | null> {
+export async function downloadOutput(client: S3Client, disk: DiskStore, actionID: string, received?: (n: number) => void): Promise<(StoredOutput & { costMs?: number }) | null> {
   const obj = await client.get(actionObject(actionID));
   if (!obj) return null;
   const meta = decodeMeta(obj.metadata);
@@ -127,7 +137,8 @@ export async function downloadOutput(client: S3Client, disk: DiskStore, actionID
     obj.cancel();
     throw new RemoteError("badobject", `s3: ${key}: ${why}`);
   };
-  return landVerified(disk, actionID, meta, obj, bad, received);
+  const out = await landVerified(disk, actionID, meta, obj, bad, received);
+  return meta.costMs === undefined ? out : { ...out, costMs: meta.costMs };
 }
 
 /** Streams a body into the store, committed only if its SHA-256 and size match meta. */

@@ -13,6 +13,7 @@ export function summaryLines(m: Metrics): string[] {
     `gets ${gets}, hits ${hits} (${pct}%; local ${m.get("hits_local")}, remote ${m.get("hits_remote")}), misses ${m.get("misses")}`,
     `puts ${m.get("puts")} (${formatBytes(m.get("bytes_put"))}), served ${formatBytes(m.get("bytes_hit"))}, errors ${m.get("errors")}, time ${secs}s`,
   ];
+  if (m.counters.has("time_saved_seconds") || m.counters.has("costs_recorded") || m.counters.has("uncosted_hits")) lines.push(timeSavedLine(m));
   const get = m.histograms.get("get_seconds");
   if (get?.count) lines.push(`get latency mean ${((get.sum / get.count) * 1e6).toFixed(0)}µs over ${get.count}`);
   if (m.counters.has("remote_gets") || m.counters.has("uploads")) {
@@ -32,6 +33,23 @@ export function summaryLines(m: Metrics): string[] {
   const limits = LIMIT_COUNTERS.filter(([k]) => m.get(k) > 0);
   if (limits.length) lines.push(`limits: ${limits.map(([k, what]) => `${what} ${m.get(k)}`).join(", ")}`);
   return lines;
+}
+
+/** Estimated compute time the hits saved (buildcache/costs.ts says how it is measured). */
+export function timeSavedLine(m: Metrics): string {
+  const costed = m.get("hits_local") + m.get("hits_remote") - m.get("uncosted_hits");
+  return (
+    `time saved: ~${formatSeconds(m.get("time_saved_seconds"))} of compute by ${costed} hits with a recorded cost` +
+    ` (${m.get("uncosted_hits")} hits without one), ${m.get("costs_recorded")} costs recorded`
+  );
+}
+
+export function formatSeconds(s: number): string {
+  if (s < 59.95) return `${s.toFixed(1)}s`;
+  const secs = Math.round(s);
+  if (secs < 3600) return `${Math.floor(secs / 60)}m${String(secs % 60).padStart(2, "0")}s`;
+  const mins = Math.round(secs / 60);
+  return `${Math.floor(mins / 60)}h${String(mins % 60).padStart(2, "0")}m`;
 }
 
 /** Counters of refusals and waits by the resource limits (shown only when not zero). */

@@ -15,7 +15,8 @@ function renderCommands(doc) {
     cell(tr, formatCount(c.hitsRemote), "n");
     cell(tr, formatCount(c.puts), "n");
     cell(tr, formatBytes(c.bytesPut), "n");
-    cell(tr, c.timeSavedSeconds === undefined ? "not measured" : formatSeconds(c.timeSavedSeconds), "n");
+    if (c.timeSavedSeconds === undefined) cell(tr, "not measured", "n");
+    else showNumber(cell(tr, "", "n"), c.timeSavedSeconds, formatSeconds);
   });
   if (!rows.length) fillRows($("command-rows"), [0], (tr) => (cell(tr, "No go command has used the build cache yet.", "none").colSpan = 11));
 }

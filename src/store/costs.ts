@@ -1,0 +1,208 @@
+// The cost book: how long each cached action took to compute, kept next to
+// the local cache so every later hit can say how much time it saved
+// (buildcache/costs.ts measures and reads it; the bucket carries the same
+// figure in each object's metadata, s3-objects.ts).
+//
+// Layout, in the cache directory but outside Go's <xx> directories, so Go's
+// trim and `go clean -cache` (which remove only those) never touch it:
+//
+//   <dir>/gostash-costs/<h>.log      h = first hex digit of the action ID (16 shards)
+//     a sequence of 40-byte records, appended:
+//       bytes  0..31  action ID (binary)
+//       bytes 32..35  cost in milliseconds, uint32 little-endian
+//       bytes 36..39  CRC-32 of bytes 0..35, uint32 little-endian
+//     a later record for the same action replaces an earlier one.
+//
+// Crash safety: each record is one write() to a file opened for appending,
+// so concurrent writers (several plugin processes, a daemon) never interleave
+// inside a record. A record cut short by a crash or a full disk fails its
+// CRC; the reader then slides forward byte by byte until records check out
+// again, so one torn record never hides the ones after it.
+//
+// Bounds: when a shard grows over maxShardBytes it is compacted: the newest
+// record of each action is kept, newest first, up to half the limit, and
+// written to a temp file renamed over the shard. A record another process
+// appends during that window may be lost; so may the costs of entries Go's
+// trim removed long ago: a lost cost only makes a later hit's saving
+// uncounted (understated), never wrong data for a build.
+//
+// Every I/O error is swallowed (reported through onError): costs are an
+// estimate and must never fail or slow a build.
+
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+export const COSTS_DIR = "gostash-costs";
+export const RECORD_SIZE = 40;
+/** 16 shards of this much: about 100,000 actions in 4 MiB. */
+export const DEFAULT_MAX_SHARD_BYTES = 256 << 10;
+/** Costs are uint32 milliseconds (49 days); anything longer is clamped. */
+const MAX_COST_MS = 0xffffffff;
+/** Costs recorded by this process kept in memory (a daemon's, beyond what it loaded). */
+const MAX_OWN_COSTS = 200_000;
+
+export interface CostBook {
+  /** The recorded cost of an action in ms, if any. */
+  get(actionID: string): number | undefined;
+  /** Records (or replaces) an action's cost in ms. */
+  record(actionID: string, ms: number): void;
+}
+
+export interface CostBookOptions {
+  maxShardBytes?: number;
+  onError?: (err: Error) => void;
+}
+
+export function openCostBook(cacheDir: string, o: CostBookOptions = {}): CostBook {
+  return new ShardedCostLog(join(cacheDir, COSTS_DIR), o);
+}
+
+export function encodeRecord(actionID: string, ms: number): Buffer {
+  const rec = Buffer.alloc(RECORD_SIZE);
+  rec.write(actionID, 0, 32, "hex");
+  rec.writeUInt32LE(Math.max(0, Math.min(MAX_COST_MS, Math.round(ms))), 32);
+  rec.writeUInt32LE(Bun.hash.crc32(rec.subarray(0, 36)), 36);
+  return rec;
+}
+
+/** Every valid record in a shard's bytes, in file order (torn or corrupt stretches skipped). */
+export function decodeRecords(buf: Uint8Array): { actionID: string; ms: number }[] {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: { actionID: string; ms: number }[] = [];
+  let o = 0;
+  while (o + RECORD_SIZE <= b.length) {
+    if (Bun.hash.crc32(b.subarray(o, o + 36)) === b.readUInt32LE(o + 36)) {
+      out.push({ actionID: b.toString("hex", o, o + 32), ms: b.readUInt32LE(o + 32) });
+      o += RECORD_SIZE;
+    } else o++;
+  }
+  return out;
+}
+
+/**
+ * One shard in memory: its bytes, and where the newest record of each action
+ * starts, keyed by the first 6 bytes of the ID (a number, much cheaper to
+ * build than 64-character strings; the full ID and the CRC are checked on
+ * lookup, so a key shared by two actions only loses the older one's cost).
+ */
+class ShardIndex {
+  private readonly at = new Map<number, number>();
+
+  constructor(private readonly buf: Buffer) {
+    if (buf.length % RECORD_SIZE === 0) {
+      for (let o = 0; o < buf.length; o += RECORD_SIZE) this.at.set(buf.readUIntLE(o, 6), o);
+      return;
+    }
+    // Torn somewhere (a crash mid-append): find the records that check out.
+    let o = 0;
+    while (o + RECORD_SIZE <= buf.length) {
+      if (Bun.hash.crc32(buf.subarray(o, o + 36)) === buf.readUInt32LE(o + 36)) {
+        this.at.set(buf.readUIntLE(o, 6), o);
+        o += RECORD_SIZE;
+      } else o++;
+    }
+  }
+
+  get empty(): boolean {
+    return this.at.size === 0;
+  }
+
+  get(id: Buffer): number | undefined {
+    const o = this.at.get(id.readUIntLE(0, 6));
+    if (o === undefined) return undefined;
+    const b = this.buf;
+    if (b.compare(id, 0, 32, o, o + 32) !== 0) return undefined;
+    if (Bun.hash.crc32(b.subarray(o, o + 36)) !== b.readUInt32LE(o + 36)) return undefined;
+    return b.readUInt32LE(o + 32);
+  }
+}
+
+class ShardedCostLog implements CostBook {
+  /** Shard (first hex digit) -> what was on disk when first asked. */
+  private readonly loaded = new Map<string, ShardIndex>();
+  /** Costs this process recorded (newer than anything loaded). */
+  private readonly mine = new Map<string, number>();
+  private readonly maxShardBytes: number;
+  private madeDir = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly o: CostBookOptions,
+  ) {
+    this.maxShardBytes = Math.max(RECORD_SIZE * 4, o.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  }
+
+  get(actionID: string): number | undefined {
+    if (actionID.length !== 64) return undefined;
+    const own = this.mine.get(actionID);
+    if (own !== undefined) return own;
+    const h = actionID[0]!;
+    let shard = this.loaded.get(h);
+    if (!shard) this.loaded.set(h, (shard = this.load(h)));
+    return shard.empty ? undefined : shard.get(Buffer.from(actionID, "hex"));
+  }
+
+  /**
+   * One append per record, with the file opened and closed around it: a
+   * descriptor kept open would go on writing into a shard another process
+   * has since compacted (renamed over), and those records would be lost.
+   */
+  record(actionID: string, ms: number): void {
+    if (!/^[0-9a-f]{64}$/.test(actionID) || !Number.isFinite(ms)) return;
+    const h = actionID[0]!;
+    const rec = encodeRecord(actionID, ms);
+    this.mine.set(actionID, rec.readUInt32LE(32));
+    if (this.mine.size > MAX_OWN_COSTS) this.mine.delete(this.mine.keys().next().value!);
+    try {
+      if (this.append(h, rec) > this.maxShardBytes) this.compact(h);
+    } catch (err) {
+      this.o.onError?.(err as Error);
+    }
+  }
+
+  private path(h: string): string {
+    return join(this.dir, `${h}.log`);
+  }
+
+  private load(h: string): ShardIndex {
+    try {
+      return new ShardIndex(readFileSync(this.path(h)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
+      return new ShardIndex(Buffer.alloc(0));
+    }
+  }
+
+  /** Appends one record; returns the shard's size after it. */
+  private append(h: string, rec: Buffer): number {
+    if (!this.madeDir) {
+      mkdirSync(this.dir, { recursive: true });
+      this.madeDir = true;
+    }
+    const fd = openSync(this.path(h), "a");
+    try {
+      writeSync(fd, rec);
+      return fstatSync(fd).size;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Keeps the newest record of each action, newest first, up to half the limit; temp file + rename. */
+  private compact(h: string): void {
+    const records = decodeRecords(readFileSync(this.path(h)));
+    const keep = Math.floor(this.maxShardBytes / 2 / RECORD_SIZE);
+    const seen = new Set<string>();
+    const kept: Buffer[] = [];
+    for (let i = records.length - 1; i >= 0 && kept.length < keep; i--) {
+      const r = records[i]!;
+      if (seen.has(r.actionID)) continue;
+      seen.add(r.actionID);
+      kept.push(encodeRecord(r.actionID, r.ms));
+    }
+    kept.reverse();
+    const tmp = `${this.path(h)}.${process.pid}.tmp`;
+    writeFileSync(tmp, Buffer.concat(kept));
+    renameSync(tmp, this.path(h));
+  }
+}

@@ -1,0 +1,93 @@
+// The time-saved estimate checked against reality: a module built cold,
+// then warm, through gostash; the saving the warm run reports is compared
+// with the measured cold-minus-warm wall time. Then a fresh machine (empty
+// local cache, same bucket) builds it warm from the bucket and reports the
+// same saving: the costs travelled in the objects' metadata.
+//
+// The builds run with -p=1, so the go command computes one action at a time
+// and summed action costs are comparable with wall time (with -p=N they add
+// up to as much as N times the wall time: the estimate is compute time).
+//
+// Tolerance: the reported saving must be within 35% of cold-minus-warm.
+// Both the costs and the cold wall time are measured in the same cold run,
+// so machine load inflates them together; what is left is the go command's
+// own work between actions (loading packages, writing outputs, the link),
+// a few percent here. A figure off by 2x, or zero, fails.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
+import { join } from "node:path";
+import { BIN, tempDir } from "../helpers/env.ts";
+import { go, goEnv } from "../helpers/go.ts";
+import { startS3Server, type S3Server } from "../helpers/s3server.ts";
+import { mkdirSync, writeFileSync } from "node:fs";
+
+const TOLERANCE = 0.35;
+const tmp = tempDir("gostash-e2e-time-saved-");
+const mod = join(tmp.path, "mod");
+let s3: S3Server;
+
+beforeAll(async () => {
+  s3 = await startS3Server();
+  mkdirSync(join(mod, "cmd", "app"), { recursive: true });
+  writeFileSync(join(mod, "go.mod"), "module example.com/timed\n\ngo 1.22\n");
+  // fmt and its dependencies (runtime, reflect, strconv, ...) are what a cold build compiles.
+  writeFileSync(join(mod, "cmd", "app", "main.go"), 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("timed") }\n');
+}, 120_000);
+
+afterAll(async () => {
+  await s3?.stop();
+  tmp.cleanup();
+});
+
+/** The --metrics line's estimate, in seconds ("~25.8s", "~1m05s", "~1h02m"). */
+function savedSeconds(stderr: string): number {
+  const m = /time saved: ~(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?/.exec(stderr);
+  if (!m) throw new Error(`no time saved line in:\n${stderr}`);
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+async function timedBuild(machine: string): Promise<{ seconds: number; stderr: string }> {
+  const env = goEnv({
+    gocache: join(tmp.path, machine, "gocache"),
+    prog: `${BIN} --metrics --min-upload-size=0`,
+    home: join(tmp.path, machine, "home"),
+    extra: { ...s3.env, GOFLAGS: "-mod=mod -p=1" },
+  });
+  const t0 = performance.now();
+  const r = await go(["build", "-o", join(tmp.path, machine, "app"), "./cmd/app"], mod, env, 600_000);
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.code !== 0) throw new Error(`go build failed:\n${r.stderr}`);
+  return { seconds, stderr: r.stderr };
+}
+
+describe("time saved", () => {
+  test("the warm build reports about the cold-minus-warm time; a fresh machine warm from the bucket reports the same", async () => {
+    const cold = await timedBuild("a");
+    expect(cold.stderr).toMatch(/[1-9]\d* costs recorded/);
+    expect(savedSeconds(cold.stderr)).toBe(0);
+    const warm = await timedBuild("a");
+    expect(warm.stderr).toMatch(/misses [01]\b/);
+    const measured = cold.seconds - warm.seconds;
+    const reported = savedSeconds(warm.stderr);
+    console.error(`time saved: reported ${reported.toFixed(1)}s, measured cold ${cold.seconds.toFixed(1)}s - warm ${warm.seconds.toFixed(1)}s = ${measured.toFixed(1)}s`);
+    expect(reported).toBeGreaterThan(measured * (1 - TOLERANCE));
+    expect(reported).toBeLessThan(measured * (1 + TOLERANCE));
+
+    // Every uploaded object carries its cost (uploads were flushed at close).
+    const keys = (await s3.listKeys()).filter((k) => /^[0-9a-f]{2}\/[0-9a-f]{64}$/.test(k));
+    expect(keys.length).toBeGreaterThan(20);
+    let withCost = 0;
+    for (const key of keys) {
+      const h = await s3.client().send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+      if (h.Metadata?.["gostash-cost"] && /^\d+$/.test(h.Metadata["gostash-cost"])) withCost++;
+    }
+    expect(withCost).toBeGreaterThan(keys.length / 3);
+
+    const remote = await timedBuild("b");
+    expect(remote.stderr).toMatch(/remote [1-9]\d*\)/);
+    const fromBucket = savedSeconds(remote.stderr);
+    console.error(`time saved from the bucket on a fresh machine: ${fromBucket.toFixed(1)}s`);
+    expect(fromBucket).toBeGreaterThan(reported * 0.9);
+    expect(fromBucket).toBeLessThan(reported * 1.1);
+  }, 900_000);
+});

@@ -1,0 +1,108 @@
+// The cost book (src/store/costs.ts): persistence, newest record wins,
+// torn and corrupt records, compaction bounds, concurrent appenders, and
+// that Go's own cache cleaning never touches it.
+import { afterAll, describe, expect, test } from "bun:test";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { COSTS_DIR, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
+import { ROOT, run, tempDir } from "../helpers/env.ts";
+
+const tmp = tempDir("gostash-costs-");
+afterAll(() => tmp.cleanup());
+let n = 0;
+const fresh = () => {
+  const d = join(tmp.path, `c${++n}`);
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+const id = (i: number, first = "") => (first + new Bun.CryptoHasher("sha256").update(`action ${i}`).digest("hex")).slice(0, 64);
+
+describe("cost book", () => {
+  test("records survive the process (a new book reads them); a later record replaces an earlier one", () => {
+    const dir = fresh();
+    const a = openCostBook(dir);
+    a.record(id(1), 1234);
+    a.record(id(2), 5);
+    a.record(id(1), 4321);
+    expect(a.get(id(1))).toBe(4321);
+    const b = openCostBook(dir);
+    expect(b.get(id(1))).toBe(4321);
+    expect(b.get(id(2))).toBe(5);
+    expect(b.get(id(3))).toBeUndefined();
+    expect(b.get("short")).toBeUndefined();
+  });
+
+  test("lives in gostash-costs/, which go clean -cache and Go's <xx> layout leave alone", async () => {
+    const dir = fresh();
+    openCostBook(dir).record(id(7), 77);
+    mkdirSync(join(dir, "ab"));
+    writeFileSync(join(dir, "ab", `${"ab".padEnd(64, "0")}-a`), "x");
+    writeFileSync(join(dir, "README"), "This directory holds cached build artifacts from the Go build system.\n");
+    const r = await run(["go", "clean", "-cache"], { env: { GOCACHE: dir, GOFLAGS: "", GOTOOLCHAIN: "local" }, cwd: ROOT, timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    expect(existsSync(join(dir, "ab"))).toBe(false); // go clean did run
+    expect(openCostBook(dir).get(id(7))).toBe(77);
+    expect(readdirSync(join(dir, COSTS_DIR)).every((f) => /^[0-9a-f]\.log$/.test(f))).toBe(true);
+  });
+
+  test("a torn record (crash mid-append) and garbage hide nothing that follows them", () => {
+    const dir = fresh();
+    const book = openCostBook(dir);
+    const ids = [id(10, "a"), id(11, "a"), id(12, "a")].map((x) => `a${x.slice(1)}`);
+    book.record(ids[0]!, 100);
+    const shard = join(dir, COSTS_DIR, "a.log");
+    appendFileSync(shard, encodeRecord(ids[1]!, 999).subarray(0, 17)); // torn
+    book.record(ids[1]!, 200);
+    appendFileSync(shard, Buffer.from("garbage, not a record at all, 40 bytes!")); // CRC fails
+    book.record(ids[2]!, 300);
+    const again = openCostBook(dir);
+    expect(ids.map((x) => again.get(x))).toEqual([100, 200, 300]);
+    // A flipped byte inside a record: that record is dropped, not misread.
+    expect(decodeRecords(Buffer.concat([encodeRecord(ids[0]!, 1), Buffer.from([1, 2, 3])]))).toHaveLength(1);
+    const bad = encodeRecord(ids[0]!, 1);
+    bad[33]! ^= 1;
+    expect(decodeRecords(bad)).toHaveLength(0);
+  });
+
+  test("compaction keeps the shard under its limit and keeps the newest costs", () => {
+    const dir = fresh();
+    const limit = RECORD_SIZE * 100;
+    const book = openCostBook(dir, { maxShardBytes: limit });
+    const ids = Array.from({ length: 1000 }, (_, i) => `5${id(i).slice(1)}`);
+    ids.forEach((x, i) => book.record(x, i));
+    const size = statSync(join(dir, COSTS_DIR, "5.log")).size;
+    expect(size).toBeLessThanOrEqual(limit);
+    expect(size % RECORD_SIZE).toBe(0);
+    const again = openCostBook(dir, { maxShardBytes: limit });
+    expect(again.get(ids[999]!)).toBe(999);
+    expect(again.get(ids[0]!)).toBeUndefined();
+    expect(readdirSync(join(dir, COSTS_DIR))).toEqual(["5.log"]); // no temp file left
+  });
+
+  test("several processes appending at once lose nothing", async () => {
+    const dir = fresh();
+    const script = join(tmp.path, "append.ts");
+    writeFileSync(
+      script,
+      `import { openCostBook } from ${JSON.stringify(join(ROOT, "src/store/costs.ts"))};\n` +
+        `const [dir, p] = process.argv.slice(2);\nconst b = openCostBook(dir!, { maxShardBytes: 1 << 30 });\n` +
+        `for (let i = 0; i < 400; i++) b.record(new Bun.CryptoHasher("sha256").update(p + ":" + i).digest("hex"), i + 1);\n`,
+    );
+    const procs = [0, 1, 2, 3].map((p) => run([process.execPath, script, dir, String(p)], { timeoutMs: 120_000 }));
+    for (const r of await Promise.all(procs)) expect(r.code).toBe(0);
+    const book = openCostBook(dir);
+    let found = 0;
+    for (let p = 0; p < 4; p++) for (let i = 0; i < 400; i++) if (book.get(new Bun.CryptoHasher("sha256").update(`${p}:${i}`).digest("hex")) === i + 1) found++;
+    expect(found).toBe(1600);
+  }, 180_000);
+
+  test("a cache directory that cannot be written: record reports the error and never throws", () => {
+    const dir = fresh();
+    writeFileSync(join(dir, COSTS_DIR), "a file where the directory should be");
+    const errors: string[] = [];
+    const book = openCostBook(dir, { onError: (e) => errors.push(e.message) });
+    expect(() => book.record(id(1), 10)).not.toThrow();
+    expect(errors.length).toBe(1);
+    expect(book.get(id(1))).toBe(10); // still known to this process
+  });
+});
