@@ -48,7 +48,7 @@ export async function runPlugin(rawArgs: string[]): Promise<number> {
   const s3 = s3Config(flags);
   const metrics = new Metrics();
   logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
-  const cache = await openBuildCache({ local, s3, prefetch: true }, { metrics, logger });
+  const cache = await openBuildCache({ local, s3, singleCommand: true }, { metrics, logger });
   const code = await servePluginStdio(cache.handler, { metrics, logger, tag: "plugin", summary: log.metrics });
   // Go's trim (at most daily), after the session: `go` has stopped waiting for us by then.
   cache.trim();

@@ -79,6 +79,7 @@ export default defineCommand({
       logger,
       tokens,
       readOnlyHandler: (id) => cache.connection("ro", id),
+      connectionHandler: (access, id) => cache.connection(access, id),
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     const router = createHttpRouter({

@@ -80,7 +80,13 @@ export const s3Flags = {
     default: true,
     env: ["GOSTASH_PREFETCH"],
     description:
-      "On an empty local cache, download what the last run of the same go command used before it is asked for; each run uploads its list at close (--no-prefetch to turn off; plugin mode only)",
+      "Packs: on a local miss, stream what earlier go commands packed for this toolchain and module, a few GETs in all; at its end each go command uploads one pack of what it used that no pack holds (--no-prefetch to turn off; see docs/packs.md)",
+  },
+  "max-pack-size": {
+    type: "size", default: "1GiB",
+    env: ["GOSTASH_MAX_PACK_SIZE"],
+    valueHint: "size",
+    description: "Bytes of one pack at most; outputs beyond it stay single objects (0: no limit)",
   },
   "max-put-size": {
     type: "size", default: "1GiB",

@@ -57,6 +57,8 @@ export interface PluginServerOptions {
   tokens?: TokenChecker;
   /** The handler for one read-only connection (needed when a read token is set). */
   readOnlyHandler?: (connID: number) => CacheHandler;
+  /** One connection's handler (one go command: packs); its close() ends the conversation, without waiting for uploads. */
+  connectionHandler?: (access: "rw" | "ro", connID: number) => CacheHandler;
   limits?: ConnectionLimits;
 }
 
@@ -300,7 +302,7 @@ export async function startPluginServer(o: PluginServerOptions): Promise<PluginS
 
   const startSession = (s: Sock, access: Access) => {
     const c = s.data;
-    const h = access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(c.id) : handler;
+    const h = o.connectionHandler ? o.connectionHandler(access === "ro" ? "ro" : "rw", c.id) : access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(c.id) : handler;
     c.session = new CacheProgSession(
       h,
       {

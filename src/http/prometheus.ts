@@ -14,12 +14,13 @@ const PREFIX = "gostash_";
 /** Counters folded into one labelled family: name -> [family, label, value]. */
 const LABELLED: Record<string, [string, string, string]> = {
   hits_local: ["hits", "tier", "local"],
+  hits_pack: ["hits", "tier", "pack"],
   hits_remote: ["hits", "tier", "remote"],
 };
 
 const HELP: Record<string, string> = {
   gets: "Build-cache get requests.",
-  hits: "Get requests answered with a hit, by tier.",
+  hits: "Get requests answered with a hit, by tier: the local disk, a pack (docs/packs.md), a per-action object.",
   misses: "Get requests answered with a miss.",
   puts: "Build-cache put requests.",
   put_errors: "Puts whose body was bad or cut short.",
@@ -56,6 +57,28 @@ const HELP: Record<string, string> = {
   http_busy: "HTTP requests refused (503) because --max-http-requests were being handled.",
   http_too_large: "HTTP requests refused (413) because their body was over --max-http-body.",
   http_in_flight: "HTTP requests being handled (not counting /healthz and /metrics).",
+  s3_requests: "Requests sent to the bucket (every kind: objects, pack heads and segments, uploads, the module mirror).",
+  pack_head_gets: "Pack heads asked for (one per go command that missed locally or had something to pack).",
+  pack_heads: "Pack heads read and accepted.",
+  pack_heads_missing: "Pack heads asked for that did not exist (nothing packed yet for that key).",
+  pack_bad_heads: "Pack heads ignored because they did not decode, or were written for another key.",
+  pack_head_errors: "Pack heads that could not be read (timeouts, 5xx, breaker open).",
+  pack_gets: "GET requests for pack segments.",
+  pack_bytes_down: "Bytes of packs downloaded.",
+  pack_entries_landed: "Pack entries verified and written into the local store.",
+  pack_entries_local: "Pack entries skipped because the local store had them already.",
+  pack_entries_unused: "Pack entries landed that their go command never asked for (the cost of fetching whole packs).",
+  pack_integrity_failures: "Pack entries rejected because their size or SHA-256 did not match (never served).",
+  pack_errors: "Pack segments that failed (missing pack, cut or stalled body, truncated pack); their entries came as single objects.",
+  pack_missing: "Packs named by a head but missing from the bucket.",
+  pack_uploads: "Packs uploaded (each with its head).",
+  pack_bytes_up: "Bytes of packs uploaded.",
+  pack_entries_up: "Entries in the packs uploaded.",
+  pack_compactions: "Pack uploads that replaced a head's whole list of packs (compaction).",
+  pack_upload_errors: "Pack uploads given up (head unreadable, a PUT failed).",
+  pack_skipped: "Pack uploads skipped: the head was full and the go command used too little of it to compact.",
+  pack_entries_left_out: "Outputs left out of a pack because it reached --max-pack-size (they stay single objects).",
+  pack_upload_seconds: "Time to build and upload a pack and its head, in seconds.",
   get_seconds: "Latency of get requests, in seconds.",
   put_seconds: "Latency of put requests, in seconds.",
 };

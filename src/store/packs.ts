@@ -1,0 +1,246 @@
+// Packs: many outputs in one object, so a fresh machine fetches what a go
+// command needs with a handful of streamed GETs instead of one round trip
+// per output. The policy (when to read, what to write) is
+// buildcache/pack-reader.ts and pack-writer.ts; this file owns the layout.
+//
+// Layout (in the bucket, under the optional --prefix; s3/client.ts adds it):
+//
+//   packs/<key>.head      the head of a key: which packs hold what (replaced)
+//   packs/<packhex>.pack  a pack: entries' bodies back to back (immutable)
+//
+// key      the hex action ID of one of the first two distinct gets of the go
+//          command that wrote it. The go command asks for the same first
+//          actions whatever it builds with the same toolchain, GOOS/GOARCH
+//          and main module (they are its package-index entries, not the
+//          packages being built), but the first two arrive in either order,
+//          so a writer stores its head under both and a reader looks under
+//          its own first. In practice one head serves every command of one
+//          toolchain and module: `go build ./...`, `go test ./...`, `go vet`.
+// packhex  SHA-256 of the pack's bytes: two writers of the same pack write
+//          the same object, and a name never points at other bytes.
+//
+// A pack body is the entries' encoded bodies, each exactly as the
+// per-action object of that output carries it (s3-objects.ts: zstd when
+// that saved 5%, else the bytes), concatenated in the order the writing
+// command used them (which is close to the order the next run asks for
+// them). Nothing else is in it: a pack means nothing without a head.
+//
+// A head is zstd("gostash-packs 1\n" + JSON):
+//
+//   { "key": "<hex>",                  the key it was written for
+//     "written": <unix ms>,
+//     "packs": [                       oldest first; for an action in two
+//       { "name": "<packhex>",         packs, the later one is used
+//         "bytes": <pack size>,
+//         "written": <unix ms>,
+//         "entries": [ { "a": "<actionhex>", "o": <offset>, "n": <length>,
+//                        "m": { <the per-action object's metadata> } } ] } ] }
+//
+// "m" is the same string map a per-action object carries as x-amz-meta-*
+// (encodeMeta/decodeMeta), kept as it was read: a field added to ObjectMeta
+// later travels in packs without a change here, and a head rewritten by an
+// older gostash keeps fields it does not know. Entries of one pack are
+// sorted by offset and do not overlap.
+//
+// Why one head naming every pack instead of a chain of pointers: a reader
+// finds everything with one GET, and a writer replaces one small object
+// last, after its pack is complete. Conditional writes are not available
+// on every S3-compatible store, so concurrent writers of one key are safe
+// this way instead: packs are immutable and written first, a head is
+// written whole with one PUT (atomic on S3), so a reader only ever sees a
+// complete head naming complete packs; the last head written wins and the
+// delta of the other writer is left out (its next run writes it again).
+//
+// Nothing in a head or a pack is trusted: a head that does not decode, is
+// for another key or names impossible offsets is ignored (a miss, counted);
+// every entry is checked against its output ID (SHA-256) and size before it
+// is served, exactly like a per-action object.
+
+import { decodeMeta, type ObjectMeta } from "./s3-objects.ts";
+
+export const PACKS_DIR = "packs/";
+const MAGIC = "gostash-packs 1\n";
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** A head naming more packs than this is not read (writers keep far fewer: pack-policy.ts). */
+export const MAX_HEAD_PACKS = 64;
+/** A head listing more entries than this is not read. */
+export const MAX_HEAD_ENTRIES = 200_000;
+/** Heads larger than this (compressed) are not read. */
+export const MAX_HEAD_BYTES = 32 << 20;
+/** Decompressed head text larger than this is refused (a zstd bomb is not a head). */
+const MAX_HEAD_TEXT = 256 << 20;
+/** Pack sizes beyond this are not believed. */
+const MAX_PACK_BYTES = 2 ** 42;
+
+export interface PackEntry {
+  actionID: string;
+  offset: number;
+  length: number;
+  /** Parsed from `raw`. */
+  meta: ObjectMeta;
+  /** The metadata map as read, written back unchanged. */
+  raw: Record<string, string>;
+}
+
+export interface PackRef {
+  /** packhex: SHA-256 of the pack's bytes. */
+  name: string;
+  bytes: number;
+  writtenMs: number;
+  /** Sorted by offset, not overlapping. */
+  entries: PackEntry[];
+}
+
+export interface PackHead {
+  key: string;
+  writtenMs: number;
+  /** Oldest first. */
+  packs: PackRef[];
+}
+
+export function isPackKey(s: string): boolean {
+  return HEX64.test(s);
+}
+
+/** The object name of a key's head (without the prefix). */
+export function headObject(key: string): string {
+  return `${PACKS_DIR}${key}.head`;
+}
+
+/** The object name of a pack (without the prefix). */
+export function packObject(name: string): string {
+  return `${PACKS_DIR}${name}.pack`;
+}
+
+export function encodeHead(h: PackHead): Uint8Array {
+  const json = {
+    key: h.key,
+    written: h.writtenMs,
+    packs: h.packs.map((p) => ({
+      name: p.name,
+      bytes: p.bytes,
+      written: p.writtenMs,
+      entries: p.entries.map((e) => ({ a: e.actionID, o: e.offset, n: e.length, m: e.raw })),
+    })),
+  };
+  return Bun.zstdCompressSync(Buffer.from(MAGIC + JSON.stringify(json)), { level: 3 });
+}
+
+/** A head that is not one, or not one for this key. */
+export class BadHeadError extends Error {
+  override name = "BadHeadError";
+}
+
+/** Decodes and checks a head read for `key`; throws BadHeadError naming what is wrong. */
+export function decodeHead(body: Uint8Array, key: string): PackHead {
+  let text: string;
+  try {
+    const raw = Bun.zstdDecompressSync(body);
+    if (raw.length > MAX_HEAD_TEXT) throw new Error(`more than ${MAX_HEAD_TEXT} bytes`);
+    text = Buffer.from(raw).toString("utf8");
+  } catch (err) {
+    throw new BadHeadError(`not zstd: ${(err as Error)?.message ?? err}`);
+  }
+  if (!text.startsWith(MAGIC)) throw new BadHeadError("not a gostash pack head");
+  let json: unknown;
+  try {
+    json = JSON.parse(text.slice(MAGIC.length));
+  } catch (err) {
+    throw new BadHeadError(`not JSON: ${(err as Error)?.message ?? err}`);
+  }
+  const o = json as { key?: unknown; written?: unknown; packs?: unknown };
+  if (o?.key !== key) throw new BadHeadError(`written for key ${String(o?.key).slice(0, 80)}, not ${key}`);
+  if (!Array.isArray(o.packs) || o.packs.length > MAX_HEAD_PACKS) throw new BadHeadError(`needs a list of at most ${MAX_HEAD_PACKS} packs`);
+  const budget = { entries: MAX_HEAD_ENTRIES };
+  const packs = o.packs.map((p, i) => decodePack(p, i, budget));
+  return { key, writtenMs: count(o.written, "written"), packs };
+}
+
+function decodePack(p: unknown, i: number, budget: { entries: number }): PackRef {
+  const o = p as { name?: unknown; bytes?: unknown; written?: unknown; entries?: unknown };
+  const what = `pack ${i}`;
+  if (typeof o?.name !== "string" || !HEX64.test(o.name)) throw new BadHeadError(`${what}: name is not a SHA-256`);
+  const bytes = count(o.bytes, `${what}: bytes`);
+  if (bytes > MAX_PACK_BYTES) throw new BadHeadError(`${what}: ${bytes} bytes is not believable`);
+  if (!Array.isArray(o.entries)) throw new BadHeadError(`${what}: entries missing`);
+  budget.entries -= o.entries.length;
+  if (budget.entries < 0) throw new BadHeadError(`more than ${MAX_HEAD_ENTRIES} entries`);
+  const entries: PackEntry[] = [];
+  let end = 0;
+  for (const [j, e] of o.entries.entries()) {
+    const entry = decodeEntry(e, `${what} entry ${j}`);
+    if (entry.offset < end) throw new BadHeadError(`${what} entry ${j}: overlaps the entry before it`);
+    end = entry.offset + entry.length;
+    if (end > bytes) throw new BadHeadError(`${what} entry ${j}: ends at ${end}, past the pack's ${bytes} bytes`);
+    entries.push(entry);
+  }
+  return { name: o.name, bytes, writtenMs: count(o.written, `${what}: written`), entries };
+}
+
+function decodeEntry(e: unknown, what: string): PackEntry {
+  const o = e as { a?: unknown; o?: unknown; n?: unknown; m?: unknown };
+  if (typeof o?.a !== "string" || !HEX64.test(o.a)) throw new BadHeadError(`${what}: not an action ID`);
+  const raw = stringMap(o.m);
+  const meta = raw && decodeMeta(raw);
+  if (!meta) throw new BadHeadError(`${what}: metadata does not decode`);
+  const offset = count(o.o, `${what}: offset`);
+  const length = count(o.n, `${what}: length`);
+  if (meta.encoding === "identity" && length !== meta.size) throw new BadHeadError(`${what}: ${length} bytes stored for a ${meta.size}-byte output`);
+  return { actionID: o.a, offset, length, meta, raw };
+}
+
+function stringMap(m: unknown): Record<string, string> | null {
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return null;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m)) {
+    if (typeof v !== "string") return null;
+    out[k] = v;
+  }
+  return out;
+}
+
+function count(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new BadHeadError(`${what}: not a whole number`);
+  return v;
+}
+
+/** Where each action of a head is: the last pack listing it wins. */
+export function headIndex(h: PackHead): Map<string, { pack: PackRef; entry: PackEntry }> {
+  const m = new Map<string, { pack: PackRef; entry: PackEntry }>();
+  for (const pack of h.packs) for (const entry of pack.entries) m.set(entry.actionID, { pack, entry });
+  return m;
+}
+
+/** A byte range of a pack fetched with one GET: whole entries only. */
+export interface Segment {
+  pack: PackRef;
+  /** First byte and the byte after the last, in the pack. */
+  start: number;
+  end: number;
+  entries: PackEntry[];
+  /** The whole pack: fetched without a Range header. */
+  whole: boolean;
+}
+
+/**
+ * Cuts a pack into segments of about `target` bytes on entry boundaries
+ * (an entry larger than target is a segment of its own). A pack that fits
+ * in one segment is fetched whole.
+ */
+export function segmentsOf(pack: PackRef, target: number): Segment[] {
+  const out: Segment[] = [];
+  let cur: PackEntry[] = [];
+  const flush = () => {
+    if (!cur.length) return;
+    out.push({ pack, start: cur[0]!.offset, end: cur.at(-1)!.offset + cur.at(-1)!.length, entries: cur, whole: false });
+    cur = [];
+  };
+  for (const e of pack.entries) {
+    if (cur.length && e.offset + e.length - cur[0]!.offset > target) flush();
+    cur.push(e);
+  }
+  flush();
+  if (out.length === 1 && out[0]!.start === 0 && out[0]!.end === pack.bytes) out[0]!.whole = true;
+  return out;
+}
