@@ -69,6 +69,8 @@ export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBod
       });
     }
   } finally {
+    // Ends the body's reader (its stall timer with it), whether or not all of it was read.
+    cursor.close();
     await pipeline.drain();
   }
 }
@@ -164,6 +166,11 @@ export class ByteCursor {
     }
     this.pos += chunk.length;
     return chunk;
+  }
+
+  /** Stops reading: the body's iterator is finished (and its resources released). */
+  close(): void {
+    void this.it.return?.().catch(() => {});
   }
 
   async skip(n: number, what: string): Promise<void> {
