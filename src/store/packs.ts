@@ -56,7 +56,7 @@
 // every entry is checked against its output ID (SHA-256) and size before it
 // is served, exactly like a per-action object.
 
-import { decodeMeta, type ObjectMeta } from "./s3-objects.ts";
+import { decodeMeta, MAX_COMPRESSED_BODY, MAX_ENCODED_OUTPUT, type ObjectMeta } from "./s3-objects.ts";
 
 export const PACKS_DIR = "packs/";
 const MAGIC = "gostash-packs 1\n";
@@ -187,6 +187,8 @@ function decodeEntry(e: unknown, what: string): PackEntry {
   const offset = count(o.o, `${what}: offset`);
   const length = count(o.n, `${what}: length`);
   if (meta.encoding === "identity" && length !== meta.size) throw new BadHeadError(`${what}: ${length} bytes stored for a ${meta.size}-byte output`);
+  // A zstd entry is buffered and decompressed whole: no larger than a single object's would be.
+  if (meta.encoding === "zstd" && (length > MAX_COMPRESSED_BODY || meta.size > MAX_ENCODED_OUTPUT)) throw new BadHeadError(`${what}: a zstd entry of ${meta.size} bytes is larger than any writer packs`);
   return { actionID: o.a, offset, length, meta, raw };
 }
 

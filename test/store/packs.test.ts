@@ -99,6 +99,8 @@ describe("pack layout", () => {
     expect(bad({ ...pack, entries: [{ ...e[0]!, offset: -1 }] })).toThrow("whole number");
     const identity = { ...e[0]!, raw: encodeMeta({ ...e[0]!.meta, encoding: "identity", size: e[0]!.length + 1 }) };
     expect(bad({ ...pack, entries: [identity] })).toThrow("stored for a");
+    const bomb = { ...e[0]!, raw: encodeMeta({ ...e[0]!.meta, encoding: "zstd", size: 1 << 30 }) };
+    expect(bad({ ...pack, entries: [bomb] })).toThrow("larger than any writer packs");
   });
 
   test("segments: whole entries, about the target size each; a pack that fits is fetched whole", async () => {
