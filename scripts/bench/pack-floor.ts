@@ -3,8 +3,9 @@
 // decompress, write and verify the packs a run needs, alone, with no go
 // command. It does what gostash's pack reader does for a fresh machine
 // (src/buildcache/pack-reader.ts), as fast as it can: read the heads, then
-// stream every segment of every pack they name, SEGMENT_CONCURRENCY at a
-// time, landing each entry verified into an empty Go-format cache.
+// stream every segment of every pack they name through the same segment
+// line (one landing at a time, the next GETs sent ahead), landing each
+// entry verified into an empty Go-format cache.
 //
 //   bun scripts/bench/pack-floor.ts --endpoint URL --bucket B --prefix P --dir D KEY...
 //
@@ -17,11 +18,11 @@ import { createS3Client } from "../../src/s3/client.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { landSegment } from "../../src/store/pack-stream.ts";
 import { decodeHead, headObject, MAX_HEAD_BYTES, packObject, segmentsOf, type PackRef, type Segment } from "../../src/store/packs.ts";
-import { SEGMENT_BYTES } from "../../src/buildcache/pack-reader.ts";
+import { FIRST_SEGMENT_BYTES, SEGMENT_BYTES } from "../../src/buildcache/pack-reader.ts";
+import { SegmentLine, type LineJob } from "../../src/buildcache/pack-segments.ts";
+import type { S3Object } from "../../src/s3/client.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-
-const SEGMENT_CONCURRENCY = 3;
 
 const { values, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -61,23 +62,26 @@ for (const key of positionals) {
   metrics.inc("bytes", body.length);
   for (const p of decodeHead(body, key).packs) packs.set(p.name, p);
 }
-const queue: Segment[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT_BYTES));
 let entries = 0;
 let bad = 0;
-async function worker(): Promise<void> {
-  for (let seg = queue.shift(); seg; seg = queue.shift()) {
-    const obj = await client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] });
-    if (!obj) throw new Error(`pack-floor: pack ${seg.pack.name} is missing`);
-    await landSegment(
-      disk,
-      seg,
-      { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 },
-      { isLocal: () => false, landed: () => void entries++, failed: () => void bad++ },
-      (n) => metrics.inc("bytes", n),
-    );
-  }
-}
-await Promise.all(Array.from({ length: SEGMENT_CONCURRENCY }, worker));
+const sink = { isLocal: () => false, landed: () => void entries++, failed: () => void bad++ };
+const done: Promise<void>[] = [];
+const jobs: LineJob[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT_BYTES, FIRST_SEGMENT_BYTES)).map((seg: Segment) => {
+  let obj: S3Object | null = null;
+  let finished!: () => void;
+  done.push(new Promise<void>((r) => (finished = r)));
+  return {
+    open: async () => void (obj = await client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] })),
+    land: async () => {
+      if (!obj) throw new Error(`pack-floor: pack ${seg.pack.name} is missing`);
+      await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, sink, (n) => metrics.inc("bytes", n));
+      finished();
+    },
+    drop: () => finished(),
+  };
+});
+new SegmentLine().push(jobs);
+await Promise.all(done);
 const ms = performance.now() - t0;
 client.close();
 console.log(JSON.stringify({ ms: Math.round(ms), requests: metrics.get("s3_requests"), bytes: metrics.get("bytes"), entries, bad }));

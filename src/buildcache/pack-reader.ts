@@ -12,9 +12,9 @@
 // A pack is fetched whole once any of its entries is asked for: the entries
 // of one pack are what one command used, so the rest is asked for soon. It
 // is cut into segments of SEGMENT_BYTES on entry boundaries, fetched with
-// range GETs, SEGMENT_CONCURRENCY at a time in pack order (a get for an
-// entry in a segment still queued moves that segment to the front), and
-// landed as it streams (store/pack-stream.ts). Every entry is verified
+// range GETs and landed one at a time in pack order, the next GETs sent
+// ahead (pack-segments.ts; a get waiting for a later segment moves it to
+// the front), each landed as it streams (store/pack-stream.ts). Every entry is verified
 // before it is served; a bad entry, a missing pack, a cut or stalled body
 // only turn the entries concerned into fallbacks, counted. A pack that is
 // missing or holds a bad entry is "broken": the command's pack upload
@@ -24,7 +24,7 @@
 // close the entries landed but never asked for are counted
 // (pack_entries_unused): the price of fetching whole packs.
 
-import type { S3Client } from "../s3/client.ts";
+import type { S3Client, S3Object } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import { landSegment, type SegmentSink } from "../store/pack-stream.ts";
@@ -32,11 +32,11 @@ import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type 
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type KnownHeads } from "./pack-heads.ts";
+import { SegmentLine, type LineJob } from "./pack-segments.ts";
 
-/** Bytes of a pack fetched with one range GET. */
+/** Bytes of a pack fetched with one range GET: the first segments are smaller (packs.ts segmentsOf). */
 export const SEGMENT_BYTES = 12 << 20;
-/** Segment GETs of one command at a time. */
-const SEGMENT_CONCURRENCY = 3;
+export const FIRST_SEGMENT_BYTES = 2 << 20;
 
 export interface PackReaderDeps {
   client: S3Client;
@@ -52,8 +52,13 @@ type HeadState =
   | { kind: "ready"; head: PackHead; slots: Map<string, Slot> }
   | { kind: "absent" };
 
+type Waiter = (out: StoredOutput | null) => void;
+
 type SlotState =
-  | { kind: "pending"; waiters: ((out: StoredOutput | null) => void)[] }
+  /** Its segment has not reached it yet. */
+  | { kind: "pending"; waiters: Waiter[] }
+  /** Not on the local disk when its bytes came: being decoded, verified and written (the file may show up before this says so). */
+  | { kind: "landing"; waiters: Waiter[] }
   /** here: landed by this reader (not found on the local disk already). */
   | { kind: "landed"; out: StoredOutput; here: boolean }
   | { kind: "failed" };
@@ -65,20 +70,19 @@ interface Slot {
   asked: boolean;
 }
 
-interface SegmentTask {
+/** A segment of a touched pack: idle until then, then in line, fetched, landed or failed. */
+interface SegmentTask extends LineJob {
   seg: Segment;
-  state: "idle" | "queued" | "fetching" | "done" | "failed";
+  state: "idle" | "queued" | "landing" | "done" | "failed";
 }
 
 export class PackReader {
   private state: HeadState = { kind: "idle" };
-  private readonly queue: SegmentTask[] = [];
+  private readonly line = new SegmentLine();
   /** Each touched pack's segments, in pack order; and each entry's segment. */
   private readonly tasks = new Map<PackRef, SegmentTask[]>();
   private readonly taskOfEntry = new Map<PackEntry, SegmentTask>();
   private readonly missing = new Set<string>();
-  private fetching = 0;
-  private closed = false;
   /** Packs found missing or holding a bad entry (by name). */
   readonly broken = new Set<string>();
 
@@ -112,7 +116,8 @@ export class PackReader {
         return slot.state.out;
       case "failed":
         return null;
-      case "pending": {
+      case "pending":
+      case "landing": {
         const waiters = slot.state.waiters;
         this.touch(slot.task);
         return new Promise((resolve) => waiters.push(resolve));
@@ -124,14 +129,14 @@ export class PackReader {
   landedHere(actionID: string): boolean {
     if (this.state.kind !== "ready") return false;
     const slot = this.state.slots.get(actionID);
-    if (!slot || slot.state.kind !== "landed" || !slot.state.here) return false;
-    slot.asked = true;
-    return true;
+    const here = slot?.state.kind === "landing" || (slot?.state.kind === "landed" && slot.state.here);
+    if (here) slot!.asked = true;
+    return here;
   }
 
   /** The command ended: no new segment starts; counts what landed unasked. */
   close(): void {
-    this.closed = true;
+    this.line.close();
     if (this.state.kind !== "ready") return;
     let unused = 0;
     for (const s of this.state.slots.values()) if (!s.asked && s.state.kind === "landed" && s.state.here) unused++;
@@ -156,49 +161,57 @@ export class PackReader {
   /** The segment task an entry belongs to (a pack's segments are planned when the head is read). */
   private taskOf(pack: PackRef, entry: PackEntry): SegmentTask {
     if (!this.tasks.has(pack)) {
-      const ts = segmentsOf(pack, SEGMENT_BYTES).map((seg): SegmentTask => ({ seg, state: "idle" }));
+      const ts = segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES).map((seg) => this.segmentTask(seg));
       this.tasks.set(pack, ts);
       for (const t of ts) for (const e of t.seg.entries) this.taskOfEntry.set(e, t);
     }
     return this.taskOfEntry.get(entry)!;
   }
 
-  /** Queues every segment of the entry's pack (once), the entry's own first. */
+  private segmentTask(seg: Segment): SegmentTask {
+    let answer: { obj: S3Object | null } | { err: unknown } | null = null;
+    const t: SegmentTask = {
+      seg,
+      state: "idle",
+      open: async () => {
+        if (t.state === "failed") return; // its pack turned out missing while it waited in line
+        try {
+          this.d.metrics.inc("pack_gets");
+          answer = { obj: await this.d.client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] }) };
+        } catch (err) {
+          answer = { err };
+        }
+      },
+      land: async () => {
+        if (t.state === "failed" || !answer) return;
+        t.state = "landing";
+        await this.land(t, answer);
+      },
+      drop: () => {
+        if (answer && "obj" in answer) answer.obj?.cancel();
+        this.failTask(t);
+      },
+    };
+    return t;
+  }
+
+  /** Queues every segment of the entry's pack (once); the entry's own lands next. */
   private touch(task: SegmentTask): void {
     const all = this.tasks.get(task.seg.pack)!;
     if (all[0]!.state === "idle") {
-      for (const t of all) {
-        t.state = "queued";
-        this.queue.push(t);
-      }
+      for (const t of all) t.state = "queued";
+      this.line.push(all);
     }
-    if (task.state === "queued") {
-      const i = this.queue.indexOf(task);
-      if (i > 0) this.queue.unshift(...this.queue.splice(i, 1));
-    }
-    this.pump();
+    if (task.state === "queued") this.line.prioritize(task);
   }
 
-  private pump(): void {
-    while (!this.closed && this.fetching < SEGMENT_CONCURRENCY && this.queue.length) {
-      const t = this.queue.shift()!;
-      t.state = "fetching";
-      this.fetching++;
-      void this.fetch(t).finally(() => {
-        this.fetching--;
-        this.pump();
-      });
-    }
-    if (this.closed) for (const t of this.queue.splice(0)) this.failTask(t);
-  }
-
-  private async fetch(t: SegmentTask): Promise<void> {
+  private async land(t: SegmentTask, answer: { obj: S3Object | null } | { err: unknown }): Promise<void> {
     const { client, disk, metrics } = this.d;
     const { seg } = t;
     const name = packObject(seg.pack.name);
-    metrics.inc("pack_gets");
     try {
-      const obj = await client.get(name, seg.whole ? {} : { range: [seg.start, seg.end - 1] });
+      if ("err" in answer) throw answer.err;
+      const obj = answer.obj;
       if (!obj) {
         this.packMissing(seg.pack);
         return;
@@ -230,7 +243,10 @@ export class PackReader {
         // Superseded by a later pack, or already answered: not landed again.
         if (!slot || slot.state.kind !== "pending") return true;
         const out = this.d.disk.get(entry.actionID);
-        if (!out) return false;
+        if (!out) {
+          slot.state = { kind: "landing", waiters: slot.state.waiters };
+          return false;
+        }
         this.d.metrics.inc("pack_entries_local");
         this.settle(slot, { kind: "landed", out, here: false });
         return true;
@@ -260,8 +276,8 @@ export class PackReader {
     return slot && slot.entry === entry ? slot : null;
   }
 
-  private settle(slot: Slot, next: Exclude<SlotState, { kind: "pending" }>): void {
-    if (slot.state.kind !== "pending") return;
+  private settle(slot: Slot, next: Extract<SlotState, { kind: "landed" | "failed" }>): void {
+    if (slot.state.kind !== "pending" && slot.state.kind !== "landing") return;
     const waiters = slot.state.waiters;
     slot.state = next;
     const out = next.kind === "landed" ? next.out : null;
@@ -270,6 +286,7 @@ export class PackReader {
 
   /** Entries of a task not landed yet fail: their gets fall back to single objects. */
   private failTask(t: SegmentTask): void {
+    if (t.state === "done") return;
     t.state = "failed";
     for (const entry of t.seg.entries) {
       const slot = this.slotOf(entry);
@@ -279,11 +296,8 @@ export class PackReader {
 
   private packMissing(pack: PackRef): void {
     this.broken.add(pack.name);
-    for (const t of this.tasks.get(pack) ?? []) {
-      const i = this.queue.indexOf(t);
-      if (i >= 0) this.queue.splice(i, 1);
-      this.failTask(t);
-    }
+    // Its other segments still in line find the pack missing too, and fail without a warning of their own.
+    for (const t of this.tasks.get(pack) ?? []) this.failTask(t);
     if (this.missing.has(pack.name)) return; // another segment of it said so already
     this.missing.add(pack.name);
     this.d.metrics.inc("pack_errors");

@@ -5,20 +5,27 @@
 // skipped; the entries after it are still good or bad on their own, since
 // every one is checked.
 //
-// Memory: the pack is never held whole. An identity entry streams straight
-// to its file; a zstd entry is buffered (at most MAX_COMPRESSED_BODY; packs
-// hold no larger outputs) and decompressed, and while it is, the next
-// entries are read: at most PIPELINE_ENTRIES entries and PIPELINE_BYTES of
-// compressed bytes wait for decompression at a time. That keeps the thread
-// pool decompressing while this thread hashes and writes.
+// Each entry is read whole (a head lists none over 64 MiB: packs.ts), then
+// decompressed on the thread pool, verified here, and written through the
+// thread pool (disk-async.ts), while the next entries are read: at most
+// PIPELINE_ENTRIES entries and PIPELINE_BYTES of their bodies are in
+// flight. The pack is never held whole, and this thread stays free to
+// answer the go command between entries.
 
 import { RemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "./disk.ts";
 import type { PackEntry, Segment } from "./packs.ts";
-import { decompressBody, landBytes } from "./s3-objects.ts";
+import { decompressBody, verifyOutput } from "./s3-objects.ts";
 
-const PIPELINE_ENTRIES = 8;
-const PIPELINE_BYTES = 16 << 20;
+const PIPELINE_ENTRIES = 16;
+const PIPELINE_BYTES = 32 << 20;
+/**
+ * Work at most this long before letting the event loop poll for I/O: body
+ * chunks already buffered resolve as microtasks, so without it a whole
+ * buffered segment is landed before the go command's next request (waiting
+ * on stdin or a socket) is even read.
+ */
+const SLICE_MS = 2;
 
 /** Where the entries of a segment go, one call per entry. */
 export interface SegmentSink {
@@ -43,30 +50,22 @@ export interface SegmentBody {
  */
 export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBody, sink: SegmentSink, received?: (n: number) => void): Promise<void> {
   const cursor = new ByteCursor(src.body, src.firstByte, received);
-  const pipeline = new DecodePipeline();
+  const pipeline = new LandingPipeline();
   const what = `s3: pack ${seg.pack.name}`;
+  let sliceStart = performance.now();
   try {
     for (const entry of seg.entries) {
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        sliceStart = performance.now();
+      }
       await cursor.skipTo(entry.offset, what);
       if (sink.isLocal(entry)) {
         await cursor.skip(entry.length, what);
         continue;
       }
-      const bad = (why: string): never => {
-        throw new RemoteError("badobject", `${what}: entry ${entry.actionID}: ${why}`);
-      };
-      if (entry.meta.encoding === "identity") {
-        await landStreamed(disk, entry, cursor, bad, what).then((out) => sink.landed(entry, out), (err) => rethrowCut(err, () => sink.failed(entry, err)));
-        continue;
-      }
       const body = await cursor.read(entry.length, what);
-      await pipeline.add(body.length, async () => {
-        try {
-          sink.landed(entry, landBytes(disk, entry.actionID, entry.meta, await decompressBody(body, entry.meta, bad), bad));
-        } catch (err) {
-          sink.failed(entry, err);
-        }
-      });
+      await pipeline.add(body.length, () => landEntry(disk, entry, body, what).then((out) => sink.landed(entry, out), (err) => sink.failed(entry, err)));
     }
   } finally {
     // Ends the body's reader (its stall timer with it), whether or not all of it was read.
@@ -75,47 +74,18 @@ export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBod
   }
 }
 
-/** A failure of the body itself ends the segment; anything else is the entry's own. */
-function rethrowCut(err: unknown, entryFailed: () => void): void {
-  if (err instanceof BodyCut) throw err.cause;
-  entryFailed();
+/** One entry's bytes decoded, verified and stored. */
+async function landEntry(disk: DiskStore, entry: PackEntry, body: Uint8Array, what: string): Promise<StoredOutput> {
+  const bad = (why: string): never => {
+    throw new RemoteError("badobject", `${what}: entry ${entry.actionID}: ${why}`);
+  };
+  const out = entry.meta.encoding === "zstd" ? await decompressBody(body, entry.meta, bad) : body;
+  verifyOutput(entry.meta, out, bad);
+  return disk.putWhole(entry.actionID, entry.meta.outputID, out, entry.meta.timeNanos);
 }
 
-/** An identity entry written to its file chunk by chunk, hashed on the way. */
-async function landStreamed(disk: DiskStore, entry: PackEntry, cursor: ByteCursor, bad: (why: string) => never, what: string): Promise<StoredOutput> {
-  const hasher = new Bun.CryptoHasher("sha256");
-  const w = disk.put(entry.actionID, entry.meta.outputID, entry.meta.size);
-  try {
-    let left = entry.length;
-    while (left > 0) {
-      let chunk: Uint8Array;
-      try {
-        chunk = await cursor.next(left, what);
-      } catch (err) {
-        throw new BodyCut(err);
-      }
-      left -= chunk.length;
-      hasher.update(chunk);
-      w.write(chunk);
-    }
-    const sum = hasher.digest("hex");
-    if (sum !== entry.meta.outputID) bad(`SHA-256 of the body is ${sum}, not the output ID ${entry.meta.outputID}`);
-    return w.commit(entry.meta.timeNanos);
-  } catch (err) {
-    w.abort();
-    throw err;
-  }
-}
-
-/** The stream failed while an entry was being written: not that entry's fault. */
-class BodyCut extends Error {
-  constructor(override readonly cause: unknown) {
-    super("pack body cut");
-  }
-}
-
-/** Decompressions in flight, bounded by count and bytes. */
-class DecodePipeline {
+/** Entries being landed, bounded by count and bytes. */
+class LandingPipeline {
   private readonly running = new Set<Promise<void>>();
   private bytes = 0;
 

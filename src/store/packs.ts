@@ -187,8 +187,8 @@ function decodeEntry(e: unknown, what: string): PackEntry {
   const offset = count(o.o, `${what}: offset`);
   const length = count(o.n, `${what}: length`);
   if (meta.encoding === "identity" && length !== meta.size) throw new BadHeadError(`${what}: ${length} bytes stored for a ${meta.size}-byte output`);
-  // A zstd entry is buffered and decompressed whole: no larger than a single object's would be.
-  if (meta.encoding === "zstd" && (length > MAX_COMPRESSED_BODY || meta.size > MAX_ENCODED_OUTPUT)) throw new BadHeadError(`${what}: a zstd entry of ${meta.size} bytes is larger than any writer packs`);
+  // Entries are read whole to be verified (and zstd ones decompressed): no larger than any writer packs.
+  if (meta.size > MAX_ENCODED_OUTPUT || length > MAX_COMPRESSED_BODY) throw new BadHeadError(`${what}: an entry of ${meta.size} bytes is larger than any writer packs`);
   return { actionID: o.a, offset, length, meta, raw };
 }
 
@@ -226,20 +226,26 @@ export interface Segment {
 }
 
 /**
- * Cuts a pack into segments of about `target` bytes on entry boundaries
- * (an entry larger than target is a segment of its own). A pack that fits
- * in one segment is fetched whole.
+ * Cuts a pack into segments on entry boundaries: the first of about
+ * `first` bytes, each next one twice the one before, up to `target` (an
+ * entry larger than that is a segment of its own). Small first segments
+ * put the first entries on disk sooner (a server sends nothing of a range
+ * before it has started reading it, a proxy maybe nothing before all of
+ * it); large later ones keep the requests few. A pack that fits in one
+ * segment is fetched whole.
  */
-export function segmentsOf(pack: PackRef, target: number): Segment[] {
+export function segmentsOf(pack: PackRef, target: number, first = target): Segment[] {
   const out: Segment[] = [];
   let cur: PackEntry[] = [];
+  let size = Math.min(first, target);
   const flush = () => {
     if (!cur.length) return;
     out.push({ pack, start: cur[0]!.offset, end: cur.at(-1)!.offset + cur.at(-1)!.length, entries: cur, whole: false });
     cur = [];
+    size = Math.min(size * 2, target);
   };
   for (const e of pack.entries) {
-    if (cur.length && e.offset + e.length - cur[0]!.offset > target) flush();
+    if (cur.length && e.offset + e.length - cur[0]!.offset > size) flush();
     cur.push(e);
   }
   flush();

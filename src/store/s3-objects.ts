@@ -51,7 +51,7 @@ export const MAX_COMPRESSED_BODY = COMPRESS_MAX + (1 << 20);
 /** Outputs larger than this are stored as they are (never compressed, never packed). */
 export const MAX_ENCODED_OUTPUT = COMPRESS_MAX;
 /** zstd bodies up to this size are decompressed on the calling thread. */
-const SYNC_DECOMPRESS_MAX = 64 << 10;
+const SYNC_DECOMPRESS_MAX = 16 << 10;
 
 const META_OUTPUT = "gostash-output";
 const META_SIZE = "gostash-size";
@@ -242,20 +242,9 @@ export async function decompressBody(body: Uint8Array, meta: ObjectMeta, bad: (w
   return out;
 }
 
-/**
- * Lands a whole decoded output: committed only if its SHA-256 and size
- * match meta. Throws what bad() throws otherwise, and leaves nothing behind.
- */
-export function landBytes(disk: DiskStore, actionID: string, meta: ObjectMeta, out: Uint8Array, bad: (why: string) => never): StoredOutput {
+/** Checks a whole decoded output against its metadata: size, then SHA-256. Throws what bad() throws. */
+export function verifyOutput(meta: ObjectMeta, out: Uint8Array, bad: (why: string) => never): void {
   if (out.length !== meta.size) bad(`body is ${out.length} bytes, metadata says ${meta.size}`);
   const sum = new Bun.CryptoHasher("sha256").update(out).digest("hex");
   if (sum !== meta.outputID) bad(`SHA-256 of the body is ${sum}, not the output ID ${meta.outputID}`);
-  const w = disk.put(actionID, meta.outputID, meta.size);
-  try {
-    w.write(out);
-    return w.commit(meta.timeNanos);
-  } catch (err) {
-    w.abort();
-    throw err;
-  }
 }

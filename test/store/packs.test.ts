@@ -113,6 +113,11 @@ describe("pack layout", () => {
     expect(many.flatMap((s) => s.entries)).toEqual(pack.entries);
     for (const s of many) expect(s.whole).toBe(false);
     expect(many.map((s) => [s.start, s.end])).toEqual(many.map((s) => [s.entries[0]!.offset, s.entries.at(-1)!.offset + s.entries.at(-1)!.length]));
+    // Growing: one entry, then two, then four, then up to the target (entries of 100 bytes).
+    const even: PackRef = { ...pack, bytes: 2000, entries: Array.from({ length: 20 }, (_, i) => ({ ...pack.entries[0]!, offset: i * 100, length: 100 })) };
+    const growing = segmentsOf(even, 400, 100);
+    expect(growing.map((s) => s.entries.length)).toEqual([1, 2, 4, 4, 4, 4, 1]);
+    expect(growing.flatMap((s) => s.entries)).toEqual(even.entries);
   });
 });
 
