@@ -17,7 +17,6 @@ import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { StoredOutput } from "../store/disk.ts";
 import { packFilesDir } from "../store/pack-file.ts";
 import { isPackKey } from "../store/packs.ts";
-import type { EncodedOutput } from "../store/s3-objects.ts";
 import { PackReader } from "./pack-reader.ts";
 import { PackWriter } from "./pack-writer.ts";
 import type { CommandRun, TieredCache } from "./tiered.ts";
@@ -97,9 +96,5 @@ class GoCommandCache implements CacheHandler, CommandRun {
 
   used(actionID: string): void {
     this.writer?.use(actionID);
-  }
-
-  encoded(actionID: string, enc: EncodedOutput): void {
-    this.writer?.offer(actionID, enc);
   }
 }

@@ -2,19 +2,19 @@
 // pack-policy.ts).
 //
 // While the command runs, the writer records the actions it used (hits of
-// any tier and puts, in the order of first use) and keeps the encoded
-// bodies its single-object uploads produce (store/pack-file.ts: the zstd
-// work is done once). When the command ends, seal() gives the job that
-// writes the pack, run by the bucket's upload queue in the background like
-// any upload: plugin mode's close waits for it within --flush-timeout, as
-// for every upload; the daemon answers the go command's close first.
+// any tier and puts, in the order of first use). When the command ends,
+// seal() gives the job that writes the pack, run by the bucket's upload
+// queue in the background like any upload: plugin mode's close waits for
+// it within --flush-timeout, as for every upload; the daemon answers the go
+// command's close first.
 //
 // The job: (1) if the head this process knows already packs everything the
 // command used, stop: no request at all. (2) Read the head afresh (one GET:
 // another machine may have written since). (3) Plan (nothing, delta,
-// compact or skip). (4) Build the pack file in use order: kept bodies, or
-// outputs read and encoded from the local store; outputs over 64 MiB stay
-// single objects, and entries beyond --max-pack-size are left out. (5) PUT
+// compact or skip). (4) Build the pack file in use order from the local
+// store (store/pack-file.ts: frames compressed on the thread pool); outputs
+// over 64 MiB stay single objects, and outputs beyond --max-pack-size are
+// left out. (5) PUT
 // the pack, then the head under each of the command's keys: the head is
 // written last, so a reader never sees a head naming a pack that is not
 // complete. Any failure only means no pack this time (counted).
@@ -22,9 +22,9 @@
 import type { UploadJob } from "../s3/upload-queue.ts";
 import type { S3Client } from "../s3/client.ts";
 import type { DiskStore } from "../store/disk.ts";
-import { EncodedSpool, PackFileWriter, packTempPath } from "../store/pack-file.ts";
+import { PackFileWriter, packTempPath } from "../store/pack-file.ts";
 import { encodeHead, headObject, packObject, type PackHead, type PackRef } from "../store/packs.ts";
-import { encodeOutput, MAX_ENCODED_OUTPUT, type EncodedOutput } from "../store/s3-objects.ts";
+import { MAX_ENCODED_OUTPUT } from "../store/s3-objects.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -54,7 +54,6 @@ type WriterState = "collecting" | "sealed";
 
 export class PackWriter {
   private readonly used = new Set<string>();
-  private spool: EncodedSpool | null = null;
   private state: WriterState = "collecting";
 
   constructor(private readonly d: PackWriterDeps) {}
@@ -62,13 +61,6 @@ export class PackWriter {
   /** The command used this action (a hit of any tier, or a put). */
   use(actionID: string): void {
     if (this.state === "collecting") this.used.add(actionID);
-  }
-
-  /** A single-object upload of this command encoded an output: kept for the pack. */
-  offer(actionID: string, enc: EncodedOutput): void {
-    if (this.state !== "collecting" || enc.meta.size > MAX_ENCODED_OUTPUT) return;
-    this.spool ??= new EncodedSpool(packTempPath(this.d.dir, "spool"), this.d.maxPackSize || Number.MAX_SAFE_INTEGER);
-    this.spool.add(actionID, enc.meta, enc.body);
   }
 
   /**
@@ -79,13 +71,10 @@ export class PackWriter {
     if (this.state !== "collecting") return null;
     this.state = "sealed";
     const used = [...this.used];
-    if (!keys.length || !used.length) {
-      this.spool?.close();
-      return null;
-    }
+    if (!keys.length || !used.length) return null;
     const id = `${packObject(keys[0]!)}#${process.pid}-${++jobSeq}`;
     // Bytes 0: the pack is uploaded from its file, never held in memory.
-    return { key: id, size: 0, run: () => this.write(keys, used, read).finally(() => this.spool?.close()) };
+    return { key: id, size: 0, run: () => this.write(keys, used, read) };
   }
 
   private async write(keys: string[], used: string[], read: ReadSide | null): Promise<void> {
@@ -117,7 +106,7 @@ export class PackWriter {
 
   private async upload(keys: string[], plan: Exclude<PackPlan, { kind: "nothing" | "skip" }>): Promise<void> {
     const { client, metrics } = this.d;
-    const file = new PackFileWriter(packTempPath(this.d.dir, "pack"));
+    const file = new PackFileWriter(packTempPath(this.d.dir), this.d.compress);
     try {
       const t0 = performance.now();
       const pack = await this.build(file, plan.ids);
@@ -148,16 +137,27 @@ export class PackWriter {
       const local = disk.get(actionID);
       // Trimmed since, or too large to pack: a single object serves it.
       if (!local || local.size > MAX_ENCODED_OUTPUT) continue;
-      const enc = this.spool?.take(actionID, local.outputID) ?? (await encodeOutput({ actionID, ...local }, this.d.compress));
-      if (!enc) continue;
-      if (file.bytes + enc.body.length > max) {
+      // Bounded by raw bytes: what the pack holds once decompressed (its stored size is smaller).
+      if (file.raw + local.size > max) {
         leftOut++;
         continue;
       }
-      file.append(actionID, enc.meta, enc.body);
+      const bytes = await readOutput(local.diskPath, local.size);
+      if (bytes) await file.add(actionID, { outputID: local.outputID, size: local.size, timeNanos: local.timeNanos, encoding: "identity" }, bytes);
     }
     if (leftOut) metrics.inc("pack_entries_left_out", leftOut);
     return file.entryCount ? file.finish(Date.now()) : null;
+  }
+}
+
+/** An output's bytes, or null if the file is no longer what was stored. */
+async function readOutput(path: string, size: number): Promise<Uint8Array | null> {
+  if (size === 0) return new Uint8Array(0);
+  try {
+    const b = await Bun.file(path).bytes();
+    return b.length === size ? b : null;
+  } catch {
+    return null;
   }
 }
 

@@ -25,8 +25,8 @@
 //   (CommandRun, command.ts): a local miss then first asks that command's
 //   pack reader, inside the same single-flight as the per-action GET, so a
 //   get for an entry a pack is bringing waits for it and nothing is fetched
-//   twice; the command learns what it used, and the encoded bodies of its
-//   uploads (for its own pack, pack-writer.ts).
+//   twice; the command learns what it used (for its own pack,
+//   pack-writer.ts).
 
 import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { S3Config } from "../config/config.ts";
@@ -34,7 +34,7 @@ import { formatBytes } from "../util/bytes.ts";
 import type { S3Client } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
-import { actionObject, downloadOutput, encodeMeta, encodeOutput, type EncodedOutput, type OutputFile } from "../store/s3-objects.ts";
+import { actionObject, downloadOutput, uploadOutput, type EncodedOutput, type OutputFile } from "../store/s3-objects.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { Semaphore } from "../util/semaphore.ts";
@@ -64,8 +64,6 @@ export interface CommandRun {
   packs(): PackReader | null;
   /** An action this command used: a hit of any tier, or a put. */
   used(actionID: string): void;
-  /** An output this command put, as its upload encoded it. */
-  encoded(actionID: string, enc: EncodedOutput): void;
 }
 
 export interface TieredCache extends CacheHandler {
@@ -131,8 +129,7 @@ class Tiers implements TieredCache {
     // Uploaded once stored, with the entry's own time (a fresh runner's hit carries it).
     return localPut(this.disk, this.metrics, actionID, outputID, size, (out) => {
       const f: OutputFile = { actionID, ...out };
-      const encoded = run ? (enc: EncodedOutput) => run.encoded(actionID, enc) : undefined;
-      this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f, encoded) });
+      this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f) });
     });
   }
 
@@ -232,15 +229,11 @@ class Tiers implements TieredCache {
     });
   }
 
-  private async upload(f: OutputFile, encoded?: (enc: EncodedOutput) => void): Promise<void> {
+  private async upload(f: OutputFile): Promise<void> {
     const t0 = performance.now();
     let enc: EncodedOutput | null;
     try {
-      enc = await encodeOutput(f, this.s3.compress);
-      if (enc) {
-        encoded?.(enc);
-        await this.client.put(actionObject(f.actionID), enc.body, { metadata: encodeMeta(enc.meta) });
-      }
+      enc = await uploadOutput(this.client, f, this.s3.compress);
     } catch (err) {
       const e = asRemoteError(err, `s3: put ${f.actionID}`);
       this.metrics.inc("upload_errors");

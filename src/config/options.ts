@@ -86,7 +86,7 @@ export const s3Flags = {
     type: "size", default: "1GiB",
     env: ["GOSTASH_MAX_PACK_SIZE"],
     valueHint: "size",
-    description: "Bytes of one pack at most; outputs beyond it stay single objects (0: no limit)",
+    description: "Bytes of outputs in one pack at most (before compression); outputs beyond it stay single objects (0: no limit)",
   },
   "max-put-size": {
     type: "size", default: "1GiB",

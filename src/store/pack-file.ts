@@ -1,23 +1,28 @@
-// Local files behind a pack upload (layout: packs.ts):
+// The local file a pack (layout: packs.ts) is built in before it is
+// uploaded with one PUT, streamed from the file: outputs are added raw, in
+// order; a frame is closed once it holds about its target of raw bytes
+// (small first frames, so a reader's first segment is small too, then up
+// to FRAME_RAW), compressed on the thread pool (two frames at a time,
+// appended in order), and everything appended is hashed on the way, so the
+// pack's name (the SHA-256 of its bytes) is known when the last frame is in.
 //
-// PackFileWriter  the pack being built: encoded entries appended in order
-//                 and hashed on the way, so its name (the SHA-256 of its
-//                 bytes) is known when the last entry is in; then uploaded
-//                 with one PUT straight from the file (never held in memory).
-// EncodedSpool    the encoded bodies a run's single-object uploads already
-//                 made (zstd is the costly part of writing a pack), kept on
-//                 disk until the run's pack is built, so a cold build does
-//                 not compress its outputs twice.
-//
-// Both live in <cache dir>/gostash-packs/ and are removed when the pack is
-// uploaded or given up; files left by a process that died are removed by
-// sweepPackFiles (the periodic trim).
+// Memory: the frame being filled and at most COMPRESSING frames being
+// compressed (a few MiB each; a frame holds one output of up to 64 MiB at
+// most). Files live in <cache dir>/gostash-packs/ and are removed once the
+// pack is uploaded or given up; files left by a process that died are
+// removed by sweepPackFiles (the periodic trim).
 
-import { closeSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { PackEntry, PackRef } from "./packs.ts";
+import type { PackEntry, PackFrame, PackRef } from "./packs.ts";
 import { encodeMeta, type ObjectMeta } from "./s3-objects.ts";
 
+/** Raw bytes of a frame once the first ones have grown. */
+export const FRAME_RAW = 8 << 20;
+const FIRST_FRAME_RAW = 1 << 20;
+/** zstd level of pack frames: measured on `go build std`, level 6 is the first whose pack is smaller than a tar --zstd --long of the cache. */
+const PACK_ZSTD_LEVEL = 6;
+const COMPRESSING = 2;
 /** Pack files not written to for this long belong to a process that died. */
 const STALE_MS = 24 * 3600_000;
 let seq = 0;
@@ -28,50 +33,62 @@ export function packFilesDir(cacheDir: string): string {
 }
 
 /** A new file name in dir, unique to this process. */
-export function packTempPath(dir: string, what: "pack" | "spool"): string {
+export function packTempPath(dir: string): string {
   mkdirSync(dir, { recursive: true });
-  return join(dir, `${process.pid}-${++seq}.${what}.tmp`);
+  return join(dir, `${process.pid}-${++seq}.pack.tmp`);
 }
 
-function writeAll(fd: number, bytes: Uint8Array, at: number): void {
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off, at + off);
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {}
+interface OpenFrame {
+  parts: Uint8Array[];
+  raw: number;
+  entries: PackEntry[];
 }
 
 export class PackFileWriter {
   private fd: number | null;
   private readonly hasher = new Bun.CryptoHasher("sha256");
+  private readonly frames: PackFrame[] = [];
   private readonly entries: PackEntry[] = [];
-  bytes = 0;
+  private cur: OpenFrame = { parts: [], raw: 0, entries: [] };
+  private target = FIRST_FRAME_RAW;
+  /** Frames being compressed, in pack order; each appends itself after the one before. */
+  private compressing: Promise<void>[] = [];
+  private tail: Promise<void> = Promise.resolve();
+  /** Bytes appended to the file so far. */
+  stored = 0;
+  /** Raw bytes added so far. */
+  raw = 0;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly compress: boolean,
+  ) {
     this.fd = openSync(path, "w", 0o600);
   }
 
   get entryCount(): number {
-    return this.entries.length;
+    return this.entries.length + this.cur.entries.length;
   }
 
-  append(actionID: string, meta: ObjectMeta, body: Uint8Array): void {
-    if (this.fd === null) throw new Error("pack file: append after finish");
-    writeAll(this.fd, body, this.bytes);
-    this.hasher.update(body);
-    this.entries.push({ actionID, offset: this.bytes, length: body.length, meta, raw: encodeMeta(meta) });
-    this.bytes += body.length;
+  /** Adds one output (its raw bytes); may wait while frames are compressed. */
+  async add(actionID: string, meta: ObjectMeta, bytes: Uint8Array): Promise<void> {
+    if (this.fd === null) throw new Error("pack file: add after finish");
+    if (this.cur.raw > 0 && this.cur.raw + bytes.length > this.target) await this.closeFrame();
+    const m: ObjectMeta = { ...meta, encoding: "identity" };
+    this.cur.entries.push({ actionID, frame: -1, offset: this.cur.raw, meta: m, raw: encodeMeta(m) });
+    this.cur.parts.push(bytes);
+    this.cur.raw += bytes.length;
+    this.raw += bytes.length;
   }
 
   /** Closes the file; the pack as a head lists it. */
-  finish(writtenMs: number): PackRef {
+  async finish(writtenMs: number): Promise<PackRef> {
+    await this.closeFrame();
+    await this.tail;
     if (this.fd === null) throw new Error("pack file: finished twice");
     closeSync(this.fd);
     this.fd = null;
-    return { name: this.hasher.digest("hex"), bytes: this.bytes, writtenMs, entries: this.entries };
+    return { name: this.hasher.digest("hex"), bytes: this.stored, writtenMs, frames: this.frames, entries: this.entries };
   }
 
   /** Removes the file (after the upload, or instead of it). */
@@ -82,72 +99,42 @@ export class PackFileWriter {
       } catch {}
       this.fd = null;
     }
-    unlinkQuietly(this.path);
-  }
-}
-
-interface Spooled {
-  offset: number;
-  length: number;
-  meta: ObjectMeta;
-}
-
-export class EncodedSpool {
-  private fd: number | null = null;
-  private readonly at = new Map<string, Spooled>();
-  private bytes = 0;
-
-  constructor(
-    private readonly path: string,
-    /** Bodies beyond this many bytes in all are not kept. */
-    private readonly maxBytes: number,
-  ) {}
-
-  get size(): number {
-    return this.bytes;
-  }
-
-  /** Keeps an encoded body; false if it was not kept (full, closed, or a disk error). */
-  add(actionID: string, meta: ObjectMeta, body: Uint8Array): boolean {
-    if (this.at.has(actionID) || this.bytes + body.length > this.maxBytes) return false;
     try {
-      this.fd ??= openSync(this.path, "w+", 0o600);
-      writeAll(this.fd, body, this.bytes);
-    } catch {
-      return false;
-    }
-    this.at.set(actionID, { offset: this.bytes, length: body.length, meta });
-    this.bytes += body.length;
-    return true;
+      unlinkSync(this.path);
+    } catch {}
   }
 
-  /** The body kept for an action, if it encodes this output; else null. */
-  take(actionID: string, outputID: string): { meta: ObjectMeta; body: Uint8Array } | null {
-    const s = this.at.get(actionID);
-    if (!s || s.meta.outputID !== outputID || this.fd === null) return null;
-    const body = new Uint8Array(s.length);
+  private async closeFrame(): Promise<void> {
+    const f = this.cur;
+    if (!f.raw && !f.entries.length) return;
+    this.cur = { parts: [], raw: 0, entries: [] };
+    this.target = Math.min(this.target * 2, FRAME_RAW);
+    while (this.compressing.length >= COMPRESSING) await this.compressing.shift();
+    const raw = f.parts.length === 1 ? f.parts[0]! : Buffer.concat(f.parts);
+    const body = this.compress ? Bun.zstdCompress(raw, { level: PACK_ZSTD_LEVEL }) : Promise.resolve(raw);
+    const before = this.tail;
+    const done = (async () => {
+      const z = await body;
+      await before;
+      // A frame zstd does not shrink is stored as it is.
+      const zstd = this.compress && z.length < raw.length * 0.95;
+      this.append(zstd ? z : raw, raw.length, zstd, f.entries);
+    })();
+    // Awaited by finish() or the next closeFrame(); never left unobserved if neither comes (the file is discarded).
+    done.catch(() => {});
+    this.tail = done;
+    this.compressing.push(done);
+  }
+
+  private append(bytes: Uint8Array, rawLength: number, zstd: boolean, entries: PackEntry[]): void {
+    if (this.fd === null) throw new Error("pack file: append after close");
     let off = 0;
-    try {
-      while (off < s.length) {
-        const n = readSync(this.fd, body, off, s.length - off, s.offset + off);
-        if (n <= 0) return null;
-        off += n;
-      }
-    } catch {
-      return null;
-    }
-    return { meta: s.meta, body };
-  }
-
-  close(): void {
-    if (this.fd !== null) {
-      try {
-        closeSync(this.fd);
-      } catch {}
-      this.fd = null;
-      unlinkQuietly(this.path);
-    }
-    this.at.clear();
+    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off, this.stored + off);
+    this.hasher.update(bytes);
+    const frame = this.frames.length;
+    this.frames.push({ offset: this.stored, length: bytes.length, rawLength, zstd });
+    for (const e of entries) this.entries.push({ ...e, frame });
+    this.stored += bytes.length;
   }
 }
 

@@ -1,21 +1,22 @@
 // Landing one segment of a pack (packs.ts) as its bytes arrive: the body is
-// cut into entries by the head's offsets, and each entry is written into
-// the local store only if its SHA-256 and size match its metadata, exactly
-// like a per-action object (s3-objects.ts). A bad entry is reported and
-// skipped; the entries after it are still good or bad on their own, since
-// every one is checked.
+// cut into frames by the head's offsets, each frame decompressed (on the
+// thread pool) and cut into outputs, and each output is written into the
+// local store only if its SHA-256 and size match its metadata, exactly like
+// a per-action object (s3-objects.ts). A bad output is reported and skipped;
+// the others are good or bad on their own, since every one is checked. A
+// frame that does not decompress fails the outputs in it.
 //
-// Each entry is read whole (a head lists none over 64 MiB: packs.ts), then
-// decompressed on the thread pool, verified here, and written through the
-// thread pool (disk-async.ts), while the next entries are read: at most
-// PIPELINE_ENTRIES entries and PIPELINE_BYTES of their bodies are in
-// flight. The pack is never held whole, and this thread stays free to
-// answer the go command between entries.
+// Outputs are verified here and written through the thread pool
+// (disk-async.ts) while the next frame is read: at most PIPELINE_ENTRIES
+// outputs and PIPELINE_BYTES of them are being written at a time. The pack
+// is never held whole (one frame at a time: a few MiB, at most 128 MiB for
+// a frame a head may claim), and this thread stays free to answer the go
+// command between outputs.
 
 import { RemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "./disk.ts";
-import type { PackEntry, Segment } from "./packs.ts";
-import { decompressBody, verifyOutput } from "./s3-objects.ts";
+import type { PackEntry, PackFrame, Segment } from "./packs.ts";
+import { verifyOutput } from "./s3-objects.ts";
 
 const PIPELINE_ENTRIES = 16;
 const PIPELINE_BYTES = 32 << 20;
@@ -53,19 +54,31 @@ export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBod
   const pipeline = new LandingPipeline();
   const what = `s3: pack ${seg.pack.name}`;
   let sliceStart = performance.now();
+  let next = 0;
   try {
-    for (const entry of seg.entries) {
+    for (const k of seg.frames) {
       if (performance.now() - sliceStart > SLICE_MS) {
         await new Promise((r) => setImmediate(r));
         sliceStart = performance.now();
       }
-      await cursor.skipTo(entry.offset, what);
-      if (sink.isLocal(entry)) {
-        await cursor.skip(entry.length, what);
+      const frame = seg.pack.frames[k]!;
+      const entries: PackEntry[] = [];
+      while (next < seg.entries.length && seg.entries[next]!.frame === k) entries.push(seg.entries[next++]!);
+      await cursor.skipTo(frame.offset, what);
+      const stored = await cursor.read(frame.length, what);
+      const wanted = entries.filter((e) => !sink.isLocal(e));
+      if (!wanted.length) continue;
+      let raw: Uint8Array;
+      try {
+        raw = await decodeFrame(frame, stored, `${what}: frame ${k}`);
+      } catch (err) {
+        for (const e of wanted) sink.failed(e, err);
         continue;
       }
-      const body = await cursor.read(entry.length, what);
-      await pipeline.add(body.length, () => landEntry(disk, entry, body, what).then((out) => sink.landed(entry, out), (err) => sink.failed(entry, err)));
+      for (const e of wanted) {
+        const out = raw.subarray(e.offset, e.offset + e.meta.size);
+        await pipeline.add(out.length, () => landOutput(disk, e, out, what).then((o) => sink.landed(e, o), (err) => sink.failed(e, err)));
+      }
     }
   } finally {
     // Ends the body's reader (its stall timer with it), whether or not all of it was read.
@@ -74,13 +87,24 @@ export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBod
   }
 }
 
-/** One entry's bytes decoded, verified and stored. */
-async function landEntry(disk: DiskStore, entry: PackEntry, body: Uint8Array, what: string): Promise<StoredOutput> {
-  const bad = (why: string): never => {
+/** A frame's raw bytes: decompressed (on the thread pool) and checked against the length its head says. */
+async function decodeFrame(frame: PackFrame, stored: Uint8Array, what: string): Promise<Uint8Array> {
+  if (!frame.zstd) return stored;
+  let raw: Uint8Array;
+  try {
+    raw = await Bun.zstdDecompress(stored);
+  } catch (err) {
+    throw new RemoteError("badobject", `${what}: does not decompress: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err });
+  }
+  if (raw.length !== frame.rawLength) throw new RemoteError("badobject", `${what}: decompresses to ${raw.length} bytes, its head says ${frame.rawLength}`);
+  return raw;
+}
+
+/** One output's bytes verified and stored. */
+async function landOutput(disk: DiskStore, entry: PackEntry, out: Uint8Array, what: string): Promise<StoredOutput> {
+  verifyOutput(entry.meta, out, (why: string): never => {
     throw new RemoteError("badobject", `${what}: entry ${entry.actionID}: ${why}`);
-  };
-  const out = entry.meta.encoding === "zstd" ? await decompressBody(body, entry.meta, bad) : body;
-  verifyOutput(entry.meta, out, bad);
+  });
   return disk.putWhole(entry.actionID, entry.meta.outputID, out, entry.meta.timeNanos);
 }
 

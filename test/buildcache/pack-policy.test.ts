@@ -8,7 +8,8 @@ const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, 
 
 function pack(name: number, actions: string[]): PackRef {
   const meta = { outputID: id(0), size: 1, timeNanos: 1n, encoding: "identity" as const };
-  return { name: id(name), bytes: actions.length, writtenMs: 1, entries: actions.map((a, i) => ({ actionID: a, offset: i, length: 1, meta, raw: {} })) };
+  const frames = [{ offset: 0, length: actions.length, rawLength: actions.length, zstd: false }];
+  return { name: id(name), bytes: actions.length, writtenMs: 1, frames, entries: actions.map((a, i) => ({ actionID: a, frame: 0, offset: i, meta, raw: {} })) };
 }
 
 const head = (...packs: PackRef[]): PackHead => ({ key: id(1), writtenMs: 1, packs });

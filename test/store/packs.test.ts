@@ -5,10 +5,10 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { EncodedSpool, PackFileWriter } from "../../src/store/pack-file.ts";
+import { PackFileWriter } from "../../src/store/pack-file.ts";
 import { landSegment, type SegmentSink } from "../../src/store/pack-stream.ts";
 import { BadHeadError, decodeHead, encodeHead, headObject, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef } from "../../src/store/packs.ts";
-import { encodeBody, encodeMeta } from "../../src/store/s3-objects.ts";
+import { encodeMeta } from "../../src/store/s3-objects.ts";
 import { tempDir } from "../helpers/env.ts";
 
 const hex = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
@@ -21,19 +21,17 @@ interface Built {
 }
 
 /** A pack file built from outputs (compressible and not), read back whole. */
-async function buildPack(sizes: number[]): Promise<Built> {
+async function buildPack(sizes: number[], compress = true): Promise<Built> {
   const t = tempDir("gostash-packfile-");
-  const w = new PackFileWriter(join(t.path, "x.pack"));
+  const w = new PackFileWriter(join(t.path, "x.pack"), compress);
   const bodies = new Map<string, Uint8Array>();
   for (const [i, n] of sizes.entries()) {
-    const out = i % 2 ? crypto.getRandomValues(new Uint8Array(Math.min(n, 65536))) : new TextEncoder().encode("x".repeat(n));
-    const body = out.length === n ? out : new Uint8Array(n).fill(7);
+    const body = i % 2 ? crypto.getRandomValues(new Uint8Array(n)).map((b, j) => (j < 65536 ? b : b ^ j)) : new TextEncoder().encode("x".repeat(n));
     const action = hex();
     bodies.set(action, body);
-    const enc = await encodeBody(body, true);
-    w.append(action, { outputID: sha256(body), size: n, timeNanos: 1_700_000_000_000_000_000n + BigInt(i), encoding: enc.encoding }, enc.body);
+    await w.add(action, { outputID: sha256(body), size: n, timeNanos: 1_700_000_000_000_000_000n + BigInt(i), encoding: "identity" }, body);
   }
-  const pack = w.finish(Date.now());
+  const pack = await w.finish(Date.now());
   const bytes = readFileSync(w.path);
   w.discard();
   t.cleanup();
@@ -79,52 +77,65 @@ describe("pack layout", () => {
     const key = hex();
     const back = decodeHead(encodeHead(head(key, [pack])), key);
     expect(back.packs[0]!.name).toBe(pack.name);
-    expect(back.packs[0]!.entries.map((e) => [e.actionID, e.offset, e.length, e.meta])).toEqual(pack.entries.map((e) => [e.actionID, e.offset, e.length, e.meta]));
+    expect(back.packs[0]!.frames).toEqual(pack.frames);
+    expect(back.packs[0]!.entries.map((e) => [e.actionID, e.frame, e.offset, e.meta])).toEqual(pack.entries.map((e) => [e.actionID, e.frame, e.offset, e.meta]));
     expect(back.packs[0]!.entries[1]!.raw["gostash-cost"]).toBe("12345");
   });
 
   test("refuses heads that are not, that belong to another key, or that describe impossible packs", async () => {
-    const { pack } = await buildPack([100, 200, 300]);
+    const { pack } = await buildPack([100, 200, 300, 3 << 20]);
     const key = hex();
     const bad = (p: PackRef) => () => decodeHead(encodeHead(head(key, [p])), key);
     expect(() => decodeHead(new TextEncoder().encode("plain"), key)).toThrow(BadHeadError);
     expect(() => decodeHead(Bun.zstdCompressSync(Buffer.from("gostash-packs 1\n{")), key)).toThrow("not JSON");
     expect(() => decodeHead(encodeHead(head(key, [pack])), hex())).toThrow("written for key");
     const e = pack.entries;
+    const f = pack.frames;
+    expect(f.length).toBeGreaterThan(1);
     expect(bad({ ...pack, entries: [e[1]!, e[0]!] })).toThrow("overlaps");
-    expect(bad({ ...pack, bytes: e[2]!.offset })).toThrow("past the pack");
+    expect(bad({ ...pack, bytes: pack.bytes - 1 })).toThrow("frames end at");
+    expect(bad({ ...pack, frames: [f[1]!, f[0]!, ...f.slice(2)] })).toThrow("not where the one before ends");
+    expect(bad({ ...pack, frames: [{ ...f[0]!, zstd: false }, ...f.slice(1)] })).toThrow("stored, but");
+    expect(bad({ ...pack, frames: [{ ...f[0]!, rawLength: 1 << 30 }, ...f.slice(1)] })).toThrow("larger than any writer makes");
+    expect(bad({ ...pack, entries: [{ ...e[0]!, frame: 99 }] })).toThrow("no frame 99");
+    expect(bad({ ...pack, entries: [{ ...e[0]!, offset: f[0]!.rawLength }] })).toThrow("past its frame");
     expect(bad({ ...pack, name: "../../x" })).toThrow("not a SHA-256");
     expect(bad({ ...pack, entries: [{ ...e[0]!, actionID: "zz" }] })).toThrow("not an action ID");
     expect(bad({ ...pack, entries: [{ ...e[0]!, raw: { ...e[0]!.raw, "gostash-size": "x" } }] })).toThrow("metadata");
     expect(bad({ ...pack, entries: [{ ...e[0]!, offset: -1 }] })).toThrow("whole number");
-    const identity = { ...e[0]!, raw: encodeMeta({ ...e[0]!.meta, encoding: "identity", size: e[0]!.length + 1 }) };
-    expect(bad({ ...pack, entries: [identity] })).toThrow("stored for a");
-    const bomb = { ...e[0]!, raw: encodeMeta({ ...e[0]!.meta, encoding: "zstd", size: 1 << 30 }) };
-    expect(bad({ ...pack, entries: [bomb] })).toThrow("larger than any writer packs");
+    const huge = { ...e[0]!, raw: encodeMeta({ ...e[0]!.meta, size: 1 << 30 }) };
+    expect(bad({ ...pack, entries: [huge] })).toThrow("larger than any writer packs");
   });
 
-  test("segments: whole entries, about the target size each; a pack that fits is fetched whole", async () => {
-    const { pack } = await buildPack(Array.from({ length: 20 }, () => 5000));
-    const one = segmentsOf(pack, 1 << 20);
+  test("frames grow from 1 MiB to 8 MiB of outputs; segments are whole frames, growing to the target; a pack that fits is fetched whole", async () => {
+    const { pack } = await buildPack(Array.from({ length: 40 }, () => 1 << 20), true);
+    // Frames of 1, 2, 4 then 8 outputs of 1 MiB (half of them incompressible).
+    expect(pack.frames.slice(0, 4).map((f) => f.rawLength >> 20)).toEqual([1, 2, 4, 8]);
+    const one = segmentsOf(pack, 1 << 30);
     expect(one.length).toBe(1);
     expect(one[0]!.whole).toBe(true);
-    const many = segmentsOf(pack, 3 * pack.entries[1]!.length);
+    const many = segmentsOf(pack, 2 * pack.frames[3]!.length, pack.frames[0]!.length);
     expect(many.length).toBeGreaterThan(3);
+    expect(many[0]!.frames).toEqual([0]);
+    expect(many.flatMap((s) => s.frames)).toEqual(pack.frames.map((_, k) => k));
     expect(many.flatMap((s) => s.entries)).toEqual(pack.entries);
-    for (const s of many) expect(s.whole).toBe(false);
-    expect(many.map((s) => [s.start, s.end])).toEqual(many.map((s) => [s.entries[0]!.offset, s.entries.at(-1)!.offset + s.entries.at(-1)!.length]));
-    // Growing: one entry, then two, then four, then up to the target (entries of 100 bytes).
-    const even: PackRef = { ...pack, bytes: 2000, entries: Array.from({ length: 20 }, (_, i) => ({ ...pack.entries[0]!, offset: i * 100, length: 100 })) };
-    const growing = segmentsOf(even, 400, 100);
-    expect(growing.map((s) => s.entries.length)).toEqual([1, 2, 4, 4, 4, 4, 1]);
-    expect(growing.flatMap((s) => s.entries)).toEqual(even.entries);
+    for (const s of many) {
+      expect(s.whole).toBe(false);
+      expect([s.start, s.end]).toEqual([pack.frames[s.frames[0]!]!.offset, pack.frames[s.frames.at(-1)!]!.offset + pack.frames[s.frames.at(-1)!]!.length]);
+    }
+  });
+
+  test("without compression, frames are stored as they are", async () => {
+    const { pack, bytes, bodies } = await buildPack([1000, 2000], false);
+    expect(pack.frames.every((f) => !f.zstd && f.length === f.rawLength)).toBe(true);
+    expect(bytes.length).toBe([...bodies.values()].reduce((a, b) => a + b.length, 0));
   });
 });
 
 describe("landing a segment", () => {
   for (const cut of [[1], [7, 3], [4096], [1 << 20]]) {
-    test(`every entry lands verified whatever the chunking (${cut.join(",")})`, async () => {
-      const built = await buildPack([0, 1, 513, 4000, 70_000, 200_000, 9, 64 << 10]);
+    test(`every output lands verified whatever the chunking (${cut.join(",")})`, async () => {
+      const built = await buildPack([0, 1, 513, 4000, 70_000, 200_000, 9, 64 << 10, 1 << 20, 3 << 20]);
       const t = tempDir("gostash-land-");
       const disk = createDiskStore({ dir: t.path });
       const [seg] = segmentsOf(built.pack, 1 << 30);
@@ -138,50 +149,42 @@ describe("landing a segment", () => {
     });
   }
 
-  test("a range starting mid-pack, local entries skipped, a bad entry refused while the rest land", async () => {
-    const built = await buildPack([3000, 4000, 5000, 6000, 7000]);
-    const segs = segmentsOf(built.pack, 9000);
-    const seg = segs[1]!;
+  test("a range starting mid-pack, local outputs skipped, a bad frame's outputs refused while the rest land", async () => {
+    const built = await buildPack([300_000, 400_000, 500_000, 600_000, 700_000, 800_000, 900_000]);
+    const segs = segmentsOf(built.pack, 1, 1); // one frame each
+    expect(segs.length).toBeGreaterThanOrEqual(3);
+    const seg = { ...segs[1]!, frames: [...segs[1]!.frames, ...segs[2]!.frames], end: segs[2]!.end, entries: [...segs[1]!.entries, ...segs[2]!.entries] };
     const bytes = built.bytes.slice(seg.start, seg.end);
-    const [first, second] = seg.entries;
-    bytes[second!.offset - seg.start + 5]! ^= 1;
+    const badFrame = built.pack.frames[segs[2]!.frames[0]!]!;
+    bytes[badFrame.offset - seg.start + Math.floor(badFrame.length / 2)]! ^= 0xff;
+    const local = segs[1]!.entries[0]!;
     const t = tempDir("gostash-land-");
     const disk = createDiskStore({ dir: t.path });
-    const sink = recordingSink(new Set(seg.entries.slice(2).map((e) => e.actionID)));
+    const sink = recordingSink(new Set([local.actionID]));
     await landSegment(disk, seg, { body: chunked(bytes, [1000]), firstByte: seg.start }, sink);
-    expect([...sink.landed_.keys()]).toEqual([first!.actionID]);
-    expect(sink.failed_).toEqual([second!.actionID]);
-    expect(disk.get(second!.actionID)).toBeNull();
+    // The damaged frame's outputs that no longer match are refused; any it still holds intact land, verified.
+    const damaged = segs[2]!.entries.map((e) => e.actionID);
+    expect(sink.failed_.length).toBeGreaterThan(0);
+    for (const a of sink.failed_) expect(damaged).toContain(a);
+    const landed = [...segs[1]!.entries.slice(1).map((e) => e.actionID), ...damaged.filter((a) => !sink.failed_.includes(a))];
+    expect([...sink.landed_.keys()]).toEqual(landed);
+    for (const a of landed) expect(sha256(readFileSync(sink.landed_.get(a)!))).toBe(sha256(built.bodies.get(a)!));
+    for (const a of sink.failed_) expect(disk.get(a)).toBeNull();
     t.cleanup();
   });
 
-  test("a body that ends early reports the entries that were whole and throws for the rest", async () => {
-    const built = await buildPack([3000, 4000, 5000]);
+  test("a body that ends early reports the frames that were whole and throws for the rest", async () => {
+    const built = await buildPack([1 << 20, 1 << 20, 1 << 20, 1 << 20]);
     const [seg] = segmentsOf(built.pack, 1 << 30);
     const t = tempDir("gostash-land-");
     const disk = createDiskStore({ dir: t.path });
     const sink = recordingSink();
-    const cutAt = built.pack.entries[2]!.offset + 3;
-    const p = landSegment(disk, seg!, { body: chunked(built.bytes.slice(0, cutAt), [777]), firstByte: 0 }, sink);
+    const last = built.pack.frames.at(-1)!;
+    const p = landSegment(disk, seg!, { body: chunked(built.bytes.slice(0, last.offset + 3), [777]), firstByte: 0 }, sink);
     await expect(p).rejects.toThrow("body ended");
-    expect(sink.landed_.size).toBe(2);
-    expect(disk.get(built.pack.entries[2]!.actionID)).toBeNull();
-    t.cleanup();
-  });
-});
-
-describe("the encoded-body spool", () => {
-  test("gives back a kept body only for the same output, and keeps no more than its limit", async () => {
-    const t = tempDir("gostash-spool-");
-    const spool = new EncodedSpool(join(t.path, "s.spool"), 10_000);
-    const a = hex();
-    const body = crypto.getRandomValues(new Uint8Array(6000));
-    const meta = { outputID: sha256(body), size: 6000, timeNanos: 5n, encoding: "identity" as const };
-    expect(spool.add(a, meta, body)).toBe(true);
-    expect(spool.add(hex(), meta, body)).toBe(false); // over the limit
-    expect(spool.take(a, meta.outputID)).toEqual({ meta, body });
-    expect(spool.take(a, hex())).toBeNull();
-    spool.close();
+    const inLast = built.pack.entries.filter((e) => e.frame === built.pack.frames.length - 1);
+    expect(sink.landed_.size).toBe(built.pack.entries.length - inLast.length);
+    for (const e of inLast) expect(disk.get(e.actionID)).toBeNull();
     t.cleanup();
   });
 });
