@@ -11,8 +11,9 @@
 // key      the hex action ID of one of the first two distinct gets of the go
 //          command that wrote it. The go command asks for the same first
 //          actions whatever it builds with the same toolchain, GOOS/GOARCH
-//          and main module (they are its package-index entries, not the
-//          packages being built), but the first two arrive in either order,
+//          and main module with its dependencies (they are its package-index
+//          entries, not the packages being built; build flags do not change
+//          them), but the first two arrive in either order,
 //          so a writer stores its head under both and a reader looks under
 //          its own first. In practice one head serves every command of one
 //          toolchain and module: `go build ./...`, `go test ./...`, `go vet`.
