@@ -97,4 +97,8 @@ class GoCommandCache implements CacheHandler, CommandRun {
   used(actionID: string): void {
     this.writer?.use(actionID);
   }
+
+  stored(actionID: string, out: StoredOutput): void {
+    this.writer?.stored(actionID, out);
+  }
 }

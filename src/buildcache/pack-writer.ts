@@ -2,26 +2,32 @@
 // pack-policy.ts).
 //
 // While the command runs, the writer records the actions it used (hits of
-// any tier and puts, in the order of first use). When the command ends,
-// seal() gives the job that writes the pack, run by the bucket's upload
-// queue in the background like any upload: plugin mode's close waits for
-// it within --flush-timeout, as for every upload; the daemon answers the go
-// command's close first.
+// any tier and puts, in the order of first use), and packs its puts as they
+// are stored (PutsFile): a put follows a miss, so its output is almost
+// always one no pack holds, and compressing frames while the build runs
+// leaves little for its end (measured: a level-6 pack of `go build std`
+// costs 2.4 s of CPU; at the end of a cold build that would be in the go
+// command's wait). When the command ends, seal() gives the job that writes
+// the pack, run by the bucket's upload queue in the background like any
+// upload: plugin mode's close waits for it within --flush-timeout, as for
+// every upload; the daemon answers the go command's close first.
 //
 // The job: (1) if the head this process knows already packs everything the
 // command used, stop: no request at all. (2) Read the head afresh (one GET:
 // another machine may have written since). (3) Plan (nothing, delta,
-// compact or skip). (4) Build the pack file in use order from the local
-// store (store/pack-file.ts: frames compressed on the thread pool); outputs
-// over 64 MiB stay single objects, and outputs beyond --max-pack-size are
-// left out. (5) PUT
+// compact or skip). (4) Finish the pack file: the puts already in it, then
+// the plan's other outputs in use order from the local store
+// (store/pack-file.ts: frames compressed on the thread pool); outputs over
+// 64 MiB stay single objects, and outputs beyond --max-pack-size are left
+// out. A put of an action some pack already held (its pack failed to bring
+// it) is packed again: rare, and harmless. (5) PUT
 // the pack, then the head under each of the command's keys: the head is
 // written last, so a reader never sees a head naming a pack that is not
 // complete. Any failure only means no pack this time (counted).
 
 import type { UploadJob } from "../s3/upload-queue.ts";
 import type { S3Client } from "../s3/client.ts";
-import type { DiskStore } from "../store/disk.ts";
+import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import { PackFileWriter, packTempPath } from "../store/pack-file.ts";
 import { encodeHead, headObject, packObject, type PackHead, type PackRef } from "../store/packs.ts";
 import { MAX_ENCODED_OUTPUT } from "../store/s3-objects.ts";
@@ -55,12 +61,20 @@ type WriterState = "collecting" | "sealed";
 export class PackWriter {
   private readonly used = new Set<string>();
   private state: WriterState = "collecting";
+  private readonly puts: PutsFile;
 
-  constructor(private readonly d: PackWriterDeps) {}
+  constructor(private readonly d: PackWriterDeps) {
+    this.puts = new PutsFile(d);
+  }
 
   /** The command used this action (a hit of any tier, or a put). */
   use(actionID: string): void {
     if (this.state === "collecting") this.used.add(actionID);
+  }
+
+  /** A put of the command was stored: packed now, likely part of the delta. */
+  stored(actionID: string, out: StoredOutput): void {
+    if (this.state === "collecting") this.puts.add(actionID, out);
   }
 
   /**
@@ -71,13 +85,25 @@ export class PackWriter {
     if (this.state !== "collecting") return null;
     this.state = "sealed";
     const used = [...this.used];
-    if (!keys.length || !used.length) return null;
+    if (!keys.length || !used.length) {
+      void this.puts.settle().then((f) => f?.discard());
+      return null;
+    }
     const id = `${packObject(keys[0]!)}#${process.pid}-${++jobSeq}`;
     // Bytes 0: the pack is uploaded from its file, never held in memory.
     return { key: id, size: 0, run: () => this.write(keys, used, read) };
   }
 
   private async write(keys: string[], used: string[], read: ReadSide | null): Promise<void> {
+    const early = await this.puts.settle();
+    try {
+      await this.plan(keys, used, read, early);
+    } finally {
+      early?.discard();
+    }
+  }
+
+  private async plan(keys: string[], used: string[], read: ReadSide | null, early: PackFileWriter | null): Promise<void> {
     const { metrics, logger } = this.d;
     const broken = read?.broken ?? new Set<string>();
     const known = read?.head ?? this.d.known.get(keys[0]!);
@@ -97,16 +123,16 @@ export class PackWriter {
       return;
     }
     try {
-      await this.upload(keys, plan);
+      await this.upload(keys, plan, early);
     } catch (err) {
       metrics.inc("pack_upload_errors");
       logger.debug(`${asRemoteError(err, "s3: pack upload").message}; no pack this time`);
     }
   }
 
-  private async upload(keys: string[], plan: Exclude<PackPlan, { kind: "nothing" | "skip" }>): Promise<void> {
+  private async upload(keys: string[], plan: Exclude<PackPlan, { kind: "nothing" | "skip" }>, early: PackFileWriter | null): Promise<void> {
     const { client, metrics } = this.d;
-    const file = new PackFileWriter(packTempPath(this.d.dir), this.d.compress);
+    const file = early ?? new PackFileWriter(packTempPath(this.d.dir), this.d.compress);
     try {
       const t0 = performance.now();
       const pack = await this.build(file, plan.ids);
@@ -134,6 +160,7 @@ export class PackWriter {
     const max = this.d.maxPackSize || Number.MAX_SAFE_INTEGER;
     let leftOut = 0;
     for (const actionID of ids) {
+      if (this.puts.has(actionID)) continue;
       const local = disk.get(actionID);
       // Trimmed since, or too large to pack: a single object serves it.
       if (!local || local.size > MAX_ENCODED_OUTPUT) continue;
@@ -147,6 +174,51 @@ export class PackWriter {
     }
     if (leftOut) metrics.inc("pack_entries_left_out", leftOut);
     return file.entryCount ? file.finish(Date.now()) : null;
+  }
+}
+
+/**
+ * The pack file of a command's puts, added as they are stored, one at a
+ * time in order. Any failure abandons it (the pack is then built whole at
+ * the end, as without it).
+ */
+class PutsFile {
+  private file: PackFileWriter | null = null;
+  private readonly added = new Set<string>();
+  private chain: Promise<void> = Promise.resolve();
+  private state: "open" | "failed" = "open";
+
+  constructor(private readonly d: PackWriterDeps) {}
+
+  has(actionID: string): boolean {
+    return this.state === "open" && this.added.has(actionID);
+  }
+
+  add(actionID: string, out: StoredOutput): void {
+    const max = this.d.maxPackSize || Number.MAX_SAFE_INTEGER;
+    if (this.state !== "open" || out.size > MAX_ENCODED_OUTPUT || this.added.has(actionID)) return;
+    this.chain = this.chain
+      .then(async () => {
+        if (this.state !== "open" || (this.file?.raw ?? 0) + out.size > max) return;
+        const bytes = await readOutput(out.diskPath, out.size);
+        if (!bytes) return;
+        this.file ??= new PackFileWriter(packTempPath(this.d.dir), this.d.compress);
+        await this.file.add(actionID, { outputID: out.outputID, size: out.size, timeNanos: out.timeNanos, encoding: "identity" }, bytes);
+        this.added.add(actionID);
+      })
+      .catch((err) => {
+        this.state = "failed";
+        this.d.logger.debug(`pack: packing puts as they come stopped (${(err as Error)?.message ?? err}); the pack is built at the end`);
+      });
+  }
+
+  /** Waits for the puts queued so far; the file holding them, or null. */
+  async settle(): Promise<PackFileWriter | null> {
+    await this.chain;
+    if (this.state === "open") return this.file;
+    this.file?.discard();
+    this.file = null;
+    return null;
   }
 }
 

@@ -64,6 +64,8 @@ export interface CommandRun {
   packs(): PackReader | null;
   /** An action this command used: a hit of any tier, or a put. */
   used(actionID: string): void;
+  /** A put of this command, stored on the local disk. */
+  stored(actionID: string, out: StoredOutput): void;
 }
 
 export interface TieredCache extends CacheHandler {
@@ -125,9 +127,12 @@ class Tiers implements TieredCache {
 
   put(actionID: string, outputID: string, size: number, run: CommandRun | null = null): PutWriter {
     run?.used(actionID);
-    if (!this.wantsUpload(size)) return localPut(this.disk, this.metrics, actionID, outputID, size);
+    const upload = this.wantsUpload(size);
+    if (!upload && !run) return localPut(this.disk, this.metrics, actionID, outputID, size);
     // Uploaded once stored, with the entry's own time (a fresh runner's hit carries it).
     return localPut(this.disk, this.metrics, actionID, outputID, size, (out) => {
+      run?.stored(actionID, out);
+      if (!upload) return;
       const f: OutputFile = { actionID, ...out };
       this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f) });
     });
