@@ -72,7 +72,7 @@ class GoCommandCache implements CacheHandler, CommandRun {
     this.reader?.close();
     const job = this.writer?.seal(this.keys, this.reader);
     // A dropped job (queue full or stopped) is counted by the queue: no pack this time.
-    if (job) this.tier.client.uploads.enqueue(job);
+    if (job && !this.tier.client.uploads.enqueue(job)) this.writer!.abandon();
     if (this.o.closesTier) await this.tier.close();
   }
 

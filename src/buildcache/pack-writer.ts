@@ -86,7 +86,7 @@ export class PackWriter {
     this.state = "sealed";
     const used = [...this.used];
     if (!keys.length || !used.length) {
-      void this.puts.settle().then((f) => f?.discard());
+      this.abandon();
       return null;
     }
     const id = `${packObject(keys[0]!)}#${process.pid}-${++jobSeq}`;
@@ -94,16 +94,21 @@ export class PackWriter {
     return { key: id, size: 0, run: () => this.write(keys, used, read) };
   }
 
+  /** The job will not run (the upload queue dropped it): the puts packed so far are thrown away. */
+  abandon(): void {
+    void this.puts.settle().then((f) => f?.discard());
+  }
+
   private async write(keys: string[], used: string[], read: ReadSide | null): Promise<void> {
     const early = await this.puts.settle();
     try {
-      await this.plan(keys, used, read, early);
+      await this.planAndUpload(keys, used, read, early);
     } finally {
       early?.discard();
     }
   }
 
-  private async plan(keys: string[], used: string[], read: ReadSide | null, early: PackFileWriter | null): Promise<void> {
+  private async planAndUpload(keys: string[], used: string[], read: ReadSide | null, early: PackFileWriter | null): Promise<void> {
     const { metrics, logger } = this.d;
     const broken = read?.broken ?? new Set<string>();
     const known = read?.head ?? this.d.known.get(keys[0]!);
