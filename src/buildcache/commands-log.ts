@@ -7,9 +7,8 @@
 // nothing (a probe, a refused client, the serve's template handler) is not
 // a command worth listing.
 //
-// Which tier answered a hit is read from how the handler answered: the
-// local disk answers synchronously, the bucket through a promise (tiered.ts:
-// "the local disk first (synchronous, no promise)").
+// Which tier answered a hit is read from the hit: tiered.ts marks hits that
+// came from the bucket (a pack or a single object) with `from`.
 
 import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { Hit } from "../cacheprog/protocol.ts";
@@ -66,8 +65,8 @@ export class CommandsLog {
         const r = record();
         r.gets++;
         const answer = handler.get(actionID);
-        if (!(answer instanceof Promise)) return countHit(r, answer, "local");
-        return answer.then((hit) => countHit(r, hit, "remote"));
+        if (!(answer instanceof Promise)) return countHit(r, answer);
+        return answer.then((hit) => countHit(r, hit));
       },
       put: (actionID, outputID, size) => {
         const r = record();
@@ -107,10 +106,10 @@ export class CommandsLog {
   }
 }
 
-function countHit(r: CommandRecord, hit: Hit | null, tier: "local" | "remote"): Hit | null {
+function countHit(r: CommandRecord, hit: Hit | null): Hit | null {
   if (!hit) r.misses++;
   else {
-    if (tier === "local") r.hitsLocal++;
+    if (hit.from === undefined) r.hitsLocal++;
     else r.hitsRemote++;
     r.bytesHit += hit.size;
   }

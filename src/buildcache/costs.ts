@@ -104,7 +104,7 @@ export class CostTracker {
     const costMs = this.book.get(actionID);
     if (costMs !== undefined) this.metrics.inc("time_saved_seconds", costMs / 1000);
     else this.metrics.inc("uncosted_hits");
-    this.emit({ kind: "hit", actionID, size: hit.size, costMs, remote: waited, conn });
+    this.emit({ kind: "hit", actionID, size: hit.size, costMs, remote: waited || hit.from !== undefined, conn });
     return hit;
   }
 

@@ -8,8 +8,8 @@ import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import type { Metrics } from "../util/metrics.ts";
 
-/** Counts one answered get: hits by tier, bytes served, latency. */
-export function countGet(metrics: Metrics, t0: number, hit: StoredOutput | null, tier: "local" | "remote"): void {
+/** Counts one answered get: hits by tier (local disk, a pack, a per-action object), bytes served, latency. */
+export function countGet(metrics: Metrics, t0: number, hit: StoredOutput | null, tier: "local" | "pack" | "remote"): void {
   if (hit) {
     metrics.inc(`hits_${tier}`);
     metrics.inc("bytes_hit", hit.size);

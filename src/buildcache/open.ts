@@ -1,11 +1,13 @@
 // openBuildCache: the one place the build cache is put together from its
 // settings, for every mode that serves the go command: plugin mode, the
-// daemon (shared by all connections, with a read-only view per untrusted
-// connection) and connect's fallback when the daemon is away.
+// daemon (shared by all connections, with a view per connection: one go
+// command each) and connect's fallback when the daemon is away.
 //
 //   local disk (store/disk.ts, Go's layout)    always
 //   + shared S3 tier (tiered.ts)               with --bucket
-//   + build manifests and prefetch             plugin mode, unless --no-prefetch
+//   + packs, per go command (command.ts)       unless --no-prefetch; written
+//                                              unless --read-only or a
+//                                              read-only connection
 //   measured by a CostTracker (costs.ts)       always: time saved, per-command events
 //
 // The S3 code is loaded only when a bucket is set: a local-only run never
@@ -17,9 +19,11 @@ import type { LocalConfig, S3Config } from "../config/config.ts";
 import type { S3Client } from "../s3/client.ts";
 import { openCostBook } from "../store/costs.ts";
 import { createDiskStore, type DiskStore } from "../store/disk.ts";
+import { packFilesDir, sweepPackFiles } from "../store/pack-file.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { CommandsLog } from "./commands-log.ts";
+import type { PackMode } from "./command.ts";
 import { CostTracker } from "./costs.ts";
 import { DiskUsage } from "./disk-usage.ts";
 import { createLocalCache } from "./local.ts";
@@ -29,8 +33,8 @@ import type { TieredCache } from "./tiered.ts";
 export interface BuildCacheSettings {
   local: LocalConfig;
   s3: S3Config | null;
-  /** One go command per process (plugin mode): build manifests and prefetch. */
-  prefetch?: boolean;
+  /** Plugin mode: the process serves one go command, so `handler` is that command's view (packs). */
+  singleCommand?: boolean;
 }
 
 export interface BuildCacheDeps {
@@ -41,7 +45,7 @@ export interface BuildCacheDeps {
 }
 
 export interface BuildCache {
-  /** The cache itself; its close() flushes uploads (plugin mode closes it with the session). */
+  /** The cache itself; its close() flushes uploads (plugin mode closes it with the session). With singleCommand, one go command's view. */
   readonly handler: CacheHandler;
   readonly disk: DiskStore;
   /** The S3 tier, when a bucket is set. */
@@ -52,17 +56,16 @@ export interface BuildCache {
   readonly usage: DiskUsage;
   /** What each action cost and what hits saved; listeners get every get and put (a daemon's with their connection). */
   readonly tracker: CostTracker;
-  /** A daemon connection's view: never closes the shared cache; read-only ones write to a private scratch store. */
+  /**
+   * A daemon connection's view: one go command (its own pack reads and
+   * writes; close queues its pack upload and returns). Never closes the
+   * shared cache; read-only ones write to a private scratch store.
+   */
   connection(access: "rw" | "ro", connID: number): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
   flush(ms: number): Promise<{ left: number }>;
   /** Go's trim (cheap unless due), and old read-only scratch stores; never throws. */
   trim(): void;
-}
-
-/** One daemon connection's view of the shared cache: its `close` ends one go command's conversation, not the cache. */
-function connectionView(shared: CacheHandler): CacheHandler {
-  return { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
 }
 
 /** The local store, with disk trouble (full, read-only) turned into one warning and a counted metric. */
@@ -88,16 +91,26 @@ export function openDisk(local: LocalConfig, metrics: Metrics, logger: Logger): 
 export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps): Promise<BuildCache> {
   const { metrics, logger } = deps;
   const disk = openDisk(s.local, metrics, logger);
-  let handler: CacheHandler = createLocalCache(disk, metrics);
   let tier: TieredCache | null = null;
   const tracker = new CostTracker(openCostBook(s.local.cacheDir, { onError: (err) => logger.debug(`costs: ${err.message}`) }), metrics);
+  let commandView: ((packs: PackMode, closesTier: boolean) => CacheHandler) | null = null;
   if (s.s3) {
-    const [{ createTieredCache }, { createS3Client }] = await Promise.all([import("./tiered.ts"), import("../s3/client.ts")]);
+    const [{ createTieredCache }, { createS3Client }, { createCommandCache }] = await Promise.all([
+      import("./tiered.ts"),
+      import("../s3/client.ts"),
+      import("./command.ts"),
+    ]);
     const client = deps.client ?? createS3Client(s.s3, { metrics, logger });
-    tier = createTieredCache({ disk, client, s3: s.s3, metrics, logger, prefetch: s.prefetch, costs: tracker.book });
-    handler = tier;
+    const t = createTieredCache({ disk, client, s3: s.s3, metrics, logger, costs: tracker.book });
+    const packsOn = s.s3.prefetch !== false;
+    tier = t;
+    commandView = (packs, closesTier) => createCommandCache(t, { packs: packsOn ? packs : "off", closesTier });
   }
-  const shared = handler;
+  const shared: CacheHandler = tier ?? createLocalCache(disk, metrics);
+  const handler = s.singleCommand && commandView ? commandView("read-write", true) : shared;
+  // A connection's view: its `close` ends one go command, never the shared cache.
+  const view = (packs: PackMode): CacheHandler =>
+    commandView ? commandView(packs, false) : { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   const commands = new CommandsLog();
   const usage = new DiskUsage(disk, s.local.maxSize, metrics);
@@ -116,13 +129,17 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
       commands.track(
         access,
         connID,
-        tracker.wrap(access === "ro" ? createReadOnlyHandler(shared, join(scratchRoot, `${process.pid}-${connID}`), metrics) : connectionView(shared), { conn: connID, recordCosts: access === "rw" }),
+        tracker.wrap(access === "ro" ? createReadOnlyHandler(view("read-only"), join(scratchRoot, `${process.pid}-${connID}`), metrics) : view("read-write"), {
+          conn: connID,
+          recordCosts: access === "rw",
+        }),
       ),
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {
       try {
         usage.trimmed(disk.trim());
         sweepScratch(scratchRoot);
+        sweepPackFiles(packFilesDir(s.local.cacheDir));
       } catch (err) {
         logger.debug(`trim: ${(err as Error)?.message ?? err}`);
       }

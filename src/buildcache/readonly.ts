@@ -1,6 +1,7 @@
 // What a read-only client (one that presented --read-token) talks to.
 //
-// Gets go to the shared cache, exactly as for everyone else. Puts cannot be
+// Gets go to the shared cache, exactly as for everyone else (through a
+// view that reads packs but never writes one). Puts cannot be
 // refused — an error answer on a put fails `go` builds (the module index,
 // `go vet`, `go list -export` all need a DiskPath) — so each read-only
 // connection gets a private scratch store of its own,
@@ -33,7 +34,8 @@ export function createReadOnlyHandler(shared: CacheHandler, scratchDir: string, 
       scratch ??= createLocalCache(createDiskStore({ dir: scratchDir, overflowDir: join(scratchDir, "overflow") }), new Metrics());
       return scratch.put(actionID, outputID, size);
     },
-    close() {},
+    // The shared side's view of this one go command (its pack reads end).
+    close: () => shared.close(),
   };
 }
 

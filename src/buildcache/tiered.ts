@@ -21,10 +21,14 @@
 // close: flushes the uploads with a deadline (--flush-timeout) and counts
 //   what was left (upload_left). The daemon never closes the shared cache
 //   per connection; it flushes on shutdown.
-// prefetch (direct mode): on the first local miss, the build manifest of
-//   the same command is fetched and the actions it lists are downloaded
-//   ahead of the go command's gets (prefetch.ts).
+// packs: a get or put may come with the go command it belongs to
+//   (CommandRun, command.ts): a local miss then first asks that command's
+//   pack reader, inside the same single-flight as the per-action GET, so a
+//   get for an entry a pack is bringing waits for it and nothing is fetched
+//   twice; the command learns what it used (for its own pack,
+//   pack-writer.ts).
 
+import type { Hit } from "../cacheprog/protocol.ts";
 import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { S3Config } from "../config/config.ts";
 import { formatBytes } from "../util/bytes.ts";
@@ -32,13 +36,14 @@ import type { S3Client } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
-import { actionObject, downloadOutput, uploadOutput, type OutputFile } from "../store/s3-objects.ts";
+import { actionObject, downloadOutput, uploadOutput, type EncodedOutput, type OutputFile } from "../store/s3-objects.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { Semaphore } from "../util/semaphore.ts";
 import { SingleFlight } from "../util/singleflight.ts";
 import { countGet, localPut } from "./local.ts";
-import { createPrefetcher, type Prefetcher } from "./prefetch.ts";
+import { KnownHeads } from "./pack-heads.ts";
+import type { PackReader } from "./pack-reader.ts";
 
 export interface TieredOptions {
   disk: DiskStore;
@@ -46,16 +51,46 @@ export interface TieredOptions {
   s3: S3Config;
   metrics: Metrics;
   logger: Logger;
-  /** Build manifests and prefetch: one go command per cache (direct mode). */
-  prefetch?: boolean;
   /** Action costs (costs.ts): uploaded with each object, recorded from each download. */
   costs?: CostBook;
 }
 
+/** Where a get was answered from: the local disk, a pack, or a per-action object. */
+export type HitSource = "local" | "pack" | "remote";
+
+/** The go command a get or put belongs to (command.ts). */
+export interface CommandRun {
+  /** Every get, before it is answered. */
+  asked(actionID: string): void;
+  /** A local hit: was it landed by one of this command's packs? */
+  landedFromPack(actionID: string): boolean;
+  /** A get the local disk could not answer: the packs that may bring it (null: none). */
+  packs(): PackReader | null;
+  /** An action this command used: a hit of any tier, or a put. */
+  used(actionID: string): void;
+  /** A put of this command, stored on the local disk. */
+  stored(actionID: string, out: StoredOutput): void;
+}
+
 export interface TieredCache extends CacheHandler {
+  get(actionID: string, run?: CommandRun | null): Hit | null | Promise<Hit | null>;
+  put(actionID: string, outputID: string, size: number, run?: CommandRun | null): PutWriter;
   /** Waits for pending uploads, at most timeoutMs; returns how many were left. */
   flush(timeoutMs: number): Promise<{ left: number }>;
   readonly client: S3Client;
+  readonly disk: DiskStore;
+  readonly s3: S3Config;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** The pack heads this process last read or wrote. */
+  readonly knownHeads: KnownHeads;
+  /** Action costs (costs.ts), when time saved is measured. */
+  readonly costs: CostBook | undefined;
+}
+
+interface Fetched {
+  out: StoredOutput;
+  source: "pack" | "remote";
 }
 
 export function createTieredCache(o: TieredOptions): TieredCache {
@@ -64,46 +99,55 @@ export function createTieredCache(o: TieredOptions): TieredCache {
 
 class Tiers implements TieredCache {
   readonly client: S3Client;
-  private readonly disk: DiskStore;
-  private readonly s3: S3Config;
-  private readonly metrics: Metrics;
-  private readonly logger: Logger;
+  readonly disk: DiskStore;
+  readonly s3: S3Config;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly knownHeads = new KnownHeads();
   private readonly downloads: Semaphore;
-  private readonly flights = new SingleFlight<StoredOutput | null>();
+  private readonly flights = new SingleFlight<Fetched | null>();
   private readonly warnOnce: (what: string, message: string) => void;
-  private readonly prefetch: Prefetcher | null;
-  private readonly costs: CostBook | undefined;
+  readonly costs: CostBook | undefined;
 
   constructor(o: TieredOptions) {
     ({ disk: this.disk, client: this.client, s3: this.s3, metrics: this.metrics, logger: this.logger, costs: this.costs } = o);
     this.downloads = new Semaphore(Math.max(1, o.s3.concurrency));
     this.warnOnce = onceWarner(o.logger);
-    this.prefetch = o.prefetch && o.s3.prefetch !== false ? this.makePrefetcher() : null;
   }
 
-  get(actionID: string): StoredOutput | null | Promise<StoredOutput | null> {
+  get(actionID: string, run: CommandRun | null = null): Hit | null | Promise<Hit | null> {
     const t0 = performance.now();
     this.metrics.inc("gets");
-    this.prefetch?.onGet(actionID);
+    run?.asked(actionID);
     const hit = this.disk.get(actionID);
     if (hit) {
-      this.prefetch?.used(actionID);
-      countGet(this.metrics, t0, hit, "local");
-      return hit;
+      run?.used(actionID);
+      if (!run?.landedFromPack(actionID)) {
+        countGet(this.metrics, t0, hit, "local");
+        return hit;
+      }
+      countGet(this.metrics, t0, hit, "pack");
+      return { ...hit, from: "pack" };
     }
-    this.prefetch?.onLocalMiss();
-    return this.deadline(this.remote(actionID)).then((h) => {
-      if (h) this.prefetch?.used(actionID);
-      countGet(this.metrics, t0, h, "remote");
-      return h;
+    return this.deadline(this.remote(actionID, run?.packs() ?? null)).then((h) => {
+      if (!h) {
+        countGet(this.metrics, t0, null, "remote");
+        return null;
+      }
+      run?.used(actionID);
+      countGet(this.metrics, t0, h.out, h.source);
+      return { ...h.out, from: h.source };
     });
   }
 
-  put(actionID: string, outputID: string, size: number): PutWriter {
-    this.prefetch?.used(actionID);
-    if (!this.wantsUpload(size)) return localPut(this.disk, this.metrics, actionID, outputID, size);
+  put(actionID: string, outputID: string, size: number, run: CommandRun | null = null): PutWriter {
+    run?.used(actionID);
+    const upload = this.wantsUpload(size);
+    if (!upload && !run) return localPut(this.disk, this.metrics, actionID, outputID, size);
     // Uploaded once stored, with the entry's own time (a fresh runner's hit carries it).
     return localPut(this.disk, this.metrics, actionID, outputID, size, (out) => {
+      run?.stored(actionID, out);
+      if (!upload) return;
       const f: OutputFile = { actionID, ...out, costMs: this.costs?.get(actionID) };
       this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f) });
     });
@@ -116,9 +160,7 @@ class Tiers implements TieredCache {
   async close(): Promise<void> {
     const s3 = this.s3;
     try {
-      const manifest = this.prefetch?.close(Math.min(s3.flushTimeoutMs, 5_000));
       const { left } = await this.client.uploads.flush(s3.flushTimeoutMs);
-      await manifest;
       if (left > 0) {
         this.metrics.inc("upload_left", left);
         this.logger.warn(`s3: ${left} upload(s) not finished within the flush deadline of ${s3.flushTimeoutMs}ms; they stay local`);
@@ -129,9 +171,18 @@ class Tiers implements TieredCache {
     }
   }
 
-  /** One download per action, shared by the go command's gets and the prefetcher. */
-  private remote(actionID: string): Promise<StoredOutput | null> {
-    return this.flights.do(actionID, () => this.remoteGet(actionID)).promise;
+  /**
+   * One download per action at a time, shared by every go command asking:
+   * from a pack on its way (if the asking command's packs list it), else
+   * the per-action object.
+   */
+  private remote(actionID: string, packs: PackReader | null): Promise<Fetched | null> {
+    return this.flights.do(actionID, async () => {
+      const fromPack = await packs?.wait(actionID);
+      if (fromPack) return { out: fromPack, source: "pack" } as const;
+      const out = await this.remoteGet(actionID);
+      return out && ({ out, source: "remote" } as const);
+    }).promise;
   }
 
   private async remoteGet(actionID: string): Promise<StoredOutput | null> {
@@ -179,7 +230,7 @@ class Tiers implements TieredCache {
   }
 
   /** Answers null (a miss) if the remote get takes longer than --request-timeout. */
-  private deadline(p: Promise<StoredOutput | null>): Promise<StoredOutput | null> {
+  private deadline(p: Promise<Fetched | null>): Promise<Fetched | null> {
     const ms = this.s3.requestTimeoutMs ?? 0;
     if (ms <= 0) return p;
     return new Promise((resolve) => {
@@ -191,7 +242,7 @@ class Tiers implements TieredCache {
         );
         resolve(null);
       }, ms);
-      const settle = (h: StoredOutput | null) => {
+      const settle = (h: Fetched | null) => {
         clearTimeout(t);
         resolve(h);
       };
@@ -201,9 +252,9 @@ class Tiers implements TieredCache {
 
   private async upload(f: OutputFile): Promise<void> {
     const t0 = performance.now();
-    let sent: number | null;
+    let enc: EncodedOutput | null;
     try {
-      sent = await uploadOutput(this.client, f, this.s3.compress);
+      enc = await uploadOutput(this.client, f, this.s3.compress);
     } catch (err) {
       const e = asRemoteError(err, `s3: put ${f.actionID}`);
       this.metrics.inc("upload_errors");
@@ -211,13 +262,13 @@ class Tiers implements TieredCache {
       this.logger.debug(`${e.message}; not uploaded`);
       return;
     }
-    if (sent === null) {
+    if (enc === null) {
       // Trimmed or cleaned away since the put: nothing to upload.
       this.metrics.inc("upload_errors");
       return;
     }
     this.metrics.inc("uploads");
-    this.metrics.inc("bytes_up", sent);
+    this.metrics.inc("bytes_up", enc.body.length);
     this.metrics.observe("upload_seconds", (performance.now() - t0) / 1000);
   }
 
@@ -234,18 +285,6 @@ class Tiers implements TieredCache {
       return false;
     }
     return true;
-  }
-
-  private makePrefetcher(): Prefetcher {
-    return createPrefetcher({
-      client: this.client,
-      haveLocally: (id) => this.flights.has(id) || this.disk.get(id) !== null,
-      fetch: (id) => this.remote(id),
-      workers: Math.max(1, Math.min(16, Math.floor(this.s3.concurrency / 2))),
-      readOnly: this.s3.readOnly,
-      metrics: this.metrics,
-      logger: this.logger,
-    });
   }
 }
 

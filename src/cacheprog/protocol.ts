@@ -30,6 +30,11 @@ export interface Hit {
   /** When the entry was put, in Unix nanoseconds. */
   timeNanos: bigint;
   diskPath: string;
+  /**
+   * Where a hit came from when not the local disk (a pack or a single object
+   * of a shared tier). Never sent: only for the counts of the layers above.
+   */
+  from?: "pack" | "remote";
 }
 
 export function hexToBase64(hex: string): string {

@@ -47,7 +47,7 @@ export async function runPlugin(flags: Flags): Promise<number> {
   const s3 = s3Config(flags);
   const metrics = new Metrics();
   logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
-  const cache = await openBuildCache({ local, s3, prefetch: true }, { metrics, logger });
+  const cache = await openBuildCache({ local, s3, singleCommand: true }, { metrics, logger });
   const run = new RunRecorder("plugin");
   run.attach(cache.tracker);
   const code = await servePluginStdio(withRequestLog(cache.handler), { metrics, logger, tag: "plugin", summary: log.metrics });

@@ -36,8 +36,10 @@ export interface S3Config {
   compress: boolean;
   /** A remote request (or a stalled body) is given up after this long. */
   timeoutMs: number;
-  /** Build manifests: download what the last same build used, ahead of the gets. */
+  /** Packs: read (and write, unless readOnly) per go command. */
   prefetch?: boolean;
+  /** Bytes of one pack at most (0 or unset: no limit). */
+  maxPackSize?: number;
   /** Outputs larger than this are never uploaded (0 or unset: no limit). */
   maxPutSize?: number;
   /** Bytes waiting for or in upload; beyond it uploads are dropped (0 or unset: no limit). */
@@ -99,6 +101,7 @@ export function s3Config(f: Flags): S3Config | null {
     compress: f.bool("compress"),
     timeoutMs: f.number("s3-timeout") || 5_000,
     prefetch: f.bool("prefetch"),
+    maxPackSize: f.number("max-pack-size"),
     maxPutSize: f.number("max-put-size"),
     uploadQueueBytes: f.number("upload-queue-bytes"),
     requestTimeoutMs: f.number("request-timeout"),

@@ -86,7 +86,13 @@ export const s3Flags = {
     default: true,
     env: ["GOSTASH_PREFETCH"],
     description:
-      "On an empty local cache, download what the last run of the same go command used before it is asked for; each run uploads its list at close (--no-prefetch to turn off; plugin mode only)",
+      "Packs: on a local miss, stream what earlier go commands packed for this toolchain and module, a few GETs in all; at its end each go command uploads one pack of what it used that no pack holds (--no-prefetch to turn off; see docs/packs.md)",
+  },
+  "max-pack-size": {
+    type: "size", default: "1GiB",
+    env: ["GOSTASH_MAX_PACK_SIZE"],
+    valueHint: "size",
+    description: "Bytes of outputs in one pack at most (before compression); outputs beyond it stay single objects (0: no limit)",
   },
   "max-put-size": {
     type: "size", default: "1GiB",
@@ -344,57 +350,4 @@ export const modproxyFlags = {
 // Groups kept in their own files, re-exported: value-flags.ts reads all from here.
 export { revproxyCAFlags, revproxyFlags } from "./revproxy-flags.ts";
 export { ciFlags } from "./ci-flags.ts";
-
-// `gostash mod import|export` (src/commands/mod.ts).
-export const modFlags = {
-  "go-sum": {
-    type: "string",
-    env: ["GOSTASH_GO_SUM"],
-    valueHint: "file",
-    description: "mod import: check every .zip and .mod against these go.sum lines (comma-separated files); mismatches are rejected",
-  },
-  "allow-unverified": {
-    type: "boolean",
-    env: ["GOSTASH_ALLOW_UNVERIFIED"],
-    description:
-      "mod import: import a .zip/.mod with no go.sum line that the checksum database does not know or cannot be reached for (default: reject it)",
-  },
-  "sumdb-key": {
-    type: "string",
-    env: ["GOSTASH_SUMDB_KEY", "GOSUMDB"],
-    valueHint: "keys",
-    description: "mod import: verifier keys of the checksum databases (NAME+HASH+KEY, comma-separated, as in GOSUMDB); sum.golang.org's is built in",
-  },
-  "sumdb-concurrency": {
-    type: "count",
-    env: ["GOSTASH_SUMDB_CONCURRENCY"],
-    valueHint: "n",
-    default: "16",
-    description: "mod import: checksum-database lookups in flight at once",
-  },
-  out: {
-    type: "string",
-    env: ["GOSTASH_MOD_OUT"],
-    valueHint: "dir|file.tar.gz",
-    description: "mod export: where to write the GOPROXY=file:// tree (a directory, or a .tar.gz)",
-  },
-  "go-mod": {
-    type: "string",
-    env: ["GOSTASH_GO_MOD"],
-    valueHint: "file",
-    defaultText: "the go.mod of the current module",
-    description: "mod export: export the whole module graph of this go.mod (as `go mod download` needs it)",
-  },
-  goproxy: {
-    type: "string",
-    env: ["GOPROXY"],
-    valueHint: "list",
-    description: "mod export: where the go command downloads from",
-  },
-  gosumdb: {
-    type: "string",
-    env: ["GOSUMDB"],
-    valueHint: "db",
-    description: "mod export: the checksum database the go command verifies against",
-  },
-} satisfies FlagSpecs;
+export { modFlags } from "./mod-flags.ts";

@@ -1,5 +1,5 @@
 // The one module that talks to a bucket: every S3 request gostash makes
-// (build-cache objects, build manifests, the module mirror, packs) is built,
+// (build-cache objects, packs, the module mirror) is built,
 // signed and sent here, with one policy for all of them:
 //
 // - Addressing: virtual-hosted style (`<bucket>.<host>`) unless

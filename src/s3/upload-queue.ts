@@ -1,6 +1,6 @@
 // Background uploads to one bucket: a bounded FIFO with its own
 // concurrency, shared by everything that writes to the bucket (build-cache
-// objects, manifests and packs, the module mirror).
+// objects and packs, the module mirror).
 //
 // enqueue() never blocks and never throws: a put is answered as soon as the
 // local write is done, whatever the uploads are doing. Two limits: jobs

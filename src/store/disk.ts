@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, nowNanos, parseEntry, type StoredOutput } from "./disk-layout.ts";
 import { trimDir, type TrimReport } from "./disk-trim.ts";
+import { writeWholeAsync } from "./disk-async.ts";
 
 export { ENTRY_SIZE, formatEntry, isDiskTrouble, nowNanos, parseEntry, type StoredOutput, type TrimReport };
 
@@ -50,6 +51,8 @@ export interface DiskStore {
   readonly dir: string;
   get(actionID: string): StoredOutput | null;
   put(actionID: string, outputID: string, size: number): DiskPut;
+  /** Stores a whole output (already verified) through the thread pool: bulk downloads (disk-async.ts). */
+  putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): Promise<StoredOutput>;
   /** Go-style trim (once a day) plus the size cap; cheap when nothing is due. */
   trim(opts?: { force?: boolean }): TrimReport;
   /** Bytes written by this process (outputs and entries) since the last trim. */
@@ -73,10 +76,10 @@ class GoCacheDir implements DiskStore {
   readonly dir: string;
   bytesWritten = 0;
   /** The directory with a trailing slash: IDs are validated hex, so concatenation is safe and cheaper than path.join. */
-  private readonly base: string;
+  readonly base: string;
   private readonly now: () => number;
   private readonly overflowDir: string;
-  private readonly madeDirs = new Set<string>();
+  readonly madeDirs = new Set<string>();
   private readonly entryBuf = Buffer.allocUnsafe(ENTRY_SIZE + 1);
   private overflowReady = false;
 
@@ -143,6 +146,14 @@ class GoCacheDir implements DiskStore {
 
   put(actionID: string, outputID: string, size: number): DiskPut {
     return new DiskWrite(this, actionID, outputID, size, this.openTemp(outputID));
+  }
+
+  putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): Promise<StoredOutput> {
+    return writeWholeAsync(this, actionID, outputID, bytes, timeNanos);
+  }
+
+  wrote(bytes: number): void {
+    this.bytesWritten += bytes;
   }
 
   trim(o: { force?: boolean } = {}): TrimReport {

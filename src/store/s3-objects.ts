@@ -12,8 +12,9 @@
 //     gostash-cost      optional: what computing the action took, in ms
 //                       (buildcache/costs.ts); a later hit saved that much
 //
-// Other layouts in the same bucket: manifests/ (manifests.ts) and mod/
-// (the module mirror, modproxy).
+// Other layouts in the same bucket: packs/ (packs.ts: many outputs in one
+// object, with the same metadata per entry) and mod/ (the module mirror,
+// modproxy).
 //
 // A remote hit is a single round trip: the metadata arrives in the headers
 // and the body follows. The body is hashed while it lands in the local
@@ -51,7 +52,11 @@ export interface OutputFile {
 const COMPRESS_MIN = 512;
 const COMPRESS_MAX = 64 << 20;
 /** A compressed body larger than this is not buffered for decompression. */
-const MAX_COMPRESSED_BODY = COMPRESS_MAX + (1 << 20);
+export const MAX_COMPRESSED_BODY = COMPRESS_MAX + (1 << 20);
+/** Outputs larger than this are stored as they are (never compressed, never packed). */
+export const MAX_ENCODED_OUTPUT = COMPRESS_MAX;
+/** zstd bodies up to this size are decompressed on the calling thread. */
+const SYNC_DECOMPRESS_MAX = 16 << 10;
 
 const META_OUTPUT = "gostash-output";
 const META_SIZE = "gostash-size";
@@ -100,11 +105,18 @@ export async function encodeBody(bytes: Uint8Array, compress: boolean): Promise<
   return { body: bytes, encoding: "identity" };
 }
 
+/** An output encoded for the bucket: the body as sent and the metadata that describes it. */
+export interface EncodedOutput {
+  body: Uint8Array;
+  meta: ObjectMeta;
+}
+
 /**
- * Uploads one output. Returns the bytes sent, or null when the file is no
- * longer what was put (trimmed or cleaned away since): nothing to upload.
+ * Reads and encodes one output as it is uploaded (single object or pack
+ * entry). Null when the file is no longer what was put (trimmed or cleaned
+ * away since): nothing to upload.
  */
-export async function uploadOutput(client: S3Client, f: OutputFile, compress: boolean): Promise<number | null> {
+export async function encodeOutput(f: OutputFile, compress: boolean): Promise<EncodedOutput | null> {
   let bytes: Uint8Array;
   try {
     bytes = f.size === 0 ? new Uint8Array(0) : await Bun.file(f.diskPath).bytes();
@@ -113,9 +125,18 @@ export async function uploadOutput(client: S3Client, f: OutputFile, compress: bo
   }
   if (bytes.length !== f.size) return null;
   const { body, encoding } = await encodeBody(bytes, compress);
-  const meta = encodeMeta({ outputID: f.outputID, size: f.size, timeNanos: f.timeNanos, encoding, costMs: f.costMs });
-  await client.put(actionObject(f.actionID), body, { metadata: meta });
-  return body.length;
+  return { body, meta: { outputID: f.outputID, size: f.size, timeNanos: f.timeNanos, encoding, costMs: f.costMs } };
+}
+
+/**
+ * Uploads one output. Returns what was sent, or null when the file is no
+ * longer what was put: nothing to upload.
+ */
+export async function uploadOutput(client: S3Client, f: OutputFile, compress: boolean): Promise<EncodedOutput | null> {
+  const enc = await encodeOutput(f, compress);
+  if (!enc) return null;
+  await client.put(actionObject(f.actionID), enc.body, { metadata: encodeMeta(enc.meta) });
+  return enc;
 }
 
 /**
@@ -212,15 +233,29 @@ async function landZstd(
     if (n > MAX_COMPRESSED_BODY) bad("compressed body is too large");
     parts.push(chunk);
   }
-  let out: Uint8Array;
-  try {
-    out = await Bun.zstdDecompress(Buffer.concat(parts));
-  } catch (err) {
-    return bad(`zstd body does not decompress: ${(err as Error)?.message ?? err}`);
-  }
-  if (out.length !== meta.size) bad(`body decompresses to ${out.length} bytes, metadata says ${meta.size}`);
+  const out = await decompressBody(Buffer.concat(parts), meta, bad);
   hasher.update(out);
   const w = disk.put(actionID, meta.outputID, meta.size);
   w.write(out);
   return w;
+}
+
+/** A zstd body decompressed, checked against the size its metadata says. */
+export async function decompressBody(body: Uint8Array, meta: ObjectMeta, bad: (why: string) => never): Promise<Uint8Array> {
+  let out: Uint8Array;
+  try {
+    // Small bodies inline: a trip through the thread pool costs more than they do.
+    out = body.length <= SYNC_DECOMPRESS_MAX ? Bun.zstdDecompressSync(body) : await Bun.zstdDecompress(body);
+  } catch (err) {
+    return bad(`zstd body does not decompress: ${(err as Error)?.message ?? err}`);
+  }
+  if (out.length !== meta.size) bad(`body decompresses to ${out.length} bytes, metadata says ${meta.size}`);
+  return out;
+}
+
+/** Checks a whole decoded output against its metadata: size, then SHA-256. Throws what bad() throws. */
+export function verifyOutput(meta: ObjectMeta, out: Uint8Array, bad: (why: string) => never): void {
+  if (out.length !== meta.size) bad(`body is ${out.length} bytes, metadata says ${meta.size}`);
+  const sum = new Bun.CryptoHasher("sha256").update(out).digest("hex");
+  if (sum !== meta.outputID) bad(`SHA-256 of the body is ${sum}, not the output ID ${meta.outputID}`);
 }

@@ -6,30 +6,25 @@ import { writeStderr } from "./std-output.ts";
 
 export function summaryLines(m: Metrics): string[] {
   const gets = m.get("gets");
-  const hits = m.get("hits_local") + m.get("hits_remote");
+  const hits = m.get("hits_local") + m.get("hits_pack") + m.get("hits_remote");
   const pct = gets ? ((100 * hits) / gets).toFixed(1) : "0.0";
   const secs = ((performance.now() - m.startedAt) / 1000).toFixed(2);
   const lines = [
-    `gets ${gets}, hits ${hits} (${pct}%; local ${m.get("hits_local")}, remote ${m.get("hits_remote")}), misses ${m.get("misses")}`,
+    `gets ${gets}, hits ${hits} (${pct}%; local ${m.get("hits_local")}, pack ${m.get("hits_pack")}, remote ${m.get("hits_remote")}), misses ${m.get("misses")}`,
     `puts ${m.get("puts")} (${formatBytes(m.get("bytes_put"))}), served ${formatBytes(m.get("bytes_hit"))}, errors ${m.get("errors")}, time ${secs}s`,
   ];
   if (m.counters.has("time_saved_seconds") || m.counters.has("costs_recorded") || m.counters.has("uncosted_hits")) lines.push(timeSavedLine(m));
   const get = m.histograms.get("get_seconds");
   if (get?.count) lines.push(`get latency mean ${((get.sum / get.count) * 1e6).toFixed(0)}µs over ${get.count}`);
-  if (m.counters.has("remote_gets") || m.counters.has("uploads")) {
+  if (m.counters.has("remote_gets") || m.counters.has("uploads") || m.counters.has("s3_requests")) {
     lines.push(
-      `s3: gets ${m.get("remote_gets")}, hits ${m.get("hits_remote")}, misses ${m.get("remote_misses")}, errors ${m.get("remote_errors")}, ` +
-        `integrity failures ${m.get("integrity_failures")}, down ${formatBytes(m.get("bytes_down"))}`,
+      `s3: requests ${m.get("s3_requests")}, down ${formatBytes(m.get("bytes_down"))}; object gets ${m.get("remote_gets")}, hits ${m.get("hits_remote")}, ` +
+        `misses ${m.get("remote_misses")}, errors ${m.get("remote_errors")}, integrity failures ${m.get("integrity_failures")}`,
       `s3: uploads ${m.get("uploads")} (${formatBytes(m.get("bytes_up"))}), failed ${m.get("upload_errors")}, dropped ${m.get("upload_drops")}, ` +
         `left at close ${m.get("upload_left")}, breaker trips ${m.get("breaker_trips")}`,
     );
   }
-  if (m.counters.has("prefetch_gets") || m.counters.has("manifest_uploads") || m.counters.has("prefetch_errors")) {
-    lines.push(
-      `prefetch: manifests ${m.get("prefetch_manifests")}, downloads ${m.get("prefetch_gets")}, landed ${m.get("prefetch_landed")}, ` +
-        `failed ${m.get("prefetch_errors")}, manifest uploads ${m.get("manifest_uploads")}`,
-    );
-  }
+  if (PACK_COUNTERS.some((k) => m.counters.has(k))) lines.push(...packLines(m));
   const limits = LIMIT_COUNTERS.filter(([k]) => m.get(k) > 0);
   if (limits.length) lines.push(`limits: ${limits.map(([k, what]) => `${what} ${m.get(k)}`).join(", ")}`);
   return lines;
@@ -37,7 +32,7 @@ export function summaryLines(m: Metrics): string[] {
 
 /** Estimated compute time the hits saved (buildcache/costs.ts says how it is measured). */
 export function timeSavedLine(m: Metrics): string {
-  const costed = m.get("hits_local") + m.get("hits_remote") - m.get("uncosted_hits");
+  const costed = m.get("hits_local") + m.get("hits_pack") + m.get("hits_remote") - m.get("uncosted_hits");
   return (
     `time saved: ~${formatSeconds(m.get("time_saved_seconds"))} of compute by ${costed} hits with a recorded cost` +
     ` (${m.get("uncosted_hits")} hits without one), ${m.get("costs_recorded")} costs recorded`
@@ -50,6 +45,19 @@ export function formatSeconds(s: number): string {
   if (secs < 3600) return `${Math.floor(secs / 60)}m${String(secs % 60).padStart(2, "0")}s`;
   const mins = Math.round(secs / 60);
   return `${Math.floor(mins / 60)}h${String(mins % 60).padStart(2, "0")}m`;
+}
+
+const PACK_COUNTERS = ["pack_head_gets", "pack_gets", "pack_uploads", "pack_upload_errors"];
+
+/** Packs (docs/packs.md): what came from them, what went wrong, what went up. */
+function packLines(m: Metrics): string[] {
+  return [
+    `packs: heads ${m.get("pack_heads")} (missing ${m.get("pack_heads_missing")}, bad ${m.get("pack_bad_heads")}), ` +
+      `gets ${m.get("pack_gets")} (${formatBytes(m.get("pack_bytes_down"))}), entries landed ${m.get("pack_entries_landed")} ` +
+      `(unused ${m.get("pack_entries_unused")}, already local ${m.get("pack_entries_local")}), bad entries ${m.get("pack_integrity_failures")}, errors ${m.get("pack_errors")}`,
+    `packs: uploads ${m.get("pack_uploads")} (${formatBytes(m.get("pack_bytes_up"))}, ${m.get("pack_entries_up")} entries), ` +
+      `compactions ${m.get("pack_compactions")}, failed ${m.get("pack_upload_errors")}`,
+  ];
 }
 
 /** Counters of refusals and waits by the resource limits (shown only when not zero). */

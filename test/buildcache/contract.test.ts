@@ -5,6 +5,9 @@
 //   tiered, same machine     local disk + bucket (versitygw)
 //   tiered, fresh machine    written by one machine, read by another with an
 //                            empty disk and the same bucket (a fresh CI runner)
+//   packs, fresh machine     the same through daemon connections: the writer's
+//                            close uploads its pack (docs/packs.md), the reader
+//                            streams it
 //   read-only connection     the daemon's view for a --read-token client:
 //                            reads the shared cache (written here through a
 //                            read-write connection)
@@ -67,11 +70,12 @@ function s3cfg(prefix: string): S3Config {
   };
 }
 
-async function machine(s3: S3Config | null): Promise<{ cache: BuildCache; dir: string }> {
+async function machine(s3: S3Config | null): Promise<{ cache: BuildCache; dir: string; metrics: Metrics }> {
   const t = tempDir("gostash-contract-");
-  const cache = await openBuildCache({ local: { cacheDir: t.path, maxSize: 0 }, s3 }, { metrics: new Metrics(), logger: createLogger() });
+  const metrics = new Metrics();
+  const cache = await openBuildCache({ local: { cacheDir: t.path, maxSize: 0 }, s3 }, { metrics, logger: createLogger() });
   cleanups.push(() => cache.tier?.client.close(), t.cleanup);
-  return { cache, dir: t.path };
+  return { cache, dir: t.path, metrics };
 }
 
 const SUBJECTS: Record<string, () => Promise<Subject>> = {
@@ -89,11 +93,55 @@ const SUBJECTS: Record<string, () => Promise<Subject>> = {
     const b = await machine(s3cfg(prefix));
     return { writer: a.cache.handler, reader: b.cache.handler, settle: async () => void (await a.cache.flush(10_000)), dirs: [a.dir, b.dir] };
   },
+  async "packs, fresh machine"() {
+    return (await packsSubject()).subject;
+  },
   async "read-only connection"() {
     const m = await machine(null);
     return { writer: m.cache.connection("rw", 1), reader: m.cache.connection("ro", 2), settle: async () => {}, dirs: [m.dir] };
   },
 };
+
+/**
+ * Two daemon connections on two machines: the writer acts like a go command
+ * (its first action is asked for, missed, then put: that names its pack), and
+ * the reader asks for that first action before anything else, as the same
+ * go command would, so it reads the writer's pack.
+ */
+async function packsSubject(): Promise<{ subject: Subject; reader: Metrics; writer: Metrics }> {
+  const prefix = `packs-${hex().slice(0, 8)}`;
+  const a = await machine(s3cfg(prefix));
+  const b = await machine(s3cfg(prefix));
+  const wc = a.cache.connection("rw", 1);
+  const rc = b.cache.connection("rw", 2);
+  let first: string | null = null;
+  let readerStarted = false;
+  const writer: CacheHandler = {
+    get: (x) => wc.get(x),
+    put(x, o, n) {
+      if (first === null) {
+        first = x;
+        void wc.get(x);
+      }
+      return wc.put(x, o, n);
+    },
+    close: () => wc.close(),
+  };
+  const reader: CacheHandler = {
+    async get(x) {
+      if (first && x !== first && !readerStarted) await rc.get(first);
+      readerStarted = true;
+      return rc.get(x);
+    },
+    put: (x, o, n) => rc.put(x, o, n),
+    close: () => rc.close(),
+  };
+  const settle = async () => {
+    await wc.close();
+    await a.cache.flush(10_000);
+  };
+  return { subject: { writer, reader, settle, dirs: [a.dir, b.dir] }, reader: b.metrics, writer: a.metrics };
+}
 
 async function put(h: CacheHandler, action: string, body: Uint8Array, chunk = 65536): Promise<string> {
   const w: PutWriter = h.put(action, sha256(body), body.length);
@@ -190,6 +238,19 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
     });
   });
 }
+
+describe("packs, beyond the contract", () => {
+  test("what the writer's connection put comes to the fresh machine from its pack", async () => {
+    const { subject, reader, writer } = await packsSubject();
+    const actions = Array.from({ length: 5 }, () => hex());
+    for (const a of actions) await put(subject.writer, a, new TextEncoder().encode(`output ${a}\n`.repeat(100)));
+    await subject.settle();
+    expect(writer.get("pack_uploads")).toBe(1);
+    for (const a of actions) expect(await subject.reader.get(a)).not.toBeNull();
+    expect(reader.get("hits_pack")).toBe(actions.length);
+    expect(reader.get("remote_gets")).toBe(0);
+  });
+});
 
 describe("read-only connection, beyond the contract", () => {
   test("its puts answer a DiskPath with the body, but nobody else ever reads them", async () => {

@@ -1,7 +1,7 @@
 // The tiered cache in-process: real disk stores in temp dirs, a real S3
 // server (versitygw), faults injected by a real proxy in between.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { S3Config } from "../../src/config/config.ts";
@@ -35,7 +35,7 @@ interface Machine {
   dir: string;
 }
 
-function machine(over: Partial<S3Config> = {}, extra: { queueCapacity?: number; breaker?: Breaker; prefetch?: boolean } = {}): Machine {
+function machine(over: Partial<S3Config> = {}, extra: { queueCapacity?: number; breaker?: Breaker } = {}): Machine {
   const t = tempDir("gostash-tiered-");
   cleanups.push(t.cleanup);
   const metrics = new Metrics();
@@ -56,7 +56,7 @@ function machine(over: Partial<S3Config> = {}, extra: { queueCapacity?: number; 
     ...over,
   };
   const client = createS3Client(s3cfg, { metrics, logger, breaker: extra.breaker, queueCapacity: extra.queueCapacity });
-  const cache = createTieredCache({ disk, client, s3: s3cfg, metrics, logger, prefetch: extra.prefetch });
+  const cache = createTieredCache({ disk, client, s3: s3cfg, metrics, logger });
   cleanups.push(() => cache.close());
   return { cache, metrics, dir: t.path };
 }
@@ -345,57 +345,3 @@ describe("breaker", () => {
     expect(b.state).toBe("closed"); // the count restarted
   });
 });
-
-describe("build manifests and prefetch", () => {
-  test("a run's manifest lets the next run on an empty disk download every listed action ahead of its gets", async () => {
-    const a = machine({}, { prefetch: true });
-    const first = hex();
-    expect(await a.cache.get(first)).toBeNull(); // the run's first get names its manifest
-    const actions = Array.from({ length: 20 }, () => hex());
-    const bodies = new Map<string, Uint8Array>();
-    for (const id of actions) {
-      const body = textBody(2000 + Math.floor(Math.random() * 3000));
-      bodies.set(id, body);
-      await put(a, id, body);
-    }
-    await a.cache.close();
-    expect(a.metrics.get("manifest_uploads")).toBe(1);
-
-    const b = machine({}, { prefetch: true });
-    expect(await b.cache.get(first)).toBeNull(); // local miss: fetches the manifest, starts the downloads
-    // The go command has not asked for any of them yet: they arrive anyway.
-    const deadline = Date.now() + 20_000;
-    while (b.metrics.get("prefetch_landed") < actions.length && Date.now() < deadline) await Bun.sleep(20);
-    expect(b.metrics.get("prefetch_manifests")).toBe(1);
-    expect(b.metrics.get("prefetch_landed")).toBe(actions.length);
-    const remoteBefore = b.metrics.get("remote_gets");
-    for (const id of actions) {
-      const hit = await b.cache.get(id);
-      expect(hit).not.toBeNull();
-      expect(sha256(readFileSync(hit!.diskPath))).toBe(sha256(bodies.get(id)!));
-    }
-    expect(b.metrics.get("hits_local")).toBe(actions.length); // all on disk already
-    expect(b.metrics.get("remote_gets")).toBe(remoteBefore);
-    // Same actions as the manifest it read: nothing to upload again.
-    await b.cache.close();
-    expect(b.metrics.get("manifest_uploads")).toBe(0);
-  }, 60_000);
-
-  test("a damaged manifest is ignored and counted; --read-only never uploads one", async () => {
-    const first = hex();
-    const ro = machine({ readOnly: true }, { prefetch: true });
-    await ro.cache.get(first);
-    for (let i = 0; i < 10; i++) await put(ro, hex(), textBody(100));
-    await ro.cache.close();
-    expect(ro.metrics.get("manifest_uploads")).toBe(0);
-
-    await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: `manifests/${first}`, Body: new TextEncoder().encode("not zstd at all") }));
-    const b = machine({}, { prefetch: true });
-    expect(await b.cache.get(first)).toBeNull();
-    const deadline = Date.now() + 10_000;
-    while (b.metrics.get("prefetch_errors") === 0 && Date.now() < deadline) await Bun.sleep(20);
-    expect(b.metrics.get("prefetch_errors")).toBe(1);
-    expect(b.metrics.get("prefetch_gets")).toBe(0);
-  }, 60_000);
-});
-

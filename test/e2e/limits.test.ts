@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { decodeHead } from "../../src/store/packs.ts";
 import { BIN, tempDir } from "../helpers/env.ts";
 import { go, goEnv, writeDemoModule } from "../helpers/go.ts";
 import { startS3Server, type S3Server } from "../helpers/s3server.ts";
@@ -132,11 +134,22 @@ describe("with the S3 tier", () => {
     expect(err.match(/--upload-queue-bytes 512\.0 KiB \(GOSTASH_UPLOAD_QUEUE_BYTES\)/g)?.length).toBe(1);
     expect(err).toMatch(/gostash: limits: puts over --max-put-size \d+, uploads over --upload-queue-bytes \d+/);
 
-    // The bucket holds small outputs only; every large one stayed local.
+    // The bucket holds small outputs only, as single objects and in packs; every large one stayed local.
     const keys = await s3.listKeys();
-    expect(keys.length).toBeGreaterThan(0);
+    const objects = keys.filter((k) => /^[0-9a-f]{2}\/[0-9a-f]{64}$/.test(k));
+    expect(objects.length).toBeGreaterThan(0);
     const sizeOf = (action: string) => Number(readFileSync(join(cache, action.slice(0, 2), `${action}-a`), "latin1").split(/ +/)[3]);
-    for (const k of keys) expect(sizeOf(k.split("/").pop()!)).toBeLessThanOrEqual(512 * 1024);
+    for (const k of objects) expect(sizeOf(k.split("/").pop()!)).toBeLessThanOrEqual(512 * 1024);
+    const heads = keys.filter((k) => k.endsWith(".head"));
+    expect(heads.length).toBeGreaterThan(0);
+    for (const k of heads) {
+      const got = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: k }));
+      const head = decodeHead(await got.Body!.transformToByteArray(), k.slice("packs/".length, -".head".length));
+      const entries = head.packs.flatMap((p) => p.entries);
+      expect(entries.length).toBeGreaterThan(0);
+      for (const e of entries) expect(e.meta.size).toBeLessThanOrEqual(1024 * 1024);
+    }
+    expect(keys.filter((k) => !objects.includes(k) && !heads.includes(k) && !/^packs\/[0-9a-f]{64}\.pack$/.test(k))).toEqual([]);
   }, GO_TIMEOUT);
 });
 

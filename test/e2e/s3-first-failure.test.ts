@@ -48,7 +48,7 @@ for (const [what, flags] of [
     expect(first[0]).toContain(`bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens; got "${BAD}"`);
     expect(first[0]).toContain("later S3 failures are counted in s3_errors");
     // The summary counts the rest; a refusal (4xx) never trips the breaker.
-    const errors = Number(/gostash: s3: gets \d+, .*errors (\d+)/.exec(r.stderr)?.[1]);
+    const errors = Number(/gostash: s3: requests \d+, .*object gets \d+, .*errors (\d+)/.exec(r.stderr)?.[1]);
     expect(errors).toBeGreaterThan(1);
     expect(r.stderr).toContain("breaker trips 0");
     expect(r.stderr).not.toContain("failures in a row");

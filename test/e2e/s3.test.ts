@@ -49,7 +49,7 @@ async function bucketIntact(): Promise<number> {
   const c = s3.client();
   let n = 0;
   for (const key of await s3.listKeys()) {
-    if (key.startsWith("manifests/")) continue; // build manifests (prefetch.ts)
+    if (key.startsWith("packs/")) continue; // packs and their heads (src/store/packs.ts, test/e2e/packs.test.ts)
     const r = await c.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
     const meta = decodeMeta(r.Metadata);
     expect(meta).not.toBeNull();
@@ -63,7 +63,7 @@ async function bucketIntact(): Promise<number> {
 }
 
 async function objectCount(): Promise<number> {
-  return (await s3.listKeys()).filter((k) => !k.startsWith("manifests/")).length;
+  return (await s3.listKeys()).filter((k) => !k.startsWith("packs/")).length;
 }
 
 interface Machine {
@@ -144,16 +144,13 @@ describe("shared S3 tier through the go command", () => {
       expect(compileSteps(rb.build)).toEqual([]);
       expect(rb.test).toMatch(/^ok\s+example\.com\/demo\/greet\s+\(cached\)/m);
       expect(rb.test).toMatch(/^ok\s+example\.com\/demo\/mathx\s+\(cached\)/m);
-      // "hits N (...; local N, remote N)": every hit came from the bucket,
-      // asked for by go (remote) or downloaded ahead from A's build manifest
-      // (landed, then usually a local hit).
-      expect(counter(rb.build, "remote")).toBeGreaterThan(0);
-      expect(counter(rb.build, "remote") + counter(rb.build, "landed")).toBeGreaterThan(10);
-      // B started empty and compiles nothing: a local hit can only be a prefetched one.
-      expect(counter(rb.build, "local")).toBeLessThanOrEqual(counter(rb.build, "landed"));
-      expect(counter(ra.build, "manifest uploads")).toBeGreaterThan(0);
-      expect(counter(rb.build, "prefetch: manifests")).toBe(1);
-      expect(counter(rb.build, "landed")).toBeGreaterThan(10);
+      // "hits N (...; local N, pack N, remote N)": every hit came from the
+      // bucket, from A's packs or as a single object. B started empty and
+      // compiles nothing, so it has no local hits.
+      expect(counter(rb.build, "pack") + counter(rb.build, "remote")).toBeGreaterThan(10);
+      expect(counter(rb.build, "local")).toBe(0);
+      expect(counter(ra.build, "packs: uploads")).toBeGreaterThan(0);
+      expect(counter(rb.build, "packs: heads")).toBe(1);
       // Byte-identical to A's real build.
       expect(Buffer.compare(readFileSync(rb.binary), readFileSync(ra.binary))).toBe(0);
       expect(outputsIntact(b.cache)).toBeGreaterThan(50);
@@ -171,7 +168,7 @@ describe("shared S3 tier through the go command", () => {
   // Counters from the plugin's --metrics summary: "s3: ... misses N, errors N",
   // "integrity failures N", "breaker trips N", "hits N (...; local N, remote N)".
   const s3Errors = (e: string) => counter(e, "misses \\d+, errors");
-  const remoteHits = (e: string) => counter(e, "remote") + counter(e, "landed");
+  const remoteHits = (e: string) => counter(e, "remote") + counter(e, "pack");
   const faults: [string, Partial<Faults>, (stderr: string) => void][] = [
     ["down", { down: true }, (e) => (expect(s3Errors(e)).toBeGreaterThan(0), expect(remoteHits(e)).toBe(0))],
     ["slow", { latencyMs: 150 }, (e) => (expect(remoteHits(e)).toBeGreaterThan(0), expect(s3Errors(e)).toBe(0))],

@@ -2,7 +2,8 @@
 // then warm, through gostash; the saving the warm run reports is compared
 // with the measured cold-minus-warm wall time. Then a fresh machine (empty
 // local cache, same bucket) builds it warm from the bucket and reports the
-// same saving: the costs travelled in the objects' metadata.
+// same saving: the costs travelled in the pack's entries (and, with
+// --no-prefetch, in the single objects' metadata).
 //
 // The builds run with -p=1, so the go command computes one action at a time
 // and summed action costs are comparable with wall time (with -p=N they add
@@ -46,10 +47,10 @@ function savedSeconds(stderr: string): number {
   return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
 }
 
-async function timedBuild(machine: string): Promise<{ seconds: number; stderr: string }> {
+async function timedBuild(machine: string, flags = ""): Promise<{ seconds: number; stderr: string }> {
   const env = goEnv({
     gocache: join(tmp.path, machine, "gocache"),
-    prog: `${BIN} --metrics --min-upload-size=0`,
+    prog: `${BIN} --metrics --min-upload-size=0${flags}`,
     home: join(tmp.path, machine, "home"),
     extra: { ...s3.env, GOFLAGS: "-mod=mod -p=1" },
   });
@@ -61,7 +62,7 @@ async function timedBuild(machine: string): Promise<{ seconds: number; stderr: s
 }
 
 describe("time saved", () => {
-  test("the warm build reports about the cold-minus-warm time; a fresh machine warm from the bucket reports the same", async () => {
+  test("the warm build reports about the cold-minus-warm time; fresh machines warm from the bucket (packs, single objects) report the same", async () => {
     const cold = await timedBuild("a");
     expect(cold.stderr).toMatch(/[1-9]\d* costs recorded/);
     expect(savedSeconds(cold.stderr)).toBe(0);
@@ -83,11 +84,20 @@ describe("time saved", () => {
     }
     expect(withCost).toBeGreaterThan(keys.length / 3);
 
-    const remote = await timedBuild("b");
-    expect(remote.stderr).toMatch(/remote [1-9]\d*\)/);
-    const fromBucket = savedSeconds(remote.stderr);
-    console.error(`time saved from the bucket on a fresh machine: ${fromBucket.toFixed(1)}s`);
-    expect(fromBucket).toBeGreaterThan(reported * 0.9);
-    expect(fromBucket).toBeLessThan(reported * 1.1);
+    // From the pack the cold build uploaded at its end.
+    const fromPack = await timedBuild("b");
+    expect(fromPack.stderr).toMatch(/pack [1-9]\d*, remote \d+\)/);
+    const savedFromPack = savedSeconds(fromPack.stderr);
+    console.error(`time saved on a fresh machine from the pack: ${savedFromPack.toFixed(1)}s`);
+    expect(savedFromPack).toBeGreaterThan(reported * 0.9);
+    expect(savedFromPack).toBeLessThan(reported * 1.1);
+
+    // From single objects, one GET each (no packs read).
+    const fromObjects = await timedBuild("c", " --no-prefetch");
+    expect(fromObjects.stderr).toMatch(/pack 0, remote [1-9]\d*\)/);
+    const savedFromObjects = savedSeconds(fromObjects.stderr);
+    console.error(`time saved on a fresh machine from single objects: ${savedFromObjects.toFixed(1)}s`);
+    expect(savedFromObjects).toBeGreaterThan(reported * 0.9);
+    expect(savedFromObjects).toBeLessThan(reported * 1.1);
   }, 900_000);
 });

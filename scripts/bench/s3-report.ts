@@ -1,0 +1,101 @@
+// The tables scripts/bench/s3.ts prints for one target: times, requests
+// and bytes per variant, then the ratios the issue sets goals for, each a
+// median of per-round ratios where both variants ran in the same round.
+
+import { fmtMs, fmtRatio, median, table } from "./lib.ts";
+import type { Target } from "./s3-targets.ts";
+
+export interface Sample {
+  ms: number;
+  requests?: number;
+  bytes?: number;
+}
+
+export class Results {
+  private readonly by = new Map<string, { round: number; s: Sample }[]>();
+
+  add(name: string, s: Sample, round?: number): void {
+    const xs = this.by.get(name) ?? [];
+    xs.push({ round: round ?? xs.length, s });
+    this.by.set(name, xs);
+  }
+
+  has(name: string): boolean {
+    return this.by.has(name);
+  }
+
+  median(name: string, field: keyof Sample = "ms"): number {
+    return median((this.by.get(name) ?? []).map((x) => x.s[field] ?? NaN));
+  }
+
+  min(name: string): number {
+    return Math.min(...(this.by.get(name) ?? []).map((x) => x.s.ms));
+  }
+
+  /** Median over rounds of a/b in the same round; ratio of medians when they never shared one. */
+  paired(a: string, b: string, field: keyof Sample = "ms"): number {
+    const xb = new Map((this.by.get(b) ?? []).map((x) => [x.round, x.s[field]]));
+    const rs = (this.by.get(a) ?? []).filter((x) => xb.has(x.round)).map((x) => (x.s[field] ?? NaN) / (xb.get(x.round) ?? NaN));
+    return rs.length ? median(rs) : this.median(a, field) / this.median(b, field);
+  }
+}
+
+export interface ReportOptions {
+  target: Target;
+  results: Results;
+  latencies: number[];
+  goVersion: string;
+  reference: string;
+  runs: number;
+  refRuns: number;
+  loadBefore: string;
+}
+
+const mib = (n: number) => (Number.isNaN(n) ? "-" : (n / (1 << 20)).toFixed(1));
+
+export function report(o: ReportOptions): void {
+  const r = o.results;
+  const row = (label: string, name: string): string[] | null =>
+    r.has(name)
+      ? [label, `${fmtMs(r.median(name))} (min ${fmtMs(r.min(name))})`, Number.isNaN(r.median(name, "requests")) ? "" : String(Math.round(r.median(name, "requests"))), Number.isNaN(r.median(name, "bytes")) ? "" : mib(r.median(name, "bytes"))]
+      : null;
+  const rows: (string[] | null)[] = [
+    row("cold, plain go", "plain cold"),
+    row("cold + upload, gostash", "gostash cold+upload"),
+    row("cold + upload, go-cache-plugin", "gcp cold+upload"),
+    row("local-warm, plain go", "plain local-warm"),
+    row("local-warm, gostash", "gostash local-warm"),
+    row("local-warm, go-cache-plugin", "gcp local-warm"),
+  ];
+  for (const L of o.latencies) {
+    rows.push(
+      row(`+${L} ms  remote-warm, gostash`, `gostash remote-warm +${L}`),
+      row(`+${L} ms  tarball restore + plain go`, `tarball +${L}`),
+      row(`+${L} ms  data floor (packs alone)`, `floor +${L}`),
+      row(`+${L} ms  remote-warm, go-cache-plugin`, `gcp remote-warm +${L}`),
+    );
+  }
+  const cmds = o.target.commands.map((c) => `go ${c.join(" ")}`).join(" + ");
+  console.log(`\n# S3 tier, ${o.target.name}: ${cmds}; ${o.goVersion}; versitygw on loopback behind the fault proxy`);
+  console.log(`# ${o.runs} round(s) per remote variant (go-cache-plugin ${o.refRuns}); reference ${o.reference}; load average at start ${o.loadBefore}\n`);
+  console.log(table(["variant (whole run)", "time: median (min)", "requests", "MiB down"], rows.filter((x): x is string[] => x !== null)));
+
+  const gw = (L: number) => `gostash remote-warm +${L}`;
+  const ratioRow = (label: string, f: (L: number) => number, goal: string) => [label, ...o.latencies.map((L) => fmtRatio(f(L))), goal];
+  const ratios = [
+    ratioRow("gostash remote-warm / tarball restore", (L) => r.paired(gw(L), `tarball +${L}`), "≤ 0.80x"),
+    ratioRow("gostash remote-warm / data floor", (L) => r.paired(gw(L), `floor +${L}`), "≤ 1.30x"),
+    ratioRow("gostash remote-warm / gostash local-warm", (L) => r.median(gw(L)) / r.median("gostash local-warm"), "reported"),
+    ratioRow("gostash remote-warm / go-cache-plugin remote-warm", (L) => r.paired(gw(L), `gcp remote-warm +${L}`), "reported"),
+    ratioRow("gostash bytes down / tarball bytes", (L) => r.paired(gw(L), `tarball +${L}`, "bytes"), "< 1"),
+    [
+      "requests per remote-warm run: gostash (go-cache-plugin)",
+      ...o.latencies.map((L) => `${r.median(gw(L), "requests")} (${r.has(`gcp remote-warm +${L}`) ? r.median(`gcp remote-warm +${L}`, "requests") : "-"})`),
+      o.target.name === "std" ? "≤ 10" : "reported",
+    ],
+  ];
+  console.log("\n" + table(["ratio (median of per-round ratios)", ...o.latencies.map((L) => `+${L} ms`), "goal"], ratios));
+  const cold = r.median("gostash cold+upload") / r.median("plain cold");
+  const gcpCold = r.has("gcp cold+upload") ? `; go-cache-plugin ${fmtRatio(r.median("gcp cold+upload") / r.median("plain cold"))}` : "";
+  console.log(`\ngostash cold+upload / plain cold: ${fmtRatio(cold)} (goal ≤ 1.15x)${gcpCold}`);
+}

@@ -1,0 +1,311 @@
+// One go command's pack reads (layout: store/packs.ts).
+//
+// On the command's first local miss the head of its key is fetched (one
+// GET). From then on, a get the local disk cannot answer asks wait(): if
+// the head lists the action, the pack holding it is streamed (unless it
+// already is) and the get waits for that entry to land; otherwise, or if
+// the pack fails to bring it, wait() answers null at once and the caller
+// falls back to the per-action object. Gets that come while the head is
+// loading wait for it (one round trip) rather than racing it with GETs of
+// their own.
+//
+// A pack is fetched whole once any of its entries is asked for: the entries
+// of one pack are what one command used, so the rest is asked for soon. It
+// is cut into segments of SEGMENT_BYTES on entry boundaries, fetched with
+// range GETs and landed one at a time in pack order, the next GETs sent
+// ahead (pack-segments.ts; a get waiting for a later segment moves it to
+// the front), each landed as it streams (store/pack-stream.ts). Every entry is verified
+// before it is served; a bad entry, a missing pack, a cut or stalled body
+// only turn the entries concerned into fallbacks, counted. A pack that is
+// missing or holds a bad entry is "broken": the command's pack upload
+// leaves it out of the head it writes (pack-writer.ts).
+//
+// Everything a pack lands stays in the local store, asked for or not; at
+// close the entries landed but never asked for are counted
+// (pack_entries_unused): the price of fetching whole packs.
+
+import type { S3Client, S3Object } from "../s3/client.ts";
+import { asRemoteError } from "../s3/errors.ts";
+import type { CostBook } from "../store/costs.ts";
+import type { DiskStore, StoredOutput } from "../store/disk.ts";
+import { landSegment, type SegmentSink } from "../store/pack-stream.ts";
+import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef, type Segment } from "../store/packs.ts";
+import type { Logger } from "../util/log.ts";
+import type { Metrics } from "../util/metrics.ts";
+import { readHead, type KnownHeads } from "./pack-heads.ts";
+import { SegmentLine, type LineJob } from "./pack-segments.ts";
+
+/** Bytes of a pack fetched with one range GET: the first segments are smaller (packs.ts segmentsOf). */
+export const SEGMENT_BYTES = 12 << 20;
+export const FIRST_SEGMENT_BYTES = 2 << 20;
+
+export interface PackReaderDeps {
+  client: S3Client;
+  disk: DiskStore;
+  metrics: Metrics;
+  logger: Logger;
+  known: KnownHeads;
+  /** Action costs (costs.ts): recorded from each entry landed, as from a single object. */
+  costs?: CostBook;
+}
+
+type HeadState =
+  | { kind: "idle" }
+  | { kind: "loading"; ready: Promise<void> }
+  | { kind: "ready"; head: PackHead; slots: Map<string, Slot> }
+  | { kind: "absent" };
+
+type Waiter = (out: StoredOutput | null) => void;
+
+type SlotState =
+  /** Its segment has not reached it yet. */
+  | { kind: "pending"; waiters: Waiter[] }
+  /** Not on the local disk when its bytes came: being decoded, verified and written (the file may show up before this says so). */
+  | { kind: "landing"; waiters: Waiter[] }
+  /** here: landed by this reader (not found on the local disk already). */
+  | { kind: "landed"; out: StoredOutput; here: boolean }
+  | { kind: "failed" };
+
+interface Slot {
+  entry: PackEntry;
+  task: SegmentTask;
+  state: SlotState;
+  asked: boolean;
+}
+
+/** A segment of a touched pack: idle until then, then in line, fetched, landed or failed. */
+interface SegmentTask extends LineJob {
+  seg: Segment;
+  state: "idle" | "queued" | "landing" | "done" | "failed";
+}
+
+export class PackReader {
+  private state: HeadState = { kind: "idle" };
+  private readonly line = new SegmentLine();
+  /** Each touched pack's segments, in pack order; and each entry's segment. */
+  private readonly tasks = new Map<PackRef, SegmentTask[]>();
+  private readonly taskOfEntry = new Map<PackEntry, SegmentTask>();
+  private readonly missing = new Set<string>();
+  /** Packs found missing or holding a bad entry (by name). */
+  readonly broken = new Set<string>();
+
+  constructor(
+    private readonly d: PackReaderDeps,
+    readonly key: string,
+  ) {}
+
+  /** The head as read, or null (not read yet, none, bad, or unreachable). */
+  get head(): PackHead | null {
+    return this.state.kind === "ready" ? this.state.head : null;
+  }
+
+  /** Starts fetching the head (the command's first local miss). */
+  start(): void {
+    if (this.state.kind !== "idle") return;
+    const ready = this.loadHead();
+    this.state = { kind: "loading", ready };
+  }
+
+  /** The action's output from a pack: waits while it is on its way; null if no pack will bring it. */
+  async wait(actionID: string): Promise<StoredOutput | null> {
+    this.start();
+    if (this.state.kind === "loading") await this.state.ready;
+    if (this.state.kind !== "ready") return null;
+    const slot = this.state.slots.get(actionID);
+    if (!slot) return null;
+    slot.asked = true;
+    switch (slot.state.kind) {
+      case "landed":
+        return slot.state.out;
+      case "failed":
+        return null;
+      case "pending":
+      case "landing": {
+        const waiters = slot.state.waiters;
+        this.touch(slot.task);
+        return new Promise((resolve) => waiters.push(resolve));
+      }
+    }
+  }
+
+  /** A local hit: was it landed by one of this command's packs? (Counted as a pack hit then.) */
+  landedHere(actionID: string): boolean {
+    if (this.state.kind !== "ready") return false;
+    const slot = this.state.slots.get(actionID);
+    const here = slot?.state.kind === "landing" || (slot?.state.kind === "landed" && slot.state.here);
+    if (here) slot!.asked = true;
+    return here;
+  }
+
+  /** The command ended: no new segment starts; counts what landed unasked. */
+  close(): void {
+    this.line.close();
+    if (this.state.kind !== "ready") return;
+    let unused = 0;
+    for (const s of this.state.slots.values()) if (!s.asked && s.state.kind === "landed" && s.state.here) unused++;
+    if (unused) this.d.metrics.inc("pack_entries_unused", unused);
+  }
+
+  private async loadHead(): Promise<void> {
+    const r = await readHead(this.d, this.key);
+    if (r.kind !== "found") {
+      this.state = { kind: "absent" };
+      return;
+    }
+    this.d.known.set(this.key, r.head);
+    const slots = new Map<string, Slot>();
+    for (const [actionID, { pack, entry }] of headIndex(r.head)) {
+      const task = this.taskOf(pack, entry);
+      slots.set(actionID, { entry, task, state: { kind: "pending", waiters: [] }, asked: false });
+    }
+    this.state = { kind: "ready", head: r.head, slots };
+  }
+
+  /** The segment task an entry belongs to (a pack's segments are planned when the head is read). */
+  private taskOf(pack: PackRef, entry: PackEntry): SegmentTask {
+    if (!this.tasks.has(pack)) {
+      const ts = segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES).map((seg) => this.segmentTask(seg));
+      this.tasks.set(pack, ts);
+      for (const t of ts) for (const e of t.seg.entries) this.taskOfEntry.set(e, t);
+    }
+    return this.taskOfEntry.get(entry)!;
+  }
+
+  private segmentTask(seg: Segment): SegmentTask {
+    let answer: { obj: S3Object | null } | { err: unknown } | null = null;
+    const t: SegmentTask = {
+      seg,
+      state: "idle",
+      open: async () => {
+        if (t.state === "failed") return; // its pack turned out missing while it waited in line
+        try {
+          this.d.metrics.inc("pack_gets");
+          answer = { obj: await this.d.client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] }) };
+        } catch (err) {
+          answer = { err };
+        }
+      },
+      land: async () => {
+        if (t.state === "failed" || !answer) return;
+        t.state = "landing";
+        await this.land(t, answer);
+      },
+      drop: () => {
+        if (answer && "obj" in answer) answer.obj?.cancel();
+        this.failTask(t);
+      },
+    };
+    return t;
+  }
+
+  /** Queues every segment of the entry's pack (once); the entry's own lands next. */
+  private touch(task: SegmentTask): void {
+    const all = this.tasks.get(task.seg.pack)!;
+    if (all[0]!.state === "idle") {
+      for (const t of all) t.state = "queued";
+      this.line.push(all);
+    }
+    if (task.state === "queued") this.line.prioritize(task);
+  }
+
+  private async land(t: SegmentTask, answer: { obj: S3Object | null } | { err: unknown }): Promise<void> {
+    const { client, disk, metrics } = this.d;
+    const { seg } = t;
+    const name = packObject(seg.pack.name);
+    try {
+      if ("err" in answer) throw answer.err;
+      const obj = answer.obj;
+      if (!obj) {
+        this.packMissing(seg.pack);
+        return;
+      }
+      const received = (n: number) => {
+        metrics.inc("bytes_down", n);
+        metrics.inc("pack_bytes_down", n);
+      };
+      try {
+        await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, this.sink(seg.pack), received);
+      } finally {
+        obj.cancel();
+      }
+      t.state = "done";
+    } catch (err) {
+      const e = asRemoteError(err, `s3: get ${client.key(name)}`);
+      metrics.inc("pack_errors");
+      // Bytes that are not there (a short body, or a range past the end: 416) will not be there next time either.
+      if (e.kind === "badobject" || e.status === 416) this.broken.add(seg.pack.name);
+      this.d.logger.debug(`${e.message}; its entries not landed yet come as single objects`);
+      this.failTask(t);
+    }
+  }
+
+  private sink(pack: PackRef): SegmentSink {
+    return {
+      isLocal: (entry) => {
+        const slot = this.slotOf(entry);
+        // Superseded by a later pack, or already answered: not landed again.
+        if (!slot || slot.state.kind !== "pending") return true;
+        const out = this.d.disk.get(entry.actionID);
+        if (!out) {
+          slot.state = { kind: "landing", waiters: slot.state.waiters };
+          return false;
+        }
+        this.d.metrics.inc("pack_entries_local");
+        this.settle(slot, { kind: "landed", out, here: false });
+        return true;
+      },
+      landed: (entry, out) => {
+        this.d.metrics.inc("pack_entries_landed");
+        if (entry.meta.costMs !== undefined) this.d.costs?.record(entry.actionID, entry.meta.costMs);
+        const slot = this.slotOf(entry);
+        if (slot) this.settle(slot, { kind: "landed", out, here: true });
+      },
+      failed: (entry, err) => {
+        const e = asRemoteError(err, `s3: pack ${entry.actionID}`);
+        if (e.kind === "badobject") {
+          this.d.metrics.inc("pack_integrity_failures");
+          this.d.metrics.inc("integrity_failures");
+          this.d.logger.warn(`${e.message}; not served (it comes as a single object instead)`);
+        } else this.d.metrics.inc("pack_errors");
+        const slot = this.slotOf(entry);
+        if (slot) this.settle(slot, { kind: "failed" });
+        if (e.kind === "badobject") this.broken.add(pack.name);
+      },
+    };
+  }
+
+  private slotOf(entry: PackEntry): Slot | null {
+    if (this.state.kind !== "ready") return null;
+    const slot = this.state.slots.get(entry.actionID);
+    return slot && slot.entry === entry ? slot : null;
+  }
+
+  private settle(slot: Slot, next: Extract<SlotState, { kind: "landed" | "failed" }>): void {
+    if (slot.state.kind !== "pending" && slot.state.kind !== "landing") return;
+    const waiters = slot.state.waiters;
+    slot.state = next;
+    const out = next.kind === "landed" ? next.out : null;
+    for (const w of waiters) w(out);
+  }
+
+  /** Entries of a task not landed yet fail: their gets fall back to single objects. */
+  private failTask(t: SegmentTask): void {
+    if (t.state === "done") return;
+    t.state = "failed";
+    for (const entry of t.seg.entries) {
+      const slot = this.slotOf(entry);
+      if (slot) this.settle(slot, { kind: "failed" });
+    }
+  }
+
+  private packMissing(pack: PackRef): void {
+    this.broken.add(pack.name);
+    // Its other segments still in line find the pack missing too, and fail without a warning of their own.
+    for (const t of this.tasks.get(pack) ?? []) this.failTask(t);
+    if (this.missing.has(pack.name)) return; // another segment of it said so already
+    this.missing.add(pack.name);
+    this.d.metrics.inc("pack_errors");
+    this.d.metrics.inc("pack_missing");
+    this.d.logger.warn(`s3: pack ${this.d.client.key(packObject(pack.name))} is listed in a head but missing; its entries come as single objects`);
+  }
+}

@@ -1,0 +1,45 @@
+// What a command's pack upload holds (src/buildcache/pack-policy.ts).
+import { describe, expect, test } from "bun:test";
+import { MAX_CHAIN_PACKS, planPack } from "../../src/buildcache/pack-policy.ts";
+import type { PackHead, PackRef } from "../../src/store/packs.ts";
+
+const id = (n: number) => n.toString(16).padStart(64, "0");
+const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => id(from + i));
+
+function pack(name: number, actions: string[]): PackRef {
+  const meta = { outputID: id(0), size: 1, timeNanos: 1n, encoding: "identity" as const };
+  const frames = [{ offset: 0, length: actions.length, rawLength: actions.length, zstd: false }];
+  return { name: id(name), bytes: actions.length, writtenMs: 1, frames, entries: actions.map((a, i) => ({ actionID: a, frame: 0, offset: i, meta, raw: {} })) };
+}
+
+const head = (...packs: PackRef[]): PackHead => ({ key: id(1), writtenMs: 1, packs });
+
+describe("pack plan", () => {
+  test("nothing when every used action is packed", () => {
+    expect(planPack(head(pack(1, ids(0, 10))), ids(0, 10), new Set())).toEqual({ kind: "nothing" });
+  });
+
+  test("no head: everything, as a delta onto nothing", () => {
+    expect(planPack(null, ids(0, 3), new Set())).toEqual({ kind: "delta", ids: ids(0, 3), keep: [] });
+  });
+
+  test("a delta holds only the unpacked actions, in use order", () => {
+    const p = pack(1, ids(0, 10));
+    const used = [id(12), ...ids(0, 10), id(11)];
+    expect(planPack(head(p), used, new Set())).toEqual({ kind: "delta", ids: [id(12), id(11)], keep: [p] });
+  });
+
+  test("a broken pack counts as absent and leaves the head", () => {
+    const good = pack(1, ids(0, 5));
+    const bad = pack(2, ids(5, 10));
+    expect(planPack(head(good, bad), ids(0, 10), new Set([id(2)]))).toEqual({ kind: "delta", ids: ids(5, 10), keep: [good] });
+  });
+
+  test(`past ${MAX_CHAIN_PACKS} packs: compaction by a command that used most of the head, else nothing`, () => {
+    const packs = Array.from({ length: MAX_CHAIN_PACKS }, (_, i) => pack(i + 1, ids(i * 10, i * 10 + 10)));
+    const h = head(...packs);
+    const big = [...ids(0, 60), id(1000)];
+    expect(planPack(h, big, new Set())).toEqual({ kind: "compact", ids: big, dropped: MAX_CHAIN_PACKS });
+    expect(planPack(h, [id(0), id(1000)], new Set())).toEqual({ kind: "skip", missing: 1 });
+  });
+});

@@ -1,0 +1,188 @@
+// Packs in-process (layout: src/store/packs.ts): real disk stores in temp
+// dirs, a real S3 server (versitygw), a real proxy in between that counts
+// requests and injects latency. Each test uses its own bucket prefix.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { startFaultProxy } from "../helpers/faultproxy.ts";
+import { startS3Server } from "../helpers/s3server.ts";
+import { coldRun, expectHit, hex, keys, machine, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, warmRun, type World } from "./pack-helpers.ts";
+
+const w = { cleanups: [] } as unknown as World;
+
+beforeAll(async () => {
+  w.s3 = await startS3Server();
+  for (const [k, v] of Object.entries(w.s3.env)) process.env[k] = v;
+  w.proxy = await startFaultProxy(w.s3.endpoint);
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of w.cleanups.reverse()) await c();
+  await w.proxy?.stop();
+  await w.s3?.stop();
+});
+
+const prefix = () => `p-${hex().slice(0, 10)}`;
+
+describe("packs", () => {
+  test("a command packs what it used; a fresh machine gets all of it from one head and one pack GET", async () => {
+    const p = prefix();
+    const outs = [...outputs(40), { action: hex(), body: new Uint8Array(0) }, { action: hex(), body: randomBody(1 << 20) }];
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    expect(a.metrics.get("pack_uploads")).toBe(1);
+    expect(a.metrics.get("pack_entries_up")).toBe(outs.length);
+    const names = await packNames(w, p);
+    expect(names.length).toBe(1);
+    // The head is written under both of the command's first two gets.
+    for (const key of [outs[0]!.action, outs[1]!.action]) {
+      const head = readHeadFile(w, p, key);
+      expect(head.packs.map((x) => `packs/${x.name}.pack`)).toEqual(names);
+      expect(head.packs[0]!.entries.map((e) => e.actionID)).toEqual(outs.map((o) => o.action));
+    }
+
+    const b = await machine(w, p);
+    w.proxy.resetCounts();
+    await warmRun(b.cache.handler, outs);
+    expect(w.proxy.counts.GET).toBe(2); // the head, then the pack
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+    expect(b.metrics.get("remote_gets")).toBe(0);
+    expect(outputsIntact(b.dir)).toBe(outs.length);
+    await b.cache.handler.close();
+    // Everything it used was packed already: nothing to upload, not even a request.
+    expect(w.proxy.requests).toBe(2);
+    expect(b.metrics.get("pack_uploads")).toBe(0);
+  }, 60_000);
+
+  test("gets asked all at once wait for their entries while the pack streams; nothing is fetched twice", async () => {
+    const p = prefix();
+    const outs = outputs(60, (i) => 2000 + i * 500);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const b = await machine(w, p);
+    w.proxy.resetCounts();
+    w.proxy.set({ latencyMs: 150 });
+    try {
+      const hits = await Promise.all(outs.map((o) => b.cache.handler.get(o.action)));
+      hits.forEach((h, i) => expectHit(h, outs[i]!));
+    } finally {
+      w.proxy.reset();
+    }
+    expect(w.proxy.counts.GET).toBe(2);
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+  }, 60_000);
+
+  test("a pack larger than a segment is fetched with range GETs, landed in order", async () => {
+    const p = prefix();
+    const outs = outputs(8, () => 5 << 20).map((o) => ({ ...o, body: randomBody(o.body.length) }));
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const b = await machine(w, p);
+    w.proxy.resetCounts();
+    await warmRun(b.cache.handler, outs);
+    // 40 MiB of incompressible 5 MiB entries in segments growing from 2 to 12 MiB: 1, 1, 1, 2, 2, 1 entries.
+    expect(b.metrics.get("pack_gets")).toBe(6);
+    expect(w.proxy.counts.GET).toBe(7); // and the head
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+  }, 120_000);
+
+  test("a later command uploads a delta of only what no pack holds; a fresh machine reads both", async () => {
+    const p = prefix();
+    const first = outputs(30);
+    const more = outputs(10);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, first);
+    await a.cache.handler.close();
+
+    const a2 = await machine(w, p);
+    await warmRun(a2.cache.handler, first);
+    await coldRun(a2.cache.handler, more);
+    await a2.cache.handler.close();
+    expect(a2.metrics.get("pack_entries_up")).toBe(more.length);
+    const head = readHeadFile(w, p, first[0]!.action);
+    expect(head.packs.map((x) => x.entries.length)).toEqual([30, 10]);
+
+    const b = await machine(w, p);
+    w.proxy.resetCounts();
+    await warmRun(b.cache.handler, [...first, ...more]);
+    expect(b.metrics.get("hits_pack")).toBe(40);
+    expect(w.proxy.counts.GET).toBe(3);
+  }, 60_000);
+
+  test("past eight packs the head is compacted into one pack of what the command used", async () => {
+    const p = prefix();
+    const base = outputs(12);
+    let used = [...base];
+    for (let i = 0; i < 9; i++) {
+      const m = await machine(w, p);
+      const fresh = outputs(2);
+      await warmRunOrCold(m, used);
+      await coldRun(m.cache.handler, fresh);
+      used = [...used, ...fresh];
+      await m.cache.handler.close();
+      const head = readHeadFile(w, p, base[0]!.action);
+      if (i < 8) expect(head.packs.length).toBe(i + 1);
+      else {
+        expect(m.metrics.get("pack_compactions")).toBe(1);
+        expect(head.packs.length).toBe(1);
+        expect(head.packs[0]!.entries.length).toBe(used.length);
+      }
+    }
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, used);
+    expect(b.metrics.get("hits_pack")).toBe(used.length);
+  }, 120_000);
+
+  test("--read-only reads packs but never writes one", async () => {
+    const p = prefix();
+    const outs = outputs(20);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs.slice(0, 10));
+    await a.cache.handler.close();
+    const before = await keys(w, p);
+    const ro = await machine(w, p, { readOnly: true });
+    w.proxy.resetCounts();
+    await warmRun(ro.cache.handler, outs.slice(0, 10));
+    await coldRun(ro.cache.handler, outs.slice(10));
+    await ro.cache.handler.close();
+    expect(ro.metrics.get("hits_pack")).toBe(10);
+    expect(w.proxy.counts.PUT ?? 0).toBe(0);
+    expect(await keys(w, p)).toEqual(before);
+  }, 60_000);
+
+  test("a daemon connection's close returns before its pack is uploaded; the upload follows in the background", async () => {
+    const p = prefix();
+    const outs = outputs(15);
+    const d = await machine(w, p);
+    const conn = d.cache.connection("rw", 1);
+    await coldRun(conn, outs);
+    await d.cache.flush(20_000); // the single objects are up
+    w.proxy.set({ latencyMs: 1_500, only: "PUT" });
+    try {
+      await conn.close();
+      expect(await packNames(w, p)).toEqual([]); // answered before the pack went up
+      expect((await d.cache.flush(20_000)).left).toBe(0);
+    } finally {
+      w.proxy.reset();
+    }
+    expect((await packNames(w, p)).length).toBe(1);
+    // A second connection of the same daemon that used nothing new asks nothing at close.
+    const conn2 = d.cache.connection("rw", 2);
+    w.proxy.resetCounts();
+    await warmRun(conn2, outs);
+    await conn2.close();
+    await d.cache.flush(20_000);
+    expect(w.proxy.requests).toBe(0);
+    // Pack files are built in the cache dir and removed after the upload.
+    expect(existsSync(`${d.dir}/gostash-packs`) ? readdirSync(`${d.dir}/gostash-packs`) : []).toEqual([]);
+  }, 60_000);
+});
+
+/** The first command of a series is cold; later ones find everything packed or local. */
+async function warmRunOrCold(m: Awaited<ReturnType<typeof machine>>, outs: ReturnType<typeof outputs>): Promise<void> {
+  const hits = await Promise.all(outs.map(async (o) => ((await m.cache.handler.get(o.action)) ? 1 : 0)));
+  const missing = outs.filter((_, i) => !hits[i]);
+  for (const o of missing) await put(m.cache.handler, o);
+}
