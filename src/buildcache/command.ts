@@ -18,6 +18,7 @@ import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
 import type { StoredOutput } from "../store/disk.ts";
 import { packFilesDir } from "../store/pack-file.ts";
 import { isPackKey } from "../store/packs.ts";
+import { readHead, type HeadRead } from "./pack-heads.ts";
 import { PackReader } from "./pack-reader.ts";
 import { PackWriter } from "./pack-writer.ts";
 import type { CommandRun, TieredCache } from "./tiered.ts";
@@ -41,6 +42,13 @@ class GoCommandCache implements CacheHandler, CommandRun {
   private readonly keys: string[] = [];
   private reader: PackReader | null = null;
   private readonly writer: PackWriter | null;
+  /**
+   * The head of the first key, asked for as soon as the key is known when
+   * this command may write a pack and no head is known: it arrives while
+   * the build runs, so a close with nothing new to pack does not wait for
+   * it. The reader (a local miss) uses the same answer: one GET.
+   */
+  private headAhead: Promise<HeadRead> | null = null;
 
   constructor(
     private readonly tier: TieredCache,
@@ -73,14 +81,16 @@ class GoCommandCache implements CacheHandler, CommandRun {
 
   async close(): Promise<void> {
     this.reader?.close();
-    const job = this.writer?.seal(this.keys, this.reader);
+    const job = this.writer?.seal(this.keys, this.reader, this.headAhead);
     // A dropped job (queue full or stopped) is counted by the queue: no pack this time.
     if (job && !this.tier.client.uploads.enqueue(job)) this.writer!.abandon();
     if (this.o.closesTier) await this.tier.close();
   }
 
   asked(actionID: string): void {
-    if (this.keys.length < KEYS && isPackKey(actionID) && !this.keys.includes(actionID)) this.keys.push(actionID);
+    if (this.keys.length >= KEYS || !isPackKey(actionID) || this.keys.includes(actionID)) return;
+    this.keys.push(actionID);
+    if (this.keys.length === 1 && this.writer && !this.tier.knownHeads.get(actionID)) this.headAhead = readHead(this.tier, actionID);
   }
 
   landedFromPack(actionID: string): boolean {
@@ -92,6 +102,7 @@ class GoCommandCache implements CacheHandler, CommandRun {
     this.reader ??= new PackReader(
       { client: this.tier.client, disk: this.tier.disk, metrics: this.tier.metrics, logger: this.tier.logger, known: this.tier.knownHeads, costs: this.tier.costs },
       this.keys[0]!,
+      this.headAhead,
     );
     this.reader.start();
     return this.reader;

@@ -32,7 +32,7 @@ import { landSegment, type SegmentSink } from "../store/pack-stream.ts";
 import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef, type Segment } from "../store/packs.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
-import { readHead, type KnownHeads } from "./pack-heads.ts";
+import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
 import { SegmentLine, type LineJob } from "./pack-segments.ts";
 
 /** Bytes of a pack fetched with one range GET: the first segments are smaller (packs.ts segmentsOf). */
@@ -92,6 +92,8 @@ export class PackReader {
   constructor(
     private readonly d: PackReaderDeps,
     readonly key: string,
+    /** The key's head already on its way (command.ts), used instead of a GET of its own. */
+    private readonly headAhead: Promise<HeadRead> | null = null,
   ) {}
 
   /** The head as read, or null (not read yet, none, bad, or unreachable). */
@@ -147,7 +149,7 @@ export class PackReader {
   }
 
   private async loadHead(): Promise<void> {
-    const r = await readHead(this.d, this.key);
+    const r = await (this.headAhead ?? readHead(this.d, this.key));
     if (r.kind !== "found") {
       this.state = { kind: "absent" };
       return;

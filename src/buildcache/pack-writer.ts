@@ -35,7 +35,7 @@ import { MAX_ENCODED_OUTPUT, type ObjectMeta } from "../store/s3-objects.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
-import { readHead, type KnownHeads } from "./pack-heads.ts";
+import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
 import { planPack, type PackPlan } from "./pack-policy.ts";
 
 export interface PackWriterDeps {
@@ -64,6 +64,11 @@ function packable(size: number, d: PackWriterDeps): boolean {
 function entryMeta(actionID: string, out: StoredOutput, costs: CostBook | undefined): ObjectMeta {
   const costMs = costs?.get(actionID);
   return { outputID: out.outputID, size: out.size, timeNanos: out.timeNanos, encoding: "identity", ...(costMs !== undefined ? { costMs } : {}) };
+}
+
+/** A head read ahead (command.ts) as a ReadSide, or null. */
+function aheadSide(r: HeadRead | null): ReadSide | null {
+  return r?.kind === "found" ? { head: r.head, broken: new Set() } : null;
 }
 
 /** What the reader learned that the writer needs: the head it read, and packs that failed. */
@@ -97,7 +102,7 @@ export class PackWriter {
    * The command ended. Returns the upload job (for the bucket's queue), or
    * null if it used nothing. `keys`: the command's first distinct gets.
    */
-  seal(keys: string[], read: ReadSide | null): UploadJob | null {
+  seal(keys: string[], read: ReadSide | null, headAhead: Promise<HeadRead> | null = null): UploadJob | null {
     if (this.state !== "collecting") return null;
     this.state = "sealed";
     const used = [...this.used];
@@ -107,7 +112,7 @@ export class PackWriter {
     }
     const id = `${packObject(keys[0]!)}#${process.pid}-${++jobSeq}`;
     // Bytes 0: the pack is uploaded from its file, never held in memory.
-    return { key: id, size: 0, run: () => this.write(keys, used, read) };
+    return { key: id, size: 0, run: () => this.write(keys, used, read, headAhead) };
   }
 
   /** The job will not run (the upload queue dropped it): the puts packed so far are thrown away. */
@@ -115,10 +120,17 @@ export class PackWriter {
     void this.puts.settle().then((f) => f?.discard());
   }
 
-  private async write(keys: string[], used: string[], read: ReadSide | null): Promise<void> {
+  private async write(keys: string[], used: string[], read: ReadSide | null, headAhead: Promise<HeadRead> | null): Promise<void> {
     const early = await this.puts.settle();
     try {
-      await this.planAndUpload(keys, used, read, early);
+      const ahead = headAhead && (await headAhead);
+      if (ahead?.kind === "failed") {
+        // Asked once already in this command: a bucket that did not answer is not waited for twice.
+        this.d.metrics.inc("pack_upload_errors");
+        this.d.logger.debug(`s3: pack upload: the head could not be read (${ahead.err.message}); no pack this time`);
+        return;
+      }
+      await this.planAndUpload(keys, used, read ?? aheadSide(ahead), early);
     } finally {
       early?.discard();
     }

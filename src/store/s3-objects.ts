@@ -180,7 +180,8 @@ export async function landVerified(
   const hasher = new Bun.CryptoHasher("sha256");
   let w: DiskPut | null = null;
   try {
-    w = meta.encoding === "identity" ? await landIdentity(disk, actionID, meta, obj.body, hasher, bad, received) : await landZstd(disk, actionID, meta, obj.body, hasher, bad, received);
+    const landing: Landing = { disk, actionID, meta, hasher, bad, received };
+    w = meta.encoding === "identity" ? await landIdentity(landing, obj.body) : await landZstd(landing, obj.body);
     if (w.written !== meta.size) bad(`body is ${w.written} bytes, metadata says ${meta.size}`);
     const sum = hasher.digest("hex");
     if (sum !== meta.outputID) bad(`SHA-256 of the body is ${sum}, not the output ID ${meta.outputID}`);
@@ -192,15 +193,17 @@ export async function landVerified(
   }
 }
 
-async function landIdentity(
-  disk: DiskStore,
-  actionID: string,
-  meta: ObjectMeta,
-  body: AsyncIterable<Uint8Array>,
-  hasher: Bun.CryptoHasher,
-  bad: (why: string) => never,
-  received?: (n: number) => void,
-): Promise<DiskPut> {
+/** One body being landed: where it goes, what it must be, and how it is checked. */
+interface Landing {
+  disk: DiskStore;
+  actionID: string;
+  meta: ObjectMeta;
+  hasher: Bun.CryptoHasher;
+  bad: (why: string) => never;
+  received?: (n: number) => void;
+}
+
+async function landIdentity({ disk, actionID, meta, hasher, bad, received }: Landing, body: AsyncIterable<Uint8Array>): Promise<DiskPut> {
   const w = disk.put(actionID, meta.outputID, meta.size);
   try {
     for await (const chunk of body) {
@@ -216,15 +219,7 @@ async function landIdentity(
   }
 }
 
-async function landZstd(
-  disk: DiskStore,
-  actionID: string,
-  meta: ObjectMeta,
-  body: AsyncIterable<Uint8Array>,
-  hasher: Bun.CryptoHasher,
-  bad: (why: string) => never,
-  received?: (n: number) => void,
-): Promise<DiskPut> {
+async function landZstd({ disk, actionID, meta, hasher, bad, received }: Landing, body: AsyncIterable<Uint8Array>): Promise<DiskPut> {
   const parts: Uint8Array[] = [];
   let n = 0;
   for await (const chunk of body) {

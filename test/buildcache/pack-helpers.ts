@@ -67,6 +67,14 @@ export async function machine(w: World, prefix: string, over: Partial<S3Config> 
   return { cache, metrics, dir: t.path };
 }
 
+/** The next go command on a machine's disk (plugin mode: a new process, nothing known in memory). */
+export async function nextCommand(w: World, m: Machine, prefix: string, over: Partial<S3Config> = {}): Promise<Machine> {
+  const metrics = new Metrics();
+  const cache = await openBuildCache({ local: { cacheDir: m.dir, maxSize: 0 }, s3: s3cfg(w, prefix, over), singleCommand: true }, { metrics, logger: createLogger() });
+  w.cleanups.push(() => cache.tier?.client.close());
+  return { cache, metrics, dir: m.dir };
+}
+
 /** What one go command does, roughly: asks its first actions, then puts or gets the rest. */
 export interface Output {
   action: string;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { startFaultProxy } from "../helpers/faultproxy.ts";
 import { startS3Server } from "../helpers/s3server.ts";
-import { coldRun, expectHit, hex, keys, machine, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, warmRun, type World } from "./pack-helpers.ts";
+import { coldRun, expectHit, hex, keys, machine, nextCommand, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, warmRun, type World } from "./pack-helpers.ts";
 
 const w = { cleanups: [] } as unknown as World;
 
@@ -177,6 +177,43 @@ describe("packs", () => {
     expect(w.proxy.requests).toBe(0);
     // Pack files are built in the cache dir and removed after the upload.
     expect(existsSync(`${d.dir}/gostash-packs`) ? readdirSync(`${d.dir}/gostash-packs`) : []).toEqual([]);
+  }, 60_000);
+});
+
+describe("the head read ahead (plugin mode: one command per process)", () => {
+  test("a warm command asks for its head at its first get, while it runs; its close asks nothing more", async () => {
+    const p = prefix();
+    const outs = outputs(12);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const next = await nextCommand(w, a, p);
+    w.proxy.resetCounts();
+    await warmRun(next.cache.handler, outs); // all local hits
+    expect(next.metrics.get("pack_head_gets")).toBe(1); // asked for before close was called
+    await next.cache.handler.close();
+    expect(w.proxy.requests).toBe(1);
+    expect(next.metrics.get("pack_head_gets")).toBe(1);
+    expect(next.metrics.get("pack_uploads")).toBe(0);
+  }, 60_000);
+
+  test("a head read that timed out is not asked again at close: no pack this time, counted", async () => {
+    const p = prefix();
+    const outs = outputs(6);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const next = await nextCommand(w, a, p, { timeoutMs: 300 });
+    w.proxy.set({ hang: true });
+    try {
+      await warmRun(next.cache.handler, outs);
+      await next.cache.handler.close();
+    } finally {
+      w.proxy.reset();
+    }
+    expect(next.metrics.get("pack_head_gets")).toBe(1);
+    expect(next.metrics.get("pack_head_errors")).toBe(1);
+    expect(next.metrics.get("pack_upload_errors")).toBe(1);
   }, 60_000);
 });
 
