@@ -6,18 +6,22 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import { startFaultProxy } from "../helpers/faultproxy.ts";
+import { setEnv } from "../helpers/env.ts";
 import { startS3Server } from "../helpers/s3server.ts";
 import { coldRun, expectHit, hex, machine, objectPath, outputs, outputsIntact, packNames, readHeadFile, sha256, warmRun, type Output, type World } from "./pack-helpers.ts";
 
 const w = { cleanups: [] } as unknown as World;
 
+let restoreEnv = () => {};
+
 beforeAll(async () => {
   w.s3 = await startS3Server();
-  for (const [k, v] of Object.entries(w.s3.env)) process.env[k] = v;
+  restoreEnv = setEnv(w.s3.env);
   w.proxy = await startFaultProxy(w.s3.endpoint);
 }, 60_000);
 
 afterAll(async () => {
+  restoreEnv();
   for (const c of w.cleanups.reverse()) await c();
   await w.proxy?.stop();
   await w.s3?.stop();

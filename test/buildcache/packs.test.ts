@@ -4,18 +4,22 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { startFaultProxy } from "../helpers/faultproxy.ts";
+import { setEnv } from "../helpers/env.ts";
 import { startS3Server } from "../helpers/s3server.ts";
 import { coldRun, expectHit, hex, keys, machine, nextCommand, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, warmRun, type World } from "./pack-helpers.ts";
 
 const w = { cleanups: [] } as unknown as World;
 
+let restoreEnv = () => {};
+
 beforeAll(async () => {
   w.s3 = await startS3Server();
-  for (const [k, v] of Object.entries(w.s3.env)) process.env[k] = v;
+  restoreEnv = setEnv(w.s3.env);
   w.proxy = await startFaultProxy(w.s3.endpoint);
 }, 60_000);
 
 afterAll(async () => {
+  restoreEnv();
   for (const c of w.cleanups.reverse()) await c();
   await w.proxy?.stop();
   await w.s3?.stop();
