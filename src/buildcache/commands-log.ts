@@ -24,9 +24,9 @@ export interface CommandRecord {
   /** When its close() came; null while it runs. */
   endedAt: number | null;
   gets: number;
-  /** Hits answered at once from the local disk. */
+  /** Hits from what the local disk already held. */
   hitsLocal: number;
-  /** Hits that waited for the bucket. */
+  /** Hits that came from the bucket (a pack or a single object). */
   hitsRemote: number;
   misses: number;
   puts: number;
