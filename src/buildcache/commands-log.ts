@@ -7,15 +7,17 @@
 // nothing (a probe, a refused client, the serve's template handler) is not
 // a command worth listing.
 //
-// Which tier answered a hit is read from the hit: tiered.ts marks hits that
-// came from the bucket (a pack or a single object) with `from`.
+// A record opens with the connection's first request and ends with its
+// close; what it counts comes from the CostTracker's events for that
+// connection (command-counts.ts, as `gostash ci summary` counts).
 
-import type { CacheHandler, PutWriter } from "../cacheprog/session.ts";
-import type { Hit } from "../cacheprog/protocol.ts";
+import type { CacheHandler } from "../cacheprog/session.ts";
+import { countEvent, zeroCounts, type CommandCounts } from "./command-counts.ts";
+import type { CacheEvent } from "./costs.ts";
 
 export const RECENT_COMMANDS = 50;
 
-export interface CommandRecord {
+export interface CommandRecord extends CommandCounts {
   /** The daemon's connection number. */
   id: number;
   access: "rw" | "ro";
@@ -23,18 +25,7 @@ export interface CommandRecord {
   startedAt: number;
   /** When its close() came; null while it runs. */
   endedAt: number | null;
-  gets: number;
-  /** Hits from what the local disk already held. */
-  hitsLocal: number;
-  /** Hits that came from the bucket (a pack or a single object). */
-  hitsRemote: number;
-  misses: number;
-  puts: number;
-  /** Output bytes served by hits. */
-  bytesHit: number;
-  /** Output bytes stored by committed puts. */
-  bytesPut: number;
-  /** Build time its hits were spared (recorded costs of the actions hit); absent until one is known. */
+  /** Build time its hits were spared (savedMs in seconds); absent until a hit with a recorded cost. */
   timeSavedSeconds?: number;
 }
 
@@ -48,31 +39,19 @@ export class CommandsLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** `handler`, counting what one go command asks of it into a record of this log. */
+  /** `handler`, with one go command's record in this log from its first request to its close. */
   track(access: "rw" | "ro", connID: number, handler: CacheHandler): CacheHandler {
     const startedAt = this.now();
     let rec: CommandRecord | null = null;
-    const record = (): CommandRecord => {
-      if (!rec) {
-        rec = { id: connID, access, startedAt, endedAt: null, gets: 0, hitsLocal: 0, hitsRemote: 0, misses: 0, puts: 0, bytesHit: 0, bytesPut: 0 };
-        this.running.set(connID, rec);
-      }
-      return rec;
+    const open = () => {
+      if (rec) return;
+      rec = { id: connID, access, startedAt, endedAt: null, ...zeroCounts() };
+      this.running.set(connID, rec);
     };
     return {
       ...(handler.synchronous ? { synchronous: true } : {}),
-      get: (actionID) => {
-        const r = record();
-        r.gets++;
-        const answer = handler.get(actionID);
-        if (!(answer instanceof Promise)) return countHit(r, answer);
-        return answer.then((hit) => countHit(r, hit));
-      },
-      put: (actionID, outputID, size) => {
-        const r = record();
-        r.puts++;
-        return countedPut(handler.put(actionID, outputID, size), () => (r.bytesPut += size));
-      },
+      get: (actionID) => (open(), handler.get(actionID)),
+      put: (actionID, outputID, size) => (open(), handler.put(actionID, outputID, size)),
       close: () => {
         if (rec) this.finish(rec);
         return handler.close();
@@ -80,16 +59,16 @@ export class CommandsLog {
     };
   }
 
-  /** Adds what a hit of a running command spared (CostTracker's events). */
-  addTimeSaved(connID: number, seconds: number): void {
-    const rec = this.running.get(connID);
-    if (rec) rec.timeSavedSeconds = (rec.timeSavedSeconds ?? 0) + seconds;
+  /** Counts an event of a running command (CostTracker.listen). */
+  count(e: CacheEvent): void {
+    const rec = e.conn === undefined ? undefined : this.running.get(e.conn);
+    if (rec) countEvent(rec, e);
   }
 
   /** Running commands (newest first), then finished ones (newest first). */
   recent(): CommandRecord[] {
     const byStart = (a: CommandRecord, b: CommandRecord) => b.startedAt - a.startedAt || b.id - a.id;
-    return [...[...this.running.values()].sort(byStart), ...this.finished.slice().reverse()].map((r) => ({ ...r }));
+    return [...[...this.running.values()].sort(byStart), ...this.finished.slice().reverse()].map(withTimeSaved);
   }
 
   /** Commands running now. */
@@ -106,26 +85,7 @@ export class CommandsLog {
   }
 }
 
-function countHit(r: CommandRecord, hit: Hit | null): Hit | null {
-  if (!hit) r.misses++;
-  else {
-    if (hit.from === undefined) r.hitsLocal++;
-    else r.hitsRemote++;
-    r.bytesHit += hit.size;
-  }
-  return hit;
-}
-
-/** The put, calling `stored` once its commit succeeded. */
-function countedPut(w: PutWriter, stored: () => void): PutWriter {
-  return {
-    write: (bytes) => w.write(bytes),
-    abort: () => w.abort(),
-    commit: () => {
-      const path = w.commit();
-      if (path instanceof Promise) return path.then((p) => (stored(), p));
-      stored();
-      return path;
-    },
-  };
+/** A copy for the page, with the time saved in seconds once a hit had a recorded cost. */
+function withTimeSaved(r: CommandRecord): CommandRecord {
+  return r.savedMs > 0 ? { ...r, timeSavedSeconds: r.savedMs / 1000 } : { ...r };
 }

@@ -114,9 +114,7 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   const commands = new CommandsLog();
   const usage = new DiskUsage(disk, s.local.maxSize, metrics);
-  tracker.listen((e) => {
-    if (e.kind === "hit" && e.conn !== undefined && e.costMs !== undefined) commands.addTimeSaved(e.conn, e.costMs / 1000);
-  });
+  tracker.listen((e) => commands.count(e));
   return {
     handler: tracker.wrap(handler),
     disk,

@@ -2,24 +2,11 @@
 // from the CostTracker's events (buildcache/costs.ts): counters, and the
 // slowest misses, i.e. the actions that had to be computed and took longest.
 
+import { addCounts, countEvent, zeroCounts, type CommandCounts } from "../buildcache/command-counts.ts";
 import type { CacheEvent } from "../buildcache/costs.ts";
 
-export interface RunCounters {
-  gets: number;
-  hitsLocal: number;
-  /** Hits that came through the shared tier (the bucket). */
-  hitsRemote: number;
-  misses: number;
-  puts: number;
-  /** Bytes of outputs served by hits. */
-  bytesHit: number;
-  /** Bytes of outputs that came from the bucket (uncompressed sizes). */
-  bytesFromBucket: number;
-  bytesPut: number;
-  /** Sum of the recorded costs of the hits: the estimated compute time saved. */
-  savedMs: number;
-  hitsWithoutCost: number;
-}
+/** The counts of one go command (buildcache/command-counts.ts, shared with the status page). */
+export type RunCounters = CommandCounts;
 
 /** An action that missed and was computed: its cost, output, and the outputs put right after it. */
 export interface SlowMiss {
@@ -36,15 +23,8 @@ export const SLOWEST = 10;
 /** How many later puts a slow miss remembers (a test run's output is put right after its log). */
 const FOLLOWERS = 3;
 
-export function zeroCounters(): RunCounters {
-  return { gets: 0, hitsLocal: 0, hitsRemote: 0, misses: 0, puts: 0, bytesHit: 0, bytesFromBucket: 0, bytesPut: 0, savedMs: 0, hitsWithoutCost: 0 };
-}
-
-export function addCounters(a: RunCounters, b: RunCounters): RunCounters {
-  const out = { ...a };
-  for (const k of Object.keys(out) as (keyof RunCounters)[]) out[k] += b[k];
-  return out;
-}
+export const zeroCounters = zeroCounts;
+export const addCounters = addCounts;
 
 export class RunStats {
   readonly counters = zeroCounters();
@@ -58,25 +38,8 @@ export class RunStats {
   add(e: CacheEvent, now = Date.now()): void {
     if (this.first === 0) this.first = now;
     this.last = now;
-    const c = this.counters;
-    if (e.kind === "miss") {
-      c.gets++;
-      c.misses++;
-      return;
-    }
-    if (e.kind === "hit") {
-      c.gets++;
-      c.bytesHit += e.size;
-      if (e.remote) {
-        c.hitsRemote++;
-        c.bytesFromBucket += e.size;
-      } else c.hitsLocal++;
-      if (e.costMs !== undefined) c.savedMs += e.costMs;
-      else c.hitsWithoutCost++;
-      return;
-    }
-    c.puts++;
-    c.bytesPut += e.size;
+    countEvent(this.counters, e);
+    if (e.kind !== "put") return;
     this.follow(e.diskPath);
     if (e.costMs !== undefined) this.consider({ actionID: e.actionID, costMs: e.costMs, size: e.size, diskPath: e.diskPath, next: [] });
   }

@@ -15,6 +15,7 @@
 
 import { closeSync, openSync, readSync } from "node:fs";
 import type { EntryHead, EntryWriter } from "./entry-file.ts";
+import { Once } from "../util/once.ts";
 
 type SpoolState = "running" | "done" | "failed";
 
@@ -111,16 +112,14 @@ export class Spool {
   attach(): ReadableStream<Uint8Array> | null {
     if (this.fdClosed || this.state === "failed") return null;
     this.readers++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
+    const released = new Once(() => {
       this.readers--;
       this.maybeCloseFd();
-    };
+    });
+    const release = released.run;
     return new ReadableStream<Uint8Array>({
       type: "direct",
-      pull: (c) => this.feed(c, () => released, release),
+      pull: (c) => this.feed(c, () => released.done, release),
       cancel: () => release(),
     } as Bun.DirectUnderlyingSource<Uint8Array>) as ReadableStream<Uint8Array>;
   }

@@ -83,7 +83,7 @@ describe("one record per go command, from the daemon's connections", () => {
     expect(writer.commands.recent()).toEqual([expect.objectContaining({ id: 11, gets: 0, puts: 1, bytesPut: 3000 })]);
   });
 
-  test("a connection that asks nothing makes no record; read-only connections are marked so; an aborted put stores no bytes", async () => {
+  test("a connection that asks nothing makes no record; read-only connections are marked so; an aborted put is not counted", async () => {
     const cache = await machine(null);
     await cache.connection("rw", 1).close();
     expect(cache.commands.recent()).toEqual([]);
@@ -92,7 +92,7 @@ describe("one record per go command, from the daemon's connections", () => {
     w.write(new Uint8Array(4));
     w.abort();
     await ro.close();
-    expect(cache.commands.recent()).toEqual([expect.objectContaining({ id: 2, access: "ro", puts: 1, bytesPut: 0 })]);
+    expect(cache.commands.recent()).toEqual([expect.objectContaining({ id: 2, access: "ro", puts: 0, bytesPut: 0 })]);
   });
 
   test("a local-only cache stays synchronous through the record (stdio's blocking reads rely on it)", async () => {
@@ -111,6 +111,7 @@ describe("CommandsLog", () => {
       now += 10;
       const h = log.track("rw", id, handler);
       h.get("x");
+      log.count({ kind: "miss", actionID: "x", conn: id });
       return h;
     });
     for (const h of conns.slice(0, 4)) await h.close();
@@ -118,5 +119,20 @@ describe("CommandsLog", () => {
     // Records handed out are copies: the page cannot change the log.
     log.recent()[0]!.gets = 99;
     expect(log.recent()[0]!.gets).toBe(1);
+    // Events of finished or unknown connections, and of plugin mode (no connection), change nothing.
+    log.count({ kind: "miss", actionID: "y", conn: 1 });
+    log.count({ kind: "miss", actionID: "y", conn: 42 });
+    log.count({ kind: "miss", actionID: "y" });
+    expect(log.recent().map((r) => r.gets)).toEqual([1, 1, 1, 1]);
+  });
+
+  test("time saved appears once a hit had a recorded cost, in seconds", () => {
+    const log = new CommandsLog();
+    const handler: CacheHandler = { get: () => null, put: () => ({ write() {}, commit: () => "", abort() {} }), close() {} };
+    log.track("rw", 7, handler).get("a");
+    log.count({ kind: "hit", actionID: "a", size: 10, costMs: undefined, remote: false, conn: 7 });
+    expect(log.recent()[0]!.timeSavedSeconds).toBeUndefined();
+    log.count({ kind: "hit", actionID: "b", size: 10, costMs: 1500, remote: true, conn: 7 });
+    expect(log.recent()[0]).toMatchObject({ gets: 2, hitsLocal: 1, hitsRemote: 1, timeSavedSeconds: 1.5 });
   });
 });

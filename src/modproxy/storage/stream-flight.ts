@@ -30,6 +30,7 @@
 
 import { closeSync, openSync, readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { Once } from "../../util/once.ts";
 
 export type FlightState = "connecting" | "running" | "validating" | "stored" | "missing" | "failed";
 
@@ -196,20 +197,18 @@ export class Flight {
   attach(onSent?: (bytes: number) => void): ReadableStream<Uint8Array> | null {
     if (this.closed || this.state === "connecting" || this.state === "failed" || this.state === "missing") return null;
     this.readers++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
+    const released = new Once(() => {
       this.readers--;
       this.maybeClose();
-    };
+    });
+    const release = released.run;
     return new ReadableStream<Uint8Array>({
       type: "direct",
       pull: async (c) => {
         let pos = 0;
         try {
           for (;;) {
-            if (released) return;
+            if (released.done) return;
             if (pos < this.written && this.rfd !== null) {
               const n = Math.min(READ_CHUNK, this.written - pos);
               const buf = new Uint8Array(n);
@@ -230,7 +229,7 @@ export class Flight {
               return release();
             }
             const chunk = await this.changed();
-            if (chunk && chunk.at === pos && !released) {
+            if (chunk && chunk.at === pos && !released.done) {
               pos += chunk.data.length;
               onSent?.(chunk.data.length);
               const w = c.write(chunk.data);
