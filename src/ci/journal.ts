@@ -16,7 +16,8 @@ import type { CostTracker } from "../buildcache/costs.ts";
 import type { Router } from "../http/router.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { describeOutput } from "./describe.ts";
-import { RunStats, type RunCounters } from "./run-stats.ts";
+import type { CommandCounts } from "../buildcache/command-counts.ts";
+import { RunStats } from "./run-stats.ts";
 
 const MAX_SEGMENTS = 1000;
 
@@ -26,7 +27,7 @@ export interface Segment {
   /** Date.now() of its first and last event. */
   first: number;
   last: number;
-  counters: RunCounters;
+  counters: CommandCounts;
   slowest: { what: string; costMs: number }[];
 }
 

@@ -2,11 +2,8 @@
 // from the CostTracker's events (buildcache/costs.ts): counters, and the
 // slowest misses, i.e. the actions that had to be computed and took longest.
 
-import { addCounts, countEvent, zeroCounts, type CommandCounts } from "../buildcache/command-counts.ts";
+import { countEvent, zeroCounts } from "../buildcache/command-counts.ts";
 import type { CacheEvent } from "../buildcache/costs.ts";
-
-/** The counts of one go command (buildcache/command-counts.ts, shared with the status page). */
-export type RunCounters = CommandCounts;
 
 /** An action that missed and was computed: its cost, output, and the outputs put right after it. */
 export interface SlowMiss {
@@ -23,11 +20,8 @@ export const SLOWEST = 10;
 /** How many later puts a slow miss remembers (a test run's output is put right after its log). */
 const FOLLOWERS = 3;
 
-export const zeroCounters = zeroCounts;
-export const addCounters = addCounts;
-
 export class RunStats {
-  readonly counters = zeroCounters();
+  readonly counters = zeroCounts();
   readonly slowest: SlowMiss[] = [];
   /** Date.now() of the first and last event, 0 before any. */
   first = 0;

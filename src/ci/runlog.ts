@@ -17,7 +17,7 @@
 
 import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { RunCounters } from "./run-stats.ts";
+import type { CommandCounts } from "../buildcache/command-counts.ts";
 
 export const RUNLOG_FILE = "gostash-runs.jsonl";
 const MAX_BYTES = 1 << 20;
@@ -34,7 +34,7 @@ export interface RunRecord {
   /** Date.now() when the run started and ended. */
   start: number;
   end: number;
-  counters: RunCounters | null;
+  counters: CommandCounts | null;
   /** Bucket uploads of this run (plugin mode: its own queue). */
   uploads: { count: number; bytes: number; failed: number; left: number } | null;
   slowest: { what: string; costMs: number }[];

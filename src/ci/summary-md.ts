@@ -4,7 +4,7 @@
 import { formatBytes } from "../util/bytes.ts";
 import { formatSeconds } from "../util/summary.ts";
 import type { CommandRow, JobReport } from "./summary.ts";
-import type { RunCounters } from "./run-stats.ts";
+import type { CommandCounts } from "../buildcache/command-counts.ts";
 
 function n(x: number): string {
   return x.toLocaleString("en-US");
@@ -28,7 +28,7 @@ function row(cells: string[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-function countersCells(c: RunCounters): string[] {
+function countersCells(c: CommandCounts): string[] {
   const hits = c.hitsLocal + c.hitsRemote;
   return [
     n(c.gets),

@@ -15,7 +15,7 @@
 // shown as one row of other clients.
 
 import { shortCommand, goSubcommand } from "./job.ts";
-import { addCounters, zeroCounters, type RunCounters } from "./run-stats.ts";
+import { addCounts, zeroCounts, type CommandCounts } from "../buildcache/command-counts.ts";
 import { readRuns, type RunRecord } from "./runlog.ts";
 import type { RunsAnswer, Segment } from "./journal.ts";
 
@@ -29,14 +29,14 @@ export interface CommandRow {
   sub: string | null;
   start: number;
   via: "plugin" | "daemon" | "daemon+local" | "other";
-  counters: RunCounters;
+  counters: CommandCounts;
   uploads: RunRecord["uploads"];
   slowest: { what: string; costMs: number }[];
 }
 
 export interface JobReport {
   rows: CommandRow[];
-  totals: RunCounters;
+  totals: CommandCounts;
   slowest: { what: string; costMs: number; command: string }[];
   /** The daemon's own counters, when one was asked. */
   daemon: Record<string, number> | null;
@@ -77,7 +77,7 @@ export async function gatherReport(o: SummaryOptions): Promise<JobReport> {
   const uploads = direct.length
     ? direct.reduce((a, u) => ({ count: a.count + u.count, bytes: a.bytes + u.bytes, failed: a.failed + u.failed, left: a.left + u.left }))
     : null;
-  return { rows, totals: rows.reduce((t, r) => addCounters(t, r.counters), zeroCounters()), slowest, daemon: answer?.metrics ?? null, uploads, notes };
+  return { rows, totals: rows.reduce((t, r) => addCounts(t, r.counters), zeroCounts()), slowest, daemon: answer?.metrics ?? null, uploads, notes };
 }
 
 async function fetchRuns(base: string, token: string | null): Promise<RunsAnswer> {
@@ -95,13 +95,13 @@ async function fetchRuns(base: string, token: string | null): Promise<RunsAnswer
 export function joinRows(runs: RunRecord[], segments: Segment[], otherFrom: number): CommandRow[] {
   const rows = new Map<RunRecord, CommandRow>();
   for (const r of runs) rows.set(r, rowOf(r));
-  const other: CommandRow = { command: "other clients of the daemon", sub: null, start: Infinity, via: "other", counters: zeroCounters(), uploads: null, slowest: [] };
+  const other: CommandRow = { command: "other clients of the daemon", sub: null, start: Infinity, via: "other", counters: zeroCounts(), uploads: null, slowest: [] };
   for (const seg of segments) {
     if (seg.counters.gets + seg.counters.puts === 0) continue;
     const owner = owningWindow(runs, seg);
     const row = owner ? rows.get(owner)! : seg.first >= otherFrom ? other : null;
     if (!row) continue;
-    row.counters = addCounters(row.counters, seg.counters);
+    row.counters = addCounts(row.counters, seg.counters);
     row.slowest = [...row.slowest, ...seg.slowest].sort((a, b) => b.costMs - a.costMs).slice(0, 10);
     row.start = Math.min(row.start, seg.first);
   }
@@ -132,7 +132,7 @@ function rowOf(r: RunRecord): CommandRow {
     sub: goSubcommand(r.argv),
     start: r.start,
     via: r.mode === "plugin" ? "plugin" : r.counters ? "daemon+local" : "daemon",
-    counters: r.counters ? { ...zeroCounters(), ...r.counters } : zeroCounters(),
+    counters: r.counters ? { ...zeroCounts(), ...r.counters } : zeroCounts(),
     uploads: r.uploads,
     slowest: r.slowest ?? [],
   };

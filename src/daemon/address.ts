@@ -29,10 +29,3 @@ export function formatPluginAddress(a: PluginAddress): string {
   if (a.kind === "unix") return a.path;
   return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
-
-/** `--http`: like a TCP plugin address, but loopback unless a host is named. */
-export function parseHttpAddress(text: string): { hostname: string; port: number } {
-  const a = parsePluginAddress(text, "--http");
-  if (a.kind !== "tcp") throw new Error(`config: --http: expected a port or host:port, got ${JSON.stringify(text)}`);
-  return { hostname: a.hostname, port: a.port };
-}

@@ -10,7 +10,8 @@ import { CostTracker } from "../../src/buildcache/costs.ts";
 import { openCostBook } from "../../src/store/costs.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { stubHandler } from "../helpers/stub-handler.ts";
-import { RunStats, zeroCounters, type RunCounters } from "../../src/ci/run-stats.ts";
+import { zeroCounts, type CommandCounts } from "../../src/buildcache/command-counts.ts";
+import { RunStats } from "../../src/ci/run-stats.ts";
 import { appendRun, readRuns, runLogPath, type RunRecord } from "../../src/ci/runlog.ts";
 import { gatherReport, joinRows, owningWindow, slowestOf } from "../../src/ci/summary.ts";
 import { renderMarkdown } from "../../src/ci/summary-md.ts";
@@ -20,15 +21,15 @@ import { tempDir } from "../helpers/env.ts";
 const tmp = tempDir("gostash-ci-summary-");
 afterAll(() => tmp.cleanup());
 
-function counters(over: Partial<RunCounters>): RunCounters {
-  return { ...zeroCounters(), ...over };
+function counters(over: Partial<CommandCounts>): CommandCounts {
+  return { ...zeroCounts(), ...over };
 }
 
 function rec(over: Partial<RunRecord>): RunRecord {
   return { v: 1, job: "j", mode: "connect", pid: 1, argv: ["go", "build", "./..."], start: 0, end: 0, counters: null, uploads: null, slowest: [], ...over };
 }
 
-function seg(conn: number, first: number, last: number, c: Partial<RunCounters>, slowest: Segment["slowest"] = []): Segment {
+function seg(conn: number, first: number, last: number, c: Partial<CommandCounts>, slowest: Segment["slowest"] = []): Segment {
   return { conn, first, last, counters: counters(c), slowest };
 }
 
