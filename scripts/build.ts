@@ -35,7 +35,11 @@ export interface BinaryBuild {
 
 export async function buildBinary(b: BinaryBuild): Promise<string> {
   const result = await Bun.build({
-    entrypoints: [resolve(root, "src/cli.ts")],
+    // The pack landing worker is loaded by URL at run time (store/pack-lander.ts).
+    entrypoints: [resolve(root, "src/cli.ts"), resolve(root, "src/store/pack-land-worker.ts")],
+    // Entry points at the root, beside the chunks: the worker's URL, relative
+    // to the chunk that starts it, is the same as in the source tree.
+    naming: { entry: "[name].[ext]", chunk: "chunk-[hash].[ext]", asset: "[name]-[hash].[ext]" },
     minify: true,
     // bytecode skips parsing at start-up; it matters for the capability line.
     bytecode: true,

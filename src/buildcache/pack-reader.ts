@@ -14,7 +14,8 @@
 // is cut into segments of SEGMENT_BYTES on entry boundaries, fetched with
 // range GETs and landed one at a time in pack order, the next GETs sent
 // ahead (pack-segments.ts; a get waiting for a later segment moves it to
-// the front), each landed as it streams (store/pack-stream.ts). Every entry is verified
+// the front), each landed as it streams (store/pack-stream.ts, on worker
+// threads: store/pack-lander.ts). Every entry is verified
 // before it is served; a bad entry, a missing pack, a cut or stalled body
 // only turn the entries concerned into fallbacks, counted. A pack that is
 // missing or holds a bad entry is "broken": the command's pack upload

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, nowNanos, parseEntry, type StoredOutput } from "./disk-layout.ts";
 import { trimDir, type TrimReport } from "./disk-trim.ts";
-import { writeWholeAsync } from "./disk-async.ts";
+import { putWhole } from "./disk-whole.ts";
 
 export { ENTRY_SIZE, formatEntry, isDiskTrouble, nowNanos, parseEntry, type StoredOutput, type TrimReport };
 
@@ -51,8 +51,14 @@ export interface DiskStore {
   readonly dir: string;
   get(actionID: string): StoredOutput | null;
   put(actionID: string, outputID: string, size: number): DiskPut;
-  /** Stores a whole output (already verified) through the thread pool: bulk downloads (disk-async.ts). */
-  putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): Promise<StoredOutput>;
+  /** Stores a whole output (already verified) in as few file operations as it can: bulk landing (disk-whole.ts). */
+  putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): StoredOutput;
+  /** Where outputs go when the cache directory cannot take them. */
+  readonly overflowDir: string;
+  /** Counts bytes another writer of this directory stored (the pack landing worker: pack-lander.ts). */
+  wrote(bytes: number): void;
+  /** Reports a problem another writer of this directory turned into a pass-through (onTrouble). */
+  trouble(err: unknown): void;
   /** Go-style trim (once a day) plus the size cap; cheap when nothing is due. */
   trim(opts?: { force?: boolean }): TrimReport;
   /** Bytes written by this process (outputs and entries) since the last trim. */
@@ -78,7 +84,7 @@ class GoCacheDir implements DiskStore {
   /** The directory with a trailing slash: IDs are validated hex, so concatenation is safe and cheaper than path.join. */
   readonly base: string;
   private readonly now: () => number;
-  private readonly overflowDir: string;
+  readonly overflowDir: string;
   readonly madeDirs = new Set<string>();
   private readonly entryBuf = Buffer.allocUnsafe(ENTRY_SIZE + 1);
   private overflowReady = false;
@@ -148,8 +154,8 @@ class GoCacheDir implements DiskStore {
     return new DiskWrite(this, actionID, outputID, size, this.openTemp(outputID));
   }
 
-  putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): Promise<StoredOutput> {
-    return writeWholeAsync(this, actionID, outputID, bytes, timeNanos);
+  putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): StoredOutput {
+    return putWhole(this, actionID, outputID, bytes, timeNanos);
   }
 
   wrote(bytes: number): void {
@@ -222,13 +228,13 @@ class GoCacheDir implements DiskStore {
     const tmp = join(sub, `${actionID}-a.${process.pid}.${++tempSeq}.tmp`);
     const data = formatEntry(actionID, outputID, size, timeNanos);
     try {
-      writeFileSync(tmp, data);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      mkdirSync(sub, { recursive: true });
-      writeFileSync(tmp, data);
-    }
-    try {
+      try {
+        writeFileSync(tmp, data);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        mkdirSync(sub, { recursive: true });
+        writeFileSync(tmp, data);
+      }
       renameSync(tmp, join(sub, `${actionID}-a`));
     } catch (err) {
       unlinkQuietly(tmp);

@@ -1,32 +1,23 @@
 // Landing one segment of a pack (packs.ts) as its bytes arrive: the body is
-// cut into frames by the head's offsets, each frame decompressed (on the
-// thread pool) and cut into outputs, and each output is written into the
-// local store only if its SHA-256 and size match its metadata, exactly like
-// a per-action object (s3-objects.ts). A bad output is reported and skipped;
-// the others are good or bad on their own, since every one is checked. A
-// frame that does not decompress fails the outputs in it.
+// cut into frames by the head's offsets, and each frame with the entries of
+// it that are not on the local disk yet goes to the frame lander
+// (pack-lander.ts: a worker thread decompresses it, checks every output
+// against its output ID and size, and writes the good ones; pack-frame.ts).
+// Each entry is reported to the sink as soon as it has landed or failed.
 //
-// Outputs are verified here and written through the thread pool
-// (disk-async.ts) while the next frame is read: at most PIPELINE_ENTRIES
-// outputs and PIPELINE_BYTES of them are being written at a time. The pack
-// is never held whole (one frame at a time: a few MiB, at most 128 MiB for
-// a frame a head may claim), and this thread stays free to answer the go
-// command between outputs.
+// While the lander works on one frame the next ones are read: at most
+// WINDOW_FRAMES frames and WINDOW_BYTES of them (raw) are with the lander at
+// a time. The pack is never held whole (a few frames of a few MiB; at most
+// 128 MiB for one frame a head may claim).
 
 import { RemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "./disk.ts";
-import type { PackEntry, PackFrame, Segment } from "./packs.ts";
-import { verifyOutput } from "./s3-objects.ts";
+import type { EntryResult, FrameJob } from "./pack-frame.ts";
+import { frameLander, type FrameLander } from "./pack-lander.ts";
+import type { PackEntry, Segment } from "./packs.ts";
 
-const PIPELINE_ENTRIES = 16;
-const PIPELINE_BYTES = 32 << 20;
-/**
- * Work at most this long before letting the event loop poll for I/O: body
- * chunks already buffered resolve as microtasks, so without it a whole
- * buffered segment is landed before the go command's next request (waiting
- * on stdin or a socket) is even read.
- */
-const SLICE_MS = 2;
+const WINDOW_FRAMES = 4;
+const WINDOW_BYTES = 32 << 20;
 
 /** Where the entries of a segment go, one call per entry. */
 export interface SegmentSink {
@@ -49,18 +40,20 @@ export interface SegmentBody {
  * after reporting the entries that were complete by then (the caller fails
  * the rest).
  */
-export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBody, sink: SegmentSink, received?: (n: number) => void): Promise<void> {
+export async function landSegment(
+  disk: DiskStore,
+  seg: Segment,
+  src: SegmentBody,
+  sink: SegmentSink,
+  received?: (n: number) => void,
+  lander: FrameLander = frameLander(),
+): Promise<void> {
   const cursor = new ByteCursor(src.body, src.firstByte, received);
-  const pipeline = new LandingPipeline();
+  const window = new FrameWindow();
   const what = `s3: pack ${seg.pack.name}`;
-  let sliceStart = performance.now();
   let next = 0;
   try {
     for (const k of seg.frames) {
-      if (performance.now() - sliceStart > SLICE_MS) {
-        await new Promise((r) => setImmediate(r));
-        sliceStart = performance.now();
-      }
       const frame = seg.pack.frames[k]!;
       const entries: PackEntry[] = [];
       while (next < seg.entries.length && seg.entries[next]!.frame === k) entries.push(seg.entries[next++]!);
@@ -68,53 +61,34 @@ export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBod
       const stored = await cursor.read(frame.length, what);
       const wanted = entries.filter((e) => !sink.isLocal(e));
       if (!wanted.length) continue;
-      let raw: Uint8Array;
-      try {
-        raw = await decodeFrame(frame, stored, `${what}: frame ${k}`);
-      } catch (err) {
-        for (const e of wanted) sink.failed(e, err);
-        continue;
-      }
-      for (const e of wanted) {
-        const out = raw.subarray(e.offset, e.offset + e.meta.size);
-        await pipeline.add(out.length, () => landOutput(disk, e, out, what).then((o) => sink.landed(e, o), (err) => sink.failed(e, err)));
-      }
+      const job: FrameJob = {
+        stored,
+        zstd: frame.zstd,
+        rawLength: frame.rawLength,
+        what: `${what}: frame ${k}`,
+        entries: wanted.map((e) => ({ actionID: e.actionID, offset: e.offset, outputID: e.meta.outputID, size: e.meta.size, timeNanos: e.meta.timeNanos })),
+      };
+      await window.add(frame.rawLength, () => lander.land(disk, job, (i, r) => report(sink, wanted[i]!, r)));
     }
   } finally {
     // Ends the body's reader (its stall timer with it), whether or not all of it was read.
     cursor.close();
-    await pipeline.drain();
+    await window.drain();
   }
 }
 
-/** A frame's raw bytes: decompressed (on the thread pool) and checked against the length its head says. */
-async function decodeFrame(frame: PackFrame, stored: Uint8Array, what: string): Promise<Uint8Array> {
-  if (!frame.zstd) return stored;
-  let raw: Uint8Array;
-  try {
-    raw = await Bun.zstdDecompress(stored);
-  } catch (err) {
-    throw new RemoteError("badobject", `${what}: does not decompress: ${(err as Error)?.message ?? err}`, undefined, undefined, { cause: err });
-  }
-  if (raw.length !== frame.rawLength) throw new RemoteError("badobject", `${what}: decompresses to ${raw.length} bytes, its head says ${frame.rawLength}`);
-  return raw;
+function report(sink: SegmentSink, entry: PackEntry, r: EntryResult): void {
+  if (r.ok) return sink.landed(entry, r.out);
+  sink.failed(entry, r.bad ? new RemoteError("badobject", r.message) : Object.assign(new Error(r.message), { code: r.code }));
 }
 
-/** One output's bytes verified and stored. */
-async function landOutput(disk: DiskStore, entry: PackEntry, out: Uint8Array, what: string): Promise<StoredOutput> {
-  verifyOutput(entry.meta, out, (why: string): never => {
-    throw new RemoteError("badobject", `${what}: entry ${entry.actionID}: ${why}`);
-  });
-  return disk.putWhole(entry.actionID, entry.meta.outputID, out, entry.meta.timeNanos);
-}
-
-/** Entries being landed, bounded by count and bytes. */
-class LandingPipeline {
+/** Frames with the lander, bounded by count and raw bytes. */
+class FrameWindow {
   private readonly running = new Set<Promise<void>>();
   private bytes = 0;
 
   async add(size: number, job: () => Promise<void>): Promise<void> {
-    while (this.running.size >= PIPELINE_ENTRIES || (this.running.size > 0 && this.bytes + size > PIPELINE_BYTES)) {
+    while (this.running.size >= WINDOW_FRAMES || (this.running.size > 0 && this.bytes + size > WINDOW_BYTES)) {
       await Promise.race(this.running);
     }
     this.bytes += size;

@@ -249,7 +249,7 @@ export async function decompressBody(body: Uint8Array, meta: ObjectMeta, bad: (w
 }
 
 /** Checks a whole decoded output against its metadata: size, then SHA-256. Throws what bad() throws. */
-export function verifyOutput(meta: ObjectMeta, out: Uint8Array, bad: (why: string) => never): void {
+export function verifyOutput(meta: Pick<ObjectMeta, "outputID" | "size">, out: Uint8Array, bad: (why: string) => never): void {
   if (out.length !== meta.size) bad(`body is ${out.length} bytes, metadata says ${meta.size}`);
   const sum = new Bun.CryptoHasher("sha256").update(out).digest("hex");
   if (sum !== meta.outputID) bad(`SHA-256 of the body is ${sum}, not the output ID ${meta.outputID}`);
