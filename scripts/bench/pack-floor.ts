@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { createS3Client } from "../../src/s3/client.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
-import { landSegment } from "../../src/store/pack-stream.ts";
+import { FrameWindow, landSegment } from "../../src/store/pack-stream.ts";
 import { decodeHead, headObject, MAX_HEAD_BYTES, packObject, segmentsOf, type PackRef, type Segment } from "../../src/store/packs.ts";
 import { FIRST_SEGMENT_BYTES, SEGMENT_BYTES } from "../../src/buildcache/pack-reader.ts";
 import { SegmentLine, type LineJob } from "../../src/buildcache/pack-segments.ts";
@@ -66,6 +66,7 @@ let entries = 0;
 let bad = 0;
 const sink = { isLocal: () => false, landed: () => void entries++, failed: () => void bad++ };
 const done: Promise<void>[] = [];
+const window = new FrameWindow();
 const jobs: LineJob[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT_BYTES, FIRST_SEGMENT_BYTES)).map((seg: Segment) => {
   let obj: S3Object | null = null;
   let finished!: () => void;
@@ -74,7 +75,7 @@ const jobs: LineJob[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT
     open: async () => void (obj = await client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] })),
     land: async () => {
       if (!obj) throw new Error(`pack-floor: pack ${seg.pack.name} is missing`);
-      await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, sink, (n) => metrics.inc("bytes", n));
+      await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, sink, (n) => metrics.inc("bytes", n), { window });
       finished();
     },
     drop: () => finished(),
@@ -82,6 +83,7 @@ const jobs: LineJob[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT
 });
 new SegmentLine().push(jobs);
 await Promise.all(done);
+await window.drain();
 const ms = performance.now() - t0;
 client.close();
 console.log(JSON.stringify({ ms: Math.round(ms), requests: metrics.get("s3_requests"), bytes: metrics.get("bytes"), entries, bad }));

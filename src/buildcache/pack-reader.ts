@@ -29,7 +29,7 @@ import type { S3Client, S3Object } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
-import { landSegment, type SegmentSink } from "../store/pack-stream.ts";
+import { FrameWindow, landSegment, type SegmentSink } from "../store/pack-stream.ts";
 import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef, type Segment } from "../store/packs.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -83,6 +83,8 @@ interface SegmentTask extends LineJob {
 export class PackReader {
   private state: HeadState = { kind: "idle" };
   private readonly line = new SegmentLine();
+  /** Frames with the landing threads, across segments (pack-stream.ts). */
+  private readonly window = new FrameWindow();
   /** Each touched pack's segments, in pack order; and each entry's segment. */
   private readonly tasks = new Map<PackRef, SegmentTask[]>();
   private readonly taskOfEntry = new Map<PackEntry, SegmentTask>();
@@ -227,7 +229,7 @@ export class PackReader {
         metrics.inc("pack_bytes_down", n);
       };
       try {
-        await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, this.sink(seg.pack), received);
+        await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, this.sink(seg.pack), received, { window: this.window });
       } finally {
         obj.cancel();
       }

@@ -34,23 +34,31 @@ export interface SegmentBody {
   firstByte: number;
 }
 
+export interface LandOptions {
+  lander?: FrameLander;
+  /**
+   * Frames with the lander, shared by the segments of one reader: then a
+   * segment resolves as soon as all of its frames are with the lander (its
+   * last entries are reported later), so the next segment's frames keep
+   * the landing threads busy meanwhile. The caller drains it when it needs
+   * everything landed.
+   */
+  window?: FrameWindow;
+}
+
 /**
  * Lands every entry of a segment. Resolves when each entry was reported to
- * the sink once; throws a RemoteError when the body fails or ends early,
- * after reporting the entries that were complete by then (the caller fails
- * the rest).
+ * the sink once (with a shared window: when each is with the lander);
+ * throws a RemoteError when the body fails or ends early, after reporting
+ * the entries that were complete by then (the caller fails the rest).
  */
-export async function landSegment(
-  disk: DiskStore,
-  seg: Segment,
-  src: SegmentBody,
-  sink: SegmentSink,
-  received?: (n: number) => void,
-  lander: FrameLander = frameLander(),
-): Promise<void> {
+export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBody, sink: SegmentSink, received?: (n: number) => void, o: LandOptions = {}): Promise<void> {
   const cursor = new ByteCursor(src.body, src.firstByte, received);
-  const window = new FrameWindow();
+  const lander = o.lander ?? frameLander();
+  const window = o.window ?? new FrameWindow();
   const what = `s3: pack ${seg.pack.name}`;
+  const mine: Promise<void>[] = [];
+  let whole = false;
   let next = 0;
   try {
     for (const k of seg.frames) {
@@ -68,12 +76,14 @@ export async function landSegment(
         what: `${what}: frame ${k}`,
         entries: wanted.map((e) => ({ actionID: e.actionID, offset: e.offset, outputID: e.meta.outputID, size: e.meta.size, timeNanos: e.meta.timeNanos })),
       };
-      await window.add(frame.rawLength, () => lander.land(disk, job, (i, r) => report(sink, wanted[i]!, r)));
+      mine.push((await window.add(frame.rawLength, () => lander.land(disk, job, (i, r) => report(sink, wanted[i]!, r)))).landed);
     }
+    whole = true;
   } finally {
     // Ends the body's reader (its stall timer with it), whether or not all of it was read.
     cursor.close();
-    await window.drain();
+    // Alone, or cut short: the frames read whole land before this returns or throws (the caller fails only the rest).
+    if (!o.window || !whole) await Promise.all(mine);
   }
 }
 
@@ -83,11 +93,12 @@ function report(sink: SegmentSink, entry: PackEntry, r: EntryResult): void {
 }
 
 /** Frames with the lander, bounded by count and raw bytes. */
-class FrameWindow {
+export class FrameWindow {
   private readonly running = new Set<Promise<void>>();
   private bytes = 0;
 
-  async add(size: number, job: () => Promise<void>): Promise<void> {
+  /** Waits for room, then starts the job; `landed` settles when it is done. */
+  async add(size: number, job: () => Promise<void>): Promise<{ landed: Promise<void> }> {
     while (this.running.size >= WINDOW_FRAMES || (this.running.size > 0 && this.bytes + size > WINDOW_BYTES)) {
       await Promise.race(this.running);
     }
@@ -97,6 +108,7 @@ class FrameWindow {
       this.bytes -= size;
     });
     this.running.add(p);
+    return { landed: p };
   }
 
   async drain(): Promise<void> {
