@@ -29,6 +29,7 @@ import type { S3Client, S3Object } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
+import { frameLander } from "../store/pack-lander.ts";
 import { FrameWindow, landSegment, type SegmentSink } from "../store/pack-stream.ts";
 import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef, type Segment } from "../store/packs.ts";
 import type { Logger } from "../util/log.ts";
@@ -104,9 +105,10 @@ export class PackReader {
     return this.state.kind === "ready" ? this.state.head : null;
   }
 
-  /** Starts fetching the head (the command's first local miss). */
+  /** Starts fetching the head (the command's first local miss), and the landing threads meanwhile. */
   start(): void {
     if (this.state.kind !== "idle") return;
+    frameLander().start();
     const ready = this.loadHead();
     this.state = { kind: "loading", ready };
   }

@@ -21,6 +21,8 @@ import { landFrame, type EntryResult, type FrameJob } from "./pack-frame.ts";
 import type { LandReply, LandRequest } from "./pack-land-worker.ts";
 
 export interface FrameLander {
+  /** Starts the threads ahead of the first frame (a worker takes milliseconds to start). */
+  start(): void;
   /** Lands the job's entries: each(i, result) once per entry, as soon as it is known; resolves after the last. */
   land(disk: DiskStore, job: FrameJob, each: (i: number, r: EntryResult) => void): Promise<void>;
 }
@@ -100,6 +102,10 @@ class WorkerLander implements FrameLander {
   private threads: LandingThread[] | null = null;
 
   constructor(private readonly o: LanderOptions) {}
+
+  start(): void {
+    this.threads ??= startThreads(this.o);
+  }
 
   land(disk: DiskStore, job: FrameJob, each: (i: number, r: EntryResult) => void): Promise<void> {
     const live = (this.threads ??= startThreads(this.o)).filter((t) => !t.dead);

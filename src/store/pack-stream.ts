@@ -1,13 +1,13 @@
 // Landing one segment of a pack (packs.ts) as its bytes arrive: the body is
 // cut into frames by the head's offsets, and each frame with the entries of
 // it that are not on the local disk yet goes to the frame lander
-// (pack-lander.ts: a worker thread decompresses it, checks every output
+// (pack-lander.ts: a landing thread decompresses it, checks every output
 // against its output ID and size, and writes the good ones; pack-frame.ts).
 // Each entry is reported to the sink as soon as it has landed or failed.
 //
-// While the lander works on one frame the next ones are read: at most
+// While the lander works on frames the next ones are read: at most
 // WINDOW_FRAMES frames and WINDOW_BYTES of them (raw) are with the lander at
-// a time. The pack is never held whole (a few frames of a few MiB; at most
+// a time, per window (one per reader, across its segments). The pack is never held whole (a few frames of a few MiB; at most
 // 128 MiB for one frame a head may claim).
 
 import { RemoteError } from "../s3/errors.ts";
