@@ -49,6 +49,8 @@ export interface ReportOptions {
   runs: number;
   refRuns: number;
   loadBefore: string;
+  /** The binary of the compare variant (--compare), if it ran. */
+  compare?: string | null;
 }
 
 const mib = (n: number) => (Number.isNaN(n) ? "-" : (n / (1 << 20)).toFixed(1));
@@ -73,6 +75,7 @@ export function report(o: ReportOptions): void {
       row(`+${L} ms  tarball restore + plain go`, `tarball +${L}`),
       row(`+${L} ms  data floor (packs alone)`, `floor +${L}`),
       row(`+${L} ms  remote-warm, go-cache-plugin`, `gcp remote-warm +${L}`),
+      row(`+${L} ms  remote-warm, --compare`, `compare remote-warm +${L}`),
     );
   }
   const cmds = o.target.commands.map((c) => `go ${c.join(" ")}`).join(" + ");
@@ -87,6 +90,7 @@ export function report(o: ReportOptions): void {
     ratioRow("gostash remote-warm / data floor", (L) => r.paired(gw(L), `floor +${L}`), "≤ 1.30x"),
     ratioRow("gostash remote-warm / gostash local-warm", (L) => r.median(gw(L)) / r.median("gostash local-warm"), "reported"),
     ratioRow("gostash remote-warm / go-cache-plugin remote-warm", (L) => r.paired(gw(L), `gcp remote-warm +${L}`), "reported"),
+    ...(o.compare ? [ratioRow(`gostash remote-warm / --compare ${o.compare}`, (L) => r.paired(gw(L), `compare remote-warm +${L}`), "reported")] : []),
     ratioRow("gostash bytes down / tarball bytes", (L) => r.paired(gw(L), `tarball +${L}`, "bytes"), "< 1"),
     [
       "requests per remote-warm run: gostash (go-cache-plugin)",

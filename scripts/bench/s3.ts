@@ -6,7 +6,7 @@
 //
 //   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--latencies 0,20,50]
 //                               [--targets std,x/tools] [--tools-version v0.52.0]
-//                               [--no-ref] [--rebuild] [--keep]
+//                               [--no-ref] [--rebuild] [--keep] [--compare BIN]
 //
 // Variants, all wall time of the target's whole run (every command; plugin
 // start-up and the flush at close included):
@@ -19,6 +19,8 @@
 //   tarball         machine A's whole cache after the cold run, as
 //                   actions/cache saves it (s3-tarball.ts): one GET through
 //                   the same proxy streamed into tar -x, then plain go
+//   compare         remote-warm with another gostash binary (--compare: a
+//                   build of an earlier commit), on the same bucket prefix
 //   data floor      the packs the run needs, downloaded, decompressed,
 //                   written and verified alone, with no go command
 //                   (pack-floor.ts; its own timer, no process start-up)
@@ -26,7 +28,7 @@
 // because the machine is noisy; ratios are medians of per-round ratios.
 // go-cache-plugin (built at a pinned version into .tools/bin) runs
 // --ref-runs rounds only: at +50 ms it makes one GET per output in series.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createS3Client, type S3Client } from "../../src/s3/client.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -46,6 +48,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   targets: "std,x/tools",
   "tools-version": "v0.52.0",
   "no-ref": false,
+  compare: "",
   rebuild: false,
   keep: false,
 });
@@ -59,6 +62,8 @@ setKeepTemps(flags.keep === true);
 
 interface Ctx {
   bin: string;
+  /** Another gostash binary to run remote-warm with (--compare), or null. */
+  compare: string | null;
   gcp: string | null;
   s3: S3Server;
   proxy: FaultProxy;
@@ -66,6 +71,8 @@ interface Ctx {
   viaProxy: S3Client;
   scratch: string;
 }
+
+type Tool = "plain" | "gostash" | "compare" | "gcp";
 
 let seq = 0;
 function fresh(ctx: Ctx, name: string): string {
@@ -75,10 +82,11 @@ function fresh(ctx: Ctx, name: string): string {
 }
 
 /** The env of one plugin (or plain go with plugin null) run with this local dir, endpoint and prefix. */
-function envFor(ctx: Ctx, tool: "plain" | "gostash" | "gcp", local: string, endpoint: string, prefix: string): Record<string, string> {
+function envFor(ctx: Ctx, tool: Tool, local: string, endpoint: string, prefix: string): Record<string, string> {
   const s3env = { ...ctx.s3.env, GOCACHE_S3_ENDPOINT_URL: endpoint, GOCACHE_KEY_PREFIX: prefix };
   if (tool === "plain") return goEnv(local);
   if (tool === "gostash") return goEnv(local, { ...s3env, GOCACHEPROG: `${ctx.bin} --metrics` });
+  if (tool === "compare") return goEnv(local, { ...s3env, GOCACHEPROG: `${ctx.compare} --metrics` });
   const g = `${ctx.gcp} --cache-dir=${local} --bucket=${ctx.s3.bucket} --region=${ctx.s3.region} --s3-endpoint-url=${endpoint} --s3-path-style --prefix=${prefix}`;
   return goEnv(fresh(ctx, "gcp-gocache"), { ...s3env, GOCACHE_DIR: local, GOCACHEPROG: g });
 }
@@ -141,6 +149,7 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
       [`floor +${L}`, async () => dataFloor(ctx, px("gostash"), keys)],
     ];
     if (ctx.gcp) variants.push([`gcp remote-warm +${L}`, async () => remoteWarm(ctx, t, "gcp", px("gcp"))]);
+    if (ctx.compare) variants.push([`compare remote-warm +${L}`, async () => remoteWarm(ctx, t, "compare", px("gostash"))]);
     for (let r = 0; r < runs; r++) {
       const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
       for (const [name, once] of r % 2 ? order.reverse() : order) {
@@ -153,9 +162,9 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
   ctx.proxy.reset();
 }
 
-async function remoteWarm(ctx: Ctx, t: Target, tool: "gostash" | "gcp", prefix: string): Promise<{ ms: number; requests: number; bytes?: number }> {
+async function remoteWarm(ctx: Ctx, t: Target, tool: "gostash" | "compare" | "gcp", prefix: string): Promise<{ ms: number; requests: number; bytes?: number }> {
   const r = await runTarget(t, `${tool} remote-warm`, envFor(ctx, tool, fresh(ctx, `${tool}-B`), ctx.proxy.endpoint, prefix));
-  return { ms: r.ms, requests: ctx.proxy.requests, bytes: tool === "gostash" ? gostashBytesDown(r.stderr) : undefined };
+  return { ms: r.ms, requests: ctx.proxy.requests, bytes: tool === "gcp" ? undefined : gostashBytesDown(r.stderr) };
 }
 
 async function tarballRestore(ctx: Ctx, t: Target, bytes: number): Promise<{ ms: number; requests: number; bytes: number }> {
@@ -192,12 +201,14 @@ async function main(): Promise<void> {
   const proxy = await startFaultProxy(s3.endpoint);
   for (const [k, v] of Object.entries(s3.env)) process.env[k] = v;
   const viaProxy = createS3Client({ ...clientConfig(s3, proxy.endpoint) }, { metrics: new Metrics(), logger: createLogger({}) });
-  const ctx: Ctx = { bin, gcp: gcp.bin, s3, proxy, viaProxy, scratch: tempDir("s3") };
+  const compare = flags.compare ? String(flags.compare) : null;
+  if (compare && !existsSync(compare)) die(`--compare ${compare}: no such file`);
+  const ctx: Ctx = { bin, compare, gcp: gcp.bin, s3, proxy, viaProxy, scratch: tempDir("s3") };
   try {
     for (const t of targets) {
       const res = new Results();
       await benchTarget(ctx, t, res);
-      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, loadBefore: load });
+      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, loadBefore: load, compare });
     }
   } finally {
     viaProxy.close();
