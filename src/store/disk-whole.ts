@@ -1,5 +1,5 @@
 // Whole outputs stored at once, for bulk landing (packs: pack-frame.ts, on
-// the landing worker). Same layout as disk.ts's writes, fewer file system
+// the landing threads). Same layout as disk.ts's writes, fewer file system
 // operations, since a fresh machine lands a few thousand files and each
 // creation is most of the cost:
 //

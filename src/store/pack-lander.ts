@@ -1,6 +1,7 @@
 // Who lands pack frames (pack-frame.ts): worker threads of the process
-// (pack-land-worker.ts), shared by every pack reader of it, started at the
-// first frame; a frame goes to the thread with the least work queued.
+// (pack-land-worker.ts), shared by every pack reader of it, started when a
+// go command first misses locally (start(), while its pack head is on the
+// way); a frame goes to the thread with the least work queued.
 //
 // Why threads: a fresh machine's `go build std` lands 1,419 entries, 160
 // MiB, as about 2,500 files. On the thread pool, one file operation per
