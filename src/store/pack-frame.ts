@@ -66,7 +66,7 @@ function decodeFrame(job: FrameJob): Uint8Array {
 function landEntry(disk: DiskStore, e: FrameEntryJob, out: Uint8Array, what: string): EntryResult {
   try {
     verifyOutput(e, out, (why: string): never => {
-      throw new BadEntry(`${what}: entry ${e.actionID}: ${why}`);
+      throw new Error(`${what}: entry ${e.actionID}: ${why}`);
     });
   } catch (err) {
     return { ok: false, bad: true, message: (err as Error).message };
@@ -77,5 +77,3 @@ function landEntry(disk: DiskStore, e: FrameEntryJob, out: Uint8Array, what: str
     return { ok: false, bad: false, message: `disk store: ${(err as Error)?.message ?? err}`, code: (err as NodeJS.ErrnoException).code };
   }
 }
-
-class BadEntry extends Error {}

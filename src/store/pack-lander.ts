@@ -29,7 +29,7 @@ export interface FrameLander {
 }
 
 /** Landing threads per process. */
-export const LANDING_THREADS = Math.max(1, Math.min(2, availableParallelism()));
+const LANDING_THREADS = Math.max(1, Math.min(2, availableParallelism()));
 
 interface Pending {
   disk: DiskStore;

@@ -13,7 +13,7 @@
 import { RemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "./disk.ts";
 import type { EntryResult, FrameJob } from "./pack-frame.ts";
-import { frameLander, type FrameLander } from "./pack-lander.ts";
+import { frameLander } from "./pack-lander.ts";
 import type { PackEntry, Segment } from "./packs.ts";
 
 const WINDOW_FRAMES = 4;
@@ -35,7 +35,6 @@ export interface SegmentBody {
 }
 
 export interface LandOptions {
-  lander?: FrameLander;
   /**
    * Frames with the lander, shared by the segments of one reader: then a
    * segment resolves as soon as all of its frames are with the lander (its
@@ -54,7 +53,7 @@ export interface LandOptions {
  */
 export async function landSegment(disk: DiskStore, seg: Segment, src: SegmentBody, sink: SegmentSink, received?: (n: number) => void, o: LandOptions = {}): Promise<void> {
   const cursor = new ByteCursor(src.body, src.firstByte, received);
-  const lander = o.lander ?? frameLander();
+  const lander = frameLander();
   const window = o.window ?? new FrameWindow();
   const what = `s3: pack ${seg.pack.name}`;
   const mine: Promise<void>[] = [];
