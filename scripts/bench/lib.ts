@@ -85,7 +85,7 @@ export function referencePlugin(tools: Tools): { name: string; bin: string; note
   return null;
 }
 
-/** A fresh scratch directory under .bench/; removed by cleanupTemps(). */
+/** A fresh scratch directory under base (.bench/ by default); removed by cleanupTemps(). */
 const temps: string[] = [];
 let keepTemps = false;
 /** Keep the scratch directories (for a look afterwards). */
@@ -95,9 +95,9 @@ export function setKeepTemps(keep: boolean): void {
 process.once("exit", () => {
   if (!keepTemps) cleanupTemps();
 });
-export function tempDir(prefix: string): string {
-  mkdirSync(benchDir, { recursive: true });
-  const d = mkdtempSync(join(benchDir, `${prefix}-`));
+export function tempDir(prefix: string, base = benchDir): string {
+  mkdirSync(base, { recursive: true });
+  const d = mkdtempSync(join(base, `${prefix}-`));
   temps.push(d);
   return d;
 }

@@ -7,6 +7,7 @@
 //   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--latencies 0,20,50]
 //                               [--targets std,x/tools] [--tools-version v0.52.0]
 //                               [--no-ref] [--rebuild] [--keep] [--compare BIN]
+//                               [--scratch DIR]
 //
 // Variants, all wall time of the target's whole run (every command; plugin
 // start-up and the flush at close included):
@@ -28,7 +29,15 @@
 // because the machine is noisy; ratios are medians of per-round ratios.
 // go-cache-plugin (built at a pinned version into .tools/bin) runs
 // --ref-runs rounds only: at +50 ms it makes one GET per output in series.
-import { existsSync, mkdirSync } from "node:fs";
+//
+// --scratch DIR puts every variant's local cache on another file system
+// (scripts/bench/fresh-fs.sh makes a fresh ext4 like a CI runner's): every
+// variant creates thousands of files per run, and a file system that has
+// already created and deleted millions of them can be several times slower
+// at it than a fresh one (measured here: the data floor of std took 1.6 s
+// on this machine's root file system and 0.44 s on a fresh ext4), which
+// drowns the differences being measured. The header names the file system.
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createS3Client, type S3Client } from "../../src/s3/client.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -51,6 +60,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   compare: "",
   rebuild: false,
   keep: false,
+  scratch: "",
 });
 const runs = intFlag(flags, "runs");
 const refRuns = Math.min(runs, intFlag(flags, "ref-runs"));
@@ -70,6 +80,8 @@ interface Ctx {
   /** Talks to the proxy (tarball restores). */
   viaProxy: S3Client;
   scratch: string;
+  /** Directories made since the last variant ended (removed after it, outside its time). */
+  made: string[];
 }
 
 type Tool = "plain" | "gostash" | "compare" | "gcp";
@@ -78,6 +90,7 @@ let seq = 0;
 function fresh(ctx: Ctx, name: string): string {
   const d = join(ctx.scratch, `${name}-${++seq}`);
   mkdirSync(d, { recursive: true });
+  ctx.made.push(d);
   return d;
 }
 
@@ -138,6 +151,7 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
     for (const tool of tools) res.add(`${tool} local-warm`, { ms: (await runTarget(t, `${tool} local-warm`, envFor(ctx, tool, local[tool]!, ctx.s3.endpoint, px(tool)))).ms });
   }
 
+  ctx.made.length = 0; // machine A's caches stay for the whole target
   const heads = (await ctx.s3.listKeys()).filter((k) => k.startsWith(`${px("gostash")}/packs/`) && k.endsWith(".head"));
   const keys = heads.map((k) => k.slice(k.lastIndexOf("/") + 1, -".head".length));
   for (const L of latencies) {
@@ -156,6 +170,9 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
         if (name.startsWith("gcp") && r >= refRuns) continue;
         ctx.proxy.resetCounts();
         res.add(name, await once(), r);
+        // Each variant's caches go once it is measured: a --scratch file
+        // system need only hold one, and nothing is deleted while timed.
+        for (const d of ctx.made.splice(0)) rmSync(d, { recursive: true, force: true });
       }
     }
   }
@@ -190,6 +207,21 @@ function clientConfig(s3: S3Server, endpoint: string) {
   return { bucket: s3.bucket, prefix: "", endpoint, region: s3.region, pathStyle: true, minUploadSize: 0, uploadConcurrency: 1, concurrency: 4, readOnly: false, flushTimeoutMs: 0, compress: false, timeoutMs: 60_000 };
 }
 
+/** Where the variants' local caches go: under --scratch, or .bench/. */
+function scratchDir(): string {
+  if (!flags.scratch) return tempDir("s3");
+  const base = String(flags.scratch);
+  if (!existsSync(base)) die(`--scratch ${base}: no such directory (scripts/bench/fresh-fs.sh makes one)`);
+  return tempDir("s3", base);
+}
+
+/** "ext4 rw,relatime on /dev/vda" for the file system holding dir (findmnt), or "?". */
+function fileSystemOf(dir: string): string {
+  const p = Bun.spawnSync(["findmnt", "-n", "-o", "FSTYPE,OPTIONS,SOURCE", "-T", dir], { stderr: "ignore" });
+  const [type, options, source] = p.stdout.toString().trim().split(/\s+/);
+  return p.exitCode === 0 && type ? `${type} ${options} on ${source}` : "file system unknown";
+}
+
 async function main(): Promise<void> {
   const bin = ensureGostash({ rebuild: flags.rebuild === true });
   ensureVersitygw();
@@ -203,7 +235,8 @@ async function main(): Promise<void> {
   const viaProxy = createS3Client({ ...clientConfig(s3, proxy.endpoint) }, { metrics: new Metrics(), logger: createLogger({}) });
   const compare = flags.compare ? String(flags.compare) : null;
   if (compare && !existsSync(compare)) die(`--compare ${compare}: no such file`);
-  const ctx: Ctx = { bin, compare, gcp: gcp.bin, s3, proxy, viaProxy, scratch: tempDir("s3") };
+  const ctx: Ctx = { bin, compare, gcp: gcp.bin, s3, proxy, viaProxy, scratch: scratchDir(), made: [] };
+  log(`local caches in ${ctx.scratch} (${fileSystemOf(ctx.scratch)})`);
   try {
     for (const t of targets) {
       const res = new Results();
