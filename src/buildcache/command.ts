@@ -90,7 +90,7 @@ class GoCommandCache implements CacheHandler, CommandRun {
   asked(actionID: string): void {
     if (this.keys.length >= KEYS || !isPackKey(actionID) || this.keys.includes(actionID)) return;
     this.keys.push(actionID);
-    if (this.keys.length === 1 && this.writer && !this.tier.knownHeads.get(actionID)) this.headAhead = readHead(this.tier, actionID);
+    if (this.keys.length === 1 && this.writer && !this.tier.knownHeads.knows(actionID)) this.headAhead = readHead(this.tier, actionID);
   }
 
   landedFromPack(actionID: string): boolean {

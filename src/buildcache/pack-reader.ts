@@ -159,7 +159,7 @@ export class PackReader {
       this.state = { kind: "absent" };
       return;
     }
-    this.d.known.set(this.key, r.head);
+    this.d.known.set(this.key, r.head, r.bytes);
     const slots = new Map<string, Slot>();
     for (const [actionID, { pack, entry }] of headIndex(r.head)) {
       const task = this.taskOf(pack, entry);

@@ -12,8 +12,9 @@
 // upload: plugin mode's close waits for it within --flush-timeout, as for
 // every upload; the daemon answers the go command's close first.
 //
-// The job: (1) if the head this process knows already packs everything the
-// command used, stop: no request at all. (2) Read the head afresh (one GET:
+// The job: (1) if the head this machine knows (pack-heads.ts' KnownHeads:
+// seen within the hour, by this process or an earlier one) already packs
+// everything the command used, stop: no request at all. (2) Read the head afresh (one GET:
 // another machine may have written since). (3) Plan (nothing, delta,
 // compact or skip). (4) Finish the pack file: the puts already in it, then
 // the plan's other outputs in use order from the local store
@@ -130,6 +131,7 @@ export class PackWriter {
         this.d.logger.debug(`s3: pack upload: the head could not be read (${ahead.err.message}); no pack this time`);
         return;
       }
+      if (ahead?.kind === "found") this.d.known.set(keys[0]!, ahead.head, ahead.bytes);
       await this.planAndUpload(keys, used, read ?? aheadSide(ahead), early);
     } finally {
       early?.discard();
@@ -147,6 +149,7 @@ export class PackWriter {
       logger.debug(`s3: pack upload: the head could not be read (${fresh.err.message}); no pack this time`);
       return;
     }
+    if (fresh.kind === "found") this.d.known.set(keys[0]!, fresh.head, fresh.bytes);
     const head = fresh.kind === "found" ? fresh.head : null;
     const plan = planPack(head, used, broken);
     if (plan.kind === "nothing") return;
@@ -174,8 +177,9 @@ export class PackWriter {
       const packs = plan.kind === "delta" ? [...plan.keep, pack] : [pack];
       for (const key of keys) {
         const head: PackHead = { key, writtenMs: pack.writtenMs, packs };
-        await client.put(headObject(key), encodeHead(head));
-        this.d.known.set(key, head);
+        const bytes = encodeHead(head);
+        await client.put(headObject(key), bytes);
+        this.d.known.set(key, head, bytes);
       }
       metrics.inc("pack_uploads");
       metrics.inc("pack_bytes_up", pack.bytes);

@@ -36,6 +36,8 @@ import type { S3Client } from "../s3/client.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
+import { headCopiesDir } from "../store/head-copies.ts";
+import { packFilesDir } from "../store/pack-file.ts";
 import { actionObject, downloadOutput, uploadOutput, type EncodedOutput, type OutputFile } from "../store/s3-objects.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -103,7 +105,7 @@ class Tiers implements TieredCache {
   readonly s3: S3Config;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  readonly knownHeads = new KnownHeads();
+  readonly knownHeads: KnownHeads;
   private readonly downloads: Semaphore;
   private readonly flights = new SingleFlight<Fetched | null>();
   private readonly warnOnce: (what: string, message: string) => void;
@@ -113,6 +115,8 @@ class Tiers implements TieredCache {
     ({ disk: this.disk, client: this.client, s3: this.s3, metrics: this.metrics, logger: this.logger, costs: this.costs } = o);
     this.downloads = new Semaphore(Math.max(1, o.s3.concurrency));
     this.warnOnce = onceWarner(o.logger);
+    const where = `${o.s3.endpoint ?? ""}\n${o.client.bucket}\n${o.client.key("")}`;
+    this.knownHeads = new KnownHeads({ dir: headCopiesDir(packFilesDir(o.disk.dir), where) });
   }
 
   get(actionID: string, run: CommandRun | null = null): Hit | null | Promise<Hit | null> {

@@ -2,7 +2,8 @@
 // dirs, a real S3 server (versitygw), a real proxy in between that counts
 // requests and injects latency. Each test uses its own bucket prefix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { decodeHead } from "../../src/store/packs.ts";
 import { startFaultProxy } from "../helpers/faultproxy.ts";
 import { setEnv } from "../helpers/env.ts";
 import { startS3Server } from "../helpers/s3server.ts";
@@ -26,6 +27,9 @@ afterAll(async () => {
 });
 
 const prefix = () => `p-${hex().slice(0, 10)}`;
+
+/** A command's head copies: one per key, its first two gets. */
+const headCopyNames = (outs: { action: string }[]) => outs.slice(0, 2).map((o) => `${o.action}.head`).sort();
 
 describe("packs", () => {
   test("a command packs what it used; a fresh machine gets all of it from one head and one pack GET", async () => {
@@ -179,18 +183,43 @@ describe("packs", () => {
     await conn2.close();
     await d.cache.flush(20_000);
     expect(w.proxy.requests).toBe(0);
-    // Pack files are built in the cache dir and removed after the upload.
-    expect(existsSync(`${d.dir}/gostash-packs`) ? readdirSync(`${d.dir}/gostash-packs`) : []).toEqual([]);
+    // Pack files are built in the cache dir and removed after the upload; the head's copy stays.
+    expect(readdirSync(`${d.dir}/gostash-packs`).sort()).toEqual(["heads"]);
+    const [bucket] = readdirSync(`${d.dir}/gostash-packs/heads`);
+    expect(readdirSync(`${d.dir}/gostash-packs/heads/${bucket}`).sort()).toEqual(headCopyNames(outs));
   }, 60_000);
 });
 
-describe("the head read ahead (plugin mode: one command per process)", () => {
-  test("a warm command asks for its head at its first get, while it runs; its close asks nothing more", async () => {
+describe("the heads a machine knows (plugin mode: one command per process)", () => {
+  /** The copies' directory of the one bucket and prefix the machine used. */
+  const copies = (m: { dir: string }) => {
+    const [one, ...more] = readdirSync(`${m.dir}/gostash-packs/heads`);
+    expect(more).toEqual([]);
+    return `${m.dir}/gostash-packs/heads/${one}`;
+  };
+
+  test("a warm command on the machine that wrote the head asks the bucket nothing: its copy says everything is packed", async () => {
     const p = prefix();
     const outs = outputs(12);
     const a = await machine(w, p);
     await coldRun(a.cache.handler, outs);
     await a.cache.handler.close();
+    expect(readdirSync(copies(a)).sort()).toEqual(headCopyNames(outs));
+    const next = await nextCommand(w, a, p);
+    w.proxy.resetCounts();
+    await warmRun(next.cache.handler, outs); // all local hits
+    await next.cache.handler.close();
+    expect(w.proxy.requests).toBe(0);
+    expect(next.metrics.get("pack_head_gets")).toBe(0);
+  }, 60_000);
+
+  test("without a copy, a warm command asks for its head at its first get, while it runs; its close asks nothing more, and the copy is back", async () => {
+    const p = prefix();
+    const outs = outputs(12);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    rmSync(copies(a), { recursive: true });
     const next = await nextCommand(w, a, p);
     w.proxy.resetCounts();
     await warmRun(next.cache.handler, outs); // all local hits
@@ -199,6 +228,46 @@ describe("the head read ahead (plugin mode: one command per process)", () => {
     expect(w.proxy.requests).toBe(1);
     expect(next.metrics.get("pack_head_gets")).toBe(1);
     expect(next.metrics.get("pack_uploads")).toBe(0);
+    expect(existsSync(`${copies(a)}/${outs[0]!.action}.head`)).toBe(true);
+  }, 60_000);
+
+  test("a copy older than an hour is not trusted, and one that does not decode is dropped: the head is read again", async () => {
+    const p = prefix();
+    const outs = outputs(8);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const copy = `${copies(a)}/${outs[0]!.action}.head`;
+    const old = new Date(Date.now() - 2 * 3600_000);
+    utimesSync(copy, old, old);
+    const next = await nextCommand(w, a, p);
+    await warmRun(next.cache.handler, outs);
+    await next.cache.handler.close();
+    expect(next.metrics.get("pack_head_gets")).toBe(1);
+    expect(statSync(copy).mtimeMs).toBeGreaterThan(Date.now() - 60_000); // seen again: fresh
+
+    writeFileSync(copy, "not a head");
+    const third = await nextCommand(w, a, p);
+    await warmRun(third.cache.handler, outs);
+    await third.cache.handler.close();
+    expect(third.metrics.get("pack_head_gets")).toBe(1); // at close: the copy said nothing usable
+    expect(third.metrics.get("pack_uploads")).toBe(0);
+    expect(decodeHead(readFileSync(copy), outs[0]!.action).packs.length).toBe(1); // replaced by the head read
+  }, 60_000);
+
+  test("the same cache directory with another prefix does not take the first prefix's copies: it asks its own bucket and packs there", async () => {
+    const outs = outputs(8);
+    const a = await machine(w, prefix());
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const p2 = prefix();
+    const next = await nextCommand(w, a, p2);
+    await warmRun(next.cache.handler, outs); // all local hits
+    await next.cache.handler.close();
+    expect(next.metrics.get("pack_heads_missing")).toBeGreaterThanOrEqual(1); // asked its own bucket: none there yet
+    expect(next.metrics.get("pack_uploads")).toBe(1);
+    expect((await packNames(w, p2)).length).toBe(1);
+    expect(readdirSync(`${a.dir}/gostash-packs/heads`).length).toBe(2);
   }, 60_000);
 
   test("a head read that timed out is not asked again at close: no pack this time, counted", async () => {
@@ -207,6 +276,7 @@ describe("the head read ahead (plugin mode: one command per process)", () => {
     const a = await machine(w, p);
     await coldRun(a.cache.handler, outs);
     await a.cache.handler.close();
+    rmSync(copies(a), { recursive: true });
     const next = await nextCommand(w, a, p, { timeoutMs: 300 });
     w.proxy.set({ hang: true });
     try {
