@@ -49,6 +49,13 @@ class GoCommandCache implements CacheHandler, CommandRun {
    * it. The reader (a local miss) uses the same answer: one GET.
    */
   private headAhead: Promise<HeadRead> | null = null;
+  /**
+   * Whether the command has started anything that runs on the event loop
+   * (a remote get, a put's upload, a head or pack download): until then
+   * its gets are local hits answered at once, and the reader may block on
+   * stdin (readMayBlock).
+   */
+  private loop: "unused" | "used" = "unused";
 
   constructor(
     private readonly tier: TieredCache,
@@ -72,11 +79,18 @@ class GoCommandCache implements CacheHandler, CommandRun {
   }
 
   get(actionID: string): Hit | null | Promise<Hit | null> {
-    return this.tier.get(actionID, this);
+    const r = this.tier.get(actionID, this);
+    if (r instanceof Promise) this.loop = "used";
+    return r;
   }
 
   put(actionID: string, outputID: string, size: number): PutWriter {
+    this.loop = "used"; // its upload, and its pack file, run in the background
     return this.tier.put(actionID, outputID, size, this);
+  }
+
+  readMayBlock(): boolean {
+    return this.loop === "unused";
   }
 
   async close(): Promise<void> {
@@ -90,7 +104,10 @@ class GoCommandCache implements CacheHandler, CommandRun {
   asked(actionID: string): void {
     if (this.keys.length >= KEYS || !isPackKey(actionID) || this.keys.includes(actionID)) return;
     this.keys.push(actionID);
-    if (this.keys.length === 1 && this.writer && !this.tier.knownHeads.knows(actionID)) this.headAhead = readHead(this.tier, actionID);
+    if (this.keys.length === 1 && this.writer && !this.tier.knownHeads.knows(actionID)) {
+      this.headAhead = readHead(this.tier, actionID);
+      this.loop = "used";
+    }
   }
 
   landedFromPack(actionID: string): boolean {
@@ -105,6 +122,7 @@ class GoCommandCache implements CacheHandler, CommandRun {
       this.headAhead,
     );
     this.reader.start();
+    this.loop = "used";
     return this.reader;
   }
 

@@ -49,7 +49,7 @@ export class CommandsLog {
       this.running.set(connID, rec);
     };
     return {
-      ...(handler.synchronous ? { synchronous: true } : {}),
+      readMayBlock: () => handler.readMayBlock?.() ?? false,
       get: (actionID) => (open(), handler.get(actionID)),
       put: (actionID, outputID, size) => (open(), handler.put(actionID, outputID, size)),
       close: () => {

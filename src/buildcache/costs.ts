@@ -70,7 +70,7 @@ export class CostTracker {
   }
 
   /**
-   * The handler measured: same answers, same synchronous-ness, costs
+   * The handler measured: same answers, same readMayBlock, costs
    * recorded and summed. Each handler the go command's requests go through
    * is wrapped once (plugin mode: the cache; the daemon: each connection).
    */
@@ -78,7 +78,7 @@ export class CostTracker {
     const { conn } = o;
     const record = o.recordCosts !== false;
     return {
-      synchronous: inner.synchronous,
+      readMayBlock: () => inner.readMayBlock?.() ?? false,
       get: (actionID) => {
         const r = inner.get(actionID);
         if (r instanceof Promise) return r.then((hit) => this.answered(actionID, hit, true, conn));

@@ -40,7 +40,7 @@ export function localPut(disk: DiskStore, metrics: Metrics, actionID: string, ou
 
 export function createLocalCache(disk: DiskStore, metrics: Metrics): CacheHandler {
   return {
-    synchronous: true,
+    readMayBlock: () => true,
     get(actionID: string): StoredOutput | null {
       const t0 = performance.now();
       metrics.inc("gets");

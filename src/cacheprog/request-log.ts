@@ -1,7 +1,7 @@
 // `--debug=1` (go-cache-plugin's "build cache requests" bit): one line on
 // stderr per get and put a handler answers, with what it answered and how
 // long it took. A decorator, so no store knows about it; it keeps the
-// handler's `synchronous` promise (a synchronous get is logged before it
+// handler's readMayBlock (a synchronous get is logged before it
 // returns, never through a promise).
 //
 //   get <action> hit <output> <size> <ms>ms | get <action> miss <ms>ms
@@ -21,7 +21,7 @@ export function logRequests(inner: CacheHandler, line: (text: string) => void): 
     return hit;
   };
   return {
-    synchronous: inner.synchronous,
+    readMayBlock: () => inner.readMayBlock?.() ?? false,
     get(actionID) {
       const t0 = performance.now();
       const r = inner.get(actionID);

@@ -26,10 +26,14 @@ export interface CacheHandler {
   /** The client sent `close` (or hung up): flush what must be flushed. */
   close(): MaybePromise<void>;
   /**
-   * get, put and commit never return a promise, so the reader may block on
-   * its input between requests (stdio.ts reads stdin synchronously then).
+   * True while get, put and commit answer without a promise and nothing of
+   * the handler's waits for the event loop (an upload, a download, a
+   * timer), so the reader may block on its input between requests
+   * (stdio.ts reads stdin synchronously then). Asked after every chunk of
+   * input; once false, the reader goes asynchronous for the rest of the
+   * session. Absent: never.
    */
-  readonly synchronous?: boolean;
+  readMayBlock?(): boolean;
 }
 
 export interface SessionOutput {

@@ -7,12 +7,17 @@
 // answers first when the reader was slow (seen with 20,000 gets at once on
 // a loaded machine), and process.exit would drop what a stream still holds.
 //
-// When the handler answers synchronously (the local disk cache), stdin is
-// read with blocking reads and the answers to each chunk written with one
-// blocking write, until `close`: a warm `go build std` makes about a
-// thousand gets with one or two in flight, so every trip through the event
-// loop and a ReadableStream (tens of microseconds) shows in the build time,
-// while a blocked read() returns as soon as `go` writes.
+// While the handler answers synchronously and waits for nothing (its
+// readMayBlock: the local disk cache always, the tiered cache until its
+// first local miss, put or request), stdin is read with blocking reads and
+// the answers to each chunk written with one blocking write: a warm `go
+// build std` makes about a thousand gets with one or two in flight, so
+// every trip through the event loop and a ReadableStream (tens of
+// microseconds) shows in the build time, while a blocked read() returns as
+// soon as `go` writes. From the first chunk after which the handler needs
+// the event loop (an answer still pending, an upload queued), the stream
+// reader takes over for the rest of the session: a blocked read would
+// stall that work, and the go command waiting on it.
 
 import { readSync } from "node:fs";
 import { releaseStdout, writeFdSync } from "../util/std-output.ts";
@@ -24,7 +29,8 @@ export interface StdioResult {
 }
 
 export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}): Promise<StdioResult> {
-  let blocking = handler.synchronous === true;
+  const mayBlock = () => handler.readMayBlock?.() === true;
+  let blocking = mayBlock();
   let pending = "";
   let queued = false;
   /** `go` went away (EPIPE): nothing more can be answered. */
@@ -66,7 +72,7 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
   });
 
   if (blocking) {
-    const r = readBlocking(session, answerPending);
+    const r = readBlocking(session, answerPending, mayBlock);
     if (r instanceof FramingError) return { reason: "framing", error: r };
     if (r === "close") {
       // The handler closes synchronously, but the session answers `close`
@@ -115,10 +121,11 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
 
 /**
  * Feeds the session from blocking reads of stdin until `close` arrives or
- * input ends; "async" when stdin turns out to be non-blocking (left so by
- * whoever started us) and the stream reader must take over.
+ * input ends; "async" when the stream reader must take over: the handler
+ * needs the event loop now, or stdin turns out to be non-blocking (left so
+ * by whoever started us).
  */
-function readBlocking(session: CacheProgSession, answer: () => void): "close" | "eof" | "async" | FramingError {
+function readBlocking(session: CacheProgSession, answer: () => void, mayBlock: () => boolean): "close" | "eof" | "async" | FramingError {
   const buf = new Uint8Array(256 * 1024);
   for (;;) {
     let n: number;
@@ -143,6 +150,7 @@ function readBlocking(session: CacheProgSession, answer: () => void): "close" | 
       throw err;
     }
     if (session.closeRequested) return "close";
+    if (session.pending > 0 || !mayBlock()) return "async";
   }
 }
 

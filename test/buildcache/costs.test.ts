@@ -40,7 +40,7 @@ async function put(h: CacheHandler, action: string, body = "x"): Promise<string>
 describe("CostTracker", () => {
   test("a miss then a put records the interval; each later hit adds it to time_saved_seconds", async () => {
     const s = setup();
-    expect(s.h.synchronous).toBe(true);
+    expect(s.h.readMayBlock?.()).toBe(true);
     expect(s.h.get(A)).toBeNull();
     s.tick(1500);
     await put(s.h, A);
@@ -101,9 +101,9 @@ describe("CostTracker", () => {
   test("an inner handler answering through a promise: same answer, marked as waited for (remote)", async () => {
     const dir = tempDir("gostash-costs-tracker-");
     const stub = stubHandler(dir.path);
-    const inner: CacheHandler = { ...stub, synchronous: false, get: (a) => Promise.resolve(stub.get(a)), put: (a, o, n) => stub.put(a, o, n) };
+    const inner: CacheHandler = { ...stub, readMayBlock: () => false, get: (a) => Promise.resolve(stub.get(a)), put: (a, o, n) => stub.put(a, o, n) };
     const s = setup(inner);
-    expect(s.h.synchronous).toBe(false);
+    expect(s.h.readMayBlock?.()).toBe(false);
     expect(await s.h.get(A)).toBeNull();
     s.tick(40);
     await put(s.h, A);

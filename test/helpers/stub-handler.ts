@@ -22,7 +22,7 @@ export function stubHandler(dir: string): StubHandler {
   return {
     stored,
     calls,
-    synchronous: true,
+    readMayBlock: () => true,
     get(actionID) {
       calls.push(`get ${actionID}`);
       return stored.get(actionID) ?? null;
