@@ -89,7 +89,8 @@ export class KnownHeads {
   /** Whether a head of key is known and fresh, without decoding a copy (one stat). */
   knows(key: string): boolean {
     const h = this.heads.get(key);
-    if (h) return this.fresh(h.seenMs);
+    if (h && this.fresh(h.seenMs)) return true;
+    // Another process (plugin mode) may have seen it since.
     const t = this.o.dir ? headCopyTime(this.o.dir, key) : null;
     return t !== null && this.fresh(t);
   }
