@@ -4,7 +4,7 @@
 // ./...`), on one S3 server (versitygw on loopback) behind the fault proxy
 // (test/helpers/faultproxy.ts) adding latency to every request:
 //
-//   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--latencies 0,20,50]
+//   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--cold-runs 1] [--latencies 0,20,50]
 //                               [--targets std,x/tools] [--tools-version v0.52.0]
 //                               [--no-ref] [--rebuild] [--keep] [--compare BIN]
 //                               [--scratch DIR]
@@ -53,6 +53,7 @@ import { die, ensureGostash, fmtMs, goEnv, goVersion, intFlag, log, parseFlags, 
 const flags = parseFlags(Bun.argv.slice(2), {
   runs: "2",
   "ref-runs": "1",
+  "cold-runs": "1",
   latencies: "0,20,50",
   targets: "std,x/tools",
   "tools-version": "v0.52.0",
@@ -64,6 +65,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
 });
 const runs = intFlag(flags, "runs");
 const refRuns = Math.min(runs, intFlag(flags, "ref-runs"));
+const coldRuns = intFlag(flags, "cold-runs");
 const latencies = String(flags.latencies)
   .split(",")
   .map((s) => Number(s.trim()))
@@ -129,14 +131,24 @@ function gostashBytesDown(stderr: string): number {
 async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
   const px = (tool: string) => `${t.name.replace(/\W+/g, "-")}-${tool}`;
   const tools = ctx.gcp ? (["gostash", "gcp"] as const) : (["gostash"] as const);
-  log(`${t.name}: cold runs (one each: minutes on 2 cores) ...`);
-  const plainDir = fresh(ctx, "plain");
-  res.add("plain cold", { ms: (await runTarget(t, "plain cold", envFor(ctx, "plain", plainDir, "", ""))).ms });
+  log(`${t.name}: cold runs (${coldRuns} rounds: minutes each on 2 cores) ...`);
+  // Round 0's caches and prefixes are machine A for everything after; later
+  // rounds upload to prefixes of their own (empty, as a cold run needs) and
+  // their caches go once measured. The order rotates like the remote rounds.
+  let plainDir = "";
   const local: Record<string, string> = {};
-  for (const tool of tools) {
-    local[tool] = fresh(ctx, `${tool}-A`);
-    const r = await runTarget(t, `${tool} cold+upload`, envFor(ctx, tool, local[tool]!, ctx.s3.endpoint, px(tool)));
-    res.add(`${tool} cold+upload`, { ms: r.ms });
+  const coldVariants = ["plain", ...tools] as const;
+  for (let r = 0; r < coldRuns; r++) {
+    for (let i = 0; i < coldVariants.length; i++) {
+      const tool = coldVariants[(i + r) % coldVariants.length]!;
+      const dir = fresh(ctx, `${tool}-${r ? `cold${r}` : "A"}`);
+      if (r === 0 && tool === "plain") plainDir = dir;
+      else if (r === 0) local[tool] = dir;
+      const name = tool === "plain" ? "plain cold" : `${tool} cold+upload`;
+      const env = tool === "plain" ? envFor(ctx, "plain", dir, "", "") : envFor(ctx, tool, dir, ctx.s3.endpoint, r ? `${px(tool)}-cold${r}` : px(tool));
+      res.add(name, { ms: (await runTarget(t, name, env)).ms }, r);
+      if (r) rmSync(dir, { recursive: true, force: true });
+    }
   }
   const tarFile = join(ctx.scratch, "cache.tar.zst");
   const tarBytes = saveTarball(local.gostash!, tarFile);
@@ -241,7 +253,7 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const res = new Results();
       await benchTarget(ctx, t, res);
-      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, loadBefore: load, compare });
+      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, coldRuns, loadBefore: load, compare });
     }
   } finally {
     viaProxy.close();
