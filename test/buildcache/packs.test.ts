@@ -197,13 +197,18 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
     expect(more).toEqual([]);
     return `${m.dir}/gostash-packs/heads/${one}`;
   };
-
-  test("a warm command on the machine that wrote the head asks the bucket nothing: its copy says everything is packed", async () => {
-    const p = prefix();
-    const outs = outputs(12);
+  /** Machine A after one cold command under prefix p: its pack and head are in the bucket. */
+  const packedMachine = async (p: string, n: number) => {
+    const outs = outputs(n);
     const a = await machine(w, p);
     await coldRun(a.cache.handler, outs);
     await a.cache.handler.close();
+    return { a, outs };
+  };
+
+  test("a warm command on the machine that wrote the head asks the bucket nothing: its copy says everything is packed", async () => {
+    const p = prefix();
+    const { a, outs } = await packedMachine(p, 12);
     expect(readdirSync(copies(a)).sort()).toEqual(headCopyNames(outs));
     const next = await nextCommand(w, a, p);
     w.proxy.resetCounts();
@@ -215,10 +220,7 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
 
   test("without a copy, a warm command asks for its head at its first get, while it runs; its close asks nothing more, and the copy is back", async () => {
     const p = prefix();
-    const outs = outputs(12);
-    const a = await machine(w, p);
-    await coldRun(a.cache.handler, outs);
-    await a.cache.handler.close();
+    const { a, outs } = await packedMachine(p, 12);
     rmSync(copies(a), { recursive: true });
     const next = await nextCommand(w, a, p);
     w.proxy.resetCounts();
@@ -233,10 +235,7 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
 
   test("a copy older than an hour is not trusted, and one that does not decode is dropped: the head is read again", async () => {
     const p = prefix();
-    const outs = outputs(8);
-    const a = await machine(w, p);
-    await coldRun(a.cache.handler, outs);
-    await a.cache.handler.close();
+    const { a, outs } = await packedMachine(p, 8);
     const copy = `${copies(a)}/${outs[0]!.action}.head`;
     const old = new Date(Date.now() - 2 * 3600_000);
     utimesSync(copy, old, old);
@@ -256,10 +255,7 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
   }, 60_000);
 
   test("the same cache directory with another prefix does not take the first prefix's copies: it asks its own bucket and packs there", async () => {
-    const outs = outputs(8);
-    const a = await machine(w, prefix());
-    await coldRun(a.cache.handler, outs);
-    await a.cache.handler.close();
+    const { a, outs } = await packedMachine(prefix(), 8);
     const p2 = prefix();
     const next = await nextCommand(w, a, p2);
     await warmRun(next.cache.handler, outs); // all local hits
@@ -272,10 +268,7 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
 
   test("a head read that timed out is not asked again at close: no pack this time, counted", async () => {
     const p = prefix();
-    const outs = outputs(6);
-    const a = await machine(w, p);
-    await coldRun(a.cache.handler, outs);
-    await a.cache.handler.close();
+    const { a, outs } = await packedMachine(p, 6);
     rmSync(copies(a), { recursive: true });
     const next = await nextCommand(w, a, p, { timeoutMs: 300 });
     w.proxy.set({ hang: true });
