@@ -133,4 +133,8 @@ class GoCommandCache implements CacheHandler, CommandRun {
   stored(actionID: string, out: StoredOutput): void {
     this.writer?.stored(actionID, out);
   }
+
+  missed(actionID: string): void {
+    this.writer?.miss(actionID);
+  }
 }

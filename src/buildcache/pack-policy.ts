@@ -19,8 +19,12 @@
 // A pack the reader found missing (404) or with a bad entry counts as not
 // there: its actions used by this command go into the delta, and the new
 // head leaves it out.
+//
+// Misses (the head's known misses, store/packs.ts) only travel with a pack
+// upload: a command with nothing to pack writes no head for its misses
+// alone, so a warm run stays request-free.
 
-import type { PackHead, PackRef } from "../store/packs.ts";
+import { MAX_HEAD_MISSES, type PackHead, type PackRef } from "../store/packs.ts";
 
 /** A head names at most this many packs before it is compacted. */
 export const MAX_CHAIN_PACKS = 8;
@@ -49,4 +53,20 @@ export function planPack(head: PackHead | null, used: readonly string[], broken:
   }
   if (used.length >= COMPACT_MIN_SHARE * packed.size) return { kind: "compact", ids: [...used], dropped: head?.packs.length ?? 0 };
   return { kind: "skip", missing: missing.length };
+}
+
+/**
+ * The misses the head written with a plan carries: this command's, then,
+ * for a delta, the old head's; none that a pack of the new head holds;
+ * at most MAX_HEAD_MISSES.
+ */
+export function nextMisses(kind: "delta" | "compact", commandMisses: readonly string[], old: PackHead | null, packs: readonly PackRef[]): string[] {
+  const packed = new Set<string>();
+  for (const p of packs) for (const e of p.entries) packed.add(e.actionID);
+  const out = new Set<string>();
+  for (const a of kind === "delta" ? [...commandMisses, ...(old?.misses ?? [])] : commandMisses) {
+    if (out.size >= MAX_HEAD_MISSES) break;
+    if (!packed.has(a)) out.add(a);
+  }
+  return [...out];
 }

@@ -5,7 +5,9 @@
 // the head lists the action, the pack holding it is streamed (unless it
 // already is) and the get waits for that entry to land; otherwise, or if
 // the pack fails to bring it, wait() answers null at once and the caller
-// falls back to the per-action object. Gets that come while the head is
+// falls back to the per-action object, unless the head lists the action
+// among its known misses (knownMiss: the commands that wrote it could not
+// store it either), which is a miss without a request. Gets that come while the head is
 // loading wait for it (one round trip) rather than racing it with GETs of
 // their own.
 //
@@ -54,7 +56,7 @@ export interface PackReaderDeps {
 type HeadState =
   | { kind: "idle" }
   | { kind: "loading"; ready: Promise<void> }
-  | { kind: "ready"; head: PackHead; slots: Map<string, Slot> }
+  | { kind: "ready"; head: PackHead; slots: Map<string, Slot>; misses: ReadonlySet<string> }
   | { kind: "absent" };
 
 type Waiter = (out: StoredOutput | null) => void;
@@ -135,6 +137,11 @@ export class PackReader {
     }
   }
 
+  /** After wait() answered null: does the head list the action as a known miss (store/packs.ts)? */
+  knownMiss(actionID: string): boolean {
+    return this.state.kind === "ready" && this.state.misses.has(actionID);
+  }
+
   /** A local hit: was it landed by one of this command's packs? (Counted as a pack hit then.) */
   landedHere(actionID: string): boolean {
     if (this.state.kind !== "ready") return false;
@@ -165,7 +172,7 @@ export class PackReader {
       const task = this.taskOf(pack, entry);
       slots.set(actionID, { entry, task, state: { kind: "pending", waiters: [] }, asked: false });
     }
-    this.state = { kind: "ready", head: r.head, slots };
+    this.state = { kind: "ready", head: r.head, slots, misses: new Set(r.head.misses) };
   }
 
   /** The segment task an entry belongs to (a pack's segments are planned when the head is read). */

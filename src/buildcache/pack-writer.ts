@@ -37,7 +37,7 @@ import { asRemoteError } from "../s3/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
-import { planPack, type PackPlan } from "./pack-policy.ts";
+import { nextMisses, planPack, type PackPlan } from "./pack-policy.ts";
 
 export interface PackWriterDeps {
   client: S3Client;
@@ -72,6 +72,12 @@ function aheadSide(r: HeadRead | null): ReadSide | null {
   return r?.kind === "found" ? { head: r.head, broken: new Set() } : null;
 }
 
+/** What one command did: the actions it used (in order of first use), and its misses. */
+interface CommandUse {
+  used: string[];
+  misses: string[];
+}
+
 /** What the reader learned that the writer needs: the head it read, and packs that failed. */
 export interface ReadSide {
   readonly head: PackHead | null;
@@ -82,6 +88,8 @@ type WriterState = "collecting" | "sealed";
 
 export class PackWriter {
   private readonly used = new Set<string>();
+  /** Gets answered as misses by every tier (a put may follow: then it is used, not a miss). */
+  private readonly missed = new Set<string>();
   private state: WriterState = "collecting";
   private readonly puts: PutsFile;
 
@@ -92,6 +100,11 @@ export class PackWriter {
   /** The command used this action (a hit of any tier, or a put). */
   use(actionID: string): void {
     if (this.state === "collecting") this.used.add(actionID);
+  }
+
+  /** The command asked for this action and no tier had it. */
+  miss(actionID: string): void {
+    if (this.state === "collecting") this.missed.add(actionID);
   }
 
   /** A put of the command was stored: packed now, likely part of the delta. */
@@ -111,9 +124,10 @@ export class PackWriter {
       this.abandon();
       return null;
     }
+    const misses = [...this.missed].filter((a) => !this.used.has(a));
     const id = `${packObject(keys[0]!)}#${process.pid}-${++jobSeq}`;
     // Bytes 0: the pack is uploaded from its file, never held in memory.
-    return { key: id, size: 0, run: () => this.write(keys, used, read, headAhead) };
+    return { key: id, size: 0, run: () => this.write(keys, { used, misses }, read, headAhead) };
   }
 
   /** The job will not run (the upload queue dropped it): the puts packed so far are thrown away. */
@@ -121,7 +135,7 @@ export class PackWriter {
     void this.puts.settle().then((f) => f?.discard());
   }
 
-  private async write(keys: string[], used: string[], read: ReadSide | null, headAhead: Promise<HeadRead> | null): Promise<void> {
+  private async write(keys: string[], cmd: CommandUse, read: ReadSide | null, headAhead: Promise<HeadRead> | null): Promise<void> {
     const early = await this.puts.settle();
     try {
       const ahead = headAhead && (await headAhead);
@@ -132,13 +146,13 @@ export class PackWriter {
         return;
       }
       if (ahead?.kind === "found") this.d.known.set(keys[0]!, ahead.head, ahead.bytes);
-      await this.planAndUpload(keys, used, read ?? aheadSide(ahead), early);
+      await this.planAndUpload(keys, cmd, read ?? aheadSide(ahead), early);
     } finally {
       early?.discard();
     }
   }
 
-  private async planAndUpload(keys: string[], used: string[], read: ReadSide | null, early: PackFileWriter | null): Promise<void> {
+  private async planAndUpload(keys: string[], { used, misses }: CommandUse, read: ReadSide | null, early: PackFileWriter | null): Promise<void> {
     const { metrics, logger } = this.d;
     const broken = read?.broken ?? new Set<string>();
     const known = read?.head ?? this.d.known.get(keys[0]!);
@@ -159,14 +173,14 @@ export class PackWriter {
       return;
     }
     try {
-      await this.upload(keys, plan, early);
+      await this.upload(keys, plan, early, (packs) => nextMisses(plan.kind, misses, head, packs));
     } catch (err) {
       metrics.inc("pack_upload_errors");
       logger.debug(`${asRemoteError(err, "s3: pack upload").message}; no pack this time`);
     }
   }
 
-  private async upload(keys: string[], plan: Exclude<PackPlan, { kind: "nothing" | "skip" }>, early: PackFileWriter | null): Promise<void> {
+  private async upload(keys: string[], plan: Exclude<PackPlan, { kind: "nothing" | "skip" }>, early: PackFileWriter | null, missesWith: (packs: PackRef[]) => string[]): Promise<void> {
     const { client, metrics } = this.d;
     const file = early ?? new PackFileWriter(packTempPath(this.d.dir), this.d.compress);
     try {
@@ -175,8 +189,9 @@ export class PackWriter {
       if (!pack) return;
       await client.put(packObject(pack.name), Bun.file(file.path), { contentType: "application/octet-stream" });
       const packs = plan.kind === "delta" ? [...plan.keep, pack] : [pack];
+      const misses = missesWith(packs);
       for (const key of keys) {
-        const head: PackHead = { key, writtenMs: pack.writtenMs, packs };
+        const head: PackHead = { key, writtenMs: pack.writtenMs, packs, misses };
         const bytes = encodeHead(head);
         await client.put(headObject(key), bytes);
         this.d.known.set(key, head, bytes);

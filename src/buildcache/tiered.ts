@@ -72,6 +72,8 @@ export interface CommandRun {
   used(actionID: string): void;
   /** A put of this command, stored on the local disk. */
   stored(actionID: string, out: StoredOutput): void;
+  /** A get no tier could answer. */
+  missed(actionID: string): void;
 }
 
 export interface TieredCache extends CacheHandler {
@@ -135,6 +137,7 @@ class Tiers implements TieredCache {
     }
     return this.deadline(this.remote(actionID, run?.packs() ?? null)).then((h) => {
       if (!h) {
+        run?.missed(actionID);
         countGet(this.metrics, t0, null, "remote");
         return null;
       }
@@ -184,6 +187,11 @@ class Tiers implements TieredCache {
     return this.flights.do(actionID, async () => {
       const fromPack = await packs?.wait(actionID);
       if (fromPack) return { out: fromPack, source: "pack" } as const;
+      if (packs?.knownMiss(actionID)) {
+        // The commands that wrote the head asked for it too and could not store it (a link).
+        this.metrics.inc("pack_known_misses");
+        return null;
+      }
       const out = await this.remoteGet(actionID);
       return out && ({ out, source: "remote" } as const);
     }).promise;

@@ -100,6 +100,7 @@ const HELP: Record<string, string> = {
   pack_integrity_failures: "Pack entries rejected because their size or SHA-256 did not match (never served).",
   pack_errors: "Pack segments that failed (missing pack, cut or stalled body, truncated pack); their entries came as single objects.",
   pack_missing: "Packs named by a head but missing from the bucket.",
+  pack_known_misses: "Gets answered as misses without a request: the head lists them as actions its writers could not store (a link).",
   pack_uploads: "Packs uploaded (each with its head).",
   pack_bytes_up: "Bytes of packs uploaded.",
   pack_entries_up: "Entries in the packs uploaded.",

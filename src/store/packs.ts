@@ -41,7 +41,8 @@
 //                       "r": <raw bytes>, "z": <true: zstd> } ],
 //         "entries": [ { "a": "<actionhex>", "f": <frame index>,
 //                        "o": <offset in the frame's raw bytes>,
-//                        "m": { <the per-action object's metadata> } } ] } ] }
+//                        "m": { <the per-action object's metadata> } } ] } ],
+//     "misses": [ "<actionhex>", ... ] }  optional: see below
 //
 // Frames are contiguous from offset 0 to the pack's size. An entry's raw
 // length is its output size ("m"'s gostash-size); entries are sorted by
@@ -50,6 +51,13 @@
 // as it was read: a field added to ObjectMeta later travels in packs
 // without a change here, and a head rewritten by an older gostash keeps
 // fields it does not know.
+//
+// "misses" are actions the writing commands asked for, found nowhere, and
+// did not store either: a link of a command's binary, which the go command
+// never caches. A reader answers those as misses at once instead of
+// asking the bucket for a per-action object that is not there, one round
+// trip each (46 for golang.org/x/tools' `go build ./...`). An action in a
+// pack is never a miss; a writer keeps at most MAX_HEAD_MISSES of them.
 //
 // Why one head naming every pack instead of a chain of pointers: a reader
 // finds everything with one GET, and a writer replaces one small object
@@ -75,6 +83,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export const MAX_HEAD_PACKS = 64;
 /** A head listing more entries than this is not read. */
 export const MAX_HEAD_ENTRIES = 200_000;
+/** A head listing more misses than this is not read; writers keep this many. */
+export const MAX_HEAD_MISSES = 20_000;
 /** Heads larger than this (compressed) are not read. */
 export const MAX_HEAD_BYTES = 32 << 20;
 /** Decompressed head text larger than this is refused (a zstd bomb is not a head). */
@@ -121,6 +131,8 @@ export interface PackHead {
   writtenMs: number;
   /** Oldest first. */
   packs: PackRef[];
+  /** Actions its writers asked for and could not store: known misses. */
+  misses: string[];
 }
 
 export function isPackKey(s: string): boolean {
@@ -148,6 +160,7 @@ export function encodeHead(h: PackHead): Uint8Array {
       frames: p.frames.map((f) => ({ o: f.offset, n: f.length, r: f.rawLength, z: f.zstd })),
       entries: p.entries.map((e) => ({ a: e.actionID, f: e.frame, o: e.offset, m: e.raw })),
     })),
+    ...(h.misses.length ? { misses: h.misses } : {}),
   };
   return Bun.zstdCompressSync(Buffer.from(MAGIC + JSON.stringify(json)), { level: 3 });
 }
@@ -174,12 +187,20 @@ export function decodeHead(body: Uint8Array, key: string): PackHead {
   } catch (err) {
     throw new BadHeadError(`not JSON: ${(err as Error)?.message ?? err}`);
   }
-  const o = json as { key?: unknown; written?: unknown; packs?: unknown };
+  const o = json as { key?: unknown; written?: unknown; packs?: unknown; misses?: unknown };
   if (o?.key !== key) throw new BadHeadError(`written for key ${String(o?.key).slice(0, 80)}, not ${key}`);
   if (!Array.isArray(o.packs) || o.packs.length > MAX_HEAD_PACKS) throw new BadHeadError(`needs a list of at most ${MAX_HEAD_PACKS} packs`);
   const budget = { entries: MAX_HEAD_ENTRIES };
   const packs = o.packs.map((p, i) => decodePack(p, i, budget));
-  return { key, writtenMs: count(o.written, "written"), packs };
+  return { key, writtenMs: count(o.written, "written"), packs, misses: decodeMisses(o.misses) };
+}
+
+/** Absent in heads written before misses were: none. */
+function decodeMisses(m: unknown): string[] {
+  if (m === undefined) return [];
+  if (!Array.isArray(m) || m.length > MAX_HEAD_MISSES) throw new BadHeadError(`misses: needs a list of at most ${MAX_HEAD_MISSES} action IDs`);
+  for (const a of m) if (typeof a !== "string" || !HEX64.test(a)) throw new BadHeadError("misses: not an action ID");
+  return m as string[];
 }
 
 function decodePack(p: unknown, i: number, budget: { entries: number }): PackRef {

@@ -54,7 +54,8 @@ function packLines(m: Metrics): string[] {
   return [
     `packs: heads ${m.get("pack_heads")} (missing ${m.get("pack_heads_missing")}, bad ${m.get("pack_bad_heads")}), ` +
       `gets ${m.get("pack_gets")} (${formatBytes(m.get("pack_bytes_down"))}), entries landed ${m.get("pack_entries_landed")} ` +
-      `(unused ${m.get("pack_entries_unused")}, already local ${m.get("pack_entries_local")}), bad entries ${m.get("pack_integrity_failures")}, errors ${m.get("pack_errors")}`,
+      `(unused ${m.get("pack_entries_unused")}, already local ${m.get("pack_entries_local")}), bad entries ${m.get("pack_integrity_failures")}, errors ${m.get("pack_errors")}, ` +
+      `known misses ${m.get("pack_known_misses")}`,
     `packs: uploads ${m.get("pack_uploads")} (${formatBytes(m.get("pack_bytes_up"))}, ${m.get("pack_entries_up")} entries), ` +
       `compactions ${m.get("pack_compactions")}, failed ${m.get("pack_upload_errors")}`,
   ];

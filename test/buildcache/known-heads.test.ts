@@ -9,7 +9,7 @@ import { encodeHead, type PackHead } from "../../src/store/packs.ts";
 import { tempDir } from "../helpers/env.ts";
 
 const KEY = "ab".repeat(32);
-const head = (writtenMs: number): PackHead => ({ key: KEY, writtenMs, packs: [] });
+const head = (writtenMs: number): PackHead => ({ key: KEY, writtenMs, packs: [], misses: [] });
 
 test("in memory: known until an hour after it was seen, then not (the daemon asks the bucket again)", () => {
   let now = 1_000_000;

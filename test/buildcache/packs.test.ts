@@ -190,6 +190,47 @@ describe("packs", () => {
   }, 60_000);
 });
 
+describe("known misses", () => {
+  test("an action A asked for and never stored (a link) is in A's head; B's get of it is a miss without a request", async () => {
+    const p = prefix();
+    const outs = outputs(10);
+    const link = hex();
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    expect(await a.cache.handler.get(link)).toBeNull();
+    await a.cache.handler.close();
+    expect(readHeadFile(w, p, outs[0]!.action).misses).toEqual([link]);
+
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, outs);
+    expect(b.metrics.get("remote_gets")).toBe(0);
+    expect(await b.cache.handler.get(link)).toBeNull();
+    expect(b.metrics.get("pack_known_misses")).toBe(1);
+    expect(b.metrics.get("remote_gets")).toBe(0);
+    // One that is not known is still asked for, one object at a time.
+    expect(await b.cache.handler.get(hex())).toBeNull();
+    expect(b.metrics.get("remote_gets")).toBe(1);
+    await b.cache.handler.close();
+  }, 60_000);
+
+  test("a later command that stores the action packs it, and the next head no longer lists it as a miss", async () => {
+    const p = prefix();
+    const outs = outputs(6);
+    const late = outputs(1)[0]!;
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    expect(await a.cache.handler.get(late.action)).toBeNull();
+    await a.cache.handler.close();
+    const next = await nextCommand(w, a, p);
+    await warmRun(next.cache.handler, outs);
+    await put(next.cache.handler, late);
+    await next.cache.handler.close();
+    const h = readHeadFile(w, p, outs[0]!.action);
+    expect(h.misses).toEqual([]);
+    expect(h.packs.flatMap((pk) => pk.entries.map((e) => e.actionID))).toContain(late.action);
+  }, 60_000);
+});
+
 describe("the heads a machine knows (plugin mode: one command per process)", () => {
   /** The copies' directory of the one bucket and prefix the machine used. */
   const copies = (m: { dir: string }) => {

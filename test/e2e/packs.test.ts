@@ -128,6 +128,9 @@ describe("packs through the go command", () => {
       expect(counter(bb.stderr, "remote")).toBeLessThan(packHits(bb.stderr) / 4);
       // Landed by the binary's landing threads, none lost on the way (a worker that did not start would fail entries).
       expect(packErrors(bb.stderr)).toBe(0);
+      // The link of cmd/demo, which A asked for and go never stores: a miss without a request.
+      expect(counter(bb.stderr, "known misses")).toBeGreaterThan(0);
+      expect(counter(bb.stderr, "object gets")).toBe(0);
       const t = await go(["test", "./..."], mod, b.env, GO_TIMEOUT);
       expect(t.stdout).toMatch(/^ok\s+example\.com\/demo\/greet\s+\(cached\)/m);
       expect(t.stdout).toMatch(/^ok\s+example\.com\/demo\/mathx\s+\(cached\)/m);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { PackFileWriter } from "../../src/store/pack-file.ts";
 import { landSegment, type SegmentSink } from "../../src/store/pack-stream.ts";
-import { BadHeadError, decodeHead, encodeHead, headObject, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef } from "../../src/store/packs.ts";
+import { BadHeadError, decodeHead, encodeHead, headObject, MAX_HEAD_MISSES, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef } from "../../src/store/packs.ts";
 import { encodeMeta } from "../../src/store/s3-objects.ts";
 import { tempDir } from "../helpers/env.ts";
 
@@ -38,8 +38,8 @@ async function buildPack(sizes: number[], compress = true): Promise<Built> {
   return { pack, bytes, bodies };
 }
 
-function head(key: string, packs: PackRef[]): PackHead {
-  return { key, writtenMs: 1, packs };
+function head(key: string, packs: PackRef[], misses: string[] = []): PackHead {
+  return { key, writtenMs: 1, packs, misses };
 }
 
 /** The body as an async stream cut into chunks of the given sizes (cycled). */
@@ -80,6 +80,9 @@ describe("pack layout", () => {
     expect(back.packs[0]!.frames).toEqual(pack.frames);
     expect(back.packs[0]!.entries.map((e) => [e.actionID, e.frame, e.offset, e.meta])).toEqual(pack.entries.map((e) => [e.actionID, e.frame, e.offset, e.meta]));
     expect(back.packs[0]!.entries[1]!.raw["gostash-future"]).toBe("12345");
+    expect(back.misses).toEqual([]);
+    const misses = [hex(), hex()];
+    expect(decodeHead(encodeHead(head(key, [pack], misses)), key).misses).toEqual(misses);
   });
 
   test("refuses heads that are not, that belong to another key, or that describe impossible packs", async () => {
@@ -105,6 +108,8 @@ describe("pack layout", () => {
     expect(bad({ ...pack, entries: [{ ...e[0]!, offset: -1 }] })).toThrow("whole number");
     const huge = { ...e[0]!, raw: encodeMeta({ ...e[0]!.meta, size: 1 << 30 }) };
     expect(bad({ ...pack, entries: [huge] })).toThrow("larger than any writer packs");
+    expect(() => decodeHead(encodeHead(head(key, [pack], ["../x"])), key)).toThrow("misses: not an action ID");
+    expect(() => decodeHead(encodeHead(head(key, [pack], Array.from({ length: MAX_HEAD_MISSES + 1 }, () => hex()))), key)).toThrow("misses: needs a list");
   });
 
   test("frames grow from 1 MiB to 8 MiB of outputs; segments are whole frames, growing to the target; a pack that fits is fetched whole", async () => {
