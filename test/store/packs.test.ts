@@ -112,10 +112,10 @@ describe("pack layout", () => {
     expect(() => decodeHead(encodeHead(head(key, [pack], Array.from({ length: MAX_HEAD_MISSES + 1 }, () => hex()))), key)).toThrow("misses: needs a list");
   });
 
-  test("frames grow from 1 MiB to 8 MiB of outputs; segments are whole frames, growing to the target; a pack that fits is fetched whole", async () => {
-    const { pack } = await buildPack(Array.from({ length: 40 }, () => 1 << 20), true);
-    // Frames of 1, 2, 4 then 8 outputs of 1 MiB (half of them incompressible).
-    expect(pack.frames.slice(0, 4).map((f) => f.rawLength >> 20)).toEqual([1, 2, 4, 8]);
+  test("frames grow from 1 MiB to 16 MiB of outputs; segments are whole frames, growing to the target; a pack that fits is fetched whole", async () => {
+    const { pack } = await buildPack(Array.from({ length: 64 }, () => 1 << 20), true);
+    // Frames of 1, 2, 4, 8 then 16 outputs of 1 MiB (half of them incompressible).
+    expect(pack.frames.slice(0, 6).map((f) => f.rawLength >> 20)).toEqual([1, 2, 4, 8, 16, 16]);
     const one = segmentsOf(pack, 1 << 30);
     expect(one.length).toBe(1);
     expect(one[0]!.whole).toBe(true);
