@@ -145,7 +145,8 @@ export class PackWriter {
         this.d.logger.debug(`s3: pack upload: the head could not be read (${ahead.err.message}); no pack this time`);
         return;
       }
-      if (ahead?.kind === "found") this.d.known.set(keys[0]!, ahead.head, ahead.bytes);
+      // A reader that ran used the same answer and remembered it already.
+      if (!read && ahead?.kind === "found") this.d.known.set(keys[0]!, ahead.head, ahead.bytes);
       await this.planAndUpload(keys, cmd, read ?? aheadSide(ahead), early);
     } finally {
       early?.discard();
