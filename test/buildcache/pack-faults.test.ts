@@ -158,11 +158,14 @@ describe("packs that are wrong never serve anything wrong", () => {
     const head = readHeadFile(w, p, outs[0]!.action);
     const names = new Set((await packNames(w, p)).map((n) => n.slice(6, -5)));
     for (const pack of head.packs) expect(names.has(pack.name)).toBe(true);
-    expect(head.packs.length).toBe(2); // the first pack and one of the two deltas
+    // The first pack and one delta (the writers raced: the last head wins), or both deltas
+    // (one read the head after the other wrote it): which one depends on scheduling.
+    expect([2, 3]).toContain(head.packs.length);
+    const deltas = head.packs.length - 1;
     // Every output still comes back: from packs, or as single objects.
     const c = await machine(w, p);
     await warmRun(c.cache.handler, [...outs, ...extra[0]!, ...extra[1]!]);
-    expect(c.metrics.get("hits_pack")).toBe(18);
-    expect(c.metrics.get("hits_remote")).toBe(8);
+    expect(c.metrics.get("hits_pack")).toBe(10 + 8 * deltas);
+    expect(c.metrics.get("hits_remote")).toBe(16 - 8 * deltas);
   }, 60_000);
 });
