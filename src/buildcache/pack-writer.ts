@@ -102,7 +102,7 @@ export class PackWriter {
     if (this.state === "collecting") this.used.add(actionID);
   }
 
-  /** The command asked for this action and no tier had it. */
+  /** The command asked for this action and the bucket answered it has none (not a timeout or an error). */
   miss(actionID: string): void {
     if (this.state === "collecting") this.missed.add(actionID);
   }

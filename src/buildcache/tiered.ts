@@ -72,7 +72,7 @@ export interface CommandRun {
   used(actionID: string): void;
   /** A put of this command, stored on the local disk. */
   stored(actionID: string, out: StoredOutput): void;
-  /** A get no tier could answer. */
+  /** A get the bucket answered has no output (not a get that timed out or failed). */
   missed(actionID: string): void;
 }
 
@@ -97,6 +97,15 @@ interface Fetched {
   source: "pack" | "remote";
 }
 
+/**
+ * What the shared tier said about an action: its output, "absent" (the
+ * bucket answered that it has none, or the head lists it as a known miss),
+ * or "unknown" (no answer: a timeout, an error, the breaker, a bad object).
+ * Only "absent" may become a known miss of the command's pack head: an
+ * action the bucket holds must not be listed as one it lacks.
+ */
+type RemoteAnswer = Fetched | "absent" | "unknown";
+
 export function createTieredCache(o: TieredOptions): TieredCache {
   return new Tiers(o);
 }
@@ -109,7 +118,7 @@ class Tiers implements TieredCache {
   readonly logger: Logger;
   readonly knownHeads: KnownHeads;
   private readonly downloads: Semaphore;
-  private readonly flights = new SingleFlight<Fetched | null>();
+  private readonly flights = new SingleFlight<RemoteAnswer>();
   private readonly warnOnce: (what: string, message: string) => void;
   readonly costs: CostBook | undefined;
 
@@ -136,8 +145,8 @@ class Tiers implements TieredCache {
       return { ...hit, from: "pack" };
     }
     return this.deadline(this.remote(actionID, run?.packs() ?? null)).then((h) => {
-      if (!h) {
-        run?.missed(actionID);
+      if (typeof h === "string") {
+        if (h === "absent") run?.missed(actionID);
         countGet(this.metrics, t0, null, "remote");
         return null;
       }
@@ -183,26 +192,26 @@ class Tiers implements TieredCache {
    * from a pack on its way (if the asking command's packs list it), else
    * the per-action object.
    */
-  private remote(actionID: string, packs: PackReader | null): Promise<Fetched | null> {
+  private remote(actionID: string, packs: PackReader | null): Promise<RemoteAnswer> {
     return this.flights.do(actionID, async () => {
       const fromPack = await packs?.wait(actionID);
       if (fromPack) return { out: fromPack, source: "pack" } as const;
       if (packs?.knownMiss(actionID)) {
         // The commands that wrote the head asked for it too and could not store it (a link).
         this.metrics.inc("pack_known_misses");
-        return null;
+        return "absent";
       }
       const out = await this.remoteGet(actionID);
-      return out && ({ out, source: "remote" } as const);
+      return typeof out === "string" ? out : { out, source: "remote" };
     }).promise;
   }
 
-  private async remoteGet(actionID: string): Promise<StoredOutput | null> {
+  private async remoteGet(actionID: string): Promise<StoredOutput | "absent" | "unknown"> {
     const { metrics, client } = this;
     if (client.breaker.state === "open") {
       // Not even queued for a download slot while the bucket is resting.
       metrics.inc("remote_skipped");
-      return null;
+      return "unknown";
     }
     await this.downloads.acquire();
     metrics.inc("remote_gets");
@@ -211,7 +220,7 @@ class Tiers implements TieredCache {
       const out = await downloadOutput(client, this.disk, actionID, (n) => metrics.inc("bytes_down", n));
       if (!out) {
         metrics.inc("remote_misses");
-        return null;
+        return "absent";
       }
       // It came from the bucket: no need to send it back.
       client.uploads.markSeen(client.key(actionObject(actionID)));
@@ -219,7 +228,7 @@ class Tiers implements TieredCache {
       return out;
     } catch (err) {
       this.remoteFailed(err, actionID);
-      return null;
+      return "unknown";
     } finally {
       this.downloads.release();
       metrics.observe("remote_get_seconds", (performance.now() - t0) / 1000);
@@ -241,8 +250,8 @@ class Tiers implements TieredCache {
     this.metrics.inc(`remote_errors_${e.kind}`);
   }
 
-  /** Answers null (a miss) if the remote get takes longer than --request-timeout. */
-  private deadline(p: Promise<Fetched | null>): Promise<Fetched | null> {
+  /** Answers "unknown" (a miss for the go command) if the remote get takes longer than --request-timeout. */
+  private deadline(p: Promise<RemoteAnswer>): Promise<RemoteAnswer> {
     const ms = this.s3.requestTimeoutMs ?? 0;
     if (ms <= 0) return p;
     return new Promise((resolve) => {
@@ -252,13 +261,13 @@ class Tiers implements TieredCache {
           "request_timeouts",
           `s3: a get took longer than --request-timeout ${ms}ms (GOSTASH_REQUEST_TIMEOUT); answered as a miss, the download goes on in the background`,
         );
-        resolve(null);
+        resolve("unknown");
       }, ms);
-      const settle = (h: Fetched | null) => {
+      const settle = (h: RemoteAnswer) => {
         clearTimeout(t);
         resolve(h);
       };
-      p.then(settle, () => settle(null));
+      p.then(settle, () => settle("unknown"));
     });
   }
 

@@ -213,6 +213,43 @@ describe("known misses", () => {
     await b.cache.handler.close();
   }, 60_000);
 
+  test("a get that timed out or came back damaged is not a known miss: the bucket holds it, and the next machine gets it", async () => {
+    const p = prefix();
+    const held = outputs(2);
+    const c = await machine(w, p);
+    await coldRun(c.cache.handler, held);
+    await c.cache.handler.close();
+
+    const outs = outputs(6);
+    const absent = hex();
+    const a = await machine(w, p, { requestTimeoutMs: 300 });
+    await coldRun(a.cache.handler, outs);
+    expect(await a.cache.handler.get(absent)).toBeNull();
+    w.proxy.set({ corruptBody: true, only: "GET" });
+    try {
+      expect(await a.cache.handler.get(held[0]!.action)).toBeNull();
+    } finally {
+      w.proxy.reset();
+    }
+    w.proxy.set({ latencyMs: 1500, only: "GET" });
+    try {
+      expect(await a.cache.handler.get(held[1]!.action)).toBeNull();
+    } finally {
+      w.proxy.reset();
+    }
+    expect(a.metrics.get("integrity_failures")).toBe(1);
+    expect(a.metrics.get("request_timeouts")).toBe(1);
+    await a.cache.handler.close();
+    // Only the action the bucket said it lacks.
+    expect(readHeadFile(w, p, outs[0]!.action).misses).toEqual([absent]);
+
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, outs);
+    for (const o of held) expectHit(await b.cache.handler.get(o.action), o);
+    expect(b.metrics.get("pack_known_misses")).toBe(0);
+    await b.cache.handler.close();
+  }, 60_000);
+
   test("a later command that stores the action packs it, and the next head no longer lists it as a miss", async () => {
     const p = prefix();
     const outs = outputs(6);
