@@ -22,16 +22,18 @@ import { encodeMeta, type ObjectMeta } from "./s3-objects.ts";
 export const FRAME_RAW = 16 << 20;
 const FIRST_FRAME_RAW = 1 << 20;
 /**
- * zstd parameters of pack frames: level 6 (on `go build std` the first
- * level whose pack is smaller than a tar --zstd --long of the cache), a
- * window as large as a frame, and long-distance matching, which finds
- * what a test variant shares with the package it tests (measured on
- * golang.org/x/tools' 334.5 MiB of outputs: 61.6 MiB against 64.2 MiB
- * with 8 MiB frames and the default window, for 0.3 s more compression
- * and the same decompression time; docs/packs.md).
+ * zstd parameters of pack frames: a window as large as a frame and
+ * long-distance matching, which finds what a test variant shares with the
+ * package it tests (measured on golang.org/x/tools' 334.5 MiB of outputs:
+ * 61.6 MiB against 64.2 MiB with 8 MiB frames and the default window, for
+ * 0.3 s more compression and the same decompression time); and level 7,
+ * the first level whose packs of x/tools are smaller than a tar --zstd
+ * --long=30 of its whole cache (60.8 MiB against 62.0 at level 6 and the
+ * tarball's 61.9, for 0.8 s more compression CPU spread over a cold build
+ * of two minutes, and the same decompression time; docs/packs.md).
  */
 const PACK_ZSTD = {
-  [zstdOptions.ZSTD_c_compressionLevel]: 6,
+  [zstdOptions.ZSTD_c_compressionLevel]: 7,
   [zstdOptions.ZSTD_c_windowLog]: Math.log2(FRAME_RAW),
   [zstdOptions.ZSTD_c_enableLongDistanceMatching]: 1,
 };
