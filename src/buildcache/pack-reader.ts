@@ -1,7 +1,12 @@
 // One go command's pack reads (layout: store/packs.ts).
 //
 // On the command's first local miss the head of its key is fetched (one
-// GET). From then on, a get the local disk cannot answer asks wait(): if
+// GET), unless this machine saw that head within the hour (KnownHeads: the
+// previous command of the key, in memory or as a copy in the cache
+// directory); then the head it saw is used with no request, and the first
+// get it knows nothing about (in no pack, not a known miss) reads the head
+// from the bucket once, since another machine may have packed it since:
+// entries the newer head adds join those of the old one. From then on, a get the local disk cannot answer asks wait(): if
 // the head lists the action, the pack holding it is streamed (unless it
 // already is) and the get waits for that entry to land; otherwise, or if
 // the pack fails to bring it, wait() answers null at once and the caller
@@ -56,7 +61,8 @@ export interface PackReaderDeps {
 type HeadState =
   | { kind: "idle" }
   | { kind: "loading"; ready: Promise<void> }
-  | { kind: "ready"; head: PackHead; slots: Map<string, Slot>; misses: ReadonlySet<string> }
+  /** from: the bucket, or the head this machine saw (not read again yet). */
+  | { kind: "ready"; head: PackHead; slots: Map<string, Slot>; misses: ReadonlySet<string>; from: "bucket" | "seen" }
   | { kind: "absent" };
 
 type Waiter = (out: StoredOutput | null) => void;
@@ -88,10 +94,12 @@ export class PackReader {
   private readonly line = new SegmentLine();
   /** Frames with the landing threads, across segments (pack-stream.ts). */
   private readonly window = new FrameWindow();
-  /** Each touched pack's segments, in pack order; and each entry's segment. */
-  private readonly tasks = new Map<PackRef, SegmentTask[]>();
+  /** Each touched pack's segments (by pack name), in pack order; and each entry's segment. */
+  private readonly tasks = new Map<string, SegmentTask[]>();
   private readonly taskOfEntry = new Map<PackEntry, SegmentTask>();
   private readonly missing = new Set<string>();
+  /** The read of a head seen before from the bucket, once per command (wait()). */
+  private refresh: Promise<void> | null = null;
   /** Packs found missing or holding a bad entry (by name). */
   readonly broken = new Set<string>();
 
@@ -111,7 +119,9 @@ export class PackReader {
   start(): void {
     if (this.state.kind !== "idle") return;
     frameLander().start();
-    const ready = this.loadHead();
+    const ready = this.loadHead().then((next) => {
+      this.state = next;
+    });
     this.state = { kind: "loading", ready };
   }
 
@@ -120,6 +130,9 @@ export class PackReader {
     this.start();
     if (this.state.kind === "loading") await this.state.ready;
     if (this.state.kind !== "ready") return null;
+    if (!this.state.slots.has(actionID) && this.state.from === "seen" && !this.state.misses.has(actionID)) {
+      await (this.refresh ??= this.readAgain(this.state));
+    }
     const slot = this.state.slots.get(actionID);
     if (!slot) return null;
     slot.asked = true;
@@ -160,29 +173,57 @@ export class PackReader {
     if (unused) this.d.metrics.inc("pack_entries_unused", unused);
   }
 
-  private async loadHead(): Promise<void> {
+  /** The state once the head is there: the one this machine saw, else the bucket's. */
+  private async loadHead(): Promise<HeadState> {
+    // A read ahead (command.ts) is only sent when no head is known.
+    const seen = this.headAhead ? undefined : this.d.known.get(this.key);
+    if (seen) {
+      this.d.metrics.inc("pack_heads_seen");
+      return { kind: "ready", head: seen, slots: this.slotsOf(seen, new Map()), misses: new Set(seen.misses), from: "seen" };
+    }
     const r = await (this.headAhead ?? readHead(this.d, this.key));
-    if (r.kind !== "found") {
-      this.state = { kind: "absent" };
-      return;
-    }
+    if (r.kind !== "found") return { kind: "absent" };
     this.d.known.set(this.key, r.head, r.bytes);
-    const slots = new Map<string, Slot>();
-    for (const [actionID, { pack, entry }] of headIndex(r.head)) {
-      const task = this.taskOf(pack, entry);
-      slots.set(actionID, { entry, task, state: { kind: "pending", waiters: [] }, asked: false });
-    }
-    this.state = { kind: "ready", head: r.head, slots, misses: new Set(r.head.misses) };
+    return { kind: "ready", head: r.head, slots: this.slotsOf(r.head, new Map()), misses: new Set(r.head.misses), from: "bucket" };
   }
 
-  /** The segment task an entry belongs to (a pack's segments are planned when the head is read). */
-  private taskOf(pack: PackRef, entry: PackEntry): SegmentTask {
-    if (!this.tasks.has(pack)) {
+  /**
+   * The head seen before did not know an action: reads the bucket's (once).
+   * Its actions not in a slot yet get one: slots already there keep their
+   * state (a pack's name is its bytes, so a pack in both heads holds the
+   * same entries), and its known misses replace the old ones.
+   */
+  private async readAgain(st: Extract<HeadState, { kind: "ready" }>): Promise<void> {
+    const r = await readHead(this.d, this.key);
+    st.from = "bucket";
+    if (r.kind !== "found") return;
+    this.d.known.set(this.key, r.head, r.bytes);
+    this.slotsOf(r.head, st.slots);
+    st.head = r.head;
+    st.misses = new Set(r.head.misses);
+  }
+
+  /** Adds a slot for each action of the head that has none in slots. */
+  private slotsOf(head: PackHead, slots: Map<string, Slot>): Map<string, Slot> {
+    for (const [actionID, { pack, entry }] of headIndex(head)) {
+      const task = slots.has(actionID) ? undefined : this.taskOf(pack, entry);
+      if (task) slots.set(actionID, { entry, task, state: { kind: "pending", waiters: [] }, asked: false });
+    }
+    return slots;
+  }
+
+  /**
+   * The segment task an entry belongs to (a pack's segments are planned
+   * when a head naming it is read); none if a later head lists under the
+   * same pack name an entry the first did not (a lying head: not served).
+   */
+  private taskOf(pack: PackRef, entry: PackEntry): SegmentTask | undefined {
+    if (!this.tasks.has(pack.name)) {
       const ts = segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES).map((seg) => this.segmentTask(seg));
-      this.tasks.set(pack, ts);
+      this.tasks.set(pack.name, ts);
       for (const t of ts) for (const e of t.seg.entries) this.taskOfEntry.set(e, t);
     }
-    return this.taskOfEntry.get(entry)!;
+    return this.taskOfEntry.get(entry);
   }
 
   private segmentTask(seg: Segment): SegmentTask {
@@ -214,7 +255,7 @@ export class PackReader {
 
   /** Queues every segment of the entry's pack (once); the entry's own lands next. */
   private touch(task: SegmentTask): void {
-    const all = this.tasks.get(task.seg.pack)!;
+    const all = this.tasks.get(task.seg.pack.name)!;
     if (all[0]!.state === "idle") {
       for (const t of all) t.state = "queued";
       this.line.push(all);
@@ -315,7 +356,7 @@ export class PackReader {
   private packMissing(pack: PackRef): void {
     this.broken.add(pack.name);
     // Its other segments still in line find the pack missing too, and fail without a warning of their own.
-    for (const t of this.tasks.get(pack) ?? []) this.failTask(t);
+    for (const t of this.tasks.get(pack.name) ?? []) this.failTask(t);
     if (this.missing.has(pack.name)) return; // another segment of it said so already
     this.missing.add(pack.name);
     this.d.metrics.inc("pack_errors");

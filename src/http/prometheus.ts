@@ -89,6 +89,7 @@ const HELP: Record<string, string> = {
   s3_requests: "Requests sent to the bucket (every kind: objects, pack heads and segments, uploads, the module mirror).",
   pack_head_gets: "Pack heads asked for (one per go command that missed locally or had something to pack).",
   pack_heads: "Pack heads read and accepted.",
+  pack_heads_seen: "Pack heads a command took from what this machine saw within the hour, without a request.",
   pack_heads_missing: "Pack heads asked for that did not exist (nothing packed yet for that key).",
   pack_bad_heads: "Pack heads ignored because they did not decode, or were written for another key.",
   pack_head_errors: "Pack heads that could not be read (timeouts, 5xx, breaker open).",

@@ -52,7 +52,7 @@ const PACK_COUNTERS = ["pack_head_gets", "pack_gets", "pack_uploads", "pack_uplo
 /** Packs (docs/packs.md): what came from them, what went wrong, what went up. */
 function packLines(m: Metrics): string[] {
   return [
-    `packs: heads ${m.get("pack_heads")} (missing ${m.get("pack_heads_missing")}, bad ${m.get("pack_bad_heads")}), ` +
+    `packs: heads ${m.get("pack_heads")} (seen before ${m.get("pack_heads_seen")}, missing ${m.get("pack_heads_missing")}, bad ${m.get("pack_bad_heads")}), ` +
       `gets ${m.get("pack_gets")} (${formatBytes(m.get("pack_bytes_down"))}), entries landed ${m.get("pack_entries_landed")} ` +
       `(unused ${m.get("pack_entries_unused")}, already local ${m.get("pack_entries_local")}), bad entries ${m.get("pack_integrity_failures")}, errors ${m.get("pack_errors")}, ` +
       `known misses ${m.get("pack_known_misses")}`,

@@ -3,11 +3,12 @@
 // requests and injects latency. Each test uses its own bucket prefix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { decodeHead } from "../../src/store/packs.ts";
+import { decodeHead, encodeHead } from "../../src/store/packs.ts";
+import { encodeMeta } from "../../src/store/s3-objects.ts";
 import { startFaultProxy } from "../helpers/faultproxy.ts";
 import { setEnv } from "../helpers/env.ts";
 import { startS3Server } from "../helpers/s3server.ts";
-import { coldRun, expectHit, hex, keys, machine, nextCommand, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, warmRun, type World } from "./pack-helpers.ts";
+import { coldRun, expectHit, hex, keys, machine, nextCommand, objectPath, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, sha256, warmRun, type World } from "./pack-helpers.ts";
 
 const w = { cleanups: [] } as unknown as World;
 
@@ -342,6 +343,78 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
     expect(next.metrics.get("pack_uploads")).toBe(1);
     expect((await packNames(w, p2)).length).toBe(1);
     expect(readdirSync(`${a.dir}/gostash-packs/heads`).length).toBe(2);
+  }, 60_000);
+
+  /** Forgets actions on the machine's disk (their entry files), so the next command misses them locally. */
+  const forget = (m: { dir: string }, actions: string[]) => actions.forEach((a) => rmSync(`${m.dir}/${a.slice(0, 2)}/${a}-a`));
+
+  test("a command that misses locally takes the head it saw from its copy: the pack streams with no head GET, known misses stay known", async () => {
+    const p = prefix();
+    const outs = outputs(10);
+    const link = hex();
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    expect(await a.cache.handler.get(link)).toBeNull();
+    await a.cache.handler.close();
+    forget(a, outs.slice(4).map((o) => o.action));
+
+    const next = await nextCommand(w, a, p);
+    w.proxy.resetCounts();
+    await warmRun(next.cache.handler, outs);
+    expect(await next.cache.handler.get(link)).toBeNull();
+    await next.cache.handler.close();
+    expect(next.metrics.get("pack_heads_seen")).toBe(1);
+    expect(next.metrics.get("pack_head_gets")).toBe(0);
+    expect(next.metrics.get("hits_pack")).toBe(6);
+    expect(next.metrics.get("pack_known_misses")).toBe(1);
+    expect(next.metrics.get("remote_gets")).toBe(0);
+    expect(w.proxy.counts.GET).toBe(next.metrics.get("pack_gets"));
+    expect(w.proxy.requests).toBe(next.metrics.get("pack_gets"));
+  }, 60_000);
+
+  test("an action the head it saw does not know makes the command read the head once more: another machine's newer pack brings it", async () => {
+    const p = prefix();
+    const { a, outs } = await packedMachine(p, 8);
+    // Machine C runs the same command (same first gets: the same key) with one action more: a delta.
+    const extra = outputs(2);
+    const c = await machine(w, p);
+    await warmRun(c.cache.handler, outs);
+    for (const o of extra) await put(c.cache.handler, o);
+    await c.cache.handler.close();
+    expect(readHeadFile(w, p, outs[0]!.action).packs.length).toBe(2);
+
+    forget(a, [outs[5]!.action]);
+    const next = await nextCommand(w, a, p);
+    await warmRun(next.cache.handler, [...outs, ...extra]);
+    expect(await next.cache.handler.get(hex())).toBeNull(); // unknown to both heads: one object GET, no third head read
+    await next.cache.handler.close();
+    expect(next.metrics.get("pack_heads_seen")).toBe(1);
+    expect(next.metrics.get("pack_head_gets")).toBe(1);
+    expect(next.metrics.get("hits_pack")).toBe(3); // outs[5] from A's pack, both extras from C's
+    expect(next.metrics.get("remote_gets")).toBe(1);
+    expect(next.metrics.get("pack_uploads")).toBe(0);
+  }, 60_000);
+
+  test("a newer head naming a pack it saw with an entry that pack does not hold is not believed for that entry", async () => {
+    const p = prefix();
+    const { a, outs } = await packedMachine(p, 6);
+    const head = readHeadFile(w, p, outs[0]!.action);
+    const [pack] = head.packs;
+    // An empty output after the last one of the last frame: a head that decodes, and a pack that does not hold it.
+    const liar = hex();
+    const last = pack!.frames.length - 1;
+    const meta = { outputID: sha256(new Uint8Array(0)), size: 0, timeNanos: 1n, encoding: "identity" as const };
+    const fake = { actionID: liar, frame: last, offset: pack!.frames[last]!.rawLength, meta, raw: encodeMeta(meta) };
+    writeFileSync(objectPath(w, p, `packs/${outs[0]!.action}.head`), encodeHead({ ...head, packs: [{ ...pack!, entries: [...pack!.entries, fake] }] }));
+
+    forget(a, [outs[3]!.action]);
+    const next = await nextCommand(w, a, p);
+    await warmRun(next.cache.handler, outs); // the copy brings outs[3]
+    expect(await next.cache.handler.get(liar)).toBeNull();
+    await next.cache.handler.close();
+    expect(next.metrics.get("pack_head_gets")).toBe(1);
+    expect(next.metrics.get("hits_pack")).toBe(1);
+    expect(next.metrics.get("remote_gets")).toBe(1); // asked for as a single object: none
   }, 60_000);
 
   test("a head read that timed out is not asked again at close: no pack this time, counted", async () => {
