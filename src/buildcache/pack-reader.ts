@@ -6,7 +6,9 @@
 // directory); then the head it saw is used with no request, and the first
 // get it knows nothing about (in no pack, not a known miss) reads the head
 // from the bucket once, since another machine may have packed it since:
-// entries the newer head adds join those of the old one. From then on, a get the local disk cannot answer asks wait(): if
+// entries the newer head adds join those of the old one.
+//
+// From then on, a get the local disk cannot answer asks wait(): if
 // the head lists the action, the pack holding it is streamed (unless it
 // already is) and the get waits for that entry to land; otherwise, or if
 // the pack fails to bring it, wait() answers null at once and the caller
