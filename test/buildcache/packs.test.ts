@@ -29,6 +29,17 @@ afterAll(async () => {
 
 const prefix = () => `p-${hex().slice(0, 10)}`;
 
+/** Machine A after a cold command that also asked for an action it never stored (a link): a known miss of its head. */
+async function packedWithLink(p: string, n: number) {
+  const outs = outputs(n);
+  const link = hex();
+  const a = await machine(w, p);
+  await coldRun(a.cache.handler, outs);
+  expect(await a.cache.handler.get(link)).toBeNull();
+  await a.cache.handler.close();
+  return { a, outs, link };
+}
+
 /** A command's head copies: one per key, its first two gets. */
 const headCopyNames = (outs: { action: string }[]) => outs.slice(0, 2).map((o) => `${o.action}.head`).sort();
 
@@ -194,12 +205,7 @@ describe("packs", () => {
 describe("known misses", () => {
   test("an action A asked for and never stored (a link) is in A's head; B's get of it is a miss without a request", async () => {
     const p = prefix();
-    const outs = outputs(10);
-    const link = hex();
-    const a = await machine(w, p);
-    await coldRun(a.cache.handler, outs);
-    expect(await a.cache.handler.get(link)).toBeNull();
-    await a.cache.handler.close();
+    const { outs, link } = await packedWithLink(p, 10);
     expect(readHeadFile(w, p, outs[0]!.action).misses).toEqual([link]);
 
     const b = await machine(w, p);
@@ -350,12 +356,7 @@ describe("the heads a machine knows (plugin mode: one command per process)", () 
 
   test("a command that misses locally takes the head it saw from its copy: the pack streams with no head GET, known misses stay known", async () => {
     const p = prefix();
-    const outs = outputs(10);
-    const link = hex();
-    const a = await machine(w, p);
-    await coldRun(a.cache.handler, outs);
-    expect(await a.cache.handler.get(link)).toBeNull();
-    await a.cache.handler.close();
+    const { a, outs, link } = await packedWithLink(p, 10);
     forget(a, outs.slice(4).map((o) => o.action));
 
     const next = await nextCommand(w, a, p);
