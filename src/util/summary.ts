@@ -47,7 +47,7 @@ export function formatSeconds(s: number): string {
   return `${Math.floor(mins / 60)}h${String(mins % 60).padStart(2, "0")}m`;
 }
 
-const PACK_COUNTERS = ["pack_head_gets", "pack_gets", "pack_uploads", "pack_upload_errors"];
+const PACK_COUNTERS = ["pack_head_gets", "pack_heads_seen", "pack_gets", "pack_uploads", "pack_upload_errors"];
 
 /** Packs (docs/packs.md): what came from them, what went wrong, what went up. */
 function packLines(m: Metrics): string[] {
