@@ -134,6 +134,10 @@ describe("packs through the go command", () => {
       const t = await go(["test", "./..."], mod, b.env, GO_TIMEOUT);
       expect(t.stdout).toMatch(/^ok\s+example\.com\/demo\/greet\s+\(cached\)/m);
       expect(t.stdout).toMatch(/^ok\s+example\.com\/demo\/mathx\s+\(cached\)/m);
+      // go test has the same key as the build (its first gets), so it streams the test's pack from the head B's build read: no second head GET.
+      expect(counter(t.stderr, "seen before")).toBe(1);
+      expect(counter(t.stderr, "packs: heads")).toBe(0);
+      expect(counter(t.stderr, "object gets")).toBe(0);
       expect(Buffer.compare(readFileSync(join(tmp.path, "B.demo")), readFileSync(ra.binary))).toBe(0);
       expect(outputsIntact(b.cache)).toBeGreaterThan(50);
     },
