@@ -13,7 +13,16 @@
 //       bytes 36..39  CRC-32 of bytes 0..35, uint32 little-endian
 //     a later record for the same action replaces an earlier one.
 //
-// Crash safety: each record is one write() to a file opened for appending,
+// Batching: records are appended in batches, one write() per shard, at
+// most FLUSH_MS after the first of them, at FLUSH_RECORDS, on flush() and
+// when the process exits. A fresh machine lands 1,419 entries of `go build
+// std` from packs, each with its cost: one open, write, fstat and close per
+// record was 6,000 system calls on the thread that answers the go command.
+// Until written, a record is known to this process only (get() sees it);
+// a process killed before the flush loses its batch, which only leaves
+// those hits' savings uncounted.
+//
+// Crash safety: each batch is one write() to a file opened for appending,
 // so concurrent writers (several plugin processes, a daemon) never interleave
 // inside a record. A record cut short by a crash or a full disk fails its
 // CRC; the reader then slides forward byte by byte until records check out
@@ -40,12 +49,31 @@ export const DEFAULT_MAX_SHARD_BYTES = 256 << 10;
 const MAX_COST_MS = 0xffffffff;
 /** Costs recorded by this process kept in memory (a daemon's, beyond what it loaded). */
 const MAX_OWN_COSTS = 200_000;
+/** A batch is written this long after its first record... */
+const FLUSH_MS = 500;
+/** ...or once it holds this many (20 KiB). */
+const FLUSH_RECORDS = 512;
+
+/** Books holding records not written yet: the process's exit writes them. */
+const unflushed = new Set<CostBook>();
+let exitHooked = false;
+
+function flushAtExit(book: CostBook): void {
+  unflushed.add(book);
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on("exit", () => {
+    for (const b of unflushed) b.flush();
+  });
+}
 
 export interface CostBook {
   /** The recorded cost of an action in ms, if any. */
   get(actionID: string): number | undefined;
-  /** Records (or replaces) an action's cost in ms. */
+  /** Records (or replaces) an action's cost in ms; written to disk with the next batch. */
   record(actionID: string, ms: number): void;
+  /** Writes the records not written yet. */
+  flush(): void;
 }
 
 export interface CostBookOptions {
@@ -124,6 +152,10 @@ class ShardedCostLog implements CostBook {
   private readonly mine = new Map<string, number>();
   private readonly maxShardBytes: number;
   private madeDir = false;
+  /** Shard -> records not written yet, in the order recorded. */
+  private readonly batch = new Map<string, Buffer[]>();
+  private batched = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly dir: string,
@@ -142,21 +174,40 @@ class ShardedCostLog implements CostBook {
     return shard.empty ? undefined : shard.get(Buffer.from(actionID, "hex"));
   }
 
-  /**
-   * One append per record, with the file opened and closed around it: a
-   * descriptor kept open would go on writing into a shard another process
-   * has since compacted (renamed over), and those records would be lost.
-   */
   record(actionID: string, ms: number): void {
     if (!/^[0-9a-f]{64}$/.test(actionID) || !Number.isFinite(ms)) return;
     const h = actionID[0]!;
     const rec = encodeRecord(actionID, ms);
     this.mine.set(actionID, rec.readUInt32LE(32));
     if (this.mine.size > MAX_OWN_COSTS) this.mine.delete(this.mine.keys().next().value!);
-    try {
-      if (this.append(h, rec) > this.maxShardBytes) this.compact(h);
-    } catch (err) {
-      this.o.onError?.(err as Error);
+    let recs = this.batch.get(h);
+    if (!recs) this.batch.set(h, (recs = []));
+    recs.push(rec);
+    if (++this.batched >= FLUSH_RECORDS) return this.flush();
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+    this.timer.unref?.();
+    flushAtExit(this);
+  }
+
+  /**
+   * One append per shard, with the file opened and closed around it: a
+   * descriptor kept open would go on writing into a shard another process
+   * has since compacted (renamed over), and those records would be lost.
+   */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    unflushed.delete(this);
+    const batch = [...this.batch];
+    this.batch.clear();
+    this.batched = 0;
+    for (const [h, recs] of batch) {
+      try {
+        if (this.append(h, recs.length === 1 ? recs[0]! : Buffer.concat(recs)) > this.maxShardBytes) this.compact(h);
+      } catch (err) {
+        this.o.onError?.(err as Error);
+      }
     }
   }
 
@@ -173,7 +224,7 @@ class ShardedCostLog implements CostBook {
     }
   }
 
-  /** Appends one record; returns the shard's size after it. */
+  /** Appends whole records in one write; returns the shard's size after it. */
   private append(h: string, rec: Buffer): number {
     if (!this.madeDir) {
       mkdirSync(this.dir, { recursive: true });

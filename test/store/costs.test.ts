@@ -25,6 +25,7 @@ describe("cost book", () => {
     a.record(id(2), 5);
     a.record(id(1), 4321);
     expect(a.get(id(1))).toBe(4321);
+    a.flush();
     const b = openCostBook(dir);
     expect(b.get(id(1))).toBe(4321);
     expect(b.get(id(2))).toBe(5);
@@ -34,7 +35,9 @@ describe("cost book", () => {
 
   test("lives in gostash-costs/, which go clean -cache and Go's <xx> layout leave alone", async () => {
     const dir = fresh();
-    openCostBook(dir).record(id(7), 77);
+    const book = openCostBook(dir);
+    book.record(id(7), 77);
+    book.flush();
     mkdirSync(join(dir, "ab"));
     writeFileSync(join(dir, "ab", `${"ab".padEnd(64, "0")}-a`), "x");
     writeFileSync(join(dir, "README"), "This directory holds cached build artifacts from the Go build system.\n");
@@ -50,11 +53,14 @@ describe("cost book", () => {
     const book = openCostBook(dir);
     const ids = [id(10, "a"), id(11, "a"), id(12, "a")].map((x) => `a${x.slice(1)}`);
     book.record(ids[0]!, 100);
+    book.flush();
     const shard = join(dir, COSTS_DIR, "a.log");
     appendFileSync(shard, encodeRecord(ids[1]!, 999).subarray(0, 17)); // torn
     book.record(ids[1]!, 200);
+    book.flush();
     appendFileSync(shard, Buffer.from("garbage, not a record at all, 40 bytes!")); // CRC fails
     book.record(ids[2]!, 300);
+    book.flush();
     const again = openCostBook(dir);
     expect(ids.map((x) => again.get(x))).toEqual([100, 200, 300]);
     // A flipped byte inside a record: that record is dropped, not misread.
@@ -70,6 +76,7 @@ describe("cost book", () => {
     const book = openCostBook(dir, { maxShardBytes: limit });
     const ids = Array.from({ length: 1000 }, (_, i) => `5${id(i).slice(1)}`);
     ids.forEach((x, i) => book.record(x, i));
+    book.flush();
     const size = statSync(join(dir, COSTS_DIR, "5.log")).size;
     expect(size).toBeLessThanOrEqual(limit);
     expect(size % RECORD_SIZE).toBe(0);
@@ -79,7 +86,19 @@ describe("cost book", () => {
     expect(readdirSync(join(dir, COSTS_DIR))).toEqual(["5.log"]); // no temp file left
   });
 
-  test("several processes appending at once lose nothing", async () => {
+  test("records are written in batches: one append per shard, within FLUSH_MS of the first, or at the process's exit", async () => {
+    const dir = fresh();
+    const book = openCostBook(dir);
+    const ids = Array.from({ length: 30 }, (_, i) => `${i % 2 ? "b" : "c"}${id(i).slice(1)}`);
+    ids.forEach((x, i) => book.record(x, i + 1));
+    expect(existsSync(join(dir, COSTS_DIR, "b.log"))).toBe(false); // not yet
+    await Bun.sleep(1_000);
+    expect(statSync(join(dir, COSTS_DIR, "b.log")).size).toBe(15 * RECORD_SIZE);
+    const again = openCostBook(dir);
+    expect(ids.map((x) => again.get(x))).toEqual(ids.map((_, i) => i + 1));
+  });
+
+  test("several processes appending at once lose nothing (each writes its batches as it exits, with no flush of its own)", async () => {
     const dir = fresh();
     const script = join(tmp.path, "append.ts");
     writeFileSync(
@@ -102,6 +121,7 @@ describe("cost book", () => {
     const errors: string[] = [];
     const book = openCostBook(dir, { onError: (e) => errors.push(e.message) });
     expect(() => book.record(id(1), 10)).not.toThrow();
+    expect(() => book.flush()).not.toThrow();
     expect(errors.length).toBe(1);
     expect(book.get(id(1))).toBe(10); // still known to this process
   });
