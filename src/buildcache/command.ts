@@ -110,6 +110,10 @@ class GoCommandCache implements CacheHandler, CommandRun {
     }
   }
 
+  packedOutput(actionID: string): StoredOutput | null {
+    return this.reader?.landedOutput(actionID) ?? null;
+  }
+
   landedFromPack(actionID: string): boolean {
     return this.reader?.landedHere(actionID) ?? false;
   }

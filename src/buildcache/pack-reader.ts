@@ -157,6 +157,19 @@ export class PackReader {
     return this.state.kind === "ready" && this.state.misses.has(actionID);
   }
 
+  /**
+   * An output one of this command's packs landed on this disk: answered
+   * from memory, without reading back the entry it just wrote (on a fresh
+   * machine that read was most of the main thread's file system calls).
+   */
+  landedOutput(actionID: string): StoredOutput | null {
+    if (this.state.kind !== "ready") return null;
+    const slot = this.state.slots.get(actionID);
+    if (slot?.state.kind !== "landed" || !slot.state.here) return null;
+    slot.asked = true;
+    return slot.state.out;
+  }
+
   /** A local hit: was it landed by one of this command's packs? (Counted as a pack hit then.) */
   landedHere(actionID: string): boolean {
     if (this.state.kind !== "ready") return false;

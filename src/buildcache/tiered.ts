@@ -64,6 +64,8 @@ export type HitSource = "local" | "pack" | "remote";
 export interface CommandRun {
   /** Every get, before it is answered. */
   asked(actionID: string): void;
+  /** An output this command's packs landed on the local disk (known without reading it back), or null. */
+  packedOutput(actionID: string): StoredOutput | null;
   /** A local hit: was it landed by one of this command's packs? */
   landedFromPack(actionID: string): boolean;
   /** A get the local disk could not answer: the packs that may bring it (null: none). */
@@ -134,6 +136,12 @@ class Tiers implements TieredCache {
     const t0 = performance.now();
     this.metrics.inc("gets");
     run?.asked(actionID);
+    const packed = run?.packedOutput(actionID);
+    if (packed) {
+      run!.used(actionID);
+      countGet(this.metrics, t0, packed, "pack");
+      return { ...packed, from: "pack" };
+    }
     const hit = this.disk.get(actionID);
     if (hit) {
       run?.used(actionID);

@@ -93,6 +93,29 @@ describe("packs", () => {
     expect(b.metrics.get("hits_pack")).toBe(outs.length);
   }, 60_000);
 
+  test("an entry a pack landed for this command is answered from memory, at once: the entry file it wrote is not read back", async () => {
+    const p = prefix();
+    const outs = outputs(30);
+    const a = await machine(w, p);
+    await coldRun(a.cache.handler, outs);
+    await a.cache.handler.close();
+    const b = await machine(w, p);
+    expectHit(await b.cache.handler.get(outs[0]!.action), outs[0]!);
+    for (let i = 0; i < 200 && b.metrics.get("pack_entries_landed") < outs.length; i++) await Bun.sleep(10);
+    expect(b.metrics.get("pack_entries_landed")).toBe(outs.length);
+    // Without its entry file a get could only be answered by waiting on the pack (a promise), never from the disk.
+    for (const sub of readdirSync(b.dir).filter((d) => /^[0-9a-f]{2}$/.test(d))) {
+      for (const f of readdirSync(`${b.dir}/${sub}`)) if (f.endsWith("-a")) rmSync(`${b.dir}/${sub}/${f}`);
+    }
+    for (const o of outs.slice(1)) {
+      const hit = b.cache.handler.get(o.action);
+      expect(hit instanceof Promise).toBe(false);
+      expectHit(hit as Awaited<typeof hit>, o);
+    }
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+    await b.cache.handler.close();
+  }, 60_000);
+
   test("a pack larger than a segment is fetched with range GETs, landed in order", async () => {
     const p = prefix();
     const outs = outputs(8, () => 5 << 20).map((o) => ({ ...o, body: randomBody(o.body.length) }));
