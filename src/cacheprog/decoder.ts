@@ -174,7 +174,7 @@ export class RequestDecoder {
     if (end <= start) return;
     const body = this.body!;
     // base64 decodes in quanta of 4 characters; keep the remainder for later.
-    let text = Buffer.from(chunk.buffer, chunk.byteOffset + start, end - start).toString("latin1");
+    let text = bodyText.decode(chunk.subarray(start, end));
     if (body.carry) {
       text = body.carry + text;
       body.carry = "";
@@ -187,11 +187,11 @@ export class RequestDecoder {
 
   private emitDecoded(b64: string): void {
     const body = this.body!;
-    if (!isBase64(b64)) {
+    const bytes = decodeStrict(b64);
+    if (!bytes) {
       body.error ??= "body is not standard base64";
       return;
     }
-    const bytes = Buffer.from(b64, "base64");
     body.written += bytes.length;
     if (body.error) return;
     if (body.written > body.req.bodySize) {
@@ -218,10 +218,29 @@ export class RequestDecoder {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-function isBase64(s: string): boolean {
-  // Padding may only appear in the last quantum; Buffer.from ignores junk,
-  // so check explicitly to turn a corrupt body into an error, not bad bytes.
-  return BASE64.test(s);
+
+/** Body text to a string: ASCII is all it may hold, and anything else turns into a character base64 rejects. */
+const bodyText = new TextDecoder();
+
+/**
+ * Whole quanta of standard base64, decoded; null if they are not. The
+ * standard alphabet only (Buffer.from would take base64url's "-" and "_",
+ * and skip junk, turning a corrupt body into wrong bytes), padding only at
+ * the end, with its spare bits zero. One native pass into a buffer of
+ * its own: a cold `go build std` sends 210 MiB of base64, and a latin1
+ * string, a regular expression and Buffer.from took 0.5 s of the main
+ * thread for it, three times this. Whitespace is skipped (the standard
+ * says so); it never changes the bytes, and any that breaks a quantum
+ * fails the strict last one.
+ */
+function decodeStrict(b64: string): Uint8Array | null {
+  const out = Buffer.allocUnsafe(Math.ceil(b64.length / 4) * 3);
+  try {
+    const { read, written } = out.setFromBase64(b64, { lastChunkHandling: "strict" });
+    return read === b64.length ? out.subarray(0, written) : null;
+  } catch {
+    return null;
+  }
 }
 
 function truncate(s: string): string {

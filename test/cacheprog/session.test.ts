@@ -255,6 +255,23 @@ describe("bad input", () => {
     expect(t.answers()[0]!.Err).toContain("base64");
   });
 
+  // Each of these decodes to some bytes of the right length with Buffer.from, which is lenient: never stored.
+  for (const [name, size, text] of [
+    ["base64url's alphabet (- and _)", 2, "-_8="],
+    ["padding inside", 1, "AA==AAA="],
+    ["bits set in its padding", 1, "AB=="],
+    ["a character outside the alphabet", 2, "AA*A"],
+    ["a character outside ASCII", 2, "AA\u00c1A"],
+  ] as const) {
+    test(`a body with ${name} is an Err, and nothing is stored`, () => {
+      const t = harness();
+      t.push(req({ ID: 1, Command: "put", ActionID: b64(action(1)), OutputID: b64(action(2)), BodySize: size }) + `"${text}"\n`);
+      expect(t.answers()[0]!.Err).toContain("base64");
+      t.push(req({ ID: 2, Command: "get", ActionID: b64(action(1)) }));
+      expect(t.answers()[1]!.Miss).toBe(true);
+    });
+  }
+
   for (const [name, text] of [
     ["not JSON", "this is not json\n"],
     ["a JSON array", "[1,2,3]\n"],
