@@ -17,7 +17,7 @@
 // full or read-only disk) takes disk.ts's ordinary path: temp file and
 // rename, with its overflow directory.
 
-import { statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { ENTRY_SIZE, formatEntry, isDiskTrouble, type StoredOutput } from "./disk-layout.ts";
 
 /** What disk.ts's store lends this module. */
@@ -58,17 +58,31 @@ function placeOutput(path: string, bytes: Uint8Array): boolean {
   return createWhole(path, bytes);
 }
 
-/** Creates a file that must not exist yet and writes it whole; false (and nothing left behind) if that did not work. */
+/**
+ * Creates a file that must not exist yet and writes it whole; false (and
+ * nothing left behind) if that did not work. open, write, close: Bun's
+ * writeFileSync adds an ftruncate to the length just written, which on a
+ * fresh ext4 cost a quarter of the time of a few thousand creations.
+ */
 function createWhole(path: string, data: Uint8Array | string): boolean {
+  let fd: number;
   try {
-    writeFileSync(path, data, { flag: "wx", mode: 0o644 });
+    fd = openSync(path, "wx", 0o644);
+  } catch {
+    return false; // there already (EEXIST: not ours to remove), or not creatable
+  }
+  try {
+    const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : data;
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    closeSync(fd);
     return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-      try {
-        unlinkSync(path);
-      } catch {}
-    }
+  } catch {
+    try {
+      closeSync(fd);
+    } catch {}
+    try {
+      unlinkSync(path);
+    } catch {}
     return false;
   }
 }

@@ -69,6 +69,21 @@ describe("disk trouble", () => {
     expect(s.get(sha("small"))).not.toBeNull();
   });
 
+  test("store: a whole output landed from a pack that fills the disk mid-write spills to the overflow dir; no cut file is left", () => {
+    const dir = mountTmpfs("small-whole", "size=1m");
+    const troubles: string[] = [];
+    const s = createDiskStore({ dir, overflowDir: join(tmp.path, "overflow-whole"), onTrouble: (e) => troubles.push((e as NodeJS.ErrnoException).code!) });
+    const body = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 241);
+    const a = sha("whole-big-on-small");
+    const hit = s.putWhole(a, sha(body), body, 5n);
+    expect(troubles).toContain("ENOSPC");
+    expect(hit.diskPath.startsWith(join(tmp.path, "overflow-whole"))).toBe(true);
+    expect(sha(readFileSync(hit.diskPath))).toBe(sha(body));
+    expect(s.get(a)).toBeNull();
+    expect(existsSync(join(dir, sha(body).slice(0, 2), `${sha(body)}-d`))).toBe(false);
+    expect([...new Bun.Glob("**/*.tmp").scanSync(dir)]).toEqual([]);
+  });
+
   test("store: a read-only cache directory passes outputs through", () => {
     const dir = mountTmpfs("ro", "ro,size=1m");
     const troubles: string[] = [];
