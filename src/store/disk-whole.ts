@@ -17,7 +17,8 @@
 // full or read-only disk) takes disk.ts's ordinary path: temp file and
 // rename, with its overflow directory.
 
-import { closeSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { statSync, unlinkSync } from "node:fs";
+import { writeWholeSync } from "../util/write-file.ts";
 import { ENTRY_SIZE, formatEntry, isDiskTrouble, type StoredOutput } from "./disk-layout.ts";
 
 /** What disk.ts's store lends this module. */
@@ -58,31 +59,17 @@ function placeOutput(path: string, bytes: Uint8Array): boolean {
   return createWhole(path, bytes);
 }
 
-/**
- * Creates a file that must not exist yet and writes it whole; false (and
- * nothing left behind) if that did not work. open, write, close: Bun's
- * writeFileSync adds an ftruncate to the length just written, which on a
- * fresh ext4 cost a quarter of the time of a few thousand creations.
- */
+/** Creates a file that must not exist yet and writes it whole; false (and nothing left behind) if that did not work. */
 function createWhole(path: string, data: Uint8Array | string): boolean {
-  let fd: number;
   try {
-    fd = openSync(path, "wx", 0o644);
-  } catch {
-    return false; // there already (EEXIST: not ours to remove), or not creatable
-  }
-  try {
-    const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : data;
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-    closeSync(fd);
+    writeWholeSync(path, data, "wx");
     return true;
-  } catch {
-    try {
-      closeSync(fd);
-    } catch {}
-    try {
-      unlinkSync(path);
-    } catch {}
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+      try {
+        unlinkSync(path);
+      } catch {}
+    }
     return false;
   }
 }

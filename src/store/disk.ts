@@ -15,12 +15,13 @@
 // All I/O here is synchronous on purpose: a local get is three small
 // syscalls, and doing them inline beats a round trip through a thread pool.
 
-import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, nowNanos, parseEntry, type StoredOutput } from "./disk-layout.ts";
 import { trimDir, type TrimReport } from "./disk-trim.ts";
 import { putWhole } from "./disk-whole.ts";
+import { writeWholeSync } from "../util/write-file.ts";
 
 export { ENTRY_SIZE, formatEntry, isDiskTrouble, nowNanos, parseEntry, type StoredOutput, type TrimReport };
 
@@ -229,11 +230,11 @@ class GoCacheDir implements DiskStore {
     const data = formatEntry(actionID, outputID, size, timeNanos);
     try {
       try {
-        writeFileSync(tmp, data);
+        writeWholeSync(tmp, data, "w");
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
         mkdirSync(sub, { recursive: true });
-        writeFileSync(tmp, data);
+        writeWholeSync(tmp, data, "w");
       }
       renameSync(tmp, join(sub, `${actionID}-a`));
     } catch (err) {
