@@ -134,8 +134,8 @@ class GoCommandCache implements CacheHandler, CommandRun {
     this.writer?.use(actionID);
   }
 
-  stored(actionID: string, out: StoredOutput): void {
-    this.writer?.stored(actionID, out);
+  stored(actionID: string, out: StoredOutput, body: Uint8Array | null): void {
+    this.writer?.stored(actionID, out, body);
   }
 
   missed(actionID: string): void {

@@ -17,18 +17,35 @@ export function countGet(metrics: Metrics, t0: number, hit: StoredOutput | null,
   metrics.observe("get_seconds", (performance.now() - t0) / 1000);
 }
 
-/** A put into the disk store, counted; answers the output's DiskPath and tells `stored` what was stored. */
-export function localPut(disk: DiskStore, metrics: Metrics, actionID: string, outputID: string, size: number, stored?: (out: StoredOutput) => void): PutWriter {
+/**
+ * A put into the disk store, counted; answers the output's DiskPath and
+ * tells `stored` what was stored. With `keep`, the body is also kept in
+ * memory and handed to `stored`, so that its upload and its pack need not
+ * read back the file just written (null when it was not kept).
+ */
+export function localPut(
+  disk: DiskStore,
+  metrics: Metrics,
+  actionID: string,
+  outputID: string,
+  size: number,
+  stored?: (out: StoredOutput, body: Uint8Array | null) => void,
+  keep = false,
+): PutWriter {
   const t0 = performance.now();
   metrics.inc("puts");
   const w = disk.put(actionID, outputID, size);
+  const chunks: Uint8Array[] | null = keep ? [] : null;
   return {
-    write: (bytes) => w.write(bytes),
+    write(bytes) {
+      w.write(bytes);
+      chunks?.push(bytes);
+    },
     commit() {
       const out = w.commit();
       metrics.inc("bytes_put", size);
       metrics.observe("put_seconds", (performance.now() - t0) / 1000);
-      stored?.(out);
+      stored?.(out, chunks && (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
       return out.diskPath;
     },
     abort() {

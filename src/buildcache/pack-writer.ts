@@ -108,8 +108,8 @@ export class PackWriter {
   }
 
   /** A put of the command was stored: packed now, likely part of the delta. */
-  stored(actionID: string, out: StoredOutput): void {
-    if (this.state === "collecting") this.puts.add(actionID, out);
+  stored(actionID: string, out: StoredOutput, body: Uint8Array | null = null): void {
+    if (this.state === "collecting") this.puts.add(actionID, out, body);
   }
 
   /**
@@ -247,13 +247,13 @@ class PutsFile {
     return this.state === "open" && this.added.has(actionID);
   }
 
-  add(actionID: string, out: StoredOutput): void {
+  add(actionID: string, out: StoredOutput, body: Uint8Array | null): void {
     const max = this.d.maxPackSize || Number.MAX_SAFE_INTEGER;
     if (this.state !== "open" || !packable(out.size, this.d) || this.added.has(actionID)) return;
     this.chain = this.chain
       .then(async () => {
         if (this.state !== "open" || (this.file?.raw ?? 0) + out.size > max) return;
-        const bytes = await readOutput(out.diskPath, out.size);
+        const bytes = body ?? (await readOutput(out.diskPath, out.size));
         if (!bytes) return;
         this.file ??= new PackFileWriter(packTempPath(this.d.dir), this.d.compress);
         await this.file.add(actionID, entryMeta(actionID, out, this.d.costs), bytes);

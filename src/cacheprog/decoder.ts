@@ -22,6 +22,7 @@ export class FramingError extends Error {
 
 /** Where the decoded bytes of one put body go. */
 export interface BodySink {
+  /** bytes are the sink's to keep: the decoder never writes to them again. */
   write(bytes: Uint8Array): void;
 }
 

@@ -46,6 +46,8 @@ export interface OutputFile {
   timeNanos: bigint;
   diskPath: string;
   costMs?: number;
+  /** The output's bytes, when the put kept them: not read back from diskPath. */
+  bytes?: Uint8Array;
 }
 
 /** Outputs in this range are zstd-compressed when that saves at least 5%. */
@@ -127,7 +129,7 @@ export interface EncodedOutput {
 export async function encodeOutput(f: OutputFile, compress: boolean): Promise<EncodedOutput | null> {
   let bytes: Uint8Array;
   try {
-    bytes = f.size === 0 ? new Uint8Array(0) : await Bun.file(f.diskPath).bytes();
+    bytes = f.bytes ?? (f.size === 0 ? new Uint8Array(0) : await Bun.file(f.diskPath).bytes());
   } catch {
     return null;
   }

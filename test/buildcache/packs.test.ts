@@ -74,6 +74,20 @@ describe("packs", () => {
     expect(b.metrics.get("pack_uploads")).toBe(0);
   }, 60_000);
 
+  test("the pack holds the bytes each put was given: output files removed right after their puts are packed all the same", async () => {
+    const p = prefix();
+    const outs = outputs(20);
+    const a = await machine(w, p);
+    for (const o of outs) expect(await a.cache.handler.get(o.action)).toBeNull();
+    for (const o of outs) rmSync(await put(a.cache.handler, o));
+    await a.cache.handler.close();
+    expect(a.metrics.get("pack_entries_up")).toBe(outs.length);
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, outs);
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+    await b.cache.handler.close();
+  }, 60_000);
+
   test("gets asked all at once wait for their entries while the pack streams; nothing is fetched twice", async () => {
     const p = prefix();
     const outs = outputs(60, (i) => 2000 + i * 500);

@@ -2,7 +2,7 @@
 // server (versitygw), faults injected by a real proxy in between.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { S3Config } from "../../src/config/config.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
@@ -147,6 +147,29 @@ describe("tiered cache", () => {
     // B does not upload what it downloaded.
     await b.cache.flush(5_000);
     expect(b.metrics.get("uploads")).toBe(0);
+  });
+
+  test("an upload sends the bytes its put was given: the output file is not read back (go clean -cache right after the put loses nothing)", async () => {
+    const a = machine({ uploadConcurrency: 1 });
+    const b = machine();
+    const action = hex();
+    const body = textBody(200_000);
+    // One upload at a time, and the first one slow: the second waits in the queue.
+    proxy.set({ latencyMs: 300 });
+    try {
+      await put(a, hex(), textBody(1000));
+      const w = a.cache.put(action, sha256(body), body.length);
+      for (let i = 0; i < body.length; i += 65536) w.write(body.slice(i, i + 65536));
+      rmSync(await w.commit()); // before its upload starts
+      expect(a.metrics.get("uploads")).toBe(0);
+      expect(await a.cache.flush(10_000)).toEqual({ left: 0 });
+    } finally {
+      proxy.reset();
+    }
+    expect(a.metrics.get("uploads")).toBe(2);
+    expect(a.metrics.get("upload_errors")).toBe(0);
+    const hit = await b.cache.get(action);
+    expect(sha256(readFileSync(hit!.diskPath))).toBe(sha256(body));
   });
 
   test("incompressible and empty outputs round-trip too", async () => {
