@@ -56,7 +56,7 @@ const COMPRESS_MIN = 512;
  * Level 1: the outputs of a cold `go build std` (160 MiB) take 0.42 s of
  * CPU and come to 41.9 MiB, against 0.67 s and 40.0 MiB at level 3. A
  * single object is the fallback (packs carry a fresh machine's data, at
- * their own level: packs.ts), and its CPU is spent while the go command
+ * their own level: pack-file.ts), and its CPU is spent while the go command
  * compiles on the same cores.
  */
 const SINGLE_LEVEL = 1;
