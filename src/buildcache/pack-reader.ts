@@ -170,13 +170,18 @@ export class PackReader {
     return slot.state.out;
   }
 
-  /** A local hit: was it landed by one of this command's packs? (Counted as a pack hit then.) */
+  /**
+   * A local hit of an entry a landing thread has written but not reported
+   * yet: landed by this command's packs all the same (counted as a pack
+   * hit). One it has reported is answered by landedOutput() before the
+   * disk is asked.
+   */
   landedHere(actionID: string): boolean {
     if (this.state.kind !== "ready") return false;
     const slot = this.state.slots.get(actionID);
-    const here = slot?.state.kind === "landing" || (slot?.state.kind === "landed" && slot.state.here);
-    if (here) slot!.asked = true;
-    return here;
+    if (slot?.state.kind !== "landing") return false;
+    slot.asked = true;
+    return true;
   }
 
   /** The command ended: no new segment starts; counts what landed unasked. */

@@ -66,7 +66,7 @@ export interface CommandRun {
   asked(actionID: string): void;
   /** An output this command's packs landed on the local disk (known without reading it back), or null. */
   packedOutput(actionID: string): StoredOutput | null;
-  /** A local hit: was it landed by one of this command's packs? */
+  /** A local hit: was it landed by one of this command's packs, and not reported yet? */
   landedFromPack(actionID: string): boolean;
   /** A get the local disk could not answer: the packs that may bring it (null: none). */
   packs(): PackReader | null;
