@@ -2,30 +2,12 @@
 // files are altered in place (versitygw keeps objects as plain files) or the
 // proxy cuts and stalls answers. Whatever happens, every get is either a
 // correct hit or a miss, and what went wrong is counted.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { copyFileSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
-import { startFaultProxy } from "../helpers/faultproxy.ts";
-import { setEnv } from "../helpers/env.ts";
-import { startS3Server } from "../helpers/s3server.ts";
-import { coldRun, expectHit, hex, machine, objectPath, outputs, outputsIntact, packNames, readHeadFile, sha256, warmRun, type Output, type World } from "./pack-helpers.ts";
+import { coldRun, expectHit, hex, machine, packWorld, objectPath, outputs, outputsIntact, packNames, readHeadFile, sha256, warmRun, type Output } from "./pack-helpers.ts";
 
-const w = { cleanups: [] } as unknown as World;
-
-let restoreEnv = () => {};
-
-beforeAll(async () => {
-  w.s3 = await startS3Server();
-  restoreEnv = setEnv(w.s3.env);
-  w.proxy = await startFaultProxy(w.s3.endpoint);
-}, 60_000);
-
-afterAll(async () => {
-  restoreEnv();
-  for (const c of w.cleanups.reverse()) await c();
-  await w.proxy?.stop();
-  await w.s3?.stop();
-});
+const w = packWorld();
 
 /** A prefix whose bucket holds one command's outputs (single objects and one pack). */
 async function packed(n = 30): Promise<{ p: string; outs: Output[]; pack: string }> {

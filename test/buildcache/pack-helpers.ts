@@ -3,16 +3,16 @@
 // into the bucket (versitygw's posix backend keeps objects as plain files).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { expect } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { openBuildCache, type BuildCache } from "../../src/buildcache/open.ts";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import type { S3Config } from "../../src/config/config.ts";
 import { decodeHead, type PackHead } from "../../src/store/packs.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
-import { tempDir } from "../helpers/env.ts";
-import type { FaultProxy } from "../helpers/faultproxy.ts";
-import type { S3Server } from "../helpers/s3server.ts";
+import { setEnv, tempDir } from "../helpers/env.ts";
+import { startFaultProxy, type FaultProxy } from "../helpers/faultproxy.ts";
+import { startS3Server, type S3Server } from "../helpers/s3server.ts";
 
 export const hex = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
 export const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
@@ -31,6 +31,28 @@ export interface World {
   s3: S3Server;
   proxy: FaultProxy;
   cleanups: (() => unknown)[];
+}
+
+/**
+ * The world of one test file: versitygw and the fault proxy in front of
+ * it, started before its tests and stopped (with every cleanup the tests
+ * registered) after them. Its fields are set once beforeAll has run.
+ */
+export function packWorld(): World {
+  const w = { cleanups: [] } as unknown as World;
+  let restoreEnv = () => {};
+  beforeAll(async () => {
+    w.s3 = await startS3Server();
+    restoreEnv = setEnv(w.s3.env);
+    w.proxy = await startFaultProxy(w.s3.endpoint);
+  }, 60_000);
+  afterAll(async () => {
+    restoreEnv();
+    for (const c of w.cleanups.reverse()) await c();
+    await w.proxy?.stop();
+    await w.s3?.stop();
+  });
+  return w;
 }
 
 export interface Machine {

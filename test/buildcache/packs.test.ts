@@ -1,31 +1,13 @@
 // Packs in-process (layout: src/store/packs.ts): real disk stores in temp
 // dirs, a real S3 server (versitygw), a real proxy in between that counts
 // requests and injects latency. Each test uses its own bucket prefix.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { decodeHead, encodeHead } from "../../src/store/packs.ts";
 import { encodeMeta } from "../../src/store/s3-objects.ts";
-import { startFaultProxy } from "../helpers/faultproxy.ts";
-import { setEnv } from "../helpers/env.ts";
-import { startS3Server } from "../helpers/s3server.ts";
-import { coldRun, expectHit, hex, keys, machine, nextCommand, objectPath, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, sha256, warmRun, type World } from "./pack-helpers.ts";
+import { coldRun, expectHit, hex, keys, machine, packWorld, nextCommand, objectPath, outputs, outputsIntact, packNames, put, randomBody, readHeadFile, sha256, warmRun } from "./pack-helpers.ts";
 
-const w = { cleanups: [] } as unknown as World;
-
-let restoreEnv = () => {};
-
-beforeAll(async () => {
-  w.s3 = await startS3Server();
-  restoreEnv = setEnv(w.s3.env);
-  w.proxy = await startFaultProxy(w.s3.endpoint);
-}, 60_000);
-
-afterAll(async () => {
-  restoreEnv();
-  for (const c of w.cleanups.reverse()) await c();
-  await w.proxy?.stop();
-  await w.s3?.stop();
-});
+const w = packWorld();
 
 const prefix = () => `p-${hex().slice(0, 10)}`;
 
