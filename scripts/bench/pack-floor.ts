@@ -2,10 +2,11 @@
 // The data floor of a remote-warm build (scripts/bench/s3.ts): download,
 // decompress, write and verify the packs a run needs, alone, with no go
 // command. It does what gostash's pack reader does for a fresh machine
-// (src/buildcache/pack-reader.ts), as fast as it can: read the heads, then
-// stream every segment of every pack they name through the same segment
-// line (one landing at a time, the next GETs sent ahead), landing each
-// entry verified into an empty Go-format cache.
+// (src/buildcache/pack-reader.ts), as fast as it can: read the heads (all
+// at once) and the first key's lead, then stream every segment of every
+// pack they name through the same segment line (one landing at a time, the
+// next GETs sent ahead; the first segment of the lead's pack from the lead),
+// landing each entry verified into an empty Go-format cache.
 //
 //   bun scripts/bench/pack-floor.ts --endpoint URL --bucket B --prefix P --dir D KEY...
 //
@@ -17,7 +18,7 @@ import { parseArgs } from "node:util";
 import { createS3Client } from "../../src/s3/client.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { FrameWindow, landSegment } from "../../src/store/pack-stream.ts";
-import { decodeHead, headObject, MAX_HEAD_BYTES, packObject, segmentsOf, type PackRef, type Segment } from "../../src/store/packs.ts";
+import { decodeHead, headObject, leadCovers, leadObject, MAX_HEAD_BYTES, packObject, segmentsOf, type PackRef, type Segment } from "../../src/store/packs.ts";
 import { FIRST_SEGMENT_BYTES, SEGMENT_BYTES } from "../../src/buildcache/pack-reader.ts";
 import { SegmentLine, type LineJob } from "../../src/buildcache/pack-segments.ts";
 import type { S3Object } from "../../src/s3/client.ts";
@@ -56,12 +57,15 @@ const disk = createDiskStore({ dir: values.dir });
 
 const t0 = performance.now();
 const packs = new Map<string, PackRef>();
-for (const key of positionals) {
-  const body = await client.getBytes(headObject(key), MAX_HEAD_BYTES);
+const leadAnswer = client.get(leadObject(positionals[0]!)).catch(() => null);
+const heads = await Promise.all(positionals.map((key) => client.getBytes(headObject(key), MAX_HEAD_BYTES)));
+positionals.forEach((key, i) => {
+  const body = heads[i];
   if (!body) throw new Error(`pack-floor: no head for ${key}`);
   metrics.inc("bytes", body.length);
   for (const p of decodeHead(body, key).packs) packs.set(p.name, p);
-}
+});
+let lead: S3Object | null = await leadAnswer;
 let entries = 0;
 let bad = 0;
 const sink = { isLocal: () => false, landed: () => void entries++, failed: () => void bad++ };
@@ -72,7 +76,13 @@ const jobs: LineJob[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT
   let finished!: () => void;
   done.push(new Promise<void>((r) => (finished = r)));
   return {
-    open: async () => void (obj = await client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] })),
+    open: async () => {
+      if (lead && seg.start === 0 && leadCovers(lead.metadata, seg.pack.name, seg.end)) {
+        [obj, lead] = [{ ...lead, status: 200 }, null];
+        return;
+      }
+      obj = await client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] });
+    },
     land: async () => {
       if (!obj) throw new Error(`pack-floor: pack ${seg.pack.name} is missing`);
       await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, sink, (n) => metrics.inc("bytes", n), { window });
@@ -85,5 +95,6 @@ new SegmentLine().push(jobs);
 await Promise.all(done);
 await window.drain();
 const ms = performance.now() - t0;
+(lead as S3Object | null)?.cancel();
 client.close();
 console.log(JSON.stringify({ ms: Math.round(ms), requests: metrics.get("s3_requests"), bytes: metrics.get("bytes"), entries, bad }));

@@ -24,7 +24,10 @@
 // range GETs and landed one at a time in pack order, the next GETs sent
 // ahead (pack-segments.ts; a get waiting for a later segment moves it to
 // the front), each landed as it streams (store/pack-stream.ts, on worker
-// threads: store/pack-lander.ts). Every entry is verified
+// threads: store/pack-lander.ts). A head read from the bucket is read with
+// the key's lead (pack-lead.ts), which the first segment of its pack takes
+// instead of a GET of its own; if any of the lead's entries fails to land,
+// that segment is fetched from the pack after all. Every entry is verified
 // before it is served; a bad entry, a missing pack, a cut or stalled body
 // only turn the entries concerned into fallbacks, counted. A pack that is
 // missing or holds a bad entry is "broken": the command's pack upload
@@ -44,11 +47,17 @@ import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type 
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
+import { PendingLead } from "./pack-lead.ts";
 import { SegmentLine, type LineJob } from "./pack-segments.ts";
 
 /** Bytes of a pack fetched with one range GET: the first segments are smaller (packs.ts segmentsOf). */
 export const SEGMENT_BYTES = 12 << 20;
 export const FIRST_SEGMENT_BYTES = 2 << 20;
+
+/** The first segment a reader cuts a pack into: what a key's lead copies (store/packs.ts). */
+export function firstSegmentOf(pack: PackRef): Segment {
+  return segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES)[0]!;
+}
 
 export interface PackReaderDeps {
   client: S3Client;
@@ -85,6 +94,9 @@ interface Slot {
   asked: boolean;
 }
 
+/** What a segment's GET answered: the pack's bytes (null: no such pack), or why not. */
+type SegmentAnswer = { obj: S3Object | null } | { err: unknown };
+
 /** A segment of a touched pack: idle until then, then in line, fetched, landed or failed. */
 interface SegmentTask extends LineJob {
   seg: Segment;
@@ -100,6 +112,8 @@ export class PackReader {
   private readonly tasks = new Map<string, SegmentTask[]>();
   private readonly taskOfEntry = new Map<PackEntry, SegmentTask>();
   private readonly missing = new Set<string>();
+  /** The key's lead, asked for with a head read from the bucket. */
+  private lead: PendingLead | null = null;
   /** The read of a head seen before from the bucket, once per command (wait()). */
   private refresh: Promise<void> | null = null;
   /** Packs found missing or holding a bad entry (by name). */
@@ -187,6 +201,7 @@ export class PackReader {
   /** The command ended: no new segment starts; counts what landed unasked. */
   close(): void {
     this.line.close();
+    this.lead?.close();
     if (this.state.kind !== "ready") return;
     let unused = 0;
     for (const s of this.state.slots.values()) if (!s.asked && s.state.kind === "landed" && s.state.here) unused++;
@@ -201,8 +216,12 @@ export class PackReader {
       this.d.metrics.inc("pack_heads_seen");
       return { kind: "ready", head: seen, slots: this.slotsOf(seen, new Map()), misses: new Set(seen.misses), from: "seen" };
     }
+    this.lead = new PendingLead(this.d, this.key);
     const r = await (this.headAhead ?? readHead(this.d, this.key));
-    if (r.kind !== "found") return { kind: "absent" };
+    if (r.kind !== "found") {
+      this.lead.close();
+      return { kind: "absent" };
+    }
     this.d.known.set(this.key, r.head, r.bytes);
     return { kind: "ready", head: r.head, slots: this.slotsOf(r.head, new Map()), misses: new Set(r.head.misses), from: "bucket" };
   }
@@ -247,22 +266,25 @@ export class PackReader {
   }
 
   private segmentTask(seg: Segment): SegmentTask {
-    let answer: { obj: S3Object | null } | { err: unknown } | null = null;
+    let answer: SegmentAnswer | { obj: S3Object; lead: true } | null = null;
     const t: SegmentTask = {
       seg,
       state: "idle",
       open: async () => {
         if (t.state === "failed") return; // its pack turned out missing while it waited in line
-        try {
-          this.d.metrics.inc("pack_gets");
-          answer = { obj: await this.d.client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] }) };
-        } catch (err) {
-          answer = { err };
-        }
+        const lead = await this.lead?.take(seg);
+        answer = lead ? { obj: lead, lead: true } : await this.fetch(seg);
       },
       land: async () => {
         if (t.state === "failed" || !answer) return;
         t.state = "landing";
+        if ("lead" in answer) {
+          const obj = answer.obj;
+          answer = null; // dropped from here on: the lead is released below
+          if (await this.landLead(t, obj)) return;
+          if ((t.state as SegmentTask["state"]) === "failed") return; // dropped while the lead landed
+          answer = await this.fetch(seg);
+        }
         await this.land(t, answer);
       },
       drop: () => {
@@ -271,6 +293,53 @@ export class PackReader {
       },
     };
     return t;
+  }
+
+  private async fetch(seg: Segment): Promise<SegmentAnswer> {
+    try {
+      this.d.metrics.inc("pack_gets");
+      return { obj: await this.d.client.get(packObject(seg.pack.name), seg.whole ? {} : { range: [seg.start, seg.end - 1] }) };
+    } catch (err) {
+      return { err };
+    }
+  }
+
+  /**
+   * Lands a first segment from the key's lead; true if every entry landed.
+   * Alone (not in the shared window), so every entry has been reported when
+   * it returns: one that failed is pending again, for the segment fetched
+   * from the pack. A bad lead says nothing about the pack: it is not broken.
+   */
+  private async landLead(t: SegmentTask, obj: S3Object): Promise<boolean> {
+    const { seg } = t;
+    const sink = this.sink(seg.pack);
+    let whole = true;
+    const leadSink: SegmentSink = {
+      isLocal: sink.isLocal,
+      landed: sink.landed,
+      failed: (entry, err) => {
+        whole = false;
+        if (asRemoteError(err, "s3: pack lead").kind === "badobject") this.d.metrics.inc("integrity_failures");
+        const slot = this.slotOf(entry);
+        if (slot?.state.kind === "landing") slot.state = { kind: "pending", waiters: slot.state.waiters };
+      },
+    };
+    try {
+      await landSegment(this.d.disk, seg, { body: obj.body, firstByte: 0 }, leadSink, (n) => this.received(n));
+      if (whole && t.state === "landing") t.state = "done";
+    } catch (err) {
+      whole = false;
+      this.d.logger.debug(`${asRemoteError(err, "s3: pack lead").message}; its segment comes from the pack`);
+    } finally {
+      obj.cancel();
+    }
+    if (!whole) this.d.metrics.inc("pack_leads_bad");
+    return whole;
+  }
+
+  private received(n: number): void {
+    this.d.metrics.inc("bytes_down", n);
+    this.d.metrics.inc("pack_bytes_down", n);
   }
 
   /** Queues every segment of the entry's pack (once); the entry's own lands next. */
@@ -283,7 +352,7 @@ export class PackReader {
     if (task.state === "queued") this.line.prioritize(task);
   }
 
-  private async land(t: SegmentTask, answer: { obj: S3Object | null } | { err: unknown }): Promise<void> {
+  private async land(t: SegmentTask, answer: SegmentAnswer): Promise<void> {
     const { client, disk, metrics } = this.d;
     const { seg } = t;
     const name = packObject(seg.pack.name);
@@ -294,12 +363,8 @@ export class PackReader {
         this.packMissing(seg.pack);
         return;
       }
-      const received = (n: number) => {
-        metrics.inc("bytes_down", n);
-        metrics.inc("pack_bytes_down", n);
-      };
       try {
-        await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, this.sink(seg.pack), received, { window: this.window });
+        await landSegment(disk, seg, { body: obj.body, firstByte: obj.status === 206 ? seg.start : 0 }, this.sink(seg.pack), (n) => this.received(n), { window: this.window });
       } finally {
         obj.cancel();
       }

@@ -22,22 +22,25 @@
 // 64 MiB stay single objects, and outputs beyond --max-pack-size are left
 // out. A put of an action some pack already held (its pack failed to bring
 // it) is packed again: rare, and harmless. (5) PUT
-// the pack, then the head under each of the command's keys: the head is
-// written last, so a reader never sees a head naming a pack that is not
-// complete. Any failure only means no pack this time (counted).
+// the pack, then (for a new first pack) its lead, then the head under each
+// of the command's keys: the head is written last, so a reader never sees
+// a head naming a pack that is not complete. Any failure only means no
+// pack this time (counted); a lead that could not be written only costs
+// readers a round trip.
 
 import type { UploadJob } from "../s3/upload-queue.ts";
 import type { S3Client } from "../s3/client.ts";
 import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import { PackFileWriter, packTempPath } from "../store/pack-file.ts";
-import { encodeHead, headObject, packObject, type PackHead, type PackRef } from "../store/packs.ts";
+import { encodeHead, headObject, leadMeta, leadObject, packObject, type PackHead, type PackRef } from "../store/packs.ts";
 import { MAX_ENCODED_OUTPUT, type ObjectMeta } from "../store/s3-objects.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
 import { nextMisses, planPack, type PackPlan } from "./pack-policy.ts";
+import { firstSegmentOf } from "./pack-reader.ts";
 
 export interface PackWriterDeps {
   client: S3Client;
@@ -190,6 +193,7 @@ export class PackWriter {
       if (!pack) return;
       await client.put(packObject(pack.name), Bun.file(file.path), { contentType: "application/octet-stream" });
       const packs = plan.kind === "delta" ? [...plan.keep, pack] : [pack];
+      if (packs[0] === pack) await this.putLeads(keys, pack, file.path);
       const misses = missesWith(packs);
       for (const key of keys) {
         const head: PackHead = { key, writtenMs: pack.writtenMs, packs, misses };
@@ -204,6 +208,22 @@ export class PackWriter {
       metrics.observe("pack_upload_seconds", (performance.now() - t0) / 1000);
     } finally {
       file.discard();
+    }
+  }
+
+  /** The lead of each key (store/packs.ts): the new first pack's first segment again, from its file. */
+  private async putLeads(keys: string[], pack: PackRef, path: string): Promise<void> {
+    const { client, metrics, logger } = this.d;
+    const end = firstSegmentOf(pack).end;
+    try {
+      const bytes = new Uint8Array(await Bun.file(path).slice(0, end).arrayBuffer());
+      for (const key of keys) {
+        await client.put(leadObject(key), bytes, { metadata: leadMeta(pack.name, end) });
+        metrics.inc("pack_leads_up");
+      }
+    } catch (err) {
+      metrics.inc("pack_lead_errors");
+      logger.debug(`${asRemoteError(err, "s3: pack lead upload").message}; readers will fetch the first segment after the head`);
     }
   }
 

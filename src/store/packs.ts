@@ -6,6 +6,7 @@
 // Layout (in the bucket, under the optional --prefix; s3/client.ts adds it):
 //
 //   packs/<key>.head      the head of a key: which packs hold what (replaced)
+//   packs/<key>.lead      the lead of a key: its first pack's first segment again (replaced)
 //   packs/<packhex>.pack  a pack: entries' bodies back to back (immutable)
 //
 // key      the hex action ID of one of the first two distinct gets of the go
@@ -67,6 +68,19 @@
 // written whole with one PUT (atomic on S3), so a reader only ever sees a
 // complete head naming complete packs; the last head written wins and the
 // delta of the other writer is left out (its next run writes it again).
+//
+// A lead holds the bytes [0, end) of the first pack a head names: exactly
+// the first segment a reader cuts that pack into (pack-reader.ts
+// firstSegmentOf), the entries the go command asks for first. It is stored
+// again under a name the key alone gives, with two x-amz-meta fields,
+// gostash-lead-pack (the packhex) and gostash-lead-end (end), so a fresh
+// machine asks for it together with the head and lands that segment one
+// round trip sooner than a range GET sent once the head is in. A writer
+// puts it before the heads whenever it writes a new first pack (a key's
+// first, or a compaction); a lead naming a pack other than the head's, or
+// a shorter range, is left unread, and its entries are checked like any
+// other: a bad one is fetched again from the pack itself. Heads written
+// before leads existed have none until their next compaction.
 //
 // Nothing in a head or a pack is trusted: a head that does not decode, is
 // for another key or names impossible offsets is ignored (a miss, counted);
@@ -142,6 +156,25 @@ export function isPackKey(s: string): boolean {
 /** The object name of a key's head (without the prefix). */
 export function headObject(key: string): string {
   return `${PACKS_DIR}${key}.head`;
+}
+
+/** The object name of a key's lead (without the prefix). */
+export function leadObject(key: string): string {
+  return `${PACKS_DIR}${key}.lead`;
+}
+
+const LEAD_PACK = "gostash-lead-pack";
+const LEAD_END = "gostash-lead-end";
+
+/** The metadata of a lead: which pack it copies, up to which byte. */
+export function leadMeta(pack: string, end: number): Record<string, string> {
+  return { [LEAD_PACK]: pack, [LEAD_END]: String(end) };
+}
+
+/** Whether a lead's metadata says it holds the bytes [0, end) of this pack. */
+export function leadCovers(meta: Record<string, string>, pack: string, end: number): boolean {
+  const n = Number(meta[LEAD_END]);
+  return meta[LEAD_PACK] === pack && Number.isSafeInteger(n) && n >= end;
 }
 
 /** The object name of a pack (without the prefix). */

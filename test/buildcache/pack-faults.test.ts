@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
+import { leadMeta, leadObject } from "../../src/store/packs.ts";
 import { coldRun, expectHit, hex, machine, packWorld, objectPath, outputs, outputsIntact, packNames, readHeadFile, sha256, warmRun, type Output } from "./pack-helpers.ts";
 
 const w = packWorld();
@@ -22,6 +23,15 @@ async function packed(n = 30): Promise<{ p: string; outs: Output[]; pack: string
   return { p, outs, pack: objectPath(w, p, names[0]!) };
 }
 
+/**
+ * The tests that spoil a pack itself go without its leads: a lead is an
+ * intact copy of the pack's first segment and would serve it (leads that
+ * lie or break are tested below).
+ */
+function dropLeads(p: string, outs: Output[]): void {
+  for (const o of outs.slice(0, 2)) unlinkSync(objectPath(w, p, `packs/${o.action}.lead`));
+}
+
 /** Each get is a correct hit or a miss; returns how many were hits. */
 async function getAll(h: CacheHandler, outs: Output[]): Promise<number> {
   let hits = 0;
@@ -37,6 +47,7 @@ async function getAll(h: CacheHandler, outs: Output[]): Promise<number> {
 describe("packs that are wrong never serve anything wrong", () => {
   test("a corrupted byte: the outputs it spoils are refused and counted, fetched as single objects; the rest come from the pack", async () => {
     const { p, outs, pack } = await packed();
+    dropLeads(p, outs);
     const head = readHeadFile(w, p, outs[0]!.action);
     const frame = head.packs[0]!.frames[1]!;
     const bytes = readFileSync(pack);
@@ -64,6 +75,7 @@ describe("packs that are wrong never serve anything wrong", () => {
 
   test("a truncated pack: outputs past the end come as single objects, counted", async () => {
     const { p, outs, pack } = await packed();
+    dropLeads(p, outs);
     const head = readHeadFile(w, p, outs[0]!.action);
     const cut = head.packs[0]!.frames[2]!;
     truncateSync(pack, cut.offset + 10);
@@ -78,6 +90,7 @@ describe("packs that are wrong never serve anything wrong", () => {
 
   test("a pack the head names is gone: single objects, counted; the next pack replaces it", async () => {
     const { p, outs, pack } = await packed();
+    dropLeads(p, outs);
     unlinkSync(pack);
     const b = await machine(w, p);
     await warmRun(b.cache.handler, outs);
@@ -86,6 +99,39 @@ describe("packs that are wrong never serve anything wrong", () => {
     await b.cache.handler.close();
     expect(b.metrics.get("pack_uploads")).toBe(1);
     expect(readHeadFile(w, p, outs[0]!.action).packs.length).toBe(1);
+  }, 60_000);
+
+  test("a lead with a corrupted byte: its segment comes from the pack itself, which is not taken for broken", async () => {
+    const { p, outs } = await packed();
+    const leadFile = objectPath(w, p, `packs/${outs[0]!.action}.lead`);
+    const bytes = readFileSync(leadFile);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+    writeFileSync(leadFile, bytes);
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, outs);
+    expect(b.metrics.get("pack_leads_bad")).toBe(1);
+    expect(b.metrics.get("integrity_failures")).toBeGreaterThan(0);
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+    expect(b.metrics.get("hits_remote")).toBe(0);
+    expect(outputsIntact(b.dir)).toBe(outs.length);
+    await b.cache.handler.close();
+    // The pack was whole: nothing to pack again.
+    expect(b.metrics.get("pack_uploads")).toBe(0);
+  }, 60_000);
+
+  test("a lead naming another pack (two writers raced) is not used: its first segment comes from the pack", async () => {
+    const { p, outs } = await packed();
+    const key = outs[0]!.action;
+    const a = await machine(w, p);
+    await a.cache.tier!.client.put(leadObject(key), readFileSync(objectPath(w, p, `packs/${key}.lead`)), { metadata: leadMeta("0".repeat(64), 1 << 30) });
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, outs);
+    await b.cache.handler.close();
+    for (let i = 0; i < 100 && !b.metrics.get("pack_leads_unused"); i++) await Bun.sleep(10);
+    expect(b.metrics.get("pack_leads_used")).toBe(0);
+    expect(b.metrics.get("pack_leads_unused")).toBe(1);
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+    expect(outputsIntact(b.dir)).toBe(outs.length);
   }, 60_000);
 
   test("a missing head, a head that is not one, and a head written for another key are ignored and counted", async () => {
