@@ -272,7 +272,8 @@ export class PackReader {
       state: "idle",
       open: async () => {
         if (t.state === "failed") return; // its pack turned out missing while it waited in line
-        const lead = await this.lead?.take(seg);
+        // A lead copies the head's first pack (pack-writer.ts): no other pack waits for its answer.
+        const lead = this.head?.packs[0]?.name === seg.pack.name ? await this.lead?.take(seg) : null;
         answer = lead ? { obj: lead, lead: true } : await this.fetch(seg);
       },
       land: async () => {
@@ -280,10 +281,8 @@ export class PackReader {
         t.state = "landing";
         if ("lead" in answer) {
           const obj = answer.obj;
-          answer = null; // dropped from here on: the lead is released below
-          if (await this.landLead(t, obj)) return;
-          if ((t.state as SegmentTask["state"]) === "failed") return; // dropped while the lead landed
-          answer = await this.fetch(seg);
+          answer = null; // landLead releases it
+          return this.landLead(t, obj);
         }
         await this.land(t, answer);
       },
@@ -305,36 +304,67 @@ export class PackReader {
   }
 
   /**
-   * Lands a first segment from the key's lead; true if every entry landed.
-   * Alone (not in the shared window), so every entry has been reported when
-   * it returns: one that failed is pending again, for the segment fetched
-   * from the pack. A bad lead says nothing about the pack: it is not broken.
+   * Lands a first segment from the key's lead, in the shared window like
+   * any segment: it returns once the lead's frames are with the landing
+   * threads. An entry that fails to land from it is pending again, and once
+   * every entry has been reported (or at once if the body failed) the
+   * segment is fetched from the pack itself for those. A bad lead says
+   * nothing about the pack: it is not taken for broken.
    */
-  private async landLead(t: SegmentTask, obj: S3Object): Promise<boolean> {
+  private async landLead(t: SegmentTask, obj: S3Object): Promise<void> {
     const { seg } = t;
     const sink = this.sink(seg.pack);
-    let whole = true;
+    let unreported = seg.entries.length;
+    let bad = false;
+    let refetched = false;
+    const again = () => {
+      if (bad) return;
+      bad = true;
+      this.d.metrics.inc("pack_leads_bad");
+    };
+    const refetch = () => {
+      if (refetched) return;
+      refetched = true;
+      void this.fromPack(t);
+    };
+    const reported = () => {
+      if (--unreported === 0 && bad) refetch();
+    };
     const leadSink: SegmentSink = {
-      isLocal: sink.isLocal,
-      landed: sink.landed,
+      isLocal: (entry) => {
+        const local = sink.isLocal(entry);
+        if (local) reported();
+        return local;
+      },
+      landed: (entry, out) => {
+        sink.landed(entry, out);
+        reported();
+      },
       failed: (entry, err) => {
-        whole = false;
+        again();
         if (asRemoteError(err, "s3: pack lead").kind === "badobject") this.d.metrics.inc("integrity_failures");
         const slot = this.slotOf(entry);
         if (slot?.state.kind === "landing") slot.state = { kind: "pending", waiters: slot.state.waiters };
+        reported();
       },
     };
     try {
-      await landSegment(this.d.disk, seg, { body: obj.body, firstByte: 0 }, leadSink, (n) => this.received(n));
-      if (whole && t.state === "landing") t.state = "done";
+      await landSegment(this.d.disk, seg, { body: obj.body, firstByte: 0 }, leadSink, (n) => this.received(n), { window: this.window });
+      if (!refetched) t.state = "done";
     } catch (err) {
-      whole = false;
+      // Cut short: the frames read whole were reported before this threw; the others never will be.
       this.d.logger.debug(`${asRemoteError(err, "s3: pack lead").message}; its segment comes from the pack`);
+      again();
+      refetch();
     } finally {
       obj.cancel();
     }
-    if (!whole) this.d.metrics.inc("pack_leads_bad");
-    return whole;
+  }
+
+  /** A segment whose lead did not land it whole, from the pack itself: its entries still pending land (the others are skipped). */
+  private async fromPack(t: SegmentTask): Promise<void> {
+    t.state = "landing";
+    await this.land(t, await this.fetch(t.seg));
   }
 
   private received(n: number): void {

@@ -59,6 +59,14 @@ export interface PackWriterDeps {
   costs?: CostBook;
 }
 
+/**
+ * A lead larger than this is not written: a first segment is about
+ * FIRST_SEGMENT_BYTES (pack-reader.ts) unless its first frame is one large
+ * output, and then it saves the reader a round trip at the price of
+ * uploading that output twice more.
+ */
+const MAX_LEAD_BYTES = 8 << 20;
+
 /** Small enough for a pack: a single object's bound, and --max-put-size. */
 function packable(size: number, d: PackWriterDeps): boolean {
   return size <= MAX_ENCODED_OUTPUT && (d.maxPutSize <= 0 || size <= d.maxPutSize);
@@ -211,16 +219,23 @@ export class PackWriter {
     }
   }
 
-  /** The lead of each key (store/packs.ts): the new first pack's first segment again, from its file. */
+  /**
+   * The lead of each key (store/packs.ts): the new first pack's first
+   * segment again, from its file. None when that segment is one output too
+   * large for a lead to be worth its upload.
+   */
   private async putLeads(keys: string[], pack: PackRef, path: string): Promise<void> {
     const { client, metrics, logger } = this.d;
     const end = firstSegmentOf(pack).end;
+    if (end > MAX_LEAD_BYTES) return;
     try {
       const bytes = new Uint8Array(await Bun.file(path).slice(0, end).arrayBuffer());
-      for (const key of keys) {
-        await client.put(leadObject(key), bytes, { metadata: leadMeta(pack.name, end) });
-        metrics.inc("pack_leads_up");
-      }
+      await Promise.all(
+        keys.map(async (key) => {
+          await client.put(leadObject(key), bytes, { metadata: leadMeta(pack.name, end) });
+          metrics.inc("pack_leads_up");
+        }),
+      );
     } catch (err) {
       metrics.inc("pack_lead_errors");
       logger.debug(`${asRemoteError(err, "s3: pack lead upload").message}; readers will fetch the first segment after the head`);

@@ -119,6 +119,21 @@ describe("packs that are wrong never serve anything wrong", () => {
     expect(b.metrics.get("pack_uploads")).toBe(0);
   }, 60_000);
 
+  test("a lead cut short: the entries it did not bring come from the pack itself", async () => {
+    const { p, outs } = await packed();
+    const leadFile = objectPath(w, p, `packs/${outs[0]!.action}.lead`);
+    truncateSync(leadFile, Math.floor(readFileSync(leadFile).length * 0.6));
+    const b = await machine(w, p);
+    await warmRun(b.cache.handler, outs);
+    expect(b.metrics.get("pack_leads_used")).toBe(1);
+    expect(b.metrics.get("pack_leads_bad")).toBe(1);
+    expect(b.metrics.get("hits_pack")).toBe(outs.length);
+    expect(b.metrics.get("hits_remote")).toBe(0);
+    expect(outputsIntact(b.dir)).toBe(outs.length);
+    await b.cache.handler.close();
+    expect(b.metrics.get("pack_uploads")).toBe(0);
+  }, 60_000);
+
   test("a lead naming another pack (two writers raced) is not used: its first segment comes from the pack", async () => {
     const { p, outs } = await packed();
     const key = outs[0]!.action;
