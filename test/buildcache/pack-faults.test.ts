@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { copyFileSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import { leadMeta, leadObject } from "../../src/store/packs.ts";
-import { coldRun, expectHit, hex, machine, packWorld, objectPath, outputs, outputsIntact, packNames, readHeadFile, sha256, warmRun, type Output } from "./pack-helpers.ts";
+import { coldRun, expectHit, hex, machine, packWorld, objectPath, outputs, outputsIntact, packNames, readHeadFile, sha256, warmRun, type Machine, type Output } from "./pack-helpers.ts";
 
 const w = packWorld();
 
@@ -101,28 +101,15 @@ describe("packs that are wrong never serve anything wrong", () => {
     expect(readHeadFile(w, p, outs[0]!.action).packs.length).toBe(1);
   }, 60_000);
 
-  test("a lead with a corrupted byte: its segment comes from the pack itself, which is not taken for broken", async () => {
+  /**
+   * Machine B after spoil(leadFile): every output still comes from packs
+   * (the lead, then the pack itself for what the lead did not land), none
+   * as a single object, and the pack is not taken for broken: B's close has
+   * nothing to pack again. Returns B's metrics.
+   */
+  async function spoiledLead(spoil: (leadFile: string) => void): Promise<Machine["metrics"]> {
     const { p, outs } = await packed();
-    const leadFile = objectPath(w, p, `packs/${outs[0]!.action}.lead`);
-    const bytes = readFileSync(leadFile);
-    bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
-    writeFileSync(leadFile, bytes);
-    const b = await machine(w, p);
-    await warmRun(b.cache.handler, outs);
-    expect(b.metrics.get("pack_leads_bad")).toBe(1);
-    expect(b.metrics.get("integrity_failures")).toBeGreaterThan(0);
-    expect(b.metrics.get("hits_pack")).toBe(outs.length);
-    expect(b.metrics.get("hits_remote")).toBe(0);
-    expect(outputsIntact(b.dir)).toBe(outs.length);
-    await b.cache.handler.close();
-    // The pack was whole: nothing to pack again.
-    expect(b.metrics.get("pack_uploads")).toBe(0);
-  }, 60_000);
-
-  test("a lead cut short: the entries it did not bring come from the pack itself", async () => {
-    const { p, outs } = await packed();
-    const leadFile = objectPath(w, p, `packs/${outs[0]!.action}.lead`);
-    truncateSync(leadFile, Math.floor(readFileSync(leadFile).length * 0.6));
+    spoil(objectPath(w, p, `packs/${outs[0]!.action}.lead`));
     const b = await machine(w, p);
     await warmRun(b.cache.handler, outs);
     expect(b.metrics.get("pack_leads_used")).toBe(1);
@@ -132,6 +119,20 @@ describe("packs that are wrong never serve anything wrong", () => {
     expect(outputsIntact(b.dir)).toBe(outs.length);
     await b.cache.handler.close();
     expect(b.metrics.get("pack_uploads")).toBe(0);
+    return b.metrics;
+  }
+
+  test("a lead with a corrupted byte: its segment comes from the pack itself, which is not taken for broken", async () => {
+    const m = await spoiledLead((leadFile) => {
+      const bytes = readFileSync(leadFile);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+      writeFileSync(leadFile, bytes);
+    });
+    expect(m.get("integrity_failures")).toBeGreaterThan(0);
+  }, 60_000);
+
+  test("a lead cut short: the entries it did not bring come from the pack itself", async () => {
+    await spoiledLead((leadFile) => truncateSync(leadFile, Math.floor(readFileSync(leadFile).length * 0.6)));
   }, 60_000);
 
   test("a lead naming another pack (two writers raced) is not used: its first segment comes from the pack", async () => {
