@@ -18,8 +18,7 @@ import { parseArgs } from "node:util";
 import { createS3Client } from "../../src/s3/client.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { FrameWindow, landSegment } from "../../src/store/pack-stream.ts";
-import { decodeHead, headObject, leadCovers, leadObject, MAX_HEAD_BYTES, packObject, segmentsOf, type PackRef, type Segment } from "../../src/store/packs.ts";
-import { FIRST_SEGMENT_BYTES, SEGMENT_BYTES } from "../../src/buildcache/pack-reader.ts";
+import { decodeHead, headObject, leadCovers, leadObject, MAX_HEAD_BYTES, packObject, readerSegments, type PackRef, type Segment } from "../../src/store/packs.ts";
 import { SegmentLine, type LineJob } from "../../src/buildcache/pack-segments.ts";
 import type { S3Object } from "../../src/s3/client.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -71,7 +70,7 @@ let bad = 0;
 const sink = { isLocal: () => false, landed: () => void entries++, failed: () => void bad++ };
 const done: Promise<void>[] = [];
 const window = new FrameWindow();
-const jobs: LineJob[] = [...packs.values()].flatMap((p) => segmentsOf(p, SEGMENT_BYTES, FIRST_SEGMENT_BYTES)).map((seg: Segment) => {
+const jobs: LineJob[] = [...packs.values()].flatMap((p) => readerSegments(p)).map((seg: Segment) => {
   let obj: S3Object | null = null;
   let finished!: () => void;
   done.push(new Promise<void>((r) => (finished = r)));

@@ -6,7 +6,11 @@
 // round trip sooner lets it start that much sooner.
 
 import type { S3Client, S3Object } from "../s3/client.ts";
-import { leadCovers, leadObject, type Segment } from "../store/packs.ts";
+import { asRemoteError } from "../s3/errors.ts";
+import type { DiskStore } from "../store/disk.ts";
+import { landSegment, type FrameWindow, type SegmentSink } from "../store/pack-stream.ts";
+import { leadCovers, leadObject, type PackEntry, type Segment } from "../store/packs.ts";
+import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 
 export interface LeadDeps {
@@ -14,8 +18,11 @@ export interface LeadDeps {
   metrics: Metrics;
 }
 
-/** Waits for a lead at least this long (a head from a local answer takes no time at all). */
-const MIN_WAIT_MS = 50;
+/**
+ * Waits for a lead at least this long: its answer comes when its whole body
+ * has been sent by some servers and proxies, well after a small head's.
+ */
+const MIN_WAIT_MS = 300;
 
 /** The lead's GET, sent; its body is read only by the segment that takes it. */
 export class PendingLead {
@@ -74,4 +81,75 @@ export class PendingLead {
       this.d.metrics.inc("pack_leads_unused");
     });
   }
+}
+
+/** What landing a lead needs from its reader (pack-reader.ts). */
+export interface LeadLanding {
+  disk: DiskStore;
+  window: FrameWindow;
+  metrics: Metrics;
+  logger: Logger;
+  /** The reader's sink for the lead's pack. */
+  sink: SegmentSink;
+  received(n: number): void;
+  /** An entry the lead did not land waits again (pack-slots.ts unland). */
+  unland(entry: PackEntry): void;
+  /** Fetches the segment from the pack itself, for the entries still waiting. */
+  fromPack(): void;
+}
+
+/**
+ * Lands a first segment from the key's lead, in the shared window like any
+ * segment: resolves once the lead's frames are with the landing threads,
+ * true unless the pack itself is being asked for the segment already. An
+ * entry that fails to land from the lead waits again, and once every entry
+ * has been reported (or at once if the body failed) the segment is fetched
+ * from the pack, once. A bad lead says nothing about the pack: it is not
+ * taken for broken.
+ */
+export async function landLead(seg: Segment, obj: S3Object, l: LeadLanding): Promise<boolean> {
+  let unreported = seg.entries.length;
+  let bad = false;
+  let refetched = false;
+  const spoilt = () => {
+    if (bad) return;
+    bad = true;
+    l.metrics.inc("pack_leads_bad");
+  };
+  const refetch = () => {
+    if (refetched) return;
+    refetched = true;
+    l.fromPack();
+  };
+  const reported = () => {
+    if (--unreported === 0 && bad) refetch();
+  };
+  const sink: SegmentSink = {
+    isLocal: (entry) => {
+      const local = l.sink.isLocal(entry);
+      if (local) reported();
+      return local;
+    },
+    landed: (entry, out) => {
+      l.sink.landed(entry, out);
+      reported();
+    },
+    failed: (entry, err) => {
+      spoilt();
+      if (asRemoteError(err, "s3: pack lead").kind === "badobject") l.metrics.inc("integrity_failures");
+      l.unland(entry);
+      reported();
+    },
+  };
+  try {
+    await landSegment(l.disk, seg, { body: obj.body, firstByte: 0 }, sink, l.received, { window: l.window });
+  } catch (err) {
+    // Cut short: the frames read whole were reported before this threw; the others never will be.
+    l.logger.debug(`${asRemoteError(err, "s3: pack lead").message}; its segment comes from the pack`);
+    spoilt();
+    refetch();
+  } finally {
+    obj.cancel();
+  }
+  return !refetched;
 }

@@ -24,10 +24,8 @@
 // range GETs and landed one at a time in pack order, the next GETs sent
 // ahead (pack-segments.ts; a get waiting for a later segment moves it to
 // the front), each landed as it streams (store/pack-stream.ts, on worker
-// threads: store/pack-lander.ts). A head read from the bucket is read with
-// the key's lead (pack-lead.ts), which the first segment of its pack takes
-// instead of a GET of its own; if any of the lead's entries fails to land,
-// that segment is fetched from the pack after all. Every entry is verified
+// threads: store/pack-lander.ts); the first comes with the head, from the
+// key's lead (pack-lead.ts). Every entry is verified
 // before it is served; a bad entry, a missing pack, a cut or stalled body
 // only turn the entries concerned into fallbacks, counted. A pack that is
 // missing or holds a bad entry is "broken": the command's pack upload
@@ -43,21 +41,13 @@ import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import { frameLander } from "../store/pack-lander.ts";
 import { FrameWindow, landSegment, type SegmentSink } from "../store/pack-stream.ts";
-import { headIndex, packObject, segmentsOf, type PackEntry, type PackHead, type PackRef, type Segment } from "../store/packs.ts";
+import { headIndex, packObject, readerSegments, type PackEntry, type PackHead, type PackRef, type Segment } from "../store/packs.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
-import { PendingLead } from "./pack-lead.ts";
+import { landLead, PendingLead } from "./pack-lead.ts";
+import { settle, unland, type Slot as PackSlot } from "./pack-slots.ts";
 import { SegmentLine, type LineJob } from "./pack-segments.ts";
-
-/** Bytes of a pack fetched with one range GET: the first segments are smaller (packs.ts segmentsOf). */
-export const SEGMENT_BYTES = 12 << 20;
-export const FIRST_SEGMENT_BYTES = 2 << 20;
-
-/** The first segment a reader cuts a pack into: what a key's lead copies (store/packs.ts). */
-export function firstSegmentOf(pack: PackRef): Segment {
-  return segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES)[0]!;
-}
 
 export interface PackReaderDeps {
   client: S3Client;
@@ -76,23 +66,7 @@ type HeadState =
   | { kind: "ready"; head: PackHead; slots: Map<string, Slot>; misses: ReadonlySet<string>; from: "bucket" | "seen" }
   | { kind: "absent" };
 
-type Waiter = (out: StoredOutput | null) => void;
-
-type SlotState =
-  /** Its segment has not reached it yet. */
-  | { kind: "pending"; waiters: Waiter[] }
-  /** Not on the local disk when its bytes came: being decoded, verified and written (the file may show up before this says so). */
-  | { kind: "landing"; waiters: Waiter[] }
-  /** here: landed by this reader (not found on the local disk already). */
-  | { kind: "landed"; out: StoredOutput; here: boolean }
-  | { kind: "failed" };
-
-interface Slot {
-  entry: PackEntry;
-  task: SegmentTask;
-  state: SlotState;
-  asked: boolean;
-}
+type Slot = PackSlot<SegmentTask>;
 
 /** What a segment's GET answered: the pack's bytes (null: no such pack), or why not. */
 type SegmentAnswer = { obj: S3Object | null } | { err: unknown };
@@ -258,7 +232,7 @@ export class PackReader {
    */
   private taskOf(pack: PackRef, entry: PackEntry): SegmentTask | undefined {
     if (!this.tasks.has(pack.name)) {
-      const ts = segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES).map((seg) => this.segmentTask(seg));
+      const ts = readerSegments(pack).map((seg) => this.segmentTask(seg));
       this.tasks.set(pack.name, ts);
       for (const t of ts) for (const e of t.seg.entries) this.taskOfEntry.set(e, t);
     }
@@ -303,68 +277,21 @@ export class PackReader {
     }
   }
 
-  /**
-   * Lands a first segment from the key's lead, in the shared window like
-   * any segment: it returns once the lead's frames are with the landing
-   * threads. An entry that fails to land from it is pending again, and once
-   * every entry has been reported (or at once if the body failed) the
-   * segment is fetched from the pack itself for those. A bad lead says
-   * nothing about the pack: it is not taken for broken.
-   */
+  /** A first segment from the key's lead (pack-lead.ts); the pack itself brings what the lead does not. */
   private async landLead(t: SegmentTask, obj: S3Object): Promise<void> {
-    const { seg } = t;
-    const sink = this.sink(seg.pack);
-    let unreported = seg.entries.length;
-    let bad = false;
-    let refetched = false;
-    const again = () => {
-      if (bad) return;
-      bad = true;
-      this.d.metrics.inc("pack_leads_bad");
-    };
-    const refetch = () => {
-      if (refetched) return;
-      refetched = true;
-      void this.fromPack(t);
-    };
-    const reported = () => {
-      if (--unreported === 0 && bad) refetch();
-    };
-    const leadSink: SegmentSink = {
-      isLocal: (entry) => {
-        const local = sink.isLocal(entry);
-        if (local) reported();
-        return local;
+    const ok = await landLead(t.seg, obj, {
+      ...this.d,
+      window: this.window,
+      sink: this.sink(t.seg.pack),
+      received: (n) => this.received(n),
+      unland: (entry) => unland(this.slotOf(entry)),
+      // The entries still pending land from the pack itself; those landed already are skipped.
+      fromPack: () => {
+        t.state = "landing";
+        void this.fetch(t.seg).then((answer) => this.land(t, answer));
       },
-      landed: (entry, out) => {
-        sink.landed(entry, out);
-        reported();
-      },
-      failed: (entry, err) => {
-        again();
-        if (asRemoteError(err, "s3: pack lead").kind === "badobject") this.d.metrics.inc("integrity_failures");
-        const slot = this.slotOf(entry);
-        if (slot?.state.kind === "landing") slot.state = { kind: "pending", waiters: slot.state.waiters };
-        reported();
-      },
-    };
-    try {
-      await landSegment(this.d.disk, seg, { body: obj.body, firstByte: 0 }, leadSink, (n) => this.received(n), { window: this.window });
-      if (!refetched) t.state = "done";
-    } catch (err) {
-      // Cut short: the frames read whole were reported before this threw; the others never will be.
-      this.d.logger.debug(`${asRemoteError(err, "s3: pack lead").message}; its segment comes from the pack`);
-      again();
-      refetch();
-    } finally {
-      obj.cancel();
-    }
-  }
-
-  /** A segment whose lead did not land it whole, from the pack itself: its entries still pending land (the others are skipped). */
-  private async fromPack(t: SegmentTask): Promise<void> {
-    t.state = "landing";
-    await this.land(t, await this.fetch(t.seg));
+    });
+    if (ok) t.state = "done";
   }
 
   private received(n: number): void {
@@ -421,14 +348,14 @@ export class PackReader {
           return false;
         }
         this.d.metrics.inc("pack_entries_local");
-        this.settle(slot, { kind: "landed", out, here: false });
+        settle(slot, { kind: "landed", out, here: false });
         return true;
       },
       landed: (entry, out) => {
         this.d.metrics.inc("pack_entries_landed");
         if (entry.meta.costMs !== undefined) this.d.costs?.record(entry.actionID, entry.meta.costMs);
         const slot = this.slotOf(entry);
-        if (slot) this.settle(slot, { kind: "landed", out, here: true });
+        if (slot) settle(slot, { kind: "landed", out, here: true });
       },
       failed: (entry, err) => {
         const e = asRemoteError(err, `s3: pack ${entry.actionID}`);
@@ -438,7 +365,7 @@ export class PackReader {
           this.d.logger.warn(`${e.message}; not served (it comes as a single object instead)`);
         } else this.d.metrics.inc("pack_errors");
         const slot = this.slotOf(entry);
-        if (slot) this.settle(slot, { kind: "failed" });
+        if (slot) settle(slot, { kind: "failed" });
         if (e.kind === "badobject") this.broken.add(pack.name);
       },
     };
@@ -450,21 +377,13 @@ export class PackReader {
     return slot && slot.entry === entry ? slot : null;
   }
 
-  private settle(slot: Slot, next: Extract<SlotState, { kind: "landed" | "failed" }>): void {
-    if (slot.state.kind !== "pending" && slot.state.kind !== "landing") return;
-    const waiters = slot.state.waiters;
-    slot.state = next;
-    const out = next.kind === "landed" ? next.out : null;
-    for (const w of waiters) w(out);
-  }
-
   /** Entries of a task not landed yet fail: their gets fall back to single objects. */
   private failTask(t: SegmentTask): void {
     if (t.state === "done") return;
     t.state = "failed";
     for (const entry of t.seg.entries) {
       const slot = this.slotOf(entry);
-      if (slot) this.settle(slot, { kind: "failed" });
+      if (slot) settle(slot, { kind: "failed" });
     }
   }
 

@@ -33,14 +33,13 @@ import type { S3Client } from "../s3/client.ts";
 import type { CostBook } from "../store/costs.ts";
 import type { DiskStore, StoredOutput } from "../store/disk.ts";
 import { PackFileWriter, packTempPath } from "../store/pack-file.ts";
-import { encodeHead, headObject, leadMeta, leadObject, packObject, type PackHead, type PackRef } from "../store/packs.ts";
+import { encodeHead, headObject, leadMeta, leadObject, packObject, readerSegments, type PackHead, type PackRef } from "../store/packs.ts";
 import { MAX_ENCODED_OUTPUT, type ObjectMeta } from "../store/s3-objects.ts";
 import { asRemoteError } from "../s3/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
 import { nextMisses, planPack, type PackPlan } from "./pack-policy.ts";
-import { firstSegmentOf } from "./pack-reader.ts";
 
 export interface PackWriterDeps {
   client: S3Client;
@@ -61,7 +60,7 @@ export interface PackWriterDeps {
 
 /**
  * A lead larger than this is not written: a first segment is about
- * FIRST_SEGMENT_BYTES (pack-reader.ts) unless its first frame is one large
+ * FIRST_SEGMENT_BYTES (store/packs.ts) unless its first frame is one large
  * output, and then it saves the reader a round trip at the price of
  * uploading that output twice more.
  */
@@ -226,7 +225,7 @@ export class PackWriter {
    */
   private async putLeads(keys: string[], pack: PackRef, path: string): Promise<void> {
     const { client, metrics, logger } = this.d;
-    const end = firstSegmentOf(pack).end;
+    const end = readerSegments(pack)[0]!.end;
     if (end > MAX_LEAD_BYTES) return;
     try {
       const bytes = new Uint8Array(await Bun.file(path).slice(0, end).arrayBuffer());

@@ -70,8 +70,7 @@
 // delta of the other writer is left out (its next run writes it again).
 //
 // A lead holds the bytes [0, end) of the first pack a head names: exactly
-// the first segment a reader cuts that pack into (pack-reader.ts
-// firstSegmentOf), the entries the go command asks for first. It is stored
+// the first segment a reader cuts that pack into (readerSegments), the entries the go command asks for first. It is stored
 // again under a name the key alone gives, with two x-amz-meta fields,
 // gostash-lead-pack (the packhex) and gostash-lead-end (end), so a fresh
 // machine asks for it together with the head and lands that segment one
@@ -333,6 +332,15 @@ export interface Segment {
  * later ones keep the requests few. A pack that fits in one segment is
  * fetched whole.
  */
+/** Bytes of a pack a reader fetches with one range GET: the first segments are smaller. */
+export const SEGMENT_BYTES = 12 << 20;
+export const FIRST_SEGMENT_BYTES = 2 << 20;
+
+/** The segments a reader (buildcache/pack-reader.ts) cuts a pack into; the first is what a key's lead copies. */
+export function readerSegments(pack: PackRef): Segment[] {
+  return segmentsOf(pack, SEGMENT_BYTES, FIRST_SEGMENT_BYTES);
+}
+
 export function segmentsOf(pack: PackRef, target: number, first = target): Segment[] {
   const out: Segment[] = [];
   let cur: number[] = [];
