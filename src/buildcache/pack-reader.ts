@@ -20,7 +20,7 @@
 //
 // A pack is fetched whole once any of its entries is asked for: the entries
 // of one pack are what one command used, so the rest is asked for soon. It
-// is cut into segments of SEGMENT_BYTES on entry boundaries, fetched with
+// is cut into segments (store/packs.ts readerSegments) on frame boundaries, fetched with
 // range GETs and landed one at a time in pack order, the next GETs sent
 // ahead (pack-segments.ts; a get waiting for a later segment moves it to
 // the front), each landed as it streams (store/pack-stream.ts, on worker

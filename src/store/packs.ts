@@ -333,8 +333,8 @@ export interface Segment {
  * fetched whole.
  */
 /** Bytes of a pack a reader fetches with one range GET: the first segments are smaller. */
-export const SEGMENT_BYTES = 12 << 20;
-export const FIRST_SEGMENT_BYTES = 2 << 20;
+const SEGMENT_BYTES = 12 << 20;
+const FIRST_SEGMENT_BYTES = 2 << 20;
 
 /** The segments a reader (buildcache/pack-reader.ts) cuts a pack into; the first is what a key's lead copies. */
 export function readerSegments(pack: PackRef): Segment[] {
