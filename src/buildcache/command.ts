@@ -22,6 +22,7 @@ import { readHead, type HeadRead } from "./pack-heads.ts";
 import { PackReader } from "./pack-reader.ts";
 import { PackWriter } from "./pack-writer.ts";
 import type { CommandRun, TieredCache } from "./tiered.ts";
+import { ToolchainMark } from "./toolchain-mark.ts";
 
 /** read-write: read and write packs; read-only: read them (--read-only, read-token connections); off: --no-prefetch. */
 export type PackMode = "read-write" | "read-only" | "off";
@@ -30,6 +31,8 @@ export interface CommandOptions {
   packs: PackMode;
   /** Plugin mode: the command is the process, and its close closes the tier. */
   closesTier: boolean;
+  /** The go command's toolchain (store/toolchain-marks.ts toolchainOf), when it is known: plugin mode. */
+  toolchain?: string | null;
 }
 
 const KEYS = 2;
@@ -42,6 +45,7 @@ class GoCommandCache implements CacheHandler, CommandRun {
   private readonly keys: string[] = [];
   private reader: PackReader | null = null;
   private readonly writer: PackWriter | null;
+  private readonly mark: ToolchainMark | null;
   /**
    * The head of the first key, asked for as soon as the key is known when
    * this command may write a pack and no head is known: it arrives while
@@ -76,6 +80,8 @@ class GoCommandCache implements CacheHandler, CommandRun {
             costs: tier.costs,
           })
         : null;
+    const { client, metrics, logger } = tier;
+    this.mark = o.toolchain ? new ToolchainMark({ client, metrics, logger, writes: !tier.s3.readOnly }, o.toolchain) : null;
   }
 
   get(actionID: string): Hit | null | Promise<Hit | null> {
@@ -140,5 +146,13 @@ class GoCommandCache implements CacheHandler, CommandRun {
 
   missed(actionID: string): void {
     this.writer?.miss(actionID);
+  }
+
+  lacksToolchain(): boolean | Promise<boolean> {
+    return this.mark?.lacks() ?? false;
+  }
+
+  uploading(): void {
+    this.mark?.uploading();
   }
 }

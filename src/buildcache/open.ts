@@ -35,6 +35,8 @@ export interface BuildCacheSettings {
   s3: S3Config | null;
   /** Plugin mode: the process serves one go command, so `handler` is that command's view (packs). */
   singleCommand?: boolean;
+  /** That go command's toolchain (store/toolchain-marks.ts toolchainOf), when known. */
+  toolchain?: string | null;
 }
 
 export interface BuildCacheDeps {
@@ -93,7 +95,7 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
   const disk = openDisk(s.local, metrics, logger);
   let tier: TieredCache | null = null;
   const tracker = new CostTracker(openCostBook(s.local.cacheDir, { onError: (err) => logger.debug(`costs: ${err.message}`) }), metrics);
-  let commandView: ((packs: PackMode, closesTier: boolean) => CacheHandler) | null = null;
+  let commandView: ((packs: PackMode, closesTier: boolean, toolchain?: string | null) => CacheHandler) | null = null;
   if (s.s3) {
     const [{ createTieredCache }, { createS3Client }, { createCommandCache }] = await Promise.all([
       import("./tiered.ts"),
@@ -104,10 +106,10 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
     const t = createTieredCache({ disk, client, s3: s.s3, metrics, logger, costs: tracker.book });
     const packsOn = s.s3.prefetch !== false;
     tier = t;
-    commandView = (packs, closesTier) => createCommandCache(t, { packs: packsOn ? packs : "off", closesTier });
+    commandView = (packs, closesTier, toolchain) => createCommandCache(t, { packs: packsOn ? packs : "off", closesTier, toolchain });
   }
   const shared: CacheHandler = tier ?? createLocalCache(disk, metrics);
-  const handler = s.singleCommand && commandView ? commandView("read-write", true) : shared;
+  const handler = s.singleCommand && commandView ? commandView("read-write", true, s.toolchain) : shared;
   // A connection's view: its `close` ends one go command, never the shared cache.
   const view = (packs: PackMode): CacheHandler =>
     commandView ? commandView(packs, false) : { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };

@@ -76,6 +76,10 @@ export interface CommandRun {
   stored(actionID: string, out: StoredOutput, body: Uint8Array | null): void;
   /** A get the bucket answered has no output (not a get that timed out or failed). */
   missed(actionID: string): void;
+  /** The bucket holds no outputs of this command's toolchain (toolchain-mark.ts): a local miss is a miss. */
+  lacksToolchain(): boolean | Promise<boolean>;
+  /** An output of this command goes to the bucket. */
+  uploading(): void;
 }
 
 export interface TieredCache extends CacheHandler {
@@ -160,7 +164,7 @@ class Tiers implements TieredCache {
       countGet(this.metrics, t0, hit, "pack");
       return { ...hit, from: "pack" };
     }
-    return this.deadline(this.remote(actionID, run?.packs() ?? null)).then((h) => {
+    return this.deadline(this.remote(actionID, run)).then((h) => {
       if (typeof h === "string") {
         if (h === "absent") run?.missed(actionID);
         countGet(this.metrics, t0, null, "remote");
@@ -180,6 +184,7 @@ class Tiers implements TieredCache {
     const stored = (out: StoredOutput, body: Uint8Array | null) => {
       run?.stored(actionID, out, body);
       if (!upload) return;
+      run?.uploading();
       const f: OutputFile = { actionID, ...out, costMs: this.costs?.get(actionID), bytes: body ?? undefined };
       this.client.uploads.enqueue({ key: this.client.key(actionObject(actionID)), size, run: () => this.upload(f) });
     };
@@ -207,15 +212,22 @@ class Tiers implements TieredCache {
   /**
    * One download per action at a time, shared by every go command asking:
    * from a pack on its way (if the asking command's packs list it), else
-   * the per-action object.
+   * the per-action object, unless the bucket holds nothing of the asking
+   * command's toolchain.
    */
-  private remote(actionID: string, packs: PackReader | null): Promise<RemoteAnswer> {
+  private remote(actionID: string, run: CommandRun | null): Promise<RemoteAnswer> {
+    const packs = run?.packs() ?? null;
     return this.flights.do(actionID, async () => {
       const fromPack = await packs?.wait(actionID);
       if (fromPack) return { out: fromPack, source: "pack" } as const;
       if (packs?.knownMiss(actionID)) {
         // The commands that wrote the head asked for it too and could not store it (a link).
         this.metrics.inc("pack_known_misses");
+        return "absent";
+      }
+      if (run && (await run.lacksToolchain())) {
+        // No machine has uploaded outputs of this go version and platform: no GET can hit.
+        this.metrics.inc("toolchain_misses");
         return "absent";
       }
       const out = await this.remoteGet(actionID);

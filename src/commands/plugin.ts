@@ -8,6 +8,7 @@ import type { CacheHandler } from "../cacheprog/session.ts";
 import { withRequestLog } from "../cacheprog/request-log.ts";
 import { serveStdio } from "../cacheprog/stdio.ts";
 import { openBuildCache } from "../buildcache/open.ts";
+import { toolchainOf } from "../store/toolchain-marks.ts";
 import { RunRecorder } from "../ci/record.ts";
 import { localConfig, logConfig, s3Config } from "../config/config.ts";
 import { toCittyArgs, type Flags } from "../config/flags.ts";
@@ -47,7 +48,9 @@ export async function runPlugin(flags: Flags): Promise<number> {
   const s3 = s3Config(flags);
   const metrics = new Metrics();
   logger.debug(`plugin: local cache ${local.cacheDir}${s3 ? `, bucket ${s3.bucket}` : ""}`);
-  const cache = await openBuildCache({ local, s3, singleCommand: true }, { metrics, logger });
+  // The go command says which toolchain it is in the environment it starts us with.
+  const toolchain = s3?.toolchainMarks === false ? null : toolchainOf(process.env);
+  const cache = await openBuildCache({ local, s3, singleCommand: true, toolchain }, { metrics, logger });
   const run = new RunRecorder("plugin");
   run.attach(cache.tracker);
   const code = await servePluginStdio(withRequestLog(cache.handler), { metrics, logger, tag: "plugin", summary: log.metrics });

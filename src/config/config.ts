@@ -38,6 +38,8 @@ export interface S3Config {
   timeoutMs: number;
   /** Packs: read (and write, unless readOnly) per go command. */
   prefetch?: boolean;
+  /** Toolchain marks (store/toolchain-marks.ts): skip GETs for a toolchain the bucket lacks, mark what it holds. */
+  toolchainMarks?: boolean;
   /** Bytes of one pack at most (0 or unset: no limit). */
   maxPackSize?: number;
   /** Outputs larger than this are never uploaded (0 or unset: no limit). */
@@ -101,6 +103,7 @@ export function s3Config(f: Flags): S3Config | null {
     compress: f.bool("compress"),
     timeoutMs: f.number("s3-timeout") || 5_000,
     prefetch: f.bool("prefetch"),
+    toolchainMarks: f.bool("toolchain-marks"),
     maxPackSize: f.number("max-pack-size"),
     maxPutSize: f.number("max-put-size"),
     uploadQueueBytes: f.number("upload-queue-bytes"),

@@ -88,6 +88,13 @@ export const s3Flags = {
     description:
       "Packs: on a local miss, stream what earlier go commands packed for this toolchain and module, a few GETs in all; at its end each go command uploads one pack of what it used that no pack holds (--no-prefetch to turn off; see docs/packs.md)",
   },
+  "toolchain-marks": {
+    type: "boolean",
+    default: true,
+    env: ["GOSTASH_TOOLCHAIN_MARKS"],
+    description:
+      "Plugin mode: when the bucket has no mark for the go command's version and platform (toolchains/ in it), its local misses are misses without a GET each; the first upload writes the mark (--no-toolchain-marks when other tools write outputs into the same bucket; see docs/toolchain-marks.md)",
+  },
   "max-pack-size": {
     type: "size", default: "1GiB",
     env: ["GOSTASH_MAX_PACK_SIZE"],

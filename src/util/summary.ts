@@ -24,10 +24,22 @@ export function summaryLines(m: Metrics): string[] {
         `left at close ${m.get("upload_left")}, breaker trips ${m.get("breaker_trips")}`,
     );
   }
+  if (TOOLCHAIN_COUNTERS.some((k) => m.counters.has(k))) lines.push(toolchainLine(m));
   if (PACK_COUNTERS.some((k) => m.counters.has(k))) lines.push(...packLines(m));
   const limits = LIMIT_COUNTERS.filter(([k]) => m.get(k) > 0);
   if (limits.length) lines.push(`limits: ${limits.map(([k, what]) => `${what} ${m.get(k)}`).join(", ")}`);
   return lines;
+}
+
+const TOOLCHAIN_COUNTERS = ["toolchain_new", "toolchain_misses", "toolchain_marks_up", "toolchain_mark_errors"];
+
+/** Toolchain marks (buildcache/toolchain-mark.ts). */
+function toolchainLine(m: Metrics): string {
+  const seen = m.get("toolchain_new") ? "new to the bucket" : "known";
+  return (
+    `s3: toolchain ${seen}: misses without a GET ${m.get("toolchain_misses")}, marks written ${m.get("toolchain_marks_up")}, ` +
+    `mark errors ${m.get("toolchain_mark_errors")}`
+  );
 }
 
 /** Estimated compute time the hits saved (buildcache/costs.ts says how it is measured). */

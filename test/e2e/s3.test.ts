@@ -50,6 +50,7 @@ async function bucketIntact(): Promise<number> {
   let n = 0;
   for (const key of await s3.listKeys()) {
     if (key.startsWith("packs/")) continue; // packs and their heads (src/store/packs.ts, test/e2e/packs.test.ts)
+    if (key.startsWith("toolchains/")) continue; // toolchain marks (src/store/toolchain-marks.ts)
     const r = await c.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
     const meta = decodeMeta(r.Metadata);
     expect(meta).not.toBeNull();
@@ -63,7 +64,7 @@ async function bucketIntact(): Promise<number> {
 }
 
 async function objectCount(): Promise<number> {
-  return (await s3.listKeys()).filter((k) => !k.startsWith("packs/")).length;
+  return (await s3.listKeys()).filter((k) => !k.startsWith("packs/") && !k.startsWith("toolchains/")).length;
 }
 
 interface Machine {
@@ -138,6 +139,15 @@ describe("shared S3 tier through the go command", () => {
       expect(counter(ra.build + ra.test, "left at close")).toBe(0);
       expect(outputsIntact(a.cache)).toBeGreaterThan(50);
       seedCache = a.cache;
+      // The bucket was empty: A's go build asked for no single object, and
+      // wrote the mark of the go command's version and platform before its
+      // uploads; its go test (the mark is there now) asks as before.
+      expect(counter(ra.build, "misses without a GET")).toBeGreaterThan(10);
+      expect(counter(ra.build, "object gets")).toBe(0);
+      expect(counter(ra.build, "marks written")).toBe(1);
+      expect(counter(ra.test, "object gets")).toBeGreaterThan(0);
+      const goenv = (await go(["env", "GOOS", "GOARCH", "GOVERSION"], mod, a.env, GO_TIMEOUT)).stdout.trim().split("\n");
+      expect(await s3.listKeys()).toContain(`toolchains/${goenv[0]}-${goenv[1]}/${goenv[2]}`);
 
       const b = machine("B");
       const rb = await buildAndTest(b, mod);

@@ -12,7 +12,8 @@
 //   proxy.requests / proxy.counts.GET ...     // what went through (faulty or not)
 //   await proxy.stop();
 //
-// Faults can be limited to one method (`only: "GET"` or "PUT"). Requests are
+// Faults can be limited to one method (`only: "GET"` or "PUT") and to paths
+// matching a pattern (`onlyPath: /toolchains\//`). Requests are
 // forwarded with their Host header intact, so S3 signatures (which cover the
 // host the client used) still verify at the server. `endpoint` is the URL to
 // give the client.
@@ -33,9 +34,11 @@ export interface Faults {
   hang: boolean;
   /** Apply the faults above only to this method (others pass cleanly). */
   only: string | null;
+  /** Apply them only to requests whose path matches (others pass cleanly). */
+  onlyPath: RegExp | null;
 }
 
-const NONE: Faults = { latencyMs: 0, down: false, status500: false, cutBody: false, corruptBody: false, hang: false, only: null };
+const NONE: Faults = { latencyMs: 0, down: false, status500: false, cutBody: false, corruptBody: false, hang: false, only: null, onlyPath: null };
 
 export interface FaultProxy {
   endpoint: string;
@@ -63,12 +66,12 @@ export async function startFaultProxy(upstream: string, initial: Partial<Faults>
   const port = freePort();
   const hanging = new Set<() => void>();
 
-  const applies = (method: string) => faults.only === null || faults.only === method;
+  const applies = (method: string, path: string) => (faults.only === null || faults.only === method) && (faults.onlyPath === null || faults.onlyPath.test(path));
 
   async function handle(req: Request): Promise<Response> {
     requests++;
     counts[req.method] = (counts[req.method] ?? 0) + 1;
-    const f = applies(req.method) ? faults : NONE;
+    const f = applies(req.method, new URL(req.url).pathname) ? faults : NONE;
     if (f.latencyMs > 0) await Bun.sleep(f.latencyMs);
     if (f.hang) {
       faulted++;
