@@ -49,6 +49,8 @@ export interface ReportOptions {
   runs: number;
   refRuns: number;
   coldRuns: number;
+  /** Added to every request of the cold+upload runs (ms). */
+  coldLatency: number;
   loadBefore: string;
   /** The binary of the compare variant (--compare), if it ran. */
   compare?: string | null;
@@ -66,6 +68,7 @@ export function report(o: ReportOptions): void {
     row("cold, plain go", "plain cold"),
     row("cold + upload, gostash", "gostash cold+upload"),
     row("cold + upload, go-cache-plugin", "gcp cold+upload"),
+    row("cold + upload, --compare", "compare cold+upload"),
     row("local-warm, plain go", "plain local-warm"),
     row("local-warm, gostash", "gostash local-warm"),
     row("local-warm, go-cache-plugin", "gcp local-warm"),
@@ -101,7 +104,10 @@ export function report(o: ReportOptions): void {
   ];
   console.log("\n" + table(["ratio (median of per-round ratios)", ...o.latencies.map((L) => `+${L} ms`), "goal"], ratios));
   const cold = r.paired("gostash cold+upload", "plain cold");
-  const gcpCold = r.has("gcp cold+upload") ? `; go-cache-plugin ${fmtRatio(r.paired("gcp cold+upload", "plain cold"))}` : "";
+  const gcpCold =
+    (r.has("gcp cold+upload") ? `; go-cache-plugin ${fmtRatio(r.paired("gcp cold+upload", "plain cold"))}` : "") +
+    (r.has("compare cold+upload") ? `; --compare ${fmtRatio(r.paired("compare cold+upload", "plain cold"))}` : "");
   const rounds = o.coldRuns > 1 ? `median of ${o.coldRuns} rounds` : "one round: a single cold run varies by 15% here, --cold-runs 3 for a figure";
-  console.log(`\ngostash cold+upload / plain cold: ${fmtRatio(cold)} (goal ≤ 1.15x)${gcpCold} (${rounds})`);
+  const at = o.coldLatency ? ` at +${o.coldLatency} ms per request` : "";
+  console.log(`\ngostash cold+upload${at} / plain cold: ${fmtRatio(cold)} (goal ≤ 1.15x)${gcpCold} (${rounds})`);
 }

@@ -4,7 +4,7 @@
 // ./...`), on one S3 server (versitygw on loopback) behind the fault proxy
 // (test/helpers/faultproxy.ts) adding latency to every request:
 //
-//   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--cold-runs 1] [--latencies 0,20,50]
+//   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--cold-runs 1] [--cold-latency 0] [--latencies 0,20,50]
 //                               [--targets std,x/tools] [--tools-version v0.52.0]
 //                               [--no-ref] [--rebuild] [--keep] [--compare BIN]
 //                               [--scratch DIR]
@@ -13,7 +13,10 @@
 // start-up and the flush at close included):
 //   cold            empty local cache, plain go (no plugin)
 //   cold+upload     empty local cache and empty prefix, the plugin uploading
-//                   (direct mode: close waits for the uploads, packs included)
+//                   (direct mode: close waits for the uploads, packs included);
+//                   straight to the S3 server, or through the proxy with
+//                   --cold-latency ms per request (the bucket's round trips
+//                   for every miss: toolchain marks, docs/toolchain-marks.md)
 //   local-warm      the plugin's local cache as its cold run left it
 //   remote-warm     empty local cache, bucket filled by the cold+upload run,
 //                   every request through the proxy with +L ms
@@ -21,7 +24,8 @@
 //                   actions/cache saves it (s3-tarball.ts): one GET through
 //                   the same proxy streamed into tar -x, then plain go
 //   compare         remote-warm with another gostash binary (--compare: a
-//                   build of an earlier commit), on the same bucket prefix
+//                   build of an earlier commit), on the same bucket prefix;
+//                   and its own cold+upload, to a prefix of its own
 //   data floor      the packs the run needs, downloaded, decompressed,
 //                   written and verified alone, with no go command
 //                   (pack-floor.ts; its own timer, no process start-up)
@@ -54,6 +58,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   runs: "2",
   "ref-runs": "1",
   "cold-runs": "1",
+  "cold-latency": "0",
   latencies: "0,20,50",
   targets: "std,x/tools",
   "tools-version": "v0.52.0",
@@ -66,6 +71,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
 const runs = intFlag(flags, "runs");
 const refRuns = Math.min(runs, intFlag(flags, "ref-runs"));
 const coldRuns = intFlag(flags, "cold-runs");
+const coldLatency = intFlag(flags, "cold-latency");
 const latencies = String(flags.latencies)
   .split(",")
   .map((s) => Number(s.trim()))
@@ -131,23 +137,25 @@ function gostashBytesDown(stderr: string): number {
 async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
   const px = (tool: string) => `${t.name.replace(/\W+/g, "-")}-${tool}`;
   const tools = ctx.gcp ? (["gostash", "gcp"] as const) : (["gostash"] as const);
-  log(`${t.name}: cold runs (${coldRuns} rounds: minutes each on 2 cores) ...`);
+  log(`${t.name}: cold runs (${coldRuns} rounds: minutes each on 2 cores${coldLatency ? `; +${coldLatency} ms per request` : ""}) ...`);
+  ctx.proxy.set({ latencyMs: coldLatency });
+  const coldEndpoint = coldLatency ? ctx.proxy.endpoint : ctx.s3.endpoint;
   // Round 0's caches and prefixes are machine A for everything after; later
   // rounds upload to prefixes of their own (empty, as a cold run needs) and
   // their caches go once measured. The order rotates like the remote rounds.
   let plainDir = "";
   const local: Record<string, string> = {};
-  const coldVariants = ["plain", ...tools] as const;
+  const coldVariants: Tool[] = ["plain", ...tools, ...(ctx.compare ? (["compare"] as const) : [])];
   for (let r = 0; r < coldRuns; r++) {
     for (let i = 0; i < coldVariants.length; i++) {
       const tool = coldVariants[(i + r) % coldVariants.length]!;
       const dir = fresh(ctx, `${tool}-${r ? `cold${r}` : "A"}`);
       if (r === 0 && tool === "plain") plainDir = dir;
-      else if (r === 0) local[tool] = dir;
+      else if (r === 0 && tool !== "compare") local[tool] = dir;
       const name = tool === "plain" ? "plain cold" : `${tool} cold+upload`;
-      const env = tool === "plain" ? envFor(ctx, "plain", dir, "", "") : envFor(ctx, tool, dir, ctx.s3.endpoint, r ? `${px(tool)}-cold${r}` : px(tool));
+      const env = tool === "plain" ? envFor(ctx, "plain", dir, "", "") : envFor(ctx, tool, dir, coldEndpoint, r ? `${px(tool)}-cold${r}` : px(tool));
       res.add(name, { ms: (await runTarget(t, name, env)).ms }, r);
-      if (r) rmSync(dir, { recursive: true, force: true });
+      if (r || tool === "compare") rmSync(dir, { recursive: true, force: true });
     }
   }
   const tarFile = join(ctx.scratch, "cache.tar.zst");
@@ -253,7 +261,7 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const res = new Results();
       await benchTarget(ctx, t, res);
-      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, coldRuns, loadBefore: load, compare });
+      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, coldRuns, coldLatency, loadBefore: load, compare });
     }
   } finally {
     viaProxy.close();
