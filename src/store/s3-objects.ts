@@ -13,8 +13,9 @@
 //                       (buildcache/costs.ts); a later hit saved that much
 //
 // Other layouts in the same bucket: packs/ (packs.ts: many outputs in one
-// object, with the same metadata per entry) and mod/ (the module mirror,
-// modproxy).
+// object, with the same metadata per entry), toolchains/ (toolchain-marks.ts:
+// which go toolchains the bucket holds outputs of) and mod/ (the module
+// mirror, modproxy).
 //
 // A remote hit is a single round trip: the metadata arrives in the headers
 // and the body follows. The body is hashed while it lands in the local
