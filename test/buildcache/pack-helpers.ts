@@ -80,11 +80,14 @@ export function s3cfg(w: World, prefix: string, over: Partial<S3Config> = {}): S
   };
 }
 
-/** A machine with an empty disk: its handler is one go command (plugin mode). */
-export async function machine(w: World, prefix: string, over: Partial<S3Config> = {}): Promise<Machine> {
+/** A machine with an empty disk: its handler is one go command (plugin mode), of `toolchain` if given (toolchain marks). */
+export async function machine(w: World, prefix: string, over: Partial<S3Config> = {}, toolchain: string | null = null): Promise<Machine> {
   const t = tempDir("gostash-packs-");
   const metrics = new Metrics();
-  const cache = await openBuildCache({ local: { cacheDir: t.path, maxSize: 0 }, s3: s3cfg(w, prefix, over), singleCommand: true }, { metrics, logger: createLogger() });
+  const cache = await openBuildCache(
+    { local: { cacheDir: t.path, maxSize: 0 }, s3: s3cfg(w, prefix, over), singleCommand: true, toolchain },
+    { metrics, logger: createLogger() },
+  );
   w.cleanups.push(() => cache.tier?.client.close(), t.cleanup);
   return { cache, metrics, dir: t.path };
 }

@@ -3,13 +3,9 @@
 // bucket has no mark for answers its local misses without a GET each, and its
 // first upload writes the mark; everything else asks the bucket as before.
 import { describe, expect, test } from "bun:test";
-import { openBuildCache } from "../../src/buildcache/open.ts";
 import type { S3Config } from "../../src/config/config.ts";
 import { encodeMark, markObject, markTime, toolchainOf } from "../../src/store/toolchain-marks.ts";
-import { createLogger } from "../../src/util/log.ts";
-import { Metrics } from "../../src/util/metrics.ts";
-import { tempDir } from "../helpers/env.ts";
-import { coldRun, keys, outputs, packWorld, put, s3cfg, warmRun, type Machine, type World } from "./pack-helpers.ts";
+import { coldRun, keys, machine as packMachine, outputs, packWorld, put, warmRun, type Machine, type World } from "./pack-helpers.ts";
 
 const w: World = packWorld();
 const GO = "linux-amd64/go1.99.1";
@@ -17,16 +13,7 @@ let seq = 0;
 const fresh = () => `marks${++seq}-${Date.now()}`;
 
 /** A plugin-mode machine (one go command) whose go command says it is `toolchain`. */
-async function machine(prefix: string, toolchain: string | null, over: Partial<S3Config> = {}): Promise<Machine> {
-  const t = tempDir("gostash-marks-");
-  const metrics = new Metrics();
-  const cache = await openBuildCache(
-    { local: { cacheDir: t.path, maxSize: 0 }, s3: s3cfg(w, prefix, over), singleCommand: true, toolchain },
-    { metrics, logger: createLogger() },
-  );
-  w.cleanups.push(() => cache.tier?.client.close(), t.cleanup);
-  return { cache, metrics, dir: t.path };
-}
+const machine = (prefix: string, toolchain: string | null, over: Partial<S3Config> = {}): Promise<Machine> => packMachine(w, prefix, over, toolchain);
 
 async function markBody(prefix: string, toolchain = GO): Promise<Uint8Array | null> {
   const m = await machine(prefix, null);
