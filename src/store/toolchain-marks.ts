@@ -5,9 +5,9 @@
 //   key   toolchains/<GOOS>-<GOARCH>/<GOVERSION>
 //   body  "gostash-toolchain 1\n<time written, Unix ms>\n"
 //
-// Every hash the go command makes starts with its version (Go's
-// cmd/go/internal/cache.hashSalt), and every compile and link action hashes
-// GOOS and GOARCH too, so a go command of a version and platform the bucket
+// Every hash the go command makes starts with its version, experiments
+// left out (Go's cmd/go/internal/cache.hashSalt; so are they here), and
+// every compile and link action hashes GOOS and GOARCH too, so a go command of a version and platform the bucket
 // has never seen cannot hit any per-action object in it. A writer puts the
 // mark before its first upload of such a run; a reader that finds no mark
 // answers its local misses as misses without asking the bucket for each
@@ -31,11 +31,17 @@ const MAX_PART = 100;
 
 /** What the go command that started us says about its toolchain (its environment), or null if it does not say. */
 export function toolchainOf(env: Record<string, string | undefined>): string | null {
-  const version = env.GOVERSION?.trim();
+  const version = withoutExperiments(env.GOVERSION?.trim() ?? "");
   const goos = env.GOOS?.trim();
   const goarch = env.GOARCH?.trim();
   if (!version || !goos || !goarch) return null;
   return `${safePart(goos)}-${safePart(goarch)}/${safePart(version)}`;
+}
+
+/** The version as Go salts its hashes with: experiments (" X:...", "-X:...") do not change it (cmd/go/internal/cache stripExperiment). */
+function withoutExperiments(v: string): string {
+  const i = v.search(/[ -]X:/);
+  return i >= 0 ? v.slice(0, i) : v;
 }
 
 /** A key segment made of letters, digits and ._- only (devel versions hold spaces and colons). */

@@ -123,6 +123,9 @@ describe("toolchainOf", () => {
     expect(toolchainOf({ GOVERSION: "devel go1.27-abc123 Tue Dec 1 10:00:00 2026 +0000", GOOS: "darwin", GOARCH: "arm64" })).toBe(
       "darwin-arm64/devel_go1.27-abc123_Tue_Dec_1_10_00_00_2026__0000",
     );
+    // Go salts its hashes with the version without experiments.
+    expect(toolchainOf({ GOVERSION: "go1.26.8 X:rangefunc,aliastypeparams", GOOS: "linux", GOARCH: "amd64" })).toBe("linux-amd64/go1.26.8");
+    expect(toolchainOf({ GOVERSION: "devel go1.27-abc123-X:boringcrypto", GOOS: "linux", GOARCH: "amd64" })).toBe("linux-amd64/devel_go1.27-abc123");
     expect(toolchainOf({ GOVERSION: "go1.26.8", GOOS: "linux" })).toBeNull();
     expect(toolchainOf({ GOOS: "linux", GOARCH: "amd64" })).toBeNull();
     expect(toolchainOf({ GOVERSION: " ", GOOS: "linux", GOARCH: "amd64" })).toBeNull();
