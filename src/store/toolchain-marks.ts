@@ -7,13 +7,14 @@
 //
 // Every hash the go command makes starts with its version, experiments
 // left out (Go's cmd/go/internal/cache.hashSalt; so are they here), and
-// every compile and link action hashes GOOS and GOARCH too, so a go command of a version and platform the bucket
-// has never seen cannot hit any per-action object in it. A writer puts the
-// mark before its first upload of such a run; a reader that finds no mark
-// answers its local misses as misses without asking the bucket for each
-// one (buildcache/toolchain-mark.ts): on a fresh toolchain (every Go
-// upgrade, a new platform in a CI matrix) that is hundreds of round trips
-// a cold build no longer waits for.
+// every compile and link action hashes GOOS and GOARCH too, so a go command
+// of a version and platform the bucket has never seen cannot hit any
+// per-action object in it. A writer queues the mark with its first upload
+// of such a run; a reader that finds no mark answers its local misses as
+// misses without asking the bucket for each one
+// (buildcache/toolchain-mark.ts): on a fresh toolchain (every Go upgrade, a
+// new platform in a CI matrix) that is hundreds of round trips a cold build
+// no longer waits for.
 //
 // A missing mark where outputs exist costs hits, never correctness:
 // buckets written before marks existed, or a mark a lifecycle rule removed.
