@@ -336,6 +336,13 @@ export function parseFlags(argv: string[], defaults: Record<string, string | boo
   return out;
 }
 
+/** A whole number of milliseconds, 0 allowed. */
+export function msFlag(flags: Record<string, string | boolean>, k: string): number {
+  const n = Number(flags[k]);
+  if (!Number.isInteger(n) || n < 0) die(`--${k} must be a whole number of milliseconds (0 or more)`);
+  return n;
+}
+
 export function intFlag(flags: Record<string, string | boolean>, k: string): number {
   const n = Number(flags[k]);
   if (!Number.isInteger(n) || n < 1) die(`--${k} must be a positive integer`);

@@ -52,7 +52,7 @@ import { ensureGoCachePlugin, ensureVersitygw } from "./s3-tools.ts";
 import { report, Results } from "./s3-report.ts";
 import { restoreTarball, saveTarball, tarballName } from "./s3-tarball.ts";
 import { targetNamed, type Target } from "./s3-targets.ts";
-import { die, ensureGostash, fmtMs, goEnv, goVersion, intFlag, log, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
+import { die, ensureGostash, fmtMs, goEnv, goVersion, intFlag, log, msFlag, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
 
 const flags = parseFlags(Bun.argv.slice(2), {
   runs: "2",
@@ -71,7 +71,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
 const runs = intFlag(flags, "runs");
 const refRuns = Math.min(runs, intFlag(flags, "ref-runs"));
 const coldRuns = intFlag(flags, "cold-runs");
-const coldLatency = intFlag(flags, "cold-latency");
+const coldLatency = msFlag(flags, "cold-latency");
 const latencies = String(flags.latencies)
   .split(",")
   .map((s) => Number(s.trim()))
