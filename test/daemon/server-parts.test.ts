@@ -49,6 +49,7 @@ describe("AuthHandshake", () => {
     expect(why("GOSTASH-AUTH rw-to\n")).toBe("wrong token");
     expect(why("GOSTASH-AUTH rw-tok-and-more\n")).toBe("wrong token");
     expect(why('{"ID":1,"Command":"get"}\n')).toBe("missing token");
+    expect(why("GOSTASH-AUTH \n")).toBe("missing token"); // a bridge with a hello and no token
     expect(why(`GOSTASH-AUTH ${"x".repeat(5000)}`)).toBe("no auth line (expected GOSTASH-AUTH <token>)");
     expect(why("GOSTASH-AU", true)).toBe("missing token");
     expect(why("GOSTASH-AUTH rw-tok\r\n")).toBe("authenticated"); // a CRLF line is fine

@@ -10,10 +10,12 @@
 // (see server.ts).
 //
 // Without a token, the conversation starts at once, and an auth line a
-// bridge sends anyway is skipped: the first bytes are sniffed, and as soon
-// as they cannot be the start of `GOSTASH-AUTH ` they are the conversation's.
+// bridge sends anyway is skipped: the first bytes are sniffed
+// (first-line.ts), and as soon as they cannot be the start of
+// `GOSTASH-AUTH ` they are the conversation's.
 
 import { AUTH_PREFIX, ERROR_PREFIX, MAX_AUTH_LINE, parseAuthLine, type Access, type TokenChecker } from "../../auth/token.ts";
+import { FirstLineSniffer, type FirstLineStep } from "./first-line.ts";
 
 /** A client that has not sent its auth line within this long is cut off. */
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -31,11 +33,9 @@ export type HandshakeStep =
 type State =
   /** A token is required: the first line is buffered until it is complete. */
   | { kind: "required"; buf: Buffer | null; timer: ReturnType<typeof setTimeout> | null }
-  /** No token is required: bytes that may still be the start of an auth line are buffered. */
-  | { kind: "sniffing"; buf: Buffer | null }
+  /** No token is required: bytes that may still be the start of an auth line are held. */
+  | { kind: "sniffing"; sniffer: FirstLineSniffer }
   | { kind: "decided" };
-
-const NONE = new Uint8Array(0);
 
 export class AuthHandshake {
   private state: State;
@@ -50,7 +50,7 @@ export class AuthHandshake {
     timeoutMs = AUTH_TIMEOUT_MS,
   ) {
     if (!tokens) {
-      this.state = { kind: "sniffing", buf: null };
+      this.state = { kind: "sniffing", sniffer: new FirstLineSniffer(AUTH_PREFIX, MAX_AUTH_LINE) };
       return;
     }
     const timer = setTimeout(() => {
@@ -69,15 +69,15 @@ export class AuthHandshake {
   feed(chunk: Uint8Array): HandshakeStep {
     const s = this.state;
     if (s.kind === "decided") return { kind: "passed", rest: chunk };
+    if (s.kind === "sniffing") return this.sniffed(s.sniffer.feed(chunk));
     const buf = s.buf ? Buffer.concat([s.buf, chunk]) : Buffer.from(chunk);
-    if (s.kind === "sniffing" && !mayBeAuthLine(buf)) return this.pass(buf);
     const nl = buf.indexOf(10);
-    if (nl >= 0) return s.kind === "sniffing" ? this.pass(buf.subarray(nl + 1)) : this.check(buf, nl);
+    if (nl >= 0) return this.check(buf, nl);
     if (buf.length <= MAX_AUTH_LINE) {
       s.buf = buf;
       return { kind: "wait" };
     }
-    return s.kind === "sniffing" ? this.pass(buf) : this.refuse("no auth line (expected GOSTASH-AUTH <token>)");
+    return this.refuse("no auth line (expected GOSTASH-AUTH <token>)");
   }
 
   /** The client sent EOF. */
@@ -85,7 +85,8 @@ export class AuthHandshake {
     const s = this.state;
     if (s.kind === "required") return this.refuse("missing token");
     // A short first message that only looked like the start of an auth line is the conversation's.
-    return this.pass(s.kind === "sniffing" && s.buf ? s.buf : NONE);
+    if (s.kind === "sniffing") return this.sniffed(s.sniffer.end());
+    return { kind: "passed", rest: new Uint8Array(0) };
   }
 
   /** The connection is gone. */
@@ -96,11 +97,17 @@ export class AuthHandshake {
 
   private check(buf: Buffer, nl: number): HandshakeStep {
     const cred = parseAuthLine(buf.subarray(0, nl).toString("utf8"));
-    if (cred === null) return this.refuse("missing token");
+    // A bridge with nothing to present still sends the line, empty (bridge/state-machine.ts).
+    if (cred === null || cred === "") return this.refuse("missing token");
     const access: Access = this.tokens!.check(cred);
     if (access === "none") return this.refuse("wrong token");
     this.dispose();
     return { kind: "authenticated", access, rest: buf.subarray(nl + 1) };
+  }
+
+  /** No token is required: an auth line is skipped, anything else is the conversation's. */
+  private sniffed(step: FirstLineStep): HandshakeStep {
+    return step.kind === "wait" ? step : this.pass(step.rest);
   }
 
   private pass(rest: Uint8Array): HandshakeStep {
@@ -112,12 +119,6 @@ export class AuthHandshake {
     this.dispose();
     return { kind: "refused", why };
   }
-}
-
-/** buf could still be (the start of) an auth line. */
-function mayBeAuthLine(buf: Buffer): boolean {
-  const n = Math.min(buf.length, AUTH_PREFIX.length);
-  return buf.subarray(0, n).toString("latin1") === AUTH_PREFIX.slice(0, n);
 }
 
 /** The one line a refused client gets before the daemon hangs up. */
