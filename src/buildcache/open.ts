@@ -62,8 +62,10 @@ export interface BuildCache {
    * A daemon connection's view: one go command (its own pack reads and
    * writes; close queues its pack upload and returns). Never closes the
    * shared cache; read-only ones write to a private scratch store.
+   * toolchain: what the connection's hello said (daemon/hello.ts), for
+   * toolchain marks.
    */
-  connection(access: "rw" | "ro", connID: number): CacheHandler;
+  connection(access: "rw" | "ro", connID: number, toolchain?: string | null): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
   flush(ms: number): Promise<{ left: number }>;
   /** Go's trim (cheap unless due), and old read-only scratch stores; never throws. */
@@ -111,8 +113,8 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
   const shared: CacheHandler = tier ?? createLocalCache(disk, metrics);
   const handler = s.singleCommand && commandView ? commandView("read-write", true, s.toolchain) : shared;
   // A connection's view: its `close` ends one go command, never the shared cache.
-  const view = (packs: PackMode): CacheHandler =>
-    commandView ? commandView(packs, false) : { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
+  const view = (packs: PackMode, toolchain: string | null): CacheHandler =>
+    commandView ? commandView(packs, false, toolchain) : { get: (a) => shared.get(a), put: (a, o, n) => shared.put(a, o, n), close() {} };
   const scratchRoot = join(s.local.cacheDir, "gostash-read-only");
   const commands = new CommandsLog();
   const usage = new DiskUsage(disk, s.local.maxSize, metrics);
@@ -125,11 +127,11 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
     usage,
     tracker,
     // Measured per connection, so each go command's events carry it; a read-only client's puts record no costs.
-    connection: (access, connID) =>
+    connection: (access, connID, toolchain = null) =>
       commands.track(
         access,
         connID,
-        tracker.wrap(access === "ro" ? createReadOnlyHandler(view("read-only"), join(scratchRoot, `${process.pid}-${connID}`), metrics) : view("read-write"), {
+        tracker.wrap(access === "ro" ? createReadOnlyHandler(view("read-only", toolchain), join(scratchRoot, `${process.pid}-${connID}`), metrics) : view("read-write", toolchain), {
           conn: connID,
           recordCosts: access === "rw",
         }),

@@ -19,6 +19,7 @@ import type { ConnectConfig } from "../config/daemon.ts";
 import { toCittyArgs, type Flags } from "../config/flags.ts";
 import { formatPluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
+import { helloLine } from "../daemon/hello.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
@@ -76,7 +77,9 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
   };
 
   // cli.ts has printed the capability line already (as in direct mode).
-  const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token });
+  // The go command says which toolchain it is in the environment it starts us with: the hello tells the daemon.
+  const hello = helloLine(process.env);
+  const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token, hello });
   if (res.kind === "done") {
     if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
     // The bridge took over from the local cache at some point: trim it as direct mode does.

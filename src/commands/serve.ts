@@ -43,6 +43,7 @@ import { modproxyConfig } from "../modproxy/config.ts";
 import type { ModProxy } from "../modproxy/serve/proxy.ts";
 import type { RevProxy } from "../revproxy/open.ts";
 import type { S3Client } from "../s3/client.ts";
+import { toolchainOf } from "../store/toolchain-marks.ts";
 import { createLogger, DEBUG_MODPROXY, requestLog, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
 import { printSummary } from "../util/summary.ts";
@@ -173,7 +174,9 @@ async function startBuildCache(
       metrics,
       logger,
       tokens: sh.tokens,
-      connectionHandler: (access, id) => withRequestLog(cache.connection(access, id)),
+      connectionHandler: (access, id, client) => withRequestLog(cache.connection(access, id, toolchainOf(client.goEnv))),
+      // What a hello says is used for toolchain marks only (plugin.ts passes its own toolchain).
+      hello: s3 !== null && s3.toolchainMarks !== false,
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     return { cache, plugin };

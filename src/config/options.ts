@@ -93,7 +93,7 @@ export const s3Flags = {
     default: true,
     env: ["GOSTASH_TOOLCHAIN_MARKS"],
     description:
-      "Plugin mode: when the bucket has no mark for the go command's version and platform (toolchains/ in it), its local misses are misses without a GET each; the first upload writes the mark (--no-toolchain-marks when other tools write outputs into the same bucket; see docs/toolchain-marks.md)",
+      "When the bucket has no mark for the go command's version and platform (toolchains/ in it; through a daemon, connect says which they are), its local misses are misses without a GET each; the first upload writes the mark (--no-toolchain-marks when other tools write outputs into the same bucket; see docs/toolchain-marks.md)",
   },
   "max-pack-size": {
     type: "size", default: "1GiB",

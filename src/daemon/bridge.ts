@@ -32,6 +32,10 @@
 // stderr why and serves the build from the local cache (the same takeover),
 // so the build still succeeds, just without the shared cache.
 //
+// The hello: to a daemon whose capability line asks for one, the bridge
+// says which toolchain the go command is (daemon/hello.ts) before any of
+// go's bytes, so the daemon can use toolchain marks for this connection.
+//
 // The states it goes through: bridge/state-machine.ts.
 
 import type { CacheHandler } from "../cacheprog/session.ts";
@@ -53,6 +57,8 @@ export interface BridgeOptions {
   capabilityPrinted?: boolean;
   /** Sent first as `GOSTASH-AUTH <token>` when set. */
   token?: string | null;
+  /** Sent next to a daemon that takes a hello (daemon/hello.ts). */
+  hello?: string | null;
   /** Opens the local cache for a takeover; loaded only when needed. */
   openLocal(): Promise<{ handler: CacheHandler; where: string }>;
 }
@@ -62,6 +68,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     where: formatPluginAddress(addr),
     capabilityPrinted: o.capabilityPrinted === true,
     token: o.token ?? null,
+    hello: o.hello ?? null,
     openLocal: o.openLocal,
   };
   const bridge = new Bridge(setup, {

@@ -12,6 +12,9 @@
 //   scratch store of its own (answered with a DiskPath there, so `go list
 //   -export` and friends work), never in the shared cache or S3. Without a
 //   token, an auth line a bridge sends anyway is skipped;
+// - first-line.ts, ../hello.ts: the hello a bridge sends when this daemon
+//   advertises that it reads one (what the go command behind the
+//   connection is: its toolchain, for toolchain marks);
 // - writer.ts: answers batched per tick, with backpressure (reading pauses
 //   while a client does not read them);
 // - limits.ts, session-input.ts: --max-connections, --max-inflight,
@@ -24,6 +27,7 @@ import type { CacheHandler } from "../cacheprog/session.ts";
 import type { TokenChecker } from "../auth/token.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import type { ClientHello } from "./hello.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
 import { Connection, type ConnectionContext } from "./server/connection.ts";
 import { Admission } from "./server/limits.ts";
@@ -44,7 +48,9 @@ export interface PluginServerOptions {
    * that command's conversation, never the shared cache): replaces handler
    * and readOnlyHandler when set, so a cache can keep per-command state.
    */
-  connectionHandler?: (access: "rw" | "ro", connID: number) => CacheHandler;
+  connectionHandler?: (access: "rw" | "ro", connID: number, client: ClientHello) => CacheHandler;
+  /** Ask clients for a hello (daemon/hello.ts) and pass what it says to connectionHandler. */
+  hello?: boolean;
   limits?: ConnectionLimits;
 }
 
@@ -128,6 +134,7 @@ function connectionContext(o: PluginServerOptions): ConnectionContext {
     logger: o.logger,
     tokens: o.tokens?.required ? o.tokens : null,
     handlerFor: o.connectionHandler ?? ((access, id) => (access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(id) : handler)),
+    hello: o.hello === true,
     maxInflight: o.limits?.maxInflight ?? 0,
     idleTimeoutMs: o.limits?.idleTimeoutMs ?? 0,
   };

@@ -45,9 +45,15 @@ function withoutExperiments(v: string): string {
   return i >= 0 ? v.slice(0, i) : v;
 }
 
-/** A key segment made of letters, digits and ._- only (devel versions hold spaces and colons). */
+/**
+ * A key segment made of letters, digits and ._- only (devel versions hold
+ * spaces and colons), never "." or "..": a daemon's clients say what their
+ * version is (daemon/hello.ts), and a file-backed S3 server may take a key
+ * for a path.
+ */
 function safePart(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, MAX_PART);
+  const part = s.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, MAX_PART);
+  return /^\.+$/.test(part) ? part.replace(/\./g, "_") : part;
 }
 
 /** The mark's object name for a toolchain (toolchainOf). */

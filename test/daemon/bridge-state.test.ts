@@ -7,6 +7,7 @@ import { LineAssembler } from "../../src/cacheprog/framing.ts";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import type { Link, LinkEvents } from "../../src/daemon/bridge/daemon-link.ts";
 import { Bridge } from "../../src/daemon/bridge/state-machine.ts";
+import { DAEMON_CAPABILITY_LINE } from "../../src/daemon/hello.ts";
 import { until } from "./helpers.ts";
 
 const enc = new TextEncoder();
@@ -89,7 +90,7 @@ interface Harness {
  * dial(n) decides the n-th dial (from 1): a link, or an error (the daemon
  * is down). The first dial must succeed.
  */
-function harness(opts: { capabilityPrinted?: boolean; token?: string; down?: (n: number) => boolean } = {}): Harness {
+function harness(opts: { capabilityPrinted?: boolean; token?: string; hello?: string; down?: (n: number) => boolean } = {}): Harness {
   const links: FakeLink[] = [];
   let out = "";
   let released = false;
@@ -97,7 +98,7 @@ function harness(opts: { capabilityPrinted?: boolean; token?: string; down?: (n:
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
   const bridge = new Bridge(
-    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
+    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ?? null, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
     {
       dial: async (events) => {
         if (opts.down?.(links.length + 1)) {
@@ -168,6 +169,65 @@ describe("bridge state machine", () => {
     h.push(get(1));
     await until(() => h.links[0]!.sent.includes('"get"'), "the request");
     expect(h.links[0]!.sent).toBe(`GOSTASH-AUTH t0k\n${get(1)}`);
+  });
+
+  const HELLO = 'GOSTASH-HELLO {"GOVERSION":"go1.26.0","GOOS":"linux","GOARCH":"amd64"}\n';
+
+  test("a hello goes to a daemon whose capability line takes one: after the auth line, before go's bytes, on every connection", async () => {
+    const h = harness({ token: "t0k", hello: HELLO });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.push(get(1));
+    await Bun.sleep(20);
+    // go's request waits for the daemon's capability line.
+    expect(h.links[0]!.sent).toBe("GOSTASH-AUTH t0k\n");
+    h.links[0]!.say(DAEMON_CAPABILITY_LINE);
+    await until(() => h.links[0]!.sent.includes('"get"'), "the request");
+    expect(h.links[0]!.sent).toBe(`GOSTASH-AUTH t0k\n${HELLO}${get(1)}`);
+    h.links[0]!.hangUp(); // get 1 unanswered: dialled again, and replayed after a hello
+    await until(() => h.links.length === 2 && h.links[1]!.sent.length > 0, "the redial");
+    await Bun.sleep(20);
+    expect(h.links[1]!.sent).toBe("GOSTASH-AUTH t0k\n");
+    h.links[1]!.say(DAEMON_CAPABILITY_LINE);
+    await until(() => h.links[1]!.sent.includes('"get"'), "the replay");
+    expect(h.links[1]!.sent).toBe(`GOSTASH-AUTH t0k\n${HELLO}${get(1)}`);
+    h.links[1]!.say('{"ID":1,"Miss":true}\n');
+    h.push(close(2));
+    await until(() => h.links[1]!.sent.endsWith(close(2)), "the close");
+    h.links[1]!.say('{"ID":2}\n');
+    await h.endVia(h.links[1]!);
+    expect(await exit).toBe(0);
+    expect(h.lines()).toEqual(['{"ID":1,"Miss":true}', '{"ID":2}']); // neither capability line reached go
+    expect(h.stderr).toEqual([]);
+  });
+
+  test("a daemon whose capability line does not take a hello (an older one) is never sent one", async () => {
+    const h = harness({ hello: HELLO });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.push(get(1));
+    h.links[0]!.say(CAP);
+    await until(() => h.links[0]!.sent.includes('"get"'), "the request");
+    // No token, but an (empty) auth line all the same: a daemon that wants a token refuses at once, not after its timeout.
+    expect(h.links[0]!.sent).toBe(`GOSTASH-AUTH \n${get(1)}`);
+    h.links[0]!.say('{"ID":1,"Miss":true}\n');
+    await h.endVia(h.links[0]!);
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1]);
+  });
+
+  test("refused while the hello waits for the capability line: no hello, the local cache answers", async () => {
+    const h = harness({ token: "bad", hello: HELLO });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.push(get(1));
+    h.links[0]!.say("GOSTASH-ERROR unauthorized: wrong token\n");
+    h.push(close(2));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(h.links[0]!.sent).toBe("GOSTASH-AUTH bad\n");
+    expect(ids(h.lines())).toEqual([1, 2]);
+    expect(h.stderr[0]).toContain("refused this client (unauthorized: wrong token)");
   });
 
   test("refused (busy): the line never reaches go, one dial only, the local cache answers everything", async () => {

@@ -145,18 +145,26 @@ describe("packs through the go command", () => {
   );
 
   test(
-    "through one daemon: each go command's pack is uploaded after its connection closed; a fresh daemon's builds read them",
+    "through one daemon: each go command's pack is uploaded after its connection closed; a fresh daemon's builds read them; the toolchain goes by hello",
     async () => {
       const d1 = await startDaemon([`--plugin=${join(tmp.path, "d1.sock")}`, "--http=0", `--cache-dir=${join(tmp.path, "d1")}`, "--prefix=daemon"], { ...s3.env, GOCACHE_S3_ENDPOINT_URL: proxy.endpoint });
       try {
         const a = machine("DA", "daemon", { prog: `${BIN} connect ${join(tmp.path, "d1.sock")}` });
         await buildAndTest(a);
+        // connect told the daemon its go command's toolchain (daemon/hello.ts), new to this prefix:
+        // the build's misses asked for no object, its first upload wrote the mark.
+        const fams = parsePrometheus(await (await fetch(`${d1.http}/metrics`)).text());
+        expect(value(fams, "gostash_toolchain_misses_total")!).toBeGreaterThan(10);
+        expect(value(fams, "gostash_toolchain_marks_up_total")).toBe(1);
+        const goenv = (await go(["env", "GOOS", "GOARCH", "GOVERSION"], mod, a.env, GO_TIMEOUT)).stdout.trim().split("\n");
+        expect(await s3.listKeys()).toContain(`daemon/toolchains/${goenv[0]}-${goenv[1]}/${goenv[2]}`);
         expect(await d1.stop("SIGTERM", 120_000)).toBe(0);
       } finally {
         if (d1.proc.exitCode === null) await d1.stop("SIGKILL");
       }
       expect(objects("daemon", ".pack").length).toBeGreaterThanOrEqual(1);
-      const d2 = await startDaemon([`--plugin=${join(tmp.path, "d2.sock")}`, "--http=0", `--cache-dir=${join(tmp.path, "d2")}`, "--prefix=daemon"], { ...s3.env, GOCACHE_S3_ENDPOINT_URL: proxy.endpoint });
+      // Without marks the daemon does not ask for a hello: one sent anyway would break its conversations.
+      const d2 = await startDaemon([`--plugin=${join(tmp.path, "d2.sock")}`, "--http=0", `--cache-dir=${join(tmp.path, "d2")}`, "--prefix=daemon", "--no-toolchain-marks"], { ...s3.env, GOCACHE_S3_ENDPOINT_URL: proxy.endpoint });
       try {
         const b = machine("DB", "daemon", { prog: `${BIN} connect ${join(tmp.path, "d2.sock")}` });
         const rb = await buildAndTest(b);
@@ -166,6 +174,10 @@ describe("packs through the go command", () => {
         const fams = parsePrometheus(await (await fetch(`${d2.http}/metrics`)).text());
         expect(value(fams, "gostash_hits_total", { tier: "pack" })!).toBeGreaterThan(20);
         expect(value(fams, "gostash_pack_integrity_failures_total") ?? 0).toBe(0);
+        expect(value(fams, "gostash_toolchain_misses_total") ?? 0).toBe(0);
+        // No takeover by connect, no conversation the daemon found broken.
+        expect(rb.build + rb.test).not.toContain("gostash connect");
+        expect(d2.stderr()).not.toContain("closing it");
       } finally {
         await d2.stop("SIGKILL");
       }

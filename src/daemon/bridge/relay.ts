@@ -3,7 +3,8 @@
 //
 // - Capability: `go` must see exactly one capability line. cli.ts may have
 //   printed ours already; then each connection's own (its first line, ID 0)
-//   is dropped, as is the one of every connection after the first.
+//   is dropped, as is the one of every connection after the first. Each
+//   one is read for whether the daemon takes a hello (daemon/hello.ts).
 // - Refusals: a daemon that refuses a client (a wrong token: `GOSTASH-ERROR
 //   unauthorized: ...`; over --max-connections: `GOSTASH-ERROR busy: ...`)
 //   says so in one line, before anything else, and hangs up. That line is
@@ -12,6 +13,7 @@
 
 import { ERROR_PREFIX } from "../../auth/token.ts";
 import { responseID, type RequestStreamTracker } from "../../cacheprog/framing.ts";
+import { takesHello } from "../hello.ts";
 import type { Link } from "./daemon-link.ts";
 import type { GoOutput } from "./go-output.ts";
 
@@ -29,6 +31,8 @@ export interface RelayHooks {
   refused(r: Refusal): void;
   /** A line answered one of the requests in flight. */
   answered(id: number): void;
+  /** The connection's capability line came: whether the daemon takes a hello. */
+  capability(takesHello: boolean): void;
 }
 
 export class ResponseRelay {
@@ -69,7 +73,9 @@ export class ResponseRelay {
         link.lines.reset();
         return this.hooks.refused(refusal(data, start, nl));
       }
-      if (this.dropsLine(responseID(data, start, nl))) fwdFrom = nl + 1;
+      const id = responseID(data, start, nl);
+      if (id === 0) this.hooks.capability(takesHello(Buffer.from(data.subarray(start, nl)).toString("utf8")));
+      if (this.dropsLine(id)) fwdFrom = nl + 1;
       start = nl + 1;
     }
     if (fwdFrom <= last) this.out.write(data.subarray(fwdFrom, last + 1));

@@ -1,7 +1,8 @@
 // The bridge's states (`gostash connect`, see src/daemon/bridge.ts for
 // what it does and why), as BridgeState spells them out:
 //
-//   dialing -> replaying (auth line, then the unanswered requests again;
+//   dialing -> replaying (auth line; the hello, if the daemon's capability
+//              line asks for one; then the unanswered requests again;
 //              stdin waits) -> bridging (bytes flow both ways)
 //   bridging -> disconnected: the daemon closed a connection with nothing
 //              owed (--idle-timeout); dialled again on go's next request
@@ -30,6 +31,8 @@ export interface BridgeSetup {
   capabilityPrinted: boolean;
   /** Sent first on every connection as `GOSTASH-AUTH <token>` when set. */
   token: string | null;
+  /** The hello line (daemon/hello.ts), sent to a daemon that takes one; null: nothing to say. */
+  hello?: string | null;
   /** Opens the local cache for a takeover; loaded only when needed. */
   openLocal(): Promise<{ handler: CacheHandler; where: string }>;
 }
@@ -68,7 +71,7 @@ type BridgeState =
 
 export class Bridge {
   private state: BridgeState = { kind: "dialing" };
-  /** Woken on every state change (stdin waits out dialing and replaying). */
+  /** Woken on every state change (stdin waits out dialing and replaying) and on a capability line. */
   private waiters: (() => void)[] = [];
   private readonly tracker = new RequestStreamTracker();
   private readonly out: GoOutput;
@@ -76,6 +79,8 @@ export class Bridge {
   private stdinDone = false;
   /** Dials since the daemon last answered anything. */
   private redials = 0;
+  /** Whether the current link's daemon takes a hello; null until its capability line came. */
+  private linkTakesHello: boolean | null = null;
   /** The exit code, once the conversation is over. */
   readonly exit: Promise<number>;
   private exitWith!: (code: number) => void;
@@ -97,6 +102,10 @@ export class Bridge {
     this.relay = new ResponseRelay(o.capabilityPrinted, this.tracker, this.out, {
       refused: (r) => this.refused(r),
       answered: () => (this.redials = 0),
+      capability: (takes) => {
+        this.linkTakesHello = takes;
+        this.wake();
+      },
     });
   }
 
@@ -170,8 +179,22 @@ export class Bridge {
     this.become({ kind: "replaying", link });
     // The daemon's capability line is dropped unless `go` has not seen one yet.
     this.relay.connected();
-    if (this.o.token) await this.send(link, Buffer.from(`${AUTH_PREFIX}${this.o.token}\n`));
+    this.linkTakesHello = null;
+    // With a hello to send, the auth line goes out even without a token (empty): a daemon that needs one
+    // refuses at once then, instead of waiting for it while we wait for its capability line.
+    if (this.o.token || this.o.hello) await this.send(link, Buffer.from(`${AUTH_PREFIX}${this.o.token ?? ""}\n`));
+    if (this.o.hello && (await this.takesHello(link))) await this.send(link, Buffer.from(this.o.hello));
     return link;
+  }
+
+  /**
+   * Waits for link's capability line (one local round trip; a refusal or a
+   * hang-up ends the wait too): true if the daemon takes a hello and link
+   * is still the one being set up.
+   */
+  private async takesHello(link: Link): Promise<boolean> {
+    while (this.linkTakesHello === null && this.is("replaying", link)) await new Promise<void>((r) => this.waiters.push(r));
+    return this.linkTakesHello === true && this.is("replaying", link);
   }
 
   /**
@@ -308,7 +331,12 @@ export class Bridge {
 
   private become(next: BridgeState): void {
     this.state = next;
-    for (const wake of this.waiters.splice(0)) wake();
+    this.wake();
+  }
+
+  /** Everyone waiting for a change looks again. */
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /** Resolves once no dial or replay is in progress. */

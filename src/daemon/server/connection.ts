@@ -5,7 +5,9 @@
 // Its life, as the Phase union below spells out:
 //   opening (accepted; admitted or refused under --max-connections)
 //     -> auth-pending (a token is required) or sniffing (none is)
-//     -> active: the conversation runs; the capability line went out first
+//     -> greeting: the capability line went out; a hello (daemon/hello.ts)
+//        is looked for, when this daemon reads them
+//     -> active: the conversation runs
 //     -> finishing: no more input is read; every pending answer goes out,
 //        then the socket is ended (after the client's EOF, an idle close,
 //        or broken framing)
@@ -23,11 +25,13 @@
 //   daemon never notices.
 
 import { CAPABILITY_LINE } from "../../cacheprog/protocol.ts";
+import { DAEMON_CAPABILITY_LINE, HELLO_PREFIX, MAX_HELLO_LINE, NO_HELLO, parseHello, type ClientHello } from "../hello.ts";
 import { CacheProgSession, FramingError, type CacheHandler } from "../../cacheprog/session.ts";
 import type { TokenChecker } from "../../auth/token.ts";
 import type { Logger } from "../../util/log.ts";
 import type { Metrics } from "../../util/metrics.ts";
 import { AuthHandshake, unauthorizedLine, type HandshakeStep } from "./auth-handshake.ts";
+import { FirstLineSniffer, type FirstLineStep } from "./first-line.ts";
 import { HANGUP_GRACE_MS, IdleWatch } from "./limits.ts";
 import { ReadPause } from "./read-pause.ts";
 import { SessionInput } from "./session-input.ts";
@@ -39,8 +43,10 @@ export interface ConnectionContext {
   logger: Logger;
   /** Tokens a client must present, or null when none is required. */
   tokens: TokenChecker | null;
-  /** The handler for a connection with that access. */
-  handlerFor(access: "rw" | "ro", connID: number): CacheHandler;
+  /** The handler for a connection with that access, and what its hello said. */
+  handlerFor(access: "rw" | "ro", connID: number, client: ClientHello): CacheHandler;
+  /** Clients are asked for a hello (daemon/hello.ts) and it is read. */
+  hello: boolean;
   /** Pending answers per connection before its input is held (0: no limit). */
   maxInflight: number;
   /** Close connections idle this long (0: never). */
@@ -58,8 +64,10 @@ type Phase =
   | { kind: "opening" }
   /** A token is required: nothing is said until the auth line is checked. */
   | { kind: "auth-pending"; handshake: AuthHandshake }
-  /** No token is required: the conversation runs; an auth line a bridge sends anyway is looked for. */
-  | { kind: "sniffing"; handshake: AuthHandshake; conv: Conversation }
+  /** No token is required: the capability line went out; an auth line a bridge sends anyway is looked for. */
+  | { kind: "sniffing"; handshake: AuthHandshake }
+  /** Access is settled and the capability line went out: a hello is looked for before the conversation starts. */
+  | { kind: "greeting"; access: "rw" | "ro"; sniffer: FirstLineSniffer }
   | { kind: "active"; conv: Conversation }
   /** No more input is read: pending answers go out, then the socket is ended. */
   | { kind: "finishing" }
@@ -105,9 +113,10 @@ export class Connection {
 
   data(chunk: Uint8Array): void {
     const p = this.phase;
-    if (p.kind !== "auth-pending" && p.kind !== "sniffing" && p.kind !== "active") return;
+    if (p.kind !== "auth-pending" && p.kind !== "sniffing" && p.kind !== "greeting" && p.kind !== "active") return;
     this.idle?.touch();
     if (p.kind === "active") p.conv.input.push(chunk);
+    else if (p.kind === "greeting") this.greeted(p, p.sniffer.feed(chunk));
     else this.decide(p.handshake.feed(chunk));
   }
 
@@ -115,6 +124,8 @@ export class Connection {
   end(): void {
     const p = this.phase;
     if (p.kind === "auth-pending" || p.kind === "sniffing") this.decide(p.handshake.end());
+    const g = this.phase;
+    if (g.kind === "greeting") this.greeted(g, g.sniffer.end());
     const q = this.phase;
     if (q.kind === "active") q.conv.input.end();
   }
@@ -133,7 +144,7 @@ export class Connection {
     this.readPause.close();
     if (p.kind === "auth-pending" || p.kind === "sniffing") p.handshake.dispose();
     this.ctx.logger.debug(`serve: connection ${this.id} closed`);
-    const conv = p.kind === "sniffing" || p.kind === "active" ? p.conv : null;
+    const conv = p.kind === "active" ? p.conv : null;
     if (conv) {
       // A client that vanished without EOF: abort its half-written puts.
       conv.input.stop();
@@ -153,7 +164,8 @@ export class Connection {
     this.sock.setNoDelay?.(true);
     this.idle = new IdleWatch(ctx.idleTimeoutMs, () => this.owed(), (quiet) => this.closeIdle(quiet));
     if (ctx.tokens) return { kind: "auth-pending", handshake: new AuthHandshake(ctx.tokens, (step) => this.decide(step)) };
-    return { kind: "sniffing", handshake: new AuthHandshake(null), conv: this.converse("rw") };
+    this.writer.writeNow(this.capabilityLine());
+    return { kind: "sniffing", handshake: new AuthHandshake(null) };
   }
 
   /** Acts on what the auth handshake decided. */
@@ -161,23 +173,56 @@ export class Connection {
     const p = this.phase;
     if (step.kind === "wait") return;
     if (step.kind === "refused") return this.refuseUnauthorized(step.why);
-    let conv: Conversation;
     if (step.kind === "authenticated") {
       if (step.access === "ro") this.ctx.metrics.inc("connections_read_only");
       this.ctx.logger.debug(`serve: connection ${this.id}: authenticated (${step.access === "ro" ? "read-only" : "read-write"})`);
-      conv = this.converse(step.access);
-    } else if (p.kind === "sniffing") conv = p.conv;
-    else return;
-    this.phase = { kind: "active", conv };
-    if (step.rest.length) conv.input.push(step.rest);
+      this.writer.writeNow(this.capabilityLine());
+      this.greet(step.access, step.rest);
+    } else if (p.kind === "sniffing") this.greet("rw", step.rest);
   }
 
-  /** Starts the conversation: the capability line goes out first. */
-  private converse(access: "rw" | "ro"): Conversation {
+  /** Advertises hellos when this daemon reads them (daemon/hello.ts). */
+  private capabilityLine(): string {
+    return this.ctx.hello ? DAEMON_CAPABILITY_LINE : CAPABILITY_LINE;
+  }
+
+  /** Access is settled: the conversation starts, after the client's hello when hellos are read. */
+  private greet(access: "rw" | "ro", rest: Uint8Array): void {
+    if (!this.ctx.hello) return this.activate(access, NO_HELLO, rest);
+    const greeting = { kind: "greeting" as const, access, sniffer: new FirstLineSniffer(HELLO_PREFIX, MAX_HELLO_LINE) };
+    this.phase = greeting;
+    if (rest.length) this.greeted(greeting, greeting.sniffer.feed(rest));
+  }
+
+  private greeted(p: { access: "rw" | "ro" }, step: FirstLineStep): void {
+    if (step.kind === "done") this.activate(p.access, this.helloOf(step.line), step.rest);
+  }
+
+  /** What a hello line says; a line that is not one is said on stderr and ignored (the connection goes on). */
+  private helloOf(line: string | null): ClientHello {
+    if (line === null) return NO_HELLO;
+    try {
+      const hello = parseHello(line);
+      this.ctx.logger.debug(`serve: connection ${this.id}: hello: ${JSON.stringify(hello.goEnv)}`);
+      return hello;
+    } catch (err) {
+      this.ctx.logger.warn(`serve: connection ${this.id}: ignored its hello: ${(err as Error).message}`);
+      return NO_HELLO;
+    }
+  }
+
+  private activate(access: "rw" | "ro", client: ClientHello, rest: Uint8Array): void {
+    const conv = this.converse(access, client);
+    this.phase = { kind: "active", conv };
+    if (rest.length) conv.input.push(rest);
+  }
+
+  /** Starts the conversation (the capability line went out already). */
+  private converse(access: "rw" | "ro", client: ClientHello): Conversation {
     const { ctx, id } = this;
     let input: SessionInput | null = null;
     const session = new CacheProgSession(
-      ctx.handlerFor(access, id),
+      ctx.handlerFor(access, id, client),
       { write: (line) => this.writer.write(line) },
       {
         onError(err, req) {
@@ -200,7 +245,6 @@ export class Connection {
       },
       onEnd: () => this.finish("eof"),
     });
-    this.writer.writeNow(CAPABILITY_LINE);
     return { session, input };
   }
 
@@ -230,19 +274,19 @@ export class Connection {
   /** Something is owed to the client, or held from it: not idle. */
   private owed(): boolean {
     const p = this.phase;
-    const conv = p.kind === "sniffing" || p.kind === "active" ? p.conv : null;
+    const conv = p.kind === "active" ? p.conv : null;
     return (conv !== null && (conv.session.pending > 0 || conv.input.busy)) || !this.writer.empty;
   }
 
   /** --idle-timeout: the client said nothing for that long and is owed nothing. */
   private closeIdle(quietMs: number): void {
     const p = this.phase;
-    if (p.kind !== "auth-pending" && p.kind !== "sniffing" && p.kind !== "active") return;
+    if (p.kind !== "auth-pending" && p.kind !== "sniffing" && p.kind !== "greeting" && p.kind !== "active") return;
     this.ctx.metrics.inc("connections_idle_closed");
     this.ctx.logger.info(`serve: connection ${this.id}: no request for ${Math.round(quietMs / 1000)}s (--idle-timeout); closing it`);
     this.phase = { kind: "finishing" };
-    if (p.kind !== "active") p.handshake.dispose();
-    const conv = p.kind === "auth-pending" ? null : p.conv;
+    if (p.kind === "auth-pending" || p.kind === "sniffing") p.handshake.dispose();
+    const conv = p.kind === "active" ? p.conv : null;
     conv?.input.stop();
     const ended = conv ? conv.session.end().catch(() => {}) : Promise.resolve();
     void ended.finally(() => this.writer.endWhenFlushed());

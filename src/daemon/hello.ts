@@ -1,0 +1,78 @@
+// The hello: what `gostash connect` tells the daemon about the go command
+// behind a connection, so the daemon can serve it as plugin mode serves its
+// own go command. Today that is the toolchain, for toolchain marks
+// (store/toolchain-marks.ts): the go command exports GOVERSION, GOOS and
+// GOARCH to the plugin it starts, which is the bridge, not the daemon.
+//
+// Negotiated, so either side may be older than the other (a daemon left
+// running across an upgrade):
+//
+// - a daemon that reads hellos says so in its capability line: the usual
+//   one with one more field, `"GostashHello":1` (DAEMON_CAPABILITY_LINE;
+//   `go` ignores fields it does not know, should it ever see that line);
+// - a bridge with something to say waits for that line after its auth line
+//   and, if the field is there, sends one line before anything of go's:
+//
+//     GOSTASH-HELLO {"GOVERSION":"go1.26.0","GOOS":"linux","GOARCH":"amd64"}
+//
+// - the daemon looks for it at the start of each conversation: the first
+//   bytes that cannot begin it are go's (server/first-line.ts), so a bridge
+//   that says nothing costs nothing. A hello it cannot read is logged and
+//   the connection goes on without it.
+//
+// A daemon that does not advertise (an older one, or one that would not
+// use what a hello says) is never sent one: to it the line would be a
+// broken request.
+
+import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
+
+export const HELLO_PREFIX = "GOSTASH-HELLO ";
+/** A hello may not be longer than this. */
+export const MAX_HELLO_LINE = 4096;
+
+/** The capability line of a daemon that reads hellos. */
+export const DAEMON_CAPABILITY_LINE = `${CAPABILITY_LINE.trimEnd().slice(0, -1)},"GostashHello":1}\n`;
+
+/** The go command's environment variables a hello carries. */
+const GO_VARS = ["GOVERSION", "GOOS", "GOARCH"] as const;
+
+/** What a connection's hello said: the go command's variables, as given (store/toolchain-marks.ts toolchainOf reads them). */
+export interface ClientHello {
+  goEnv: Partial<Record<(typeof GO_VARS)[number], string>>;
+}
+
+export const NO_HELLO: ClientHello = { goEnv: {} };
+
+/** The hello line for the go command that started us (its environment), or null if there is nothing to say. */
+export function helloLine(env: Record<string, string | undefined>): string | null {
+  if (GO_VARS.some((k) => !env[k]?.trim())) return null;
+  const { GOVERSION, GOOS, GOARCH } = env;
+  return `${HELLO_PREFIX}${JSON.stringify({ GOVERSION, GOOS, GOARCH })}\n`;
+}
+
+/** A daemon's capability line (without its newline) says it reads hellos. */
+export function takesHello(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { GostashHello?: unknown })?.GostashHello === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a hello line (prefix included, newline excluded); throws with the reason if it is not one. */
+export function parseHello(line: string): ClientHello {
+  if (!line.startsWith(HELLO_PREFIX)) throw new Error("not a hello line");
+  let body: unknown;
+  try {
+    body = JSON.parse(line.slice(HELLO_PREFIX.length));
+  } catch (err) {
+    throw new Error(`hello is not JSON (${(err as Error).message})`);
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new Error("hello is not a JSON object");
+  const goEnv: ClientHello["goEnv"] = {};
+  for (const k of GO_VARS) {
+    const v = (body as Record<string, unknown>)[k];
+    if (typeof v === "string") goEnv[k] = v;
+  }
+  return { goEnv };
+}
