@@ -10,15 +10,21 @@
 //      (what go waits for) and -> exit, for `gostash connect`
 //      (daemon up), direct `gostash`, and `connect` falling back (daemon down);
 //   3. warm `go build std`: plain go cache vs direct mode vs daemon;
-//   4. cold `go build std`: plain cold vs through a fresh daemon (with uploads
-//      to a local versitygw when the S3 tier and .tools/bin/versitygw exist),
-//      plus the time the daemon then needs to flush on SIGTERM.
+//   4. cold `go build std`: plain cold vs through a fresh daemon uploading to
+//      a fresh bucket on versitygw (built into .tools/bin on first use),
+//      plus the time the daemon then needs to flush on SIGTERM. Also a
+//      daemon with --no-toolchain-marks: the Go version is new
+//      to each fresh bucket, so connect's hello (src/daemon/hello.ts) lets the
+//      default daemon answer misses without a GET each, and this variant
+//      shows what that saves. --cold-latency N puts N ms on every request to
+//      the bucket (the fault proxy), as a real bucket's round trips would.
 //
-//   npx bun scripts/bench/daemon.ts [--runs 3] [--rpc 2000] [--startup 15] [--cold-runs 1] [--skip-cold] [--skip-warm] [--rebuild] [--keep]
+//   npx bun scripts/bench/daemon.ts [--runs 3] [--rpc 2000] [--startup 15] [--cold-runs 1] [--cold-latency 0] [--skip-cold] [--skip-warm] [--rebuild] [--keep]
 
-import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
+import { ensureVersitygw } from "./s3-tools.ts";
 import {
   benchDir,
   die,
@@ -43,6 +49,7 @@ const flags = parseFlags(Bun.argv.slice(2), {
   rpc: "2000",
   startup: "15",
   "cold-runs": "1",
+  "cold-latency": "0",
   "skip-cold": false,
   "skip-warm": false,
   rebuild: false,
@@ -58,6 +65,7 @@ const RUNS = int("runs");
 const RPC = int("rpc");
 const STARTUP = int("startup");
 const COLD_RUNS = int("cold-runs");
+const COLD_LATENCY = int("cold-latency");
 setKeepTemps(flags.keep === true);
 
 // ------------------------------------------------------------------ helpers
@@ -372,50 +380,45 @@ if (flags["skip-warm"] !== true) {
 
 // 4. cold go build std -----------------------------------------------------
 if (flags["skip-cold"] !== true && COLD_RUNS > 0) {
-  const tieredReady = !readFileSync(join(root, "src/store/tiered.ts"), "utf8").includes("not built yet");
-  const versitygw = join(root, ".tools/bin/versitygw");
-  let s3: { env: Record<string, string>; createBucket(n: string): Promise<void>; stop(): Promise<void> } | null = null;
-  if (tieredReady && existsSync(versitygw)) {
-    const { startS3Server } = await import("../../test/helpers/s3server.ts");
-    s3 = await startS3Server();
-  } else log(`cold: no uploads (${tieredReady ? "no .tools/bin/versitygw" : "the S3 tier is not built yet"}); daemon with local disk only`);
-  const plain: number[] = [];
-  const daemon: number[] = [];
+  // The bucket is versitygw on loopback (built into .tools/bin on first use), behind the fault proxy for --cold-latency.
+  ensureVersitygw();
+  const { startS3Server } = await import("../../test/helpers/s3server.ts");
+  const { startFaultProxy } = await import("../../test/helpers/faultproxy.ts");
+  const s3 = await startS3Server();
+  const proxy = await startFaultProxy(s3.endpoint);
+  proxy.set({ latencyMs: COLD_LATENCY });
+  const variants = ["plain", "daemon", "no-marks"];
+  const ms: Record<string, number[]> = { plain: [], daemon: [], "no-marks": [] };
   const flush: number[] = [];
   for (let r = 0; r < COLD_RUNS; r++) {
-    const order = r % 2 ? ["daemon", "plain"] : ["plain", "daemon"];
+    // Each variant first in turn: the machine's state drifts over minutes.
+    const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
     for (const which of order) {
       if (which === "plain") {
-        plain.push((await must(["go", "build", "std"], goEnv(tmp("cold-plain")), "cold plain")).ms);
+        ms.plain!.push((await must(["go", "build", "std"], goEnv(tmp("cold-plain")), "cold plain")).ms);
       } else {
-        let env: Record<string, string> = {};
-        if (s3) {
-          const bucket = `cold-${r}-${Date.now()}`;
-          await s3.createBucket(bucket);
-          env = { ...s3.env, GOCACHE_S3_BUCKET: bucket };
-        }
+        const bucket = `cold-${r}-${which}-${Date.now()}`;
+        await s3.createBucket(bucket);
+        const env: Record<string, string> = { ...s3.env, GOCACHE_S3_BUCKET: bucket, GOCACHE_S3_ENDPOINT_URL: COLD_LATENCY ? proxy.endpoint : s3.endpoint };
+        if (which === "no-marks") env.GOSTASH_TOOLCHAIN_MARKS = "false";
         const d = await startDaemon(tmp("cold-daemon"), env);
-        daemon.push((await must(["go", "build", "std"], goEnv(tmp("cold-gocache"), { GOCACHEPROG: `${BIN} connect ${d.sock}` }), "cold daemon")).ms);
+        ms[which]!.push((await must(["go", "build", "std"], goEnv(tmp("cold-gocache"), { GOCACHEPROG: `${BIN} connect ${d.sock}` }), `cold ${which}`)).ms);
         const st = await d.stop();
         if (st.code !== 0) die(`daemon exited ${st.code} on SIGTERM:\n${st.stderr}`);
-        flush.push(st.ms);
+        if (which === "daemon") flush.push(st.ms);
       }
       log(`cold round ${r + 1}/${COLD_RUNS}: ${which} done`);
     }
   }
-  await s3?.stop();
+  await proxy.stop();
+  await s3.stop();
+  const row = (label: string, xs: number[]) => [label, fmtMs(median(xs)), fmtMs(Math.min(...xs)), fmtMs(Math.max(...xs))];
   out("");
-  out(`## 4. Cold \`go build std\` (${COLD_RUNS} run(s) each${s3 ? ", daemon uploading to versitygw on loopback" : ", daemon on local disk only"})`);
-  out(
-    table(
-      ["variant", "median", "min", "max"],
-      [
-        ["plain go, empty cache", fmtMs(median(plain)), fmtMs(Math.min(...plain)), fmtMs(Math.max(...plain))],
-        ["daemon, empty cache", fmtMs(median(daemon)), fmtMs(Math.min(...daemon)), fmtMs(Math.max(...daemon))],
-      ],
-    ),
-  );
-  out(`daemon / plain (paired): ${paired(daemon, plain).toFixed(3)}x (goal ≤ 1.10x); SIGTERM -> exit (flush) median ${fmtMs(median(flush))}`);
+  out(`## 4. Cold \`go build std\` (${COLD_RUNS} run(s) each, daemon uploading to a fresh bucket on versitygw on loopback${COLD_LATENCY ? ` at +${COLD_LATENCY} ms per request` : ""})`);
+  const rows = [row("plain go, empty cache", ms.plain!), row("daemon, empty cache", ms.daemon!), row("daemon --no-toolchain-marks (a GET per miss)", ms["no-marks"]!)];
+  out(table(["variant", "median", "min", "max"], rows));
+  out(`daemon / plain (paired): ${paired(ms.daemon!, ms.plain!).toFixed(3)}x (goal ≤ 1.10x); SIGTERM -> exit (flush) median ${fmtMs(median(flush))}`);
+  out(`daemon --no-toolchain-marks / plain (paired): ${paired(ms["no-marks"]!, ms.plain!).toFixed(3)}x`);
 }
 
 out("");
