@@ -79,7 +79,7 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
   // cli.ts has printed the capability line already (as in direct mode).
   // The go command says which toolchain it is in the environment it starts us with: the hello tells the daemon.
   const hello = helloLine(process.env);
-  const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token, hello });
+  const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, answerTimeoutMs: cfg.answerTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token, hello });
   if (res.kind === "done") {
     if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
     // The bridge took over from the local cache at some point: trim it as direct mode does.

@@ -20,6 +20,7 @@ export interface ServeConfig {
 export interface ConnectConfig {
   address: PluginAddress;
   dialTimeoutMs: number;
+  answerTimeoutMs: number;
   token: string | null;
 }
 
@@ -72,6 +73,7 @@ export function connectConfig(f: Flags, positional: string | undefined): Connect
   return {
     address: parsePluginAddress(where, positional ? "connect" : f.source("plugin")),
     dialTimeoutMs: f.number("dial-timeout"),
+    answerTimeoutMs: f.number("answer-timeout"),
     token: f.string("token") ?? null,
   };
 }

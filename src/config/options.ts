@@ -222,7 +222,13 @@ export const connectFlags = {
     type: "duration", default: "2s",
     env: ["GOSTASH_DIAL_TIMEOUT"],
     valueHint: "duration",
-    description: "Give up reaching the daemon after this long and serve from the local cache",
+    description: "Give up reaching the daemon after this long (connecting, and its first line) and serve from the local cache",
+  },
+  "answer-timeout": {
+    type: "duration", default: "60s",
+    env: ["GOSTASH_ANSWER_TIMEOUT"],
+    valueHint: "duration",
+    description: "A daemon that owes answers and says nothing at all for this long is taken for stuck: the local cache serves the rest of the build (0: wait forever)",
   },
   token: {
     type: "string",

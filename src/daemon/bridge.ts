@@ -25,6 +25,14 @@
 //   local disk cache (bridge/takeover.ts). One line on stderr says what
 //   happened.
 //
+// A daemon can also be there and not answer: stopped (SIGSTOP), on a
+// suspended machine, stuck. Its socket still accepts, so two clocks keep a
+// go command from waiting on it forever: its capability line must come
+// within --dial-timeout of the connection (when the bridge has a hello to
+// send, so it waits for that line), and a daemon that owes answers and
+// says nothing at all for --answer-timeout is taken for gone: the local
+// cache answers the rest (bridge/stall-watch.ts).
+//
 // Access control: with a token (--token / GOSTASH_TOKEN) the bridge's first
 // bytes on every connection are `GOSTASH-AUTH <token>\n` (src/auth/token.ts).
 // A daemon that refuses the client (bad token, --max-connections) says so in
@@ -50,6 +58,8 @@ export type BridgeResult =
 
 export interface BridgeOptions {
   dialTimeoutMs: number;
+  /** --answer-timeout: a daemon owing answers and silent this long is taken for stuck (0: never). */
+  answerTimeoutMs?: number;
   /**
    * The capability line was already printed (cli.ts does it first thing):
    * drop the daemon's own (its first line, ID 0) instead of forwarding it.
@@ -69,6 +79,9 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     capabilityPrinted: o.capabilityPrinted === true,
     token: o.token ?? null,
     hello: o.hello ?? null,
+    // The capability line is part of reaching the daemon.
+    helloWaitMs: o.dialTimeoutMs,
+    answerTimeoutMs: o.answerTimeoutMs ?? 0,
     openLocal: o.openLocal,
   };
   const bridge = new Bridge(setup, {

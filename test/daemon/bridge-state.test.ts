@@ -7,6 +7,7 @@ import { LineAssembler } from "../../src/cacheprog/framing.ts";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import type { Link, LinkEvents } from "../../src/daemon/bridge/daemon-link.ts";
 import { Bridge } from "../../src/daemon/bridge/state-machine.ts";
+import { StallWatch } from "../../src/daemon/bridge/stall-watch.ts";
 import { DAEMON_CAPABILITY_LINE } from "../../src/daemon/hello.ts";
 import { until } from "./helpers.ts";
 
@@ -90,7 +91,9 @@ interface Harness {
  * dial(n) decides the n-th dial (from 1): a link, or an error (the daemon
  * is down). The first dial must succeed.
  */
-function harness(opts: { capabilityPrinted?: boolean; token?: string; hello?: string; down?: (n: number) => boolean } = {}): Harness {
+function harness(
+  opts: { capabilityPrinted?: boolean; token?: string; hello?: string; helloWaitMs?: number; answerTimeoutMs?: number; down?: (n: number) => boolean } = {},
+): Harness {
   const links: FakeLink[] = [];
   let out = "";
   let released = false;
@@ -98,7 +101,7 @@ function harness(opts: { capabilityPrinted?: boolean; token?: string; hello?: st
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
   const bridge = new Bridge(
-    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ?? null, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
+    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ?? null, helloWaitMs: opts.helloWaitMs, answerTimeoutMs: opts.answerTimeoutMs, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
     {
       dial: async (events) => {
         if (opts.down?.(links.length + 1)) {
@@ -228,6 +231,48 @@ describe("bridge state machine", () => {
     expect(h.links[0]!.sent).toBe("GOSTASH-AUTH bad\n");
     expect(ids(h.lines())).toEqual([1, 2]);
     expect(h.stderr[0]).toContain("refused this client (unauthorized: wrong token)");
+  });
+
+  test("a daemon that accepts but says nothing (stopped): unreachable after the wait, at the start and at a redial", async () => {
+    const first = harness({ hello: HELLO, helloWaitMs: 50 });
+    await expect(first.run()).rejects.toThrow("it said nothing within 50 ms of the connection");
+    await until(() => first.links[0]?.closed === true, "the silent link hung up");
+    const h = harness({ hello: HELLO, helloWaitMs: 50 });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.links[0]!.say(CAP);
+    h.push(get(1));
+    await until(() => h.links[0]!.sent.includes('"get"'), "the request");
+    h.links[0]!.hangUp(); // get 1 unanswered: the redial meets a daemon that says nothing
+    await until(() => h.stderr.length > 0, "the takeover");
+    expect(h.stderr[0]).toContain("dialling it again failed: it said nothing within 50 ms of the connection");
+    expect(h.links[1]!.closed).toBe(true);
+    h.push(close(2));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 2]);
+  });
+
+  test("a daemon that stops answering (--answer-timeout): the local cache answers what it owed and the rest; one line says why", async () => {
+    const h = harness({ answerTimeoutMs: 60 });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.push(get(1) + get(2));
+    await until(() => h.links[0]!.sent.includes(get(2)), "the requests");
+    // Slow but answering: an answer within the timeout restarts its clock (80 ms in all, no takeover yet).
+    await Bun.sleep(40);
+    h.links[0]!.say(`${CAP}{"ID":1,"Miss":true}\n`);
+    await Bun.sleep(40);
+    expect(h.stderr).toEqual([]);
+    await until(() => h.stderr.length > 0, "the takeover");
+    expect(h.stderr[0]).toContain("the daemon at fake.sock stopped answering (nothing for 0.");
+    expect(h.stderr[0]).toContain("with 1 request(s) unanswered; --answer-timeout)");
+    expect(h.links[0]!.closed).toBe(true);
+    h.push(close(3));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 2, 3]);
+    expect(h.links.length).toBe(1); // not dialled again: a stuck daemon accepts and says nothing
   });
 
   test("refused (busy): the line never reaches go, one dial only, the local cache answers everything", async () => {
@@ -403,5 +448,32 @@ describe("bridge state machine", () => {
     expect(await bridge.exit).toBe(1);
     expect(links[0]!.closed).toBe(true);
     expect(links.length).toBe(1);
+  });
+});
+
+describe("StallWatch", () => {
+  test("fires once after ms of silence while owed; hearing anything restarts the clock; nothing owed or ms 0: never", async () => {
+    let owed = true;
+    const fired: number[] = [];
+    const w = new StallWatch(40, () => owed, (q) => void fired.push(q));
+    w.sent();
+    w.sent(); // already running: the clock does not restart
+    await Bun.sleep(25);
+    w.heard();
+    await Bun.sleep(25);
+    expect(fired).toEqual([]); // 50 ms since sent, 25 since heard
+    await until(() => fired.length === 1, "the stall");
+    expect(fired[0]!).toBeGreaterThanOrEqual(40);
+    await Bun.sleep(60);
+    expect(fired.length).toBe(1);
+
+    owed = false;
+    const idle = new StallWatch(20, () => owed, () => void fired.push(-1));
+    idle.sent();
+    await Bun.sleep(50);
+    const never = new StallWatch(0, () => true, () => void fired.push(-2));
+    never.sent();
+    await Bun.sleep(30);
+    expect(fired.length).toBe(1);
   });
 });

@@ -22,6 +22,7 @@ import type { CacheHandler } from "../../cacheprog/session.ts";
 import type { Link, LinkEvents } from "./daemon-link.ts";
 import { GoOutput, type WriteFd } from "./go-output.ts";
 import { ResponseRelay, type Refusal } from "./relay.ts";
+import { StallWatch } from "./stall-watch.ts";
 import { Takeover } from "./takeover.ts";
 
 export interface BridgeSetup {
@@ -33,6 +34,10 @@ export interface BridgeSetup {
   token: string | null;
   /** The hello line (daemon/hello.ts), sent to a daemon that takes one; null: nothing to say. */
   hello?: string | null;
+  /** With a hello: how long the daemon's capability line may take before the daemon counts as unreachable. */
+  helloWaitMs?: number;
+  /** A daemon that owes answers and says nothing for this long is taken for stuck (stall-watch.ts); 0: never. */
+  answerTimeoutMs?: number;
   /** Opens the local cache for a takeover; loaded only when needed. */
   openLocal(): Promise<{ handler: CacheHandler; where: string }>;
 }
@@ -49,6 +54,8 @@ export interface BridgeIO {
   writeOut?: WriteFd;
   releaseOut?: () => void;
 }
+
+const DEFAULT_HELLO_WAIT_MS = 2000;
 
 /** Dials in a row that got no answer at all before the bridge gives up on the daemon. */
 const MAX_REDIALS = 3;
@@ -76,6 +83,7 @@ export class Bridge {
   private readonly tracker = new RequestStreamTracker();
   private readonly out: GoOutput;
   private readonly relay: ResponseRelay;
+  private readonly stall: StallWatch;
   private stdinDone = false;
   /** Dials since the daemon last answered anything. */
   private redials = 0;
@@ -98,6 +106,11 @@ export class Bridge {
       },
       io.writeOut,
       io.releaseOut,
+    );
+    this.stall = new StallWatch(
+      o.answerTimeoutMs ?? 0,
+      () => this.tracker.unanswered > 0,
+      (quiet) => this.lose(`stopped answering (nothing for ${(quiet / 1000).toFixed(1)}s with ${this.tracker.unanswered} request(s) unanswered; --answer-timeout)`),
     );
     this.relay = new ResponseRelay(o.capabilityPrinted, this.tracker, this.out, {
       refused: (r) => this.refused(r),
@@ -146,6 +159,7 @@ export class Bridge {
     if (s.kind === "finished") return undefined; // nothing to bridge
     if (s.kind !== "bridging") return this.forwardLater(chunk);
     this.tracker.observe(chunk);
+    this.stall.sent();
     // A hang-up cuts this short: the redial replays what the tracker saw.
     const sent = this.send(s.link, chunk);
     return typeof sent === "boolean" ? undefined : sent;
@@ -183,18 +197,40 @@ export class Bridge {
     // With a hello to send, the auth line goes out even without a token (empty): a daemon that needs one
     // refuses at once then, instead of waiting for it while we wait for its capability line.
     if (this.o.token || this.o.hello) await this.send(link, Buffer.from(`${AUTH_PREFIX}${this.o.token ?? ""}\n`));
-    if (this.o.hello && (await this.takesHello(link))) await this.send(link, Buffer.from(this.o.hello));
+    if (!this.o.hello) return link;
+    const takes = await this.takesHello(link);
+    if (takes === "silent") {
+      // A daemon that accepts but says nothing (stopped, or stuck) is not there: nothing of go's waits on it.
+      this.become({ kind: "dialing" }); // first, so its close is not taken for a hang-up
+      link.terminate();
+      throw new Error(`it said nothing within ${this.helloWaitMs} ms of the connection`);
+    }
+    if (takes) await this.send(link, Buffer.from(this.o.hello));
     return link;
+  }
+
+  private get helloWaitMs(): number {
+    return this.o.helloWaitMs ?? DEFAULT_HELLO_WAIT_MS;
   }
 
   /**
    * Waits for link's capability line (one local round trip; a refusal or a
-   * hang-up ends the wait too): true if the daemon takes a hello and link
-   * is still the one being set up.
+   * hang-up ends the wait too, and so does helloWaitMs of silence): true if
+   * the daemon takes a hello and link is still the one being set up.
    */
-  private async takesHello(link: Link): Promise<boolean> {
-    while (this.linkTakesHello === null && this.is("replaying", link)) await new Promise<void>((r) => this.waiters.push(r));
-    return this.linkTakesHello === true && this.is("replaying", link);
+  private async takesHello(link: Link): Promise<boolean | "silent"> {
+    let silent = false;
+    const timer = setTimeout(() => {
+      silent = true;
+      this.wake();
+    }, this.helloWaitMs);
+    try {
+      while (this.linkTakesHello === null && this.is("replaying", link) && !silent) await new Promise<void>((r) => this.waiters.push(r));
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!this.is("replaying", link)) return false;
+    return this.linkTakesHello === null ? "silent" : this.linkTakesHello;
   }
 
   /**
@@ -221,13 +257,16 @@ export class Bridge {
     }
     if (!this.is("replaying", link)) return;
     this.become({ kind: "bridging", link });
+    if (this.tracker.unanswered > 0) this.stall.sent();
     if (this.stdinDone && !link.closed) link.shutdown();
   }
 
   /** What the current link's socket reports; a link no longer current is ignored. */
   private readonly linkEvents: LinkEvents = {
     data: (link, chunk) => {
-      if (this.link() === link) this.relay.relay(link, chunk);
+      if (this.link() !== link) return;
+      this.relay.relay(link, chunk);
+      this.stall.heard();
     },
     end: (link) => {
       if (this.link() !== link) return;
@@ -331,6 +370,8 @@ export class Bridge {
 
   private become(next: BridgeState): void {
     this.state = next;
+    // The watch is for the link that bridges; a redial starts it again once it replayed.
+    if (next.kind !== "bridging") this.stall.stop();
     this.wake();
   }
 
