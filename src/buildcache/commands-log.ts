@@ -21,6 +21,8 @@ export interface CommandRecord extends CommandCounts {
   /** The daemon's connection number. */
   id: number;
   access: "rw" | "ro";
+  /** The go command's line ("go test ./..."), when its bridge said it (daemon/hello.ts). */
+  command: string | null;
   /** When the connection's conversation started (ms since the epoch). */
   startedAt: number;
   /** When its close() came; null while it runs. */
@@ -40,12 +42,12 @@ export class CommandsLog {
   ) {}
 
   /** `handler`, with one go command's record in this log from its first request to its close. */
-  track(access: "rw" | "ro", connID: number, handler: CacheHandler): CacheHandler {
+  track(access: "rw" | "ro", connID: number, command: string | null, handler: CacheHandler): CacheHandler {
     const startedAt = this.now();
     let rec: CommandRecord | null = null;
     const open = () => {
       if (rec) return;
-      rec = { id: connID, access, startedAt, endedAt: null, ...zeroCounts() };
+      rec = { id: connID, access, command, startedAt, endedAt: null, ...zeroCounts() };
       this.running.set(connID, rec);
     };
     return {

@@ -30,6 +30,14 @@ import { createLocalCache } from "./local.ts";
 import { createReadOnlyHandler, sweepScratch } from "./readonly.ts";
 import type { TieredCache } from "./tiered.ts";
 
+/** What a daemon connection's client said about its go command (daemon/hello.ts). */
+export interface ConnectionClient {
+  /** Its toolchain (store/toolchain-marks.ts toolchainOf), for toolchain marks. */
+  toolchain?: string | null;
+  /** Its command line, for the status page. */
+  command?: string | null;
+}
+
 export interface BuildCacheSettings {
   local: LocalConfig;
   s3: S3Config | null;
@@ -62,10 +70,9 @@ export interface BuildCache {
    * A daemon connection's view: one go command (its own pack reads and
    * writes; close queues its pack upload and returns). Never closes the
    * shared cache; read-only ones write to a private scratch store.
-   * toolchain: what the connection's hello said (daemon/hello.ts), for
-   * toolchain marks.
+   * client: what the connection's hello said (daemon/hello.ts).
    */
-  connection(access: "rw" | "ro", connID: number, toolchain?: string | null): CacheHandler;
+  connection(access: "rw" | "ro", connID: number, client?: ConnectionClient): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
   flush(ms: number): Promise<{ left: number }>;
   /** Go's trim (cheap unless due), and old read-only scratch stores; never throws. */
@@ -127,10 +134,11 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
     usage,
     tracker,
     // Measured per connection, so each go command's events carry it; a read-only client's puts record no costs.
-    connection: (access, connID, toolchain = null) =>
+    connection: (access, connID, { toolchain = null, command = null } = {}) =>
       commands.track(
         access,
         connID,
+        command,
         tracker.wrap(access === "ro" ? createReadOnlyHandler(view("read-only", toolchain), join(scratchRoot, `${process.pid}-${connID}`), metrics) : view("read-write", toolchain), {
           conn: connID,
           recordCosts: access === "rw",

@@ -41,6 +41,34 @@ export function shortCommand(argv: string[] | null): string {
   return line.length > 120 ? `${line.slice(0, 117)}...` : line;
 }
 
+/** Flags of the go command whose values may hold anything: secrets in `-ldflags -X`, a wrapper's arguments. */
+const OPAQUE_FLAGS = new Set(["-ldflags", "-gcflags", "-asmflags", "-gccgoflags", "-toolexec", "-exec", "-overlay"]);
+
+/**
+ * shortCommand for others to read (the daemon's status page, through
+ * connect's hello): the values of flags that may hold anything are ***, and
+ * so is everything after `go test`'s -args. Null when the line is not known.
+ */
+export function shownCommand(argv: string[] | null): string | null {
+  if (!argv || argv.length === 0) return null;
+  const out = [argv[0]!];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "-args" || a === "--args") {
+      out.push(a, "***");
+      break;
+    }
+    const eq = a.indexOf("=");
+    const name = (eq < 0 ? a : a.slice(0, eq)).replace(/^--/, "-");
+    if (!OPAQUE_FLAGS.has(name)) out.push(a);
+    else {
+      out.push(`${eq < 0 ? a : a.slice(0, eq)}=***`);
+      if (eq < 0) i++; // its value is the next argument
+    }
+  }
+  return shortCommand(out);
+}
+
 /** The go subcommand (build, test, vet, ...) in a go command's argv, or null. */
 export function goSubcommand(argv: string[] | null): string | null {
   if (!argv) return null;

@@ -6,7 +6,7 @@
 import type { CostTracker } from "../buildcache/costs.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { describeOutput } from "./describe.ts";
-import { jobID, parentCommandLine } from "./job.ts";
+import { jobID, parentCommandLine, shownCommand } from "./job.ts";
 import { RunStats } from "./run-stats.ts";
 import { appendRun, type RunRecord } from "./runlog.ts";
 
@@ -18,6 +18,11 @@ export class RunRecorder {
   private stop: (() => void) | null = null;
 
   constructor(private readonly mode: RunRecord["mode"]) {}
+
+  /** The go command's line as others may read it (ci/job.ts shownCommand), or null where the OS does not show it. */
+  get shownCommand(): string | null {
+    return shownCommand(this.argv);
+  }
 
   /** Counts what this process serves from here on. */
   attach(tracker: CostTracker): void {

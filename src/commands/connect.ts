@@ -77,8 +77,9 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
   };
 
   // cli.ts has printed the capability line already (as in direct mode).
-  // The go command says which toolchain it is in the environment it starts us with: the hello tells the daemon.
-  const hello = helloLine(process.env);
+  // The go command says which toolchain it is in the environment it starts us with: the hello tells the daemon,
+  // with the command line for its status page.
+  const hello = helloLine(process.env, run.shownCommand);
   const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, answerTimeoutMs: cfg.answerTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token, hello });
   if (res.kind === "done") {
     if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);

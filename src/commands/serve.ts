@@ -174,7 +174,7 @@ async function startBuildCache(
       metrics,
       logger,
       tokens: sh.tokens,
-      connectionHandler: (access, id, client) => withRequestLog(cache.connection(access, id, toolchainOf(client.goEnv))),
+      connectionHandler: (access, id, client) => withRequestLog(cache.connection(access, id, { toolchain: toolchainOf(client.goEnv), command: client.command })),
       // What a hello says is used for toolchain marks only (plugin.ts passes its own toolchain).
       hello: s3 !== null && s3.toolchainMarks !== false,
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },

@@ -1,8 +1,9 @@
 // The hello: what `gostash connect` tells the daemon about the go command
 // behind a connection, so the daemon can serve it as plugin mode serves its
-// own go command. Today that is the toolchain, for toolchain marks
-// (store/toolchain-marks.ts): the go command exports GOVERSION, GOOS and
-// GOARCH to the plugin it starts, which is the bridge, not the daemon.
+// own go command: its toolchain, for toolchain marks
+// (store/toolchain-marks.ts; the go command exports GOVERSION, GOOS and
+// GOARCH to the plugin it starts, which is the bridge, not the daemon), and
+// its command line where the OS shows it, for the status page.
 //
 // Negotiated, so either side may be older than the other (a daemon left
 // running across an upgrade):
@@ -13,7 +14,7 @@
 // - a bridge with something to say waits for that line after its auth line
 //   and, if the field is there, sends one line before anything of go's:
 //
-//     GOSTASH-HELLO {"GOVERSION":"go1.26.0","GOOS":"linux","GOARCH":"amd64"}
+//     GOSTASH-HELLO {"GOVERSION":"go1.26.0","GOOS":"linux","GOARCH":"amd64","command":"go build ./..."}
 //
 // - the daemon looks for it at the start of each conversation: the first
 //   bytes that cannot begin it are go's (server/first-line.ts), so a bridge
@@ -29,6 +30,8 @@ import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
 export const HELLO_PREFIX = "GOSTASH-HELLO ";
 /** A hello may not be longer than this. */
 export const MAX_HELLO_LINE = 4096;
+/** A command line longer than this is cut (ci/job.ts shortCommand cuts at 120 already). */
+const MAX_COMMAND = 200;
 
 /** The capability line of a daemon that reads hellos. */
 export const DAEMON_CAPABILITY_LINE = `${CAPABILITY_LINE.trimEnd().slice(0, -1)},"GostashHello":1}\n`;
@@ -36,18 +39,24 @@ export const DAEMON_CAPABILITY_LINE = `${CAPABILITY_LINE.trimEnd().slice(0, -1)}
 /** The go command's environment variables a hello carries. */
 const GO_VARS = ["GOVERSION", "GOOS", "GOARCH"] as const;
 
-/** What a connection's hello said: the go command's variables, as given (store/toolchain-marks.ts toolchainOf reads them). */
+/** What a connection's hello said. */
 export interface ClientHello {
+  /** The go command's variables, as given (store/toolchain-marks.ts toolchainOf reads them). */
   goEnv: Partial<Record<(typeof GO_VARS)[number], string>>;
+  /** Its command line, short ("go test ./..."), when the bridge could see it. */
+  command: string | null;
 }
 
-export const NO_HELLO: ClientHello = { goEnv: {} };
+export const NO_HELLO: ClientHello = { goEnv: {}, command: null };
 
-/** The hello line for the go command that started us (its environment), or null if there is nothing to say. */
-export function helloLine(env: Record<string, string | undefined>): string | null {
-  if (GO_VARS.some((k) => !env[k]?.trim())) return null;
-  const { GOVERSION, GOOS, GOARCH } = env;
-  return `${HELLO_PREFIX}${JSON.stringify({ GOVERSION, GOOS, GOARCH })}\n`;
+/**
+ * The hello line for the go command that started us (its environment and
+ * command line), or null if there is nothing to say.
+ */
+export function helloLine(env: Record<string, string | undefined>, command: string | null = null): string | null {
+  const goEnv = GO_VARS.every((k) => env[k]?.trim()) ? { GOVERSION: env.GOVERSION, GOOS: env.GOOS, GOARCH: env.GOARCH } : {};
+  if (!Object.keys(goEnv).length && !command) return null;
+  return `${HELLO_PREFIX}${JSON.stringify({ ...goEnv, ...(command ? { command: command.slice(0, MAX_COMMAND) } : {}) })}\n`;
 }
 
 /** A daemon's capability line (without its newline) says it reads hellos. */
@@ -69,10 +78,9 @@ export function parseHello(line: string): ClientHello {
     throw new Error(`hello is not JSON (${(err as Error).message})`);
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new Error("hello is not a JSON object");
+  const fields = body as Record<string, unknown>;
   const goEnv: ClientHello["goEnv"] = {};
-  for (const k of GO_VARS) {
-    const v = (body as Record<string, unknown>)[k];
-    if (typeof v === "string") goEnv[k] = v;
-  }
-  return { goEnv };
+  for (const k of GO_VARS) if (typeof fields[k] === "string") goEnv[k] = fields[k];
+  const command = typeof fields.command === "string" && fields.command ? fields.command.slice(0, MAX_COMMAND) : null;
+  return { goEnv, command };
 }

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { appendFileSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archivePackage, describeOutput, testPackage } from "../../src/ci/describe.ts";
-import { jobID, goSubcommand, shortCommand } from "../../src/ci/job.ts";
+import { jobID, goSubcommand, shortCommand, shownCommand } from "../../src/ci/job.ts";
 import { DaemonJournal, type Segment } from "../../src/ci/journal.ts";
 import { CostTracker } from "../../src/buildcache/costs.ts";
 import { openCostBook } from "../../src/store/costs.ts";
@@ -179,6 +179,12 @@ describe("helpers", () => {
   test("command lines", () => {
     expect(shortCommand(["/usr/local/go/bin/go", "test", "-race", "./..."])).toBe("go test -race ./...");
     expect(shortCommand(null)).toContain("not available");
+    // For the daemon's status page: values that may hold secrets are hidden.
+    expect(shownCommand(["/usr/local/go/bin/go", "build", "-ldflags", "-X main.key=s3cret", "-gcflags=all=-N", "-o", "bin/", "./..."])).toBe(
+      "go build -ldflags=*** -gcflags=*** -o bin/ ./...",
+    );
+    expect(shownCommand(["go", "test", "--toolexec", "wrap --token x", "./pkg", "-args", "-password", "y"])).toBe("go test --toolexec=*** ./pkg -args ***");
+    expect(shownCommand(null)).toBeNull();
     expect(goSubcommand(["go", "-C", "x", "build"])).toBe("build");
     expect(goSubcommand(["go", "-C=x", "test"])).toBe("test");
     expect(goSubcommand(["go", "vet", "./..."])).toBe("vet");

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLocalCache } from "../../src/buildcache/local.ts";
 import { CAPABILITY_LINE } from "../../src/cacheprog/protocol.ts";
-import { DAEMON_CAPABILITY_LINE, helloLine, parseHello, takesHello, type ClientHello } from "../../src/daemon/hello.ts";
+import { DAEMON_CAPABILITY_LINE, helloLine, NO_HELLO, parseHello, takesHello, type ClientHello } from "../../src/daemon/hello.ts";
 import { startPluginServer, type PluginServer } from "../../src/daemon/server.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { toolchainOf } from "../../src/store/toolchain-marks.ts";
@@ -21,9 +21,13 @@ const HELLO = helloLine(GO_ENV)!;
 describe("the hello line", () => {
   test("says the go command's toolchain; nothing to say without it", () => {
     expect(HELLO).toBe('GOSTASH-HELLO {"GOVERSION":"go1.26.0","GOOS":"linux","GOARCH":"amd64"}\n');
-    expect(parseHello(HELLO.trimEnd())).toEqual({ goEnv: GO_ENV });
+    expect(parseHello(HELLO.trimEnd())).toEqual({ goEnv: GO_ENV, command: null });
     expect(helloLine({ GOOS: "linux", GOARCH: "amd64" })).toBeNull();
     expect(helloLine({ ...GO_ENV, GOARCH: " " })).toBeNull();
+    // The command line where the bridge can see it (Linux), cut to a bounded length.
+    const withCommand = helloLine(GO_ENV, `go test ${"x".repeat(300)}`)!;
+    expect(parseHello(withCommand.trimEnd())).toEqual({ goEnv: GO_ENV, command: `go test ${"x".repeat(192)}` });
+    expect(parseHello(helloLine({}, "go env")!.trimEnd())).toEqual({ goEnv: {}, command: "go env" });
     // The daemon reads the toolchain from it as plugin mode reads its own environment.
     expect(toolchainOf(parseHello(HELLO.trimEnd()).goEnv)).toBe("linux-amd64/go1.26.0");
   });
@@ -32,7 +36,7 @@ describe("the hello line", () => {
     expect(() => parseHello("GOSTASH-HELLO nope")).toThrow("hello is not JSON");
     expect(() => parseHello("GOSTASH-HELLO [1]")).toThrow("hello is not a JSON object");
     expect(() => parseHello('{"ID":1}')).toThrow("not a hello line");
-    expect(parseHello('GOSTASH-HELLO {"GOOS":"linux","GOARCH":7,"X":"y"}')).toEqual({ goEnv: { GOOS: "linux" } });
+    expect(parseHello('GOSTASH-HELLO {"GOOS":"linux","GOARCH":7,"X":"y","command":3}')).toEqual({ goEnv: { GOOS: "linux" }, command: null });
     const toolchain = (v: string) => toolchainOf(parseHello(`GOSTASH-HELLO ${JSON.stringify({ ...GO_ENV, GOVERSION: v })}`).goEnv);
     expect(toolchain("..")).toBe("linux-amd64/__");
     expect(toolchain("go1/../x")).toBe("linux-amd64/go1_.._x");
@@ -100,7 +104,7 @@ describe("the plugin socket", () => {
       const c = await RawClient.connect(addr);
       await converse(c, HELLO);
       expect(c.lines[0]).toBe(DAEMON_CAPABILITY_LINE.trimEnd());
-      expect(clients).toEqual([{ access: "rw", client: { goEnv: GO_ENV } }]);
+      expect(clients).toEqual([{ access: "rw", client: { goEnv: GO_ENV, command: null } }]);
     }, 30_000);
 
     test("a hello arriving a few bytes at a time, after an auth line, is read whole", async () => {
@@ -113,7 +117,7 @@ describe("the plugin socket", () => {
       }
       await converse(c);
       expect(c.lines[0]).toBe(DAEMON_CAPABILITY_LINE.trimEnd());
-      expect(clients).toEqual([{ access: "rw", client: { goEnv: GO_ENV } }]);
+      expect(clients).toEqual([{ access: "rw", client: { goEnv: GO_ENV, command: null } }]);
     }, 30_000);
 
     test("a client that sends none (an older bridge) is served at once; one that is not understood is said on stderr and served", async () => {
@@ -122,7 +126,7 @@ describe("the plugin socket", () => {
       await converse(plain);
       const bad = await RawClient.connect(addr);
       await converse(bad, "GOSTASH-HELLO nope\n");
-      expect(clients.map((c) => c.client)).toEqual([{ goEnv: {} }, { goEnv: {} }]);
+      expect(clients.map((c) => c.client)).toEqual([NO_HELLO, NO_HELLO]);
       expect(warnings.some((w) => w.includes("ignored its hello: hello is not JSON"))).toBe(true);
     }, 30_000);
   });

@@ -64,7 +64,7 @@ describe("one record per go command, from the daemon's connections", () => {
     await first.close();
     await writer.flush(10_000);
 
-    const second = reader.connection("rw", 12);
+    const second = reader.connection("rw", 12, { command: "go test ./..." });
     expect(await second.get(a)).not.toBeNull(); // from the bucket: a promise
     const local = second.get(a); // now on this disk: answered at once
     expect(local instanceof Promise).toBe(false);
@@ -72,7 +72,7 @@ describe("one record per go command, from the daemon's connections", () => {
     expect(await second.get(hex())).toBeNull();
     const running = reader.commands.recent();
     expect(running).toHaveLength(1);
-    expect(running[0]).toMatchObject({ id: 12, access: "rw", endedAt: null, gets: 3, hitsLocal: 1, hitsRemote: 1, misses: 1, bytesHit: 6000, puts: 0 });
+    expect(running[0]).toMatchObject({ id: 12, access: "rw", command: "go test ./...", endedAt: null, gets: 3, hitsLocal: 1, hitsRemote: 1, misses: 1, bytesHit: 6000, puts: 0 });
     expect(reader.commands.open).toBe(1);
     await second.close();
 
@@ -80,7 +80,7 @@ describe("one record per go command, from the daemon's connections", () => {
     expect(done!.endedAt).not.toBeNull();
     expect(done!.endedAt!).toBeGreaterThanOrEqual(done!.startedAt);
     expect(reader.commands.open).toBe(0);
-    expect(writer.commands.recent()).toEqual([expect.objectContaining({ id: 11, gets: 0, puts: 1, bytesPut: 3000 })]);
+    expect(writer.commands.recent()).toEqual([expect.objectContaining({ id: 11, command: null, gets: 0, puts: 1, bytesPut: 3000 })]);
   });
 
   test("a connection that asks nothing makes no record; read-only connections are marked so; an aborted put is not counted", async () => {
@@ -98,7 +98,7 @@ describe("one record per go command, from the daemon's connections", () => {
   test("a local-only cache stays synchronous through the record (stdio's blocking reads rely on it)", async () => {
     const cache = await machine(null);
     const log = new CommandsLog();
-    expect(log.track("rw", 1, cache.handler).readMayBlock?.()).toBe(true);
+    expect(log.track("rw", 1, null, cache.handler).readMayBlock?.()).toBe(true);
   });
 });
 
@@ -109,7 +109,7 @@ describe("CommandsLog", () => {
     const handler: CacheHandler = { get: () => null, put: () => ({ write() {}, commit: () => "", abort() {} }), close() {} };
     const conns = [1, 2, 3, 4, 5].map((id) => {
       now += 10;
-      const h = log.track("rw", id, handler);
+      const h = log.track("rw", id, null, handler);
       h.get("x");
       log.count({ kind: "miss", actionID: "x", conn: id });
       return h;
@@ -129,7 +129,7 @@ describe("CommandsLog", () => {
   test("time saved appears once a hit had a recorded cost, in seconds", () => {
     const log = new CommandsLog();
     const handler: CacheHandler = { get: () => null, put: () => ({ write() {}, commit: () => "", abort() {} }), close() {} };
-    log.track("rw", 7, handler).get("a");
+    log.track("rw", 7, null, handler).get("a");
     log.count({ kind: "hit", actionID: "a", size: 10, costMs: undefined, remote: false, conn: 7 });
     expect(log.recent()[0]!.timeSavedSeconds).toBeUndefined();
     log.count({ kind: "hit", actionID: "b", size: 10, costMs: 1500, remote: true, conn: 7 });

@@ -195,14 +195,16 @@ describe("the status page in Chromium, after a go mod download and two go builds
     expect(Number(derived.timeSaved!.value)).toBeCloseTo(sample(atMetrics, "time_saved_seconds"), 9);
   });
 
-  test("go commands served: one row per build, their gets adding up to the daemon's", async () => {
+  test("go commands served: one row per build, with its command line, their gets adding up to the daemon's", async () => {
     const rows = await page.$$eval("#command-rows tr", (trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => ({ text: td.textContent, value: td.dataset.value }))));
     expect(rows.length).toBeGreaterThanOrEqual(2);
-    const gets = rows.reduce((n, cells) => n + Number(cells[4]!.value), 0);
+    const gets = rows.reduce((n, cells) => n + Number(cells[5]!.value), 0);
     expect(gets).toBe(sample(atMetrics, "gets"));
-    for (const cells of rows) expect(cells[2]!.text).not.toContain("running");
+    for (const cells of rows) expect(cells[3]!.text).not.toContain("running");
+    // Which go command each was: connect said so in its hello.
+    for (const cells of rows) expect(cells[1]!.text).toStartWith("go build -o ");
     // Time saved per command (CostTracker's hits, by connection) adds up to the daemon's.
-    const saved = rows.reduce((n, cells) => n + Number(cells[10]!.value ?? 0), 0);
+    const saved = rows.reduce((n, cells) => n + Number(cells[11]!.value ?? 0), 0);
     expect(saved).toBeCloseTo(sample(atMetrics, "time_saved_seconds"), 9);
   });
 

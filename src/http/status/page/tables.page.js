@@ -6,6 +6,8 @@ function renderCommands(doc) {
   fillRows($("command-rows"), rows, (tr, c) => {
     const hits = c.hitsLocal + c.hitsRemote;
     cell(tr, String(c.id));
+    // Said by connect (its hello) where the OS shows the go command's line.
+    cell(tr, c.command ?? "", "wrap");
     cell(tr, clockTime(c.startedAt, true)).title = new Date(c.startedAt).toString();
     cell(tr, c.endedAt === null ? `running ${formatSeconds((doc.now - c.startedAt) / 1000)}` : formatSeconds((c.endedAt - c.startedAt) / 1000));
     cell(tr, c.access === "ro" ? "read-only" : "read-write");
@@ -18,7 +20,7 @@ function renderCommands(doc) {
     if (c.timeSavedSeconds === undefined) cell(tr, "not measured", "n");
     else showNumber(cell(tr, "", "n"), c.timeSavedSeconds, formatSeconds);
   });
-  if (!rows.length) fillRows($("command-rows"), [0], (tr) => (cell(tr, "No go command has used the build cache yet.", "none").colSpan = 11));
+  if (!rows.length) fillRows($("command-rows"), [0], (tr) => (cell(tr, "No go command has used the build cache yet.", "none").colSpan = 12));
 }
 
 function renderModules(doc) {
