@@ -46,26 +46,15 @@ describe("daemon faults", () => {
   test(
     "daemon stopped (SIGSTOP: its socket still accepts): connect waits --dial-timeout for its capability line, then the local cache serves the build",
     async () => {
-      const mod = join(tmp.path, "stopped");
-      writeDemoModule(mod);
-      const sock = join(tmp.path, "stopped.sock");
-      const d = await startDaemon([`--plugin=${sock}`, "--http=0", `--cache-dir=${join(tmp.path, "stopped-cache")}`]);
-      const fallback = join(tmp.path, "stopped-fallback");
-      const env = goEnv({
-        gocache: join(tmp.path, "stopped-gocache"),
-        prog: `${BIN} connect ${sock}`,
-        home: join(tmp.path, "stopped-home"),
-        extra: { GOCACHE_DIR: fallback, GOSTASH_DIAL_TIMEOUT: "1s" },
-      });
-      d.proc.kill("SIGSTOP");
+      const w = await daemonWorld("stopped", { GOSTASH_DIAL_TIMEOUT: "1s" });
+      w.daemon.proc.kill("SIGSTOP");
       try {
-        const r = await go(["build", "./..."], mod, env, 300_000);
-        if (r.code !== 0) throw new Error(`go build failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+        const r = await w.build();
         expect(r.stderr.match(/cannot reach the daemon at .*stopped\.sock \(it said nothing within 1000 ms of the connection\)/g)?.length).toBe(1);
-        expect(entries(fallback)).toBeGreaterThan(10);
+        expect(entries(w.fallback)).toBeGreaterThan(10);
       } finally {
-        d.proc.kill("SIGCONT");
-        await d.stop("SIGKILL");
+        w.daemon.proc.kill("SIGCONT");
+        await w.daemon.stop("SIGKILL");
       }
     },
     400_000,
@@ -74,37 +63,14 @@ describe("daemon faults", () => {
   test(
     "daemon stopped mid-build (SIGSTOP): after --answer-timeout connect finishes the build from the local cache",
     async () => {
-      const mod = join(tmp.path, "paused");
-      writeDemoModule(mod);
-      const sock = join(tmp.path, "paused.sock");
-      const d = await startDaemon([`--plugin=${sock}`, "--http=0", `--cache-dir=${join(tmp.path, "paused-cache")}`]);
-      const fallback = join(tmp.path, "paused-fallback");
-      const env = goEnv({
-        gocache: join(tmp.path, "paused-gocache"),
-        prog: `${BIN} connect ${sock}`,
-        home: join(tmp.path, "paused-home"),
-        extra: { GOCACHE_DIR: fallback, GOSTASH_ANSWER_TIMEOUT: "2s" },
-      });
+      const w = await daemonWorld("paused", { GOSTASH_ANSWER_TIMEOUT: "2s" });
       try {
-        const build = go(["build", "-o", "demo.bin", "./cmd/demo"], mod, env, 300_000);
-        let puts = 0;
-        for (let i = 0; i < 3000 && puts < 3; i++) {
-          await Bun.sleep(20);
-          try {
-            puts = value(parsePrometheus(await (await fetch(`${d.http}/metrics`)).text()), "gostash_puts_total") ?? 0;
-          } catch {}
-        }
-        expect(puts).toBeGreaterThanOrEqual(3);
-        d.proc.kill("SIGSTOP");
-        const r = await build;
-        if (r.code !== 0) throw new Error(`go build failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+        const r = await w.build(() => w.daemon.proc.kill("SIGSTOP"));
         expect(r.stderr.match(/stopped answering \(nothing for 2\.\ds with \d+ request\(s\) unanswered; --answer-timeout\).*finishing this build from the local cache/g)?.length).toBe(1);
-        const demo = await run([join(mod, "demo.bin")], { timeoutMs: 20_000 });
-        expect(demo.stdout).toBe('{"greeting":"hello, WORLD"} 3\n');
-        expect(entries(fallback)).toBeGreaterThan(0);
+        await w.demoRuns();
       } finally {
-        d.proc.kill("SIGCONT");
-        await d.stop("SIGKILL");
+        w.daemon.proc.kill("SIGCONT");
+        await w.daemon.stop("SIGKILL");
       }
     },
     400_000,
@@ -113,37 +79,61 @@ describe("daemon faults", () => {
   test(
     "daemon killed mid-build: connect finishes the build from the local cache; it never hangs",
     async () => {
-      const mod = join(tmp.path, "killed");
-      writeDemoModule(mod);
-      const sock = join(tmp.path, "killed.sock");
-      const d = await startDaemon([`--plugin=${sock}`, "--http=0", `--cache-dir=${join(tmp.path, "killed-cache")}`]);
-      const fallback = join(tmp.path, "killed-fallback");
-      const env = goEnv({
-        gocache: join(tmp.path, "killed-gocache"),
-        prog: `${BIN} connect ${sock}`,
-        home: join(tmp.path, "killed-home"),
-        extra: { GOCACHE_DIR: fallback },
+      const w = await daemonWorld("killed");
+      const r = await w.build(async () => {
+        w.daemon.proc.kill(9);
+        await w.daemon.proc.exited;
       });
-      const build = go(["build", "-o", "demo.bin", "./cmd/demo"], mod, env, 300_000);
-      let puts = 0;
-      for (let i = 0; i < 3000 && puts < 3; i++) {
-        await Bun.sleep(20);
-        try {
-          puts = value(parsePrometheus(await (await fetch(`${d.http}/metrics`)).text()), "gostash_puts_total") ?? 0;
-        } catch {}
-      }
-      expect(puts).toBeGreaterThanOrEqual(3);
-      d.proc.kill(9);
-      await d.proc.exited;
-      const r = await build;
       if (process.env.GOSTASH_TEST_VERBOSE) console.error(r.stderr);
-      // run() kills at its timeout (exit 137): the build must end by itself, and succeed.
-      if (r.code !== 0) throw new Error(`go build failed (${r.code}):\n${r.stderr.slice(-3000)}`);
       expect(r.stderr.match(/finishing this build from the local cache/g)?.length).toBe(1);
-      const demo = await run([join(mod, "demo.bin")], { timeoutMs: 20_000 });
-      expect(demo.stdout).toBe('{"greeting":"hello, WORLD"} 3\n');
-      expect(entries(fallback)).toBeGreaterThan(0);
+      await w.demoRuns();
     },
     400_000,
   );
 });
+
+/**
+ * A daemon on its own socket, the demo module, and a go command through
+ * connect whose local fallback cache is `fallback`. build(fault) builds
+ * cmd/demo; with a fault, it strikes once the daemon has stored 3 puts of
+ * that build. run() kills at its timeout (exit 137): the build must end by
+ * itself, and succeed.
+ */
+async function daemonWorld(name: string, extra: Record<string, string> = {}) {
+  const mod = join(tmp.path, name);
+  writeDemoModule(mod);
+  const sock = join(tmp.path, `${name}.sock`);
+  const daemon = await startDaemon([`--plugin=${sock}`, "--http=0", `--cache-dir=${join(tmp.path, `${name}-cache`)}`]);
+  const fallback = join(tmp.path, `${name}-fallback`);
+  const env = goEnv({ gocache: join(tmp.path, `${name}-gocache`), prog: `${BIN} connect ${sock}`, home: join(tmp.path, `${name}-home`), extra: { GOCACHE_DIR: fallback, ...extra } });
+  return {
+    daemon,
+    fallback,
+    async build(fault?: () => unknown) {
+      const build = go(["build", "-o", "demo.bin", "./cmd/demo"], mod, env, 300_000);
+      if (fault) {
+        expect(await putsReach(daemon.http!, 3)).toBe(true);
+        await fault();
+      }
+      const r = await build;
+      if (r.code !== 0) throw new Error(`go build failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+      return r;
+    },
+    async demoRuns() {
+      const demo = await run([join(mod, "demo.bin")], { timeoutMs: 20_000 });
+      expect(demo.stdout).toBe('{"greeting":"hello, WORLD"} 3\n');
+      expect(entries(fallback)).toBeGreaterThan(0);
+    },
+  };
+}
+
+/** Waits (up to a minute) until the daemon has stored n puts. */
+async function putsReach(http: string, n: number): Promise<boolean> {
+  for (let i = 0; i < 3000; i++) {
+    try {
+      if ((value(parsePrometheus(await (await fetch(`${http}/metrics`)).text()), "gostash_puts_total") ?? 0) >= n) return true;
+    } catch {}
+    await Bun.sleep(20);
+  }
+  return false;
+}
