@@ -275,6 +275,23 @@ describe("bridge state machine", () => {
     expect(h.links.length).toBe(1); // not dialled again: a stuck daemon accepts and says nothing
   });
 
+  test("a long put on its way to a daemon that takes its bytes is not a stall, however long it takes", async () => {
+    const h = harness({ answerTimeoutMs: 60 });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    const p = put(1, "x".repeat(3000));
+    for (let i = 0; i < p.length; i += 500) {
+      h.push(p.slice(i, i + 500));
+      await Bun.sleep(25); // 7 pieces: 175 ms in all, nothing said by the daemon
+    }
+    await until(() => h.links[0]!.sent === p, "the put");
+    expect(h.stderr).toEqual([]);
+    h.links[0]!.say(`${CAP}{"ID":1,"DiskPath":"/d/1"}\n`);
+    await h.endVia(h.links[0]!);
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1]);
+  });
+
   test("refused (busy): the line never reaches go, one dial only, the local cache answers everything", async () => {
     const h = harness();
     const exit = h.run();
@@ -459,7 +476,7 @@ describe("StallWatch", () => {
     w.sent();
     w.sent(); // already running: the clock does not restart
     await Bun.sleep(25);
-    w.heard();
+    w.alive();
     await Bun.sleep(25);
     expect(fired).toEqual([]); // 50 ms since sent, 25 since heard
     await until(() => fired.length === 1, "the stall");

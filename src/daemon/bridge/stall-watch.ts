@@ -5,9 +5,11 @@
 // the local cache instead (state-machine.ts).
 //
 // The clock runs only while something is owed, and restarts whenever the
-// daemon says anything: a busy daemon answering other requests, or a slow
-// one answering at all, is never cut off. One timer, re-armed lazily: the
-// hot path (every request out, every chunk in) only writes a number.
+// daemon shows it is alive: it says anything (a busy daemon answering other
+// requests, or a slow one answering at all), or its socket takes what go
+// sends (a long put on its way in: a stopped daemon's socket buffer fills
+// and takes nothing more). One timer, re-armed lazily: the hot path (every
+// request out, every chunk in) only writes a number.
 
 export class StallWatch {
   /** When the daemon last said something while answers were owed (or when the first one became owed). */
@@ -30,8 +32,8 @@ export class StallWatch {
     this.arm(this.ms);
   }
 
-  /** The daemon said something. */
-  heard(): void {
+  /** The daemon said something, or took bytes sent to it. */
+  alive(): void {
     if (this.since !== null) this.since = this.owed() ? this.now() : null;
   }
 

@@ -162,7 +162,9 @@ export class Bridge {
     this.stall.sent();
     // A hang-up cuts this short: the redial replays what the tracker saw.
     const sent = this.send(s.link, chunk);
-    return typeof sent === "boolean" ? undefined : sent;
+    if (sent === true) this.stall.alive();
+    if (typeof sent === "boolean") return undefined;
+    return sent.then((took) => took && this.stall.alive());
   }
 
   /** Connected (dialled again after an idle close), or taken over, before chunk is forwarded. */
@@ -266,7 +268,7 @@ export class Bridge {
     data: (link, chunk) => {
       if (this.link() !== link) return;
       this.relay.relay(link, chunk);
-      this.stall.heard();
+      this.stall.alive();
     },
     end: (link) => {
       if (this.link() !== link) return;
