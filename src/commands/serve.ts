@@ -33,6 +33,7 @@ import { readFlags, toCittyArgs, type Flags } from "../config/flags.ts";
 import { limitFlags, localFlags, logFlags, modproxyFlags, revproxyFlags, s3Flags, serveFlags } from "../config/options.ts";
 import { revproxyConfig } from "../config/revproxy.ts";
 import { formatPluginAddress, type PluginAddress } from "../daemon/address.ts";
+import type { ClientHello } from "../daemon/hello.ts";
 import { startPluginServer, type PluginServer } from "../daemon/server.ts";
 import { createHttpRouter } from "../http/handler.ts";
 import { limitHttp } from "../http/limits.ts";
@@ -167,6 +168,9 @@ async function startBuildCache(
 ): Promise<{ cache: BuildCache; plugin: PluginServer }> {
   const { metrics, logger, limits } = sh;
   const cache = await openBuildCache({ local, s3 }, { metrics, logger, client });
+  // A connection's hello (daemon/hello.ts) says its go command's toolchain, for marks, and its line, for the status page.
+  const marks = s3 !== null && s3.toolchainMarks !== false;
+  const clientOf = (c: ClientHello) => ({ toolchain: marks ? toolchainOf(c.goEnv) : null, command: c.command });
   try {
     const plugin = await startPluginServer({
       address,
@@ -174,9 +178,8 @@ async function startBuildCache(
       metrics,
       logger,
       tokens: sh.tokens,
-      connectionHandler: (access, id, client) => withRequestLog(cache.connection(access, id, { toolchain: toolchainOf(client.goEnv), command: client.command })),
-      // What a hello says is used for toolchain marks only (plugin.ts passes its own toolchain).
-      hello: s3 !== null && s3.toolchainMarks !== false,
+      connectionHandler: (access, id, client) => withRequestLog(cache.connection(access, id, clientOf(client))),
+      hello: true,
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     return { cache, plugin };

@@ -21,9 +21,8 @@
 //   that says nothing costs nothing. A hello it cannot read is logged and
 //   the connection goes on without it.
 //
-// A daemon that does not advertise (an older one, or one that would not
-// use what a hello says) is never sent one: to it the line would be a
-// broken request.
+// A daemon that does not advertise (an older one) is never sent one: to it
+// the line would be a broken request.
 
 import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
 

@@ -143,6 +143,11 @@ describe("go through gostash connect and one daemon", () => {
       expect(value(fams, "gostash_hits_total", { tier: "local" })!).toBeGreaterThan(50);
       expect(value(fams, "gostash_connections")).toBe(0);
       expect((await fetch(`${d.http}/healthz`)).status).toBe(200);
+      // A daemon without a bucket still reads hellos: the status page names every go command.
+      const status = (await (await fetch(`${d.http}/status.json`)).json()) as { commands: { recent: { command: string | null }[] } };
+      const lines = status.commands.recent.map((c) => c.command);
+      expect(lines.length).toBeGreaterThanOrEqual(8);
+      for (const c of cmds) expect(lines).toContain(`go ${c.join(" ")}`);
     },
     900_000,
   );

@@ -163,7 +163,7 @@ describe("packs through the go command", () => {
         if (d1.proc.exitCode === null) await d1.stop("SIGKILL");
       }
       expect(objects("daemon", ".pack").length).toBeGreaterThanOrEqual(1);
-      // Without marks the daemon does not ask for a hello: one sent anyway would break its conversations.
+      // Without marks the daemon leaves the toolchain its connections' hellos say unused.
       const d2 = await startDaemon([`--plugin=${join(tmp.path, "d2.sock")}`, "--http=0", `--cache-dir=${join(tmp.path, "d2")}`, "--prefix=daemon", "--no-toolchain-marks"], { ...s3.env, GOCACHE_S3_ENDPOINT_URL: proxy.endpoint });
       try {
         const b = machine("DB", "daemon", { prog: `${BIN} connect ${join(tmp.path, "d2.sock")}` });
