@@ -78,9 +78,8 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     where: formatPluginAddress(addr),
     capabilityPrinted: o.capabilityPrinted === true,
     token: o.token ?? null,
-    hello: o.hello ?? null,
     // The capability line is part of reaching the daemon.
-    helloWaitMs: o.dialTimeoutMs,
+    hello: o.hello ? { line: o.hello, waitMs: o.dialTimeoutMs } : null,
     answerTimeoutMs: o.answerTimeoutMs ?? 0,
     openLocal: o.openLocal,
   };

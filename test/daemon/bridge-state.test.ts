@@ -101,7 +101,7 @@ function harness(
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
   const bridge = new Bridge(
-    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ?? null, helloWaitMs: opts.helloWaitMs, answerTimeoutMs: opts.answerTimeoutMs, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
+    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ? { line: opts.hello, waitMs: opts.helloWaitMs ?? 2000 } : null, answerTimeoutMs: opts.answerTimeoutMs, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
     {
       dial: async (events) => {
         if (opts.down?.(links.length + 1)) {

@@ -32,10 +32,12 @@ export interface BridgeSetup {
   capabilityPrinted: boolean;
   /** Sent first on every connection as `GOSTASH-AUTH <token>` when set. */
   token: string | null;
-  /** The hello line (daemon/hello.ts), sent to a daemon that takes one; null: nothing to say. */
-  hello?: string | null;
-  /** With a hello: how long the daemon's capability line may take before the daemon counts as unreachable. */
-  helloWaitMs?: number;
+  /**
+   * The hello line (daemon/hello.ts), sent to a daemon that takes one, and
+   * how long its capability line may take before the daemon counts as
+   * unreachable; null: nothing to say (and no wait).
+   */
+  hello?: { line: string; waitMs: number } | null;
   /** A daemon that owes answers and says nothing for this long is taken for stuck (stall-watch.ts); 0: never. */
   answerTimeoutMs?: number;
   /** Opens the local cache for a takeover; loaded only when needed. */
@@ -54,8 +56,6 @@ export interface BridgeIO {
   writeOut?: WriteFd;
   releaseOut?: () => void;
 }
-
-const DEFAULT_HELLO_WAIT_MS = 2000;
 
 /** Dials in a row that got no answer at all before the bridge gives up on the daemon. */
 const MAX_REDIALS = 3;
@@ -199,33 +199,30 @@ export class Bridge {
     // With a hello to send, the auth line goes out even without a token (empty): a daemon that needs one
     // refuses at once then, instead of waiting for it while we wait for its capability line.
     if (this.o.token || this.o.hello) await this.send(link, Buffer.from(`${AUTH_PREFIX}${this.o.token ?? ""}\n`));
-    if (!this.o.hello) return link;
-    const takes = await this.takesHello(link);
+    const hello = this.o.hello;
+    if (!hello) return link;
+    const takes = await this.takesHello(link, hello.waitMs);
     if (takes === "silent") {
       // A daemon that accepts but says nothing (stopped, or stuck) is not there: nothing of go's waits on it.
       this.become({ kind: "dialing" }); // first, so its close is not taken for a hang-up
       link.terminate();
-      throw new Error(`it said nothing within ${this.helloWaitMs} ms of the connection`);
+      throw new Error(`it said nothing within ${hello.waitMs} ms of the connection`);
     }
-    if (takes) await this.send(link, Buffer.from(this.o.hello));
+    if (takes) await this.send(link, Buffer.from(hello.line));
     return link;
-  }
-
-  private get helloWaitMs(): number {
-    return this.o.helloWaitMs ?? DEFAULT_HELLO_WAIT_MS;
   }
 
   /**
    * Waits for link's capability line (one local round trip; a refusal or a
-   * hang-up ends the wait too, and so does helloWaitMs of silence): true if
+   * hang-up ends the wait too, and so does waitMs of silence): true if
    * the daemon takes a hello and link is still the one being set up.
    */
-  private async takesHello(link: Link): Promise<boolean | "silent"> {
+  private async takesHello(link: Link, waitMs: number): Promise<boolean | "silent"> {
     let silent = false;
     const timer = setTimeout(() => {
       silent = true;
       this.wake();
-    }, this.helloWaitMs);
+    }, waitMs);
     try {
       while (this.linkTakesHello === null && this.is("replaying", link) && !silent) await new Promise<void>((r) => this.waiters.push(r));
     } finally {
