@@ -8,7 +8,7 @@
 // median of the per-round paired ratios, which cancels slow phases of the
 // machine that hit every variant of one round alike.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const root = resolve(import.meta.dir, "../..");
@@ -138,8 +138,13 @@ export function goVersion(): string {
 
 export interface RunResult {
   ms: number;
-  /** User+system CPU of the process and the children it waited for. */
+  /**
+   * User+system CPU of the process and the children it waited for. Not a
+   * GOCACHEPROG plugin's: the go command never waits for its plugin.
+   */
   cpuMs: number;
+  /** CPU the whole machine used meanwhile (machineBusyMs): plugins included. */
+  machineCpuMs: number;
   code: number;
   stdout: string;
   stderr: string;
@@ -147,13 +152,45 @@ export interface RunResult {
 
 /** Runs a command to completion and times it (wall and CPU). */
 export async function run(cmd: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<RunResult> {
+  const busy0 = machineBusyMs();
   const t0 = performance.now();
   const p = Bun.spawn(cmd, { env: opts.env, cwd: opts.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   const ms = performance.now() - t0;
   const ru = p.resourceUsage();
   const cpuMs = ru ? Number(ru.cpuTime.total) / 1000 : NaN;
-  return { ms, cpuMs, code, stdout, stderr };
+  return { ms, cpuMs, machineCpuMs: machineBusyMs() - busy0, code, stdout, stderr };
+}
+
+/** User + system CPU one running process has used so far (/proc/<pid>/stat), in ms; NaN if unknown. */
+export function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces, in parentheses): utime and stime are the 12th and 13th.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU time every process of the machine has used since boot (user, nice,
+ * system, irq, softirq, steal from /proc/stat), in ms; NaN where there is no
+ * /proc. The difference over a run is that run's CPU with everything it
+ * started, whether or not anyone waited for it (a GOCACHEPROG plugin is not
+ * waited for), plus whatever else ran meanwhile: benches run on an idle
+ * machine. Resolution: a clock tick (USER_HZ, 100 on Linux: 10 ms).
+ */
+export function machineBusyMs(): number {
+  let stat: string;
+  try {
+    stat = readFileSync("/proc/stat", "utf8");
+  } catch {
+    return NaN;
+  }
+  const [user, nice, system, , , irq, softirq, steal] = stat.slice(0, stat.indexOf("\n")).trim().split(/\s+/).slice(1).map(Number);
+  return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 1000) / 100;
 }
 
 /** Runs and throws with the output if the command failed. */

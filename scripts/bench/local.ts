@@ -186,7 +186,7 @@ for (const task of tasks) {
     async once() {
       const r = await run(cmd, { env: s.env(), cwd: work });
       if (r.code !== 0) throw new Error(`${s.name}: go ${task} std exited ${r.code}\n${r.stderr.slice(-2000)}`);
-      return { ms: r.ms, cpuMs: r.cpuMs };
+      return { ms: r.ms, cpuMs: r.machineCpuMs };
     },
   }));
   const samples = await interleave(variants, runs, `go ${task} std: `);

@@ -10,9 +10,10 @@
 //
 //   bun scripts/bench/pack-floor.ts --endpoint URL --bucket B --prefix P --dir D KEY...
 //
-// Prints one JSON line: {"ms":..., "requests":..., "bytes":..., "entries":..., "bad":...}
+// Prints one JSON line: {"ms":..., "cpuMs":..., "requests":..., "bytes":..., "entries":..., "bad":...}
 // where ms is measured from the first request to the last entry landed (no
-// process start-up, no module loading). AWS credentials come from the
+// process start-up, no module loading), and cpuMs is the CPU every thread of
+// the process used over the same span (user + system). AWS credentials come from the
 // environment, as for gostash.
 import { parseArgs } from "node:util";
 import { createS3Client } from "../../src/s3/client.ts";
@@ -55,6 +56,7 @@ const client = createS3Client(
 const disk = createDiskStore({ dir: values.dir });
 
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 const packs = new Map<string, PackRef>();
 const leadAnswer = client.get(leadObject(positionals[0]!)).catch(() => null);
 const heads = await Promise.all(positionals.map((key) => client.getBytes(headObject(key), MAX_HEAD_BYTES)));
@@ -94,6 +96,7 @@ new SegmentLine().push(jobs);
 await Promise.all(done);
 await window.drain();
 const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
 (lead as S3Object | null)?.cancel();
 client.close();
-console.log(JSON.stringify({ ms: Math.round(ms), requests: metrics.get("s3_requests"), bytes: metrics.get("bytes"), entries, bad }));
+console.log(JSON.stringify({ ms: Math.round(ms), cpuMs: Math.round((cpu.user + cpu.system) / 1000), requests: metrics.get("s3_requests"), bytes: metrics.get("bytes"), entries, bad }));

@@ -7,6 +7,12 @@ import type { Target } from "./s3-targets.ts";
 
 export interface Sample {
   ms: number;
+  /** CPU the machine used over the variant's run (lib.ts machineBusyMs: the S3 server, the proxy and plugins included). */
+  cpuMs?: number;
+  /** The data floor's own CPU over its timed span (pack-floor.ts). */
+  ownCpuMs?: number;
+  /** CPU the S3 server (versitygw, on the same cores) used over the run. */
+  serverCpuMs?: number;
   requests?: number;
   bytes?: number;
 }
@@ -103,6 +109,7 @@ export function report(o: ReportOptions): void {
     ],
   ];
   console.log("\n" + table(["ratio (median of per-round ratios)", ...o.latencies.map((L) => `+${L} ms`), "goal"], ratios));
+  cpuReport(o);
   const cold = r.paired("gostash cold+upload", "plain cold");
   const gcpCold =
     (r.has("gcp cold+upload") ? `; go-cache-plugin ${fmtRatio(r.paired("gcp cold+upload", "plain cold"))}` : "") +
@@ -110,4 +117,41 @@ export function report(o: ReportOptions): void {
   const rounds = o.coldRuns > 1 ? `median of ${o.coldRuns} rounds` : "one round: a single cold run varies by 15% here, --cold-runs 3 for a figure";
   const at = o.coldLatency ? ` at +${o.coldLatency} ms per request` : "";
   console.log(`\ngostash cold+upload${at} / plain cold: ${fmtRatio(cold)} (goal ≤ 1.15x)${gcpCold} (${rounds})`);
+  const cpuOf = (name: string) => (r.has(name) ? `${name}: machine ${fmtMs(r.median(name, "cpuMs"))}, S3 server ${fmtMs(r.median(name, "serverCpuMs"))}` : null);
+  const coldCpu = ["plain cold", "gostash cold+upload", "gcp cold+upload", "compare cold+upload"].map(cpuOf).filter(Boolean);
+  // The S3 server shares the build's cores here; a CI runner's bucket is elsewhere.
+  console.log(`CPU of the cold runs (median): ${coldCpu.join("; ")}`);
+}
+
+/**
+ * CPU per run, and what it implies on this machine's cores. A remote-warm
+ * build has to do at least the data floor's work (the packs landed and
+ * verified: pack-floor.ts's own CPU over its timed span) and the go
+ * command's own work with everything on disk (plain local-warm: go alone).
+ * Spread perfectly over every core, their sum divided by the cores is the
+ * least wall time a remote-warm build landing those bytes with this code
+ * can take; the goals are set beside it. The other columns are the whole
+ * machine's CPU over each variant (the S3 server and the proxy included).
+ */
+function cpuReport(o: ReportOptions): void {
+  const r = o.results;
+  const cores = navigator.hardwareConcurrency;
+  const cpu = (name: string, field: keyof Sample = "cpuMs") => r.median(name, field);
+  const goOwn = cpu("plain local-warm");
+  const warm = ["plain local-warm", "gostash local-warm", "gcp local-warm"].filter((n) => r.has(n)).map((n) => `${n} ${fmtMs(cpu(n))}`);
+  console.log(`\nMachine CPU per run (user + system of every process, median), ${cores} cores: ${warm.join(", ")}`);
+  const rows = o.latencies.map((L) => {
+    const bound = (cpu(`floor +${L}`, "ownCpuMs") + goOwn) / cores;
+    return [
+      `+${L} ms`,
+      fmtMs(cpu(`gostash remote-warm +${L}`)),
+      fmtMs(cpu(`tarball +${L}`)),
+      `${fmtMs(cpu(`floor +${L}`))} (own ${fmtMs(cpu(`floor +${L}`, "ownCpuMs"))})`,
+      fmtMs(bound),
+      fmtRatio(bound / r.median(`tarball +${L}`)),
+      fmtRatio(bound / r.median(`floor +${L}`)),
+    ];
+  });
+  const head = ["", "remote-warm", "tarball + plain go", "data floor", "bound: (floor own + plain local-warm) / cores", "bound / tarball (goal ≤ 0.80x)", "bound / floor (goal ≤ 1.30x)"];
+  console.log(table(head, rows));
 }

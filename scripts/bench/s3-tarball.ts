@@ -20,7 +20,8 @@ export function saveTarball(dir: string, file: string): number {
 }
 
 /** One GET of the tarball through client, extracted into dir as it arrives. Resolves when tar is done. */
-export async function restoreTarball(client: S3Client, name: string, dir: string): Promise<void> {
+/** Downloads and extracts; returns the CPU ms of tar and its zstd. */
+export async function restoreTarball(client: S3Client, name: string, dir: string): Promise<number> {
   const obj = await client.get(name);
   if (!obj) throw new Error(`tarball ${name} is missing`);
   Bun.spawnSync(["mkdir", "-p", dir]);
@@ -31,6 +32,7 @@ export async function restoreTarball(client: S3Client, name: string, dir: string
   }
   await tar.stdin.end();
   if ((await tar.exited) !== 0) throw new Error(`tar -x into ${dir} failed`);
+  return Number(tar.resourceUsage()?.cpuTime.total ?? NaN) / 1000;
 }
 
 export function tarballName(target: string): string {

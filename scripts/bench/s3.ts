@@ -29,6 +29,12 @@
 //   data floor      the packs the run needs, downloaded, decompressed,
 //                   written and verified alone, with no go command
 //                   (pack-floor.ts; its own timer, no process start-up)
+// Each variant's CPU is the whole machine's over its run (lib.ts
+// machineBusyMs: the go command never waits for its GOCACHEPROG plugin, so
+// the plugin's CPU is in no rusage of the go command); the report sets the
+// remote-warm goals beside the least time a run landing the data floor's
+// bytes could take on this machine's cores, and names the S3 server's share
+// of the cold runs (it runs on the same cores; a CI runner's bucket does not).
 // Remote variants are interleaved round by round (the order rotates)
 // because the machine is noisy; ratios are medians of per-round ratios.
 // go-cache-plugin (built at a pinned version into .tools/bin) runs
@@ -49,10 +55,10 @@ import { Metrics } from "../../src/util/metrics.ts";
 import { startFaultProxy, type FaultProxy } from "../../test/helpers/faultproxy.ts";
 import { startS3Server, type S3Server } from "../../test/helpers/s3server.ts";
 import { ensureGoCachePlugin, ensureVersitygw } from "./s3-tools.ts";
-import { report, Results } from "./s3-report.ts";
+import { report, Results, type Sample } from "./s3-report.ts";
 import { restoreTarball, saveTarball, tarballName } from "./s3-tarball.ts";
 import { targetNamed, type Target } from "./s3-targets.ts";
-import { die, ensureGostash, fmtMs, goEnv, goVersion, intFlag, log, msFlag, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
+import { die, ensureGostash, fmtMs, machineBusyMs, processCpuMs, goEnv, goVersion, intFlag, log, msFlag, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
 
 const flags = parseFlags(Bun.argv.slice(2), {
   runs: "2",
@@ -113,17 +119,19 @@ function envFor(ctx: Ctx, tool: Tool, local: string, endpoint: string, prefix: s
 }
 
 /** Every command of the target, in order; wall time of all, stderr of all. */
-async function runTarget(t: Target, label: string, env: Record<string, string>): Promise<{ ms: number; stderr: string }> {
+async function runTarget(t: Target, label: string, env: Record<string, string>): Promise<{ ms: number; cpuMs: number; stderr: string }> {
   let ms = 0;
+  let cpuMs = 0;
   let stderr = "";
   for (const cmd of t.commands) {
     const r = await run(["go", ...cmd], { env, cwd: t.dir });
     if (r.code !== 0) die(`${label}: go ${cmd.join(" ")} failed (${r.code}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-3000)}`);
     ms += r.ms;
+    cpuMs += r.machineCpuMs;
     stderr += r.stderr;
   }
-  log(`  ${label}: ${fmtMs(ms)}`);
-  return { ms, stderr };
+  log(`  ${label}: ${fmtMs(ms)} (CPU ${fmtMs(cpuMs)})`);
+  return { ms, cpuMs, stderr };
 }
 
 /** Bytes gostash downloaded, from its --metrics summaries ("s3: requests N, down 40.1 MiB"). */
@@ -154,7 +162,9 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
       else if (r === 0 && tool !== "compare") local[tool] = dir;
       const name = tool === "plain" ? "plain cold" : `${tool} cold+upload`;
       const env = tool === "plain" ? envFor(ctx, "plain", dir, "", "") : envFor(ctx, tool, dir, coldEndpoint, r ? `${px(tool)}-cold${r}` : px(tool));
-      res.add(name, { ms: (await runTarget(t, name, env)).ms }, r);
+      const server0 = processCpuMs(ctx.s3.pid);
+      const { ms, cpuMs } = await runTarget(t, name, env);
+      res.add(name, { ms, cpuMs, serverCpuMs: processCpuMs(ctx.s3.pid) - server0 }, r);
       if (r || tool === "compare") rmSync(dir, { recursive: true, force: true });
     }
   }
@@ -167,8 +177,8 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
 
   log(`${t.name}: local-warm (${runs} rounds) ...`);
   for (let r = 0; r < runs; r++) {
-    res.add("plain local-warm", { ms: (await runTarget(t, "plain local-warm", envFor(ctx, "plain", plainDir, "", ""))).ms });
-    for (const tool of tools) res.add(`${tool} local-warm`, { ms: (await runTarget(t, `${tool} local-warm`, envFor(ctx, tool, local[tool]!, ctx.s3.endpoint, px(tool)))).ms });
+    res.add("plain local-warm", await runTarget(t, "plain local-warm", envFor(ctx, "plain", plainDir, "", "")));
+    for (const tool of tools) res.add(`${tool} local-warm`, await runTarget(t, `${tool} local-warm`, envFor(ctx, tool, local[tool]!, ctx.s3.endpoint, px(tool))));
   }
 
   ctx.made.length = 0; // machine A's caches stay for the whole target
@@ -177,7 +187,7 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
   for (const L of latencies) {
     ctx.proxy.set({ latencyMs: L });
     log(`${t.name}: remote-warm at +${L} ms per request (${runs} rounds) ...`);
-    const variants: [string, () => Promise<{ ms: number; requests?: number; bytes?: number }>][] = [
+    const variants: [string, () => Promise<Sample>][] = [
       [`gostash remote-warm +${L}`, async () => remoteWarm(ctx, t, "gostash", px("gostash"))],
       [`tarball +${L}`, async () => tarballRestore(ctx, t, tarBytes)],
       [`floor +${L}`, async () => dataFloor(ctx, px("gostash"), keys)],
@@ -199,28 +209,32 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
   ctx.proxy.reset();
 }
 
-async function remoteWarm(ctx: Ctx, t: Target, tool: "gostash" | "compare" | "gcp", prefix: string): Promise<{ ms: number; requests: number; bytes?: number }> {
+async function remoteWarm(ctx: Ctx, t: Target, tool: "gostash" | "compare" | "gcp", prefix: string): Promise<{ ms: number; cpuMs: number; requests: number; bytes?: number }> {
   const r = await runTarget(t, `${tool} remote-warm`, envFor(ctx, tool, fresh(ctx, `${tool}-B`), ctx.proxy.endpoint, prefix));
-  return { ms: r.ms, requests: ctx.proxy.requests, bytes: tool === "gcp" ? undefined : gostashBytesDown(r.stderr) };
+  return { ms: r.ms, cpuMs: r.cpuMs, requests: ctx.proxy.requests, bytes: tool === "gcp" ? undefined : gostashBytesDown(r.stderr) };
 }
 
-async function tarballRestore(ctx: Ctx, t: Target, bytes: number): Promise<{ ms: number; requests: number; bytes: number }> {
+async function tarballRestore(ctx: Ctx, t: Target, bytes: number): Promise<{ ms: number; cpuMs: number; requests: number; bytes: number }> {
   const dir = fresh(ctx, "tar-B");
   const t0 = performance.now();
-  await restoreTarball(ctx.viaProxy, tarballName(t.name), dir);
+  const busy0 = machineBusyMs();
+  const tarCpuMs = await restoreTarball(ctx.viaProxy, tarballName(t.name), dir);
   const restored = performance.now() - t0;
-  const r = await runTarget(t, `tarball (restored in ${fmtMs(restored)}) + plain go`, envFor(ctx, "plain", dir, "", ""));
-  return { ms: restored + r.ms, requests: ctx.proxy.requests, bytes };
+  const restoreCpuMs = machineBusyMs() - busy0;
+  const r = await runTarget(t, `tarball (restored in ${fmtMs(restored)}, CPU ${fmtMs(restoreCpuMs)}, tar and zstd ${fmtMs(tarCpuMs)}) + plain go`, envFor(ctx, "plain", dir, "", ""));
+  return { ms: restored + r.ms, cpuMs: restoreCpuMs + r.cpuMs, requests: ctx.proxy.requests, bytes };
 }
 
-async function dataFloor(ctx: Ctx, prefix: string, keys: string[]): Promise<{ ms: number; requests: number; bytes: number }> {
+async function dataFloor(ctx: Ctx, prefix: string, keys: string[]): Promise<{ ms: number; cpuMs: number; ownCpuMs: number; requests: number; bytes: number }> {
+  const busy0 = machineBusyMs();
   const args = ["--endpoint", ctx.proxy.endpoint, "--bucket", ctx.s3.bucket, "--prefix", prefix, "--dir", fresh(ctx, "floor")];
   const r = await run([process.execPath, join(root, "scripts/bench/pack-floor.ts"), ...args, ...keys], { env: { ...process.env, ...ctx.s3.env } as Record<string, string> });
   if (r.code !== 0) die(`pack-floor failed:\n${r.stderr.slice(-2000)}`);
-  const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { ms: number; requests: number; bytes: number; bad: number };
+  const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { ms: number; cpuMs: number; requests: number; bytes: number; bad: number };
   if (out.bad) die(`pack-floor: ${out.bad} bad entries`);
-  log(`  data floor: ${fmtMs(out.ms)}`);
-  return out;
+  const cpuMs = machineBusyMs() - busy0;
+  log(`  data floor: ${fmtMs(out.ms)} (CPU ${fmtMs(cpuMs)} with start-up, ${fmtMs(out.cpuMs)} its own over its time)`);
+  return { ...out, cpuMs, ownCpuMs: out.cpuMs };
 }
 
 function clientConfig(s3: S3Server, endpoint: string) {

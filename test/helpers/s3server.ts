@@ -24,6 +24,8 @@ export interface S3Server {
   /** http://127.0.0.1:<port> */
   endpoint: string;
   port: number;
+  /** versitygw's process ID (benches read its CPU). */
+  pid: number;
   bucket: string;
   accessKey: string;
   secretKey: string;
@@ -145,6 +147,7 @@ export async function startS3Server(o: S3ServerOptions = {}): Promise<S3Server> 
   return {
     endpoint,
     port,
+    pid: server.pid,
     bucket,
     accessKey,
     secretKey,
