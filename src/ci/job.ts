@@ -46,7 +46,7 @@ const OPAQUE_FLAGS = new Set(["-ldflags", "-gcflags", "-asmflags", "-gccgoflags"
 
 /**
  * shortCommand for others to read (the daemon's status page, through
- * connect's hello): the values of flags that may hold anything are ***, and
+ * connect's hello; `ci summary`'s job summary): the values of flags that may hold anything are ***, and
  * so is everything after `go test`'s -args. Null when the line is not known.
  */
 export function shownCommand(argv: string[] | null): string | null {

@@ -14,7 +14,7 @@
 // stay exact); the segments of no record that came during the job are
 // shown as one row of other clients.
 
-import { shortCommand, goSubcommand } from "./job.ts";
+import { shortCommand, shownCommand, goSubcommand } from "./job.ts";
 import { addCounts, zeroCounts, type CommandCounts } from "../buildcache/command-counts.ts";
 import { readRuns, type RunRecord } from "./runlog.ts";
 import type { RunsAnswer, Segment } from "./journal.ts";
@@ -128,7 +128,8 @@ export function slowestOf(rows: CommandRow[]): JobReport["slowest"] {
 
 function rowOf(r: RunRecord): CommandRow {
   return {
-    command: shortCommand(r.argv),
+    // A job summary is shown to everyone who can see the run: -ldflags -X may carry a secret.
+    command: shownCommand(r.argv) ?? shortCommand(null),
     sub: goSubcommand(r.argv),
     start: r.start,
     via: r.mode === "plugin" ? "plugin" : r.counters ? "daemon+local" : "daemon",

@@ -162,6 +162,18 @@ describe("summary", () => {
     expect(md).toContain("**Bucket** (direct): uploaded 1 objects (3.0 MiB)");
   });
 
+  test("the job summary hides what a go command's flags may carry (-ldflags -X secrets, -args)", async () => {
+    const dir = join(tmp.path, "hidden");
+    mkdirSync(dir);
+    const argv = ["/usr/local/go/bin/go", "test", "-ldflags", "-X main.key=s3cret", "./...", "-args", "-password", "hunter2"];
+    appendRun(dir, rec({ job: "mine", mode: "plugin", argv, start: 3, end: 4, counters: counters({ gets: 2, misses: 2 }),
+      slowest: [{ what: "test binary", costMs: 900 }] }));
+    const md = renderMarkdown(await gatherReport({ cacheDir: dir, job: "mine", since: 0, daemonURL: null }));
+    expect(md).toContain("`go test -ldflags=*** ./... -args ***`");
+    expect(md).not.toContain("s3cret");
+    expect(md).not.toContain("hunter2");
+  });
+
   test("nothing recorded: says so", async () => {
     const md = renderMarkdown(await gatherReport({ cacheDir: join(tmp.path, "none"), job: "x", since: 0, daemonURL: null }));
     expect(md).toContain("No go command used gostash in this job");
