@@ -13,8 +13,6 @@
 
 import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { constants as zstdOptions, zstdCompress } from "node:zlib";
 import type { PackEntry, PackFrame, PackRef } from "./packs.ts";
 import { encodeMeta, type ObjectMeta } from "./s3-objects.ts";
 
@@ -32,13 +30,29 @@ const FIRST_FRAME_RAW = 1 << 20;
  * tarball's 61.9, for 0.8 s more compression CPU spread over a cold build
  * of two minutes, and the same decompression time; docs/packs.md).
  */
-const PACK_ZSTD = {
-  [zstdOptions.ZSTD_c_compressionLevel]: 7,
-  [zstdOptions.ZSTD_c_windowLog]: Math.log2(FRAME_RAW),
-  [zstdOptions.ZSTD_c_enableLongDistanceMatching]: 1,
-};
-/** On the thread pool, like Bun.zstdCompress, which takes no window or long-distance settings. */
-const compressFrame = promisify(zstdCompress);
+function packZstd(z: typeof import("node:zlib")): Record<number, number> {
+  return {
+    [z.constants.ZSTD_c_compressionLevel]: 7,
+    [z.constants.ZSTD_c_windowLog]: Math.log2(FRAME_RAW),
+    [z.constants.ZSTD_c_enableLongDistanceMatching]: 1,
+  };
+}
+let compressor: Promise<(raw: Uint8Array) => Promise<Uint8Array>> | null = null;
+/**
+ * Compresses a frame on the thread pool (node:zlib, since Bun.zstdCompress
+ * takes no window or long-distance settings). node:zlib is loaded at the
+ * first frame, not with this module: its set-up, with node:stream's, cost
+ * every plugin run about 10 ms of CPU before its first answer, packs or not
+ * (measured on a warm `go build std` without a bucket: 57 ms of the plugin's
+ * CPU before packs, 68 ms with node:zlib loaded at start).
+ */
+function compressFrame(raw: Uint8Array): Promise<Uint8Array> {
+  compressor ??= import("node:zlib").then((z) => {
+    const options = { params: packZstd(z), chunkSize: FRAME_OUTPUT_CHUNK };
+    return (bytes: Uint8Array) => new Promise<Uint8Array>((resolve, reject) => z.zstdCompress(bytes, options, (err, out) => (err ? reject(err) : resolve(out))));
+  });
+  return compressor.then((compress) => compress(raw));
+}
 /**
  * node:zlib hands the output back in chunks of this size, each a turn of
  * the main thread and a new thread-pool job: at its default of 16 KiB a
@@ -135,7 +149,7 @@ export class PackFileWriter {
     this.target = Math.min(this.target * 2, FRAME_RAW);
     while (this.compressing.length >= COMPRESSING) await this.compressing.shift();
     const raw = f.parts.length === 1 ? f.parts[0]! : Buffer.concat(f.parts);
-    const body: Promise<Uint8Array> = this.compress ? compressFrame(raw, { params: PACK_ZSTD, chunkSize: FRAME_OUTPUT_CHUNK }) : Promise.resolve(raw);
+    const body: Promise<Uint8Array> = this.compress ? compressFrame(raw) : Promise.resolve(raw);
     const before = this.tail;
     const done = (async () => {
       const z = await body;
