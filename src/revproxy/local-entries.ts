@@ -7,7 +7,12 @@
 // compared with its head. A verified entry is remembered (its head and
 // meta, and its file's inode, size, mtime and ctime), so a hot entry costs
 // one stat() per hit and is hashed once per process; any write to the file
-// changes its ctime and makes it read and verified again. A file that
+// changes its ctime and makes it read and verified again. Except a write
+// within the same tick of the file system's clock as the change before it
+// (Linux stamps files with a coarse clock, up to 10 ms a tick): so, as git
+// does for its racily clean index entries, an entry whose file changed
+// less than RACY_MS before it was verified is hashed again on its next hit,
+// until its last change is old enough to be told from a new one. A file that
 // fails is deleted and counted (revproxy_integrity_failures): the request
 // becomes a miss and is fetched again.
 //
@@ -36,12 +41,21 @@ const STALE_TEMP_MS = 86_400_000;
 /** Verified entries remembered at once (a few hundred bytes each). */
 const MAX_VERIFIED = 16_384;
 
+/** A file changed this close to its verification may change again without its times moving. */
+const RACY_MS = 100;
+
 const statKey = (s: Stats): string => `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 
 interface Verified {
   hit: LocalHit;
   /** statKey of the file when it was verified. */
   stat: string;
+  /** Its last change was long enough before the verification that any later one moves its ctime. */
+  settled: boolean;
+}
+
+function verified(hit: LocalHit, st: Stats): Verified {
+  return { hit, stat: statKey(st), settled: st.ctimeMs < Date.now() - RACY_MS };
 }
 
 export class LocalEntries {
@@ -77,7 +91,7 @@ export class LocalEntries {
       try {
         st = statSync(known.hit.path);
       } catch {}
-      if (st && statKey(st) === known.stat) {
+      if (st && known.settled && statKey(st) === known.stat) {
         this.remember(key, known);
         this.touch(key, known, st);
         return known.hit;
@@ -100,9 +114,10 @@ export class LocalEntries {
       const header = await readEntryHeader(fh, st.size);
       if (!header) return this.reject(key, path, "not a complete entry");
       const bodyStart = bodyOffset(header.head);
+      this.metrics.inc("revproxy_local_verifications");
       const sum = await hashRange(fh, bodyStart, header.head.size);
       if (sum !== header.head.sha256) return this.reject(key, path, `body SHA-256 ${sum} is not the ${header.head.sha256} it was stored with`);
-      const v = { hit: { path, ...header, bodyStart }, stat: statKey(st) };
+      const v = verified({ path, ...header, bodyStart }, st);
       this.remember(key, v);
       this.touch(key, v, st);
       return v.hit;
@@ -125,7 +140,7 @@ export class LocalEntries {
       const st = await fh.stat();
       const header = await readEntryHeader(fh, st.size);
       if (header && header.head.sha256 === head.sha256 && header.head.size === head.size) {
-        this.remember(key, { hit: { path, ...header, bodyStart: bodyOffset(header.head) }, stat: statKey(st) });
+        this.remember(key, verified({ path, ...header, bodyStart: bodyOffset(header.head) }, st));
       }
     } finally {
       await fh.close().catch(() => {});
@@ -143,13 +158,13 @@ export class LocalEntries {
     if (this.verified.size > MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
   }
 
-  /** Marks use (mtime, for trim) at most hourly; our own change keeps the entry verified. */
+  /** Marks use (mtime, for trim) at most hourly; our own change keeps the entry verified (hashed once more if hit within RACY_MS). */
   private touch(key: string, v: Verified, st: Stats): void {
     if (Date.now() - st.mtimeMs < TOUCH_EVERY_MS) return;
     try {
       const now = new Date();
       utimesSync(v.hit.path, now, now);
-      this.remember(key, { hit: v.hit, stat: statKey(statSync(v.hit.path)) });
+      this.remember(key, verified(v.hit, statSync(v.hit.path)));
     } catch {}
   }
 

@@ -242,6 +242,33 @@ describe("verification", () => {
     expect(origin.count(path)).toBe(2);
     expect(p.metrics.get("revproxy_integrity_failures")).toBe(1);
   });
+
+  test("an entry whose file changed just before it was verified is hashed again on its next hit, until that change is old enough to be told from a new one", async () => {
+    // Linux stamps files with a coarse clock: a write in the same tick as
+    // the one before it leaves the times as they were (a tampered file went
+    // out as verified once in CI). So the memory of a verification counts
+    // only once the file's last change is RACY_MS older than it.
+    const p = proxy();
+    const path = unique("immutable");
+    await (await p.get(path)).text();
+    await settled(p);
+    const verifications = () => p.metrics.get("revproxy_local_verifications");
+    const hit = async () => {
+      const res = await p.get(path);
+      expect(res.headers.get("x-cache")).toBe("hit, local");
+      expect(await res.text()).toBe(bodyOf(path));
+    };
+    const stored = verifications();
+    await hit(); // remembered at commit, its file renamed into place just then: hashed
+    expect(verifications()).toBe(stored + 1);
+    await Bun.sleep(150);
+    await hit(); // hashed again or not, depending on how long the first hit took; either way settled now
+    const settledAt = verifications();
+    await hit();
+    await hit();
+    expect(verifications()).toBe(settledAt);
+    expect(origin.count(path)).toBe(1);
+  });
 });
 
 describe("the bucket", () => {
