@@ -70,6 +70,7 @@ const HELP: Record<string, string> = {
   revproxy_stored: "Reverse proxy: entries kept on the local disk.",
   revproxy_stored_memory: "Reverse proxy: short-lived answers kept in memory.",
   revproxy_integrity_failures: "Reverse proxy: local entries or bucket objects rejected because their SHA-256 or length did not match.",
+  revproxy_local_verifications: "Reverse proxy: local entries read and hashed before being served.",
   revproxy_remote_errors: "Reverse proxy: bucket requests that failed (the origin was asked instead).",
   revproxy_refused: "Reverse proxy: requests for hosts not in --revproxy (502).",
   revproxy_auth_refused: "Reverse proxy: requests and CONNECTs without a valid token (407).",
