@@ -12,7 +12,9 @@
 // (Linux stamps files with a coarse clock, up to 10 ms a tick): so, as git
 // does for its racily clean index entries, an entry whose file changed
 // less than RACY_MS before it was verified is hashed again on its next hit,
-// until its last change is old enough to be told from a new one. A file that
+// until its last change is old enough to be told from a new one. (Linux
+// 6.13 and later stamp a change after a stat() finely, but CI runners run
+// older kernels.) A file that
 // fails is deleted and counted (revproxy_integrity_failures): the request
 // becomes a miss and is fetched again.
 //
@@ -128,8 +130,11 @@ export class LocalEntries {
 
   /**
    * Moves a finished temp file into place. Its body was hashed on the way
-   * in and matched `head`, so it is remembered as verified without being
-   * read again (only its head and meta are).
+   * in and matched `head`; what is remembered is the file as stat() finds
+   * it after the rename, which is only the same file if nobody wrote to it
+   * in between (a test that flipped a byte the moment the file appeared
+   * was served its change once in CI). The rename just changed its ctime,
+   * so that memory is racy (RACY_MS) and the first hit hashes the file anyway.
    */
   async commit(tmp: string, key: string, head: EntryHead): Promise<string> {
     const path = this.pathOf(key);
