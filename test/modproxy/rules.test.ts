@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createConsola, type LogObject } from "consola/core";
 import { createModProxy, type ModProxy, type ModProxyOptions } from "../../src/modproxy/serve/proxy.ts";
 import { parseRules, RulesError } from "../../src/modproxy/rules/rules.ts";
+import { RulesFile } from "../../src/modproxy/rules/rules-file.ts";
 import { VersionRange } from "../../src/modproxy/rules/versions.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
@@ -222,6 +223,27 @@ describe("reloading", () => {
     expect(r.status).toBe(403);
     expect(r.body).toContain('"renamed"');
     expect(p.metrics.get("modproxy_rules_reloads")).toBe(2);
+  });
+
+  test("a rewrite of the same size right after a read is seen, though the file system's coarse clock may leave the file's times as they were", async () => {
+    // Linux stamps files with a coarse clock (up to 10 ms a tick): two writes
+    // in one tick leave size, mtime and ctime equal. So a file read within
+    // 100 ms of its last change is read again at the next check.
+    const file = join(t.path, `racy${++n}.json`);
+    const rules = (action: string) => JSON.stringify({ rules: [{ match: "example.com/dep", action }] });
+    const metrics = new Metrics();
+    for (let round = 0; round < 20; round++) {
+      writeFileSync(file, rules("exclude"));
+      const rf = new RulesFile(file, { metrics, logger: capturingLogger().logger, checkEveryMs: 0 });
+      writeFileSync(file, rules("include")); // same length as "exclude"
+      expect(rf.current().rules[0]!.action).toBe("include");
+      // Read again while racy, the same text is not a reload.
+      const reloads = metrics.get("modproxy_rules_reloads");
+      rf.current();
+      rf.current();
+      expect(metrics.get("modproxy_rules_reloads")).toBe(reloads);
+    }
+    expect(metrics.get("modproxy_rules_reloads")).toBe(20);
   });
 
   test("a file that fails to parse on reload keeps the previous rules and logs one error", async () => {

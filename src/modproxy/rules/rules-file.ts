@@ -3,7 +3,11 @@
 // Requests stat the file at most once a second (no watcher to leak, and
 // it works the same whether an editor rewrites the file in place or
 // writes a new one and renames it over: the inode, size or change time
-// differ either way). A file that cannot be read or parsed on reload
+// differ either way). A file read less than RACY_MS after its last change
+// is read again at the next check whatever its signature says: Linux stamps
+// files with a coarse clock, so a second write in the same tick as the
+// first (same size: `include` for `exclude`) would leave the signature as
+// it was (git calls such index entries racily clean). A file that cannot be read or parsed on reload
 // leaves the previous rules in force, logs one error for that version of
 // the file and counts modproxy_rules_reload_errors; at start-up it is a
 // configuration error (the daemon does not start).
@@ -20,16 +24,29 @@ export interface RulesFileOptions {
   checkEveryMs?: number;
 }
 
-/** Identifies one version of the file without reading it. */
-function signature(path: string): string {
+/** A file changed this close to being read may change again without its signature moving. */
+const RACY_MS = 100;
+
+/** Identifies one version of the file without reading it; racy: it changed too recently for that to hold. */
+function signature(path: string): { sig: string; racy: boolean } {
   const s = statSync(path, { bigint: true });
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  return { sig: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, racy: Number(s.ctimeNs / 1_000_000n) > Date.now() - RACY_MS };
 }
 
 /** Reads and parses the file; a missing or bad file is a "config: --rules" error. */
 export function loadRulesFile(path: string): RuleSet {
+  let text: string;
   try {
-    return parseRules(readFileSync(path, "utf8"));
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(`config: --rules ${path}: ${(err as Error).message}`);
+  }
+  return parseRulesText(path, text);
+}
+
+function parseRulesText(path: string, text: string): RuleSet {
+  try {
+    return parseRules(text);
   } catch (err) {
     throw new Error(`config: --rules ${path}: ${(err as Error).message}`);
   }
@@ -37,9 +54,10 @@ export function loadRulesFile(path: string): RuleSet {
 
 export class RulesFile {
   private rules: RuleSet;
-  private sig: string;
-  /** The version that failed last, so it is reported once. */
-  private failedSig: string | null = null;
+  /** The version of the file read last (its rules in force, or refused and reported). */
+  private seen: { sig: string; racy: boolean; text: string };
+  /** The error code of the last read that failed, so it is reported once. */
+  private failedCode: string | null = null;
   private checkedAt = 0;
   private readonly every: number;
 
@@ -50,11 +68,11 @@ export class RulesFile {
   ) {
     this.every = o.checkEveryMs ?? 1000;
     try {
-      this.sig = signature(path);
+      this.seen = { ...signature(path), text: readFileSync(path, "utf8") };
     } catch (err) {
       throw new Error(`config: --rules ${path}: ${(err as Error).message}`);
     }
-    this.rules = loadRulesFile(path);
+    this.rules = parseRulesText(path, this.seen.text);
     this.checkedAt = performance.now();
     o.logger.info(`modproxy: --rules ${path}: ${this.describe()}`);
   }
@@ -75,29 +93,29 @@ export class RulesFile {
   }
 
   private reloadIfChanged(): void {
-    let sig: string;
-    let text: string;
+    let version: { sig: string; racy: boolean; text: string };
     try {
-      sig = signature(this.path);
-      if (sig === this.sig || sig === this.failedSig) return;
-      text = readFileSync(this.path, "utf8");
+      const { sig, racy } = signature(this.path);
+      if (sig === this.seen.sig && !this.seen.racy) return;
+      version = { sig, racy, text: readFileSync(this.path, "utf8") };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "error";
-      if (this.failedSig === code) return;
-      this.failedSig = code;
+      if (this.failedCode === code) return;
+      this.failedCode = code;
       this.fail((err as Error).message);
       return;
     }
+    this.failedCode = null;
+    const same = version.text === this.seen.text;
+    this.seen = version;
+    if (same) return; // read again only because the last read was racy, or the file came back as it was
     try {
-      this.rules = parseRules(text);
+      this.rules = parseRules(version.text);
     } catch (err) {
       if (!(err instanceof RulesError)) throw err;
-      this.failedSig = sig;
       this.fail(err.message);
       return;
     }
-    this.sig = sig;
-    this.failedSig = null;
     this.o.metrics.inc("modproxy_rules_reloads");
     this.o.logger.info(`modproxy: --rules ${this.path}: reloaded: ${this.describe()}`);
   }
