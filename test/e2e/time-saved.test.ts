@@ -40,6 +40,14 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
+/** The --metrics summary's lines (gets, hits by tier, misses, packs), for a failure to show what the build did. */
+function summaryOf(stderr: string): string {
+  return stderr
+    .split("\n")
+    .filter((l) => /^gostash: (gets|puts|time saved|s3|packs)/.test(l))
+    .join("\n");
+}
+
 /** The --metrics line's estimate, in seconds ("~25.8s", "~1m05s", "~1h02m"). */
 function savedSeconds(stderr: string): number {
   const m = /time saved: ~(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?/.exec(stderr);
@@ -88,7 +96,9 @@ describe("time saved", () => {
     const fromPack = await timedBuild("b");
     expect(fromPack.stderr).toMatch(/pack [1-9]\d*, remote \d+\)/);
     const savedFromPack = savedSeconds(fromPack.stderr);
-    console.error(`time saved on a fresh machine from the pack: ${savedFromPack.toFixed(1)}s`);
+    console.error(`time saved on a fresh machine from the pack: ${savedFromPack.toFixed(1)}s\n${summaryOf(fromPack.stderr)}`);
+    // Every action a hit: a rebuilt one saves nothing, and would read as lost costs.
+    expect(fromPack.stderr).toMatch(/misses [01]\b/);
     expect(savedFromPack).toBeGreaterThan(reported * 0.9);
     expect(savedFromPack).toBeLessThan(reported * 1.1);
 
@@ -96,7 +106,8 @@ describe("time saved", () => {
     const fromObjects = await timedBuild("c", " --no-prefetch");
     expect(fromObjects.stderr).toMatch(/pack 0, remote [1-9]\d*\)/);
     const savedFromObjects = savedSeconds(fromObjects.stderr);
-    console.error(`time saved on a fresh machine from single objects: ${savedFromObjects.toFixed(1)}s`);
+    console.error(`time saved on a fresh machine from single objects: ${savedFromObjects.toFixed(1)}s\n${summaryOf(fromObjects.stderr)}`);
+    expect(fromObjects.stderr).toMatch(/misses [01]\b/);
     expect(savedFromObjects).toBeGreaterThan(reported * 0.9);
     expect(savedFromObjects).toBeLessThan(reported * 1.1);
   }, 900_000);
