@@ -7,14 +7,11 @@
 // compared with its head. A verified entry is remembered (its head and
 // meta, and its file's inode, size, mtime and ctime), so a hot entry costs
 // one stat() per hit and is hashed once per process; any write to the file
-// changes its ctime and makes it read and verified again. Except a write
-// within the same tick of the file system's clock as the change before it
-// (Linux stamps files with a coarse clock, up to 10 ms a tick): so, as git
-// does for its racily clean index entries, an entry whose file changed
-// less than RACY_MS before it was verified is hashed again on its next hit,
-// until its last change is old enough to be told from a new one. (Linux
-// 6.13 and later stamp a change after a stat() finely, but CI runners run
-// older kernels.) A file that
+// changes its ctime and makes it read and verified again, except one in
+// the same tick of the file system's clock (util/racy.ts): an entry whose
+// file changed just before it was verified is hashed again on its next
+// hit, until its last change is old enough to be told from a new one. A
+// file that
 // fails is deleted and counted (revproxy_integrity_failures): the request
 // becomes a miss and is fetched again.
 //
@@ -27,6 +24,7 @@ import { open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import { changedTooRecently } from "../util/racy.ts";
 import { bodyOffset, hashRange, readEntryHeader, type EntryHead, type EntryMeta } from "./entry-file.ts";
 import { localPath } from "./keys.ts";
 
@@ -43,9 +41,6 @@ const STALE_TEMP_MS = 86_400_000;
 /** Verified entries remembered at once (a few hundred bytes each). */
 const MAX_VERIFIED = 16_384;
 
-/** A file changed this close to its verification may change again without its times moving. */
-const RACY_MS = 100;
-
 const statKey = (s: Stats): string => `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 
 interface Verified {
@@ -57,7 +52,7 @@ interface Verified {
 }
 
 function verified(hit: LocalHit, st: Stats): Verified {
-  return { hit, stat: statKey(st), settled: st.ctimeMs < Date.now() - RACY_MS };
+  return { hit, stat: statKey(st), settled: !changedTooRecently(st.ctimeMs) };
 }
 
 export class LocalEntries {
@@ -134,7 +129,7 @@ export class LocalEntries {
    * it after the rename, which is only the same file if nobody wrote to it
    * in between (a test that flipped a byte the moment the file appeared
    * was served its change once in CI). The rename just changed its ctime,
-   * so that memory is racy (RACY_MS) and the first hit hashes the file anyway.
+   * so that memory is racy (util/racy.ts) and the first hit hashes the file anyway.
    */
   async commit(tmp: string, key: string, head: EntryHead): Promise<string> {
     const path = this.pathOf(key);
@@ -163,7 +158,7 @@ export class LocalEntries {
     if (this.verified.size > MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
   }
 
-  /** Marks use (mtime, for trim) at most hourly; our own change keeps the entry verified (hashed once more if hit within RACY_MS). */
+  /** Marks use (mtime, for trim) at most hourly; our own change keeps the entry verified (hashed once more if hit right away: util/racy.ts). */
   private touch(key: string, v: Verified, st: Stats): void {
     if (Date.now() - st.mtimeMs < TOUCH_EVERY_MS) return;
     try {

@@ -41,10 +41,10 @@ let compressor: Promise<(raw: Uint8Array) => Promise<Uint8Array>> | null = null;
 /**
  * Compresses a frame on the thread pool (node:zlib, since Bun.zstdCompress
  * takes no window or long-distance settings). node:zlib is loaded at the
- * first frame, not with this module: its set-up, with node:stream's, cost
- * every plugin run about 10 ms of CPU before its first answer, packs or not
- * (measured on a warm `go build std` without a bucket: 57 ms of the plugin's
- * CPU before packs, 68 ms with node:zlib loaded at start).
+ * first frame, not with this module, which every plugin run loads, packs or
+ * not: with node:fs/promises (buildcache/disk-usage.ts) loaded late too, a
+ * warm `go build std` without a bucket took 64 ms of the plugin's CPU
+ * instead of 68.
  */
 function compressFrame(raw: Uint8Array): Promise<Uint8Array> {
   compressor ??= import("node:zlib").then((z) => {

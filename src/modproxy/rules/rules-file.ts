@@ -3,18 +3,18 @@
 // Requests stat the file at most once a second (no watcher to leak, and
 // it works the same whether an editor rewrites the file in place or
 // writes a new one and renames it over: the inode, size or change time
-// differ either way). A file read less than RACY_MS after its last change
-// is read again at the next check whatever its signature says: Linux stamps
-// files with a coarse clock, so a second write in the same tick as the
-// first (same size: `include` for `exclude`) would leave the signature as
-// it was (git calls such index entries racily clean). A file that cannot be read or parsed on reload
-// leaves the previous rules in force, logs one error for that version of
+// differ either way). A file read right after its last change is read
+// again at the next check whatever its signature says (util/racy.ts: a
+// same-size rewrite, `include` for `exclude`, in the same tick of the file
+// system's clock leaves the signature as it was). A file that cannot be
+// read or parsed on reload leaves the previous rules in force, logs one error for that version of
 // the file and counts modproxy_rules_reload_errors; at start-up it is a
 // configuration error (the daemon does not start).
 
 import { readFileSync, statSync } from "node:fs";
 import type { Logger } from "../../util/log.ts";
 import type { Metrics } from "../../util/metrics.ts";
+import { changedTooRecently } from "../../util/racy.ts";
 import { parseRules, RulesError, type RuleSet } from "./rules.ts";
 
 export interface RulesFileOptions {
@@ -24,13 +24,10 @@ export interface RulesFileOptions {
   checkEveryMs?: number;
 }
 
-/** A file changed this close to being read may change again without its signature moving. */
-const RACY_MS = 100;
-
 /** Identifies one version of the file without reading it; racy: it changed too recently for that to hold. */
 function signature(path: string): { sig: string; racy: boolean } {
   const s = statSync(path, { bigint: true });
-  return { sig: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, racy: Number(s.ctimeNs / 1_000_000n) > Date.now() - RACY_MS };
+  return { sig: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, racy: changedTooRecently(Number(s.ctimeNs / 1_000_000n)) };
 }
 
 /** Reads and parses the file; a missing or bad file is a "config: --rules" error. */
