@@ -116,6 +116,8 @@ export async function serveStdio(handler: CacheHandler, hooks: SessionHooks = {}
   if (!framing) await closedPromise;
   flushQueued();
   if (framing) return { reason: "framing", error: framing };
+  // Every answer is out: `go` may go on (what is left of our exit must not delay it).
+  releaseStdout();
   return { reason: doneReason };
 }
 
