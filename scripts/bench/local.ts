@@ -14,10 +14,15 @@
 // warmed (and checked to compile nothing) first, and then the timed runs are
 // interleaved round by round.
 //
-//   npx bun scripts/bench/local.ts [--runs 7] [--tasks build,vet] [--compare BIN] [--rebuild] [--keep]
+//   npx bun scripts/bench/local.ts [--runs 7] [--tasks build,vet] [--compare BIN] [--cost-log N] [--rebuild] [--keep]
 //
 // --compare BIN adds a fourth variant, "compare": another gostash binary
 // (a candidate build) on its own copy of the cache.
+// --cost-log N gives gostash's caches (and compare's) a cost book of N
+// records (src/store/costs.ts: the seed's actions, then made-up ones), as on
+// a machine gostash has served for weeks: its bound is about 100,000, and
+// every go command with hits reads it. Written as appended records, with no
+// index, as an older gostash left it: the warm-up runs are what index it.
 //
 // Filling a cache cold takes minutes on 2 cores, so it is done once: a seed
 // cache in .bench/seed-<go version>/ is filled by the plain go command (and
@@ -28,6 +33,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpus, loadavg } from "node:os";
+import { COSTS_DIR, encodeRecord } from "../../src/store/costs.ts";
 import {
   benchDir,
   ensureGostash,
@@ -49,8 +55,9 @@ import {
   type Variant,
 } from "./lib.ts";
 
-const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tasks: "build,vet", compare: "", rebuild: false, keep: false });
+const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tasks: "build,vet", compare: "", "cost-log": "0", rebuild: false, keep: false });
 const runs = intFlag(flags, "runs");
+const costLog = intFlag(flags, "cost-log");
 const tasks = String(flags.tasks)
   .split(",")
   .map((t) => t.trim())
@@ -89,6 +96,35 @@ const altDir = join(work, "compare");
 if (alt) await mustRun(["cp", "-a", seed, altDir]);
 const floorDir = join(work, "floor");
 if (tools.floorPlugin) await mustRun(["cp", "-a", seed, floorDir]);
+if (costLog > 0) {
+  const real = writeCostLog(gostashDir, costLog);
+  if (alt) await mustRun(["cp", "-a", join(gostashDir, COSTS_DIR), join(altDir, COSTS_DIR)]);
+  log(`cost log: ${costLog} records (${real} of the seed's actions)`);
+}
+
+/** A cost book of n records in dir: its actions' first (shuffled), then made-up IDs; returns how many are real. */
+function writeCostLog(dir: string, n: number): number {
+  const ids: string[] = [];
+  for (const sub of readdirSync(dir)) {
+    if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+    for (const name of readdirSync(join(dir, sub))) if (name.endsWith("-a") && ids.length < n) ids.push(name.slice(0, 64));
+  }
+  const real = ids.length;
+  while (ids.length < n) ids.push(new Bun.CryptoHasher("sha256").update(`made-up action ${ids.length}`).digest("hex"));
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
+  const shards = new Map<string, Buffer[]>();
+  for (const id of ids) {
+    const recs = shards.get(id[0]!) ?? [];
+    recs.push(encodeRecord(id, 50 + (parseInt(id.slice(8, 12), 16) % 2000)));
+    shards.set(id[0]!, recs);
+  }
+  mkdirSync(join(dir, COSTS_DIR), { recursive: true });
+  for (const [h, recs] of shards) writeFileSync(join(dir, COSTS_DIR, `${h}.log`), Buffer.concat(recs));
+  return real;
+}
 
 let refDir = "";
 let refGocache = "";
@@ -201,6 +237,7 @@ out.push(`# warm local builds: gostash vs plain go cache vs ${ref ? ref.name : "
 out.push(`go: ${gover}; gostash: ${gostashVersion}; ${cpus().length} cores; load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 if (ref) out.push(`reference: ${ref.note}`);
 if (alt) out.push(`compare: ${alt} (${Bun.spawnSync([alt, "version"]).stdout.toString().trim()})`);
+if (costLog > 0) out.push(`cost log: ${costLog} records in gostash's caches${alt ? " and compare's" : ""} (--cost-log)`);
 out.push(`env: GOENV=off GOFLAGS=-mod=mod GOTOOLCHAIN=local GOTELEMETRY=off GOPROXY=off CGO_ENABLED=0; ${runs} interleaved runs per variant`);
 for (const { task, samples, checks } of results) {
   out.push("", `## go ${task} std (warm)`, "");

@@ -7,11 +7,18 @@
 // trim and `go clean -cache` (which remove only those) never touch it:
 //
 //   <dir>/gostash-costs/<h>.log      h = first hex digit of the action ID (16 shards)
-//     a sequence of 40-byte records, appended:
+//     a sequence of 40-byte records (store/cost-record.ts), appended:
 //       bytes  0..31  action ID (binary)
 //       bytes 32..35  cost in milliseconds, uint32 little-endian
 //       bytes 36..39  CRC-32 of bytes 0..35, uint32 little-endian
 //     a later record for the same action replaces an earlier one.
+//   <dir>/gostash-costs/<h>.idx      a sorted index of the log's first bytes
+//     (store/cost-index.ts): lookups there are a binary search; only the
+//     records after them (the tail) are read into a map. Rebuilt by the
+//     writer when the tail grows past maxTailBytes, and after a reader found
+//     a long tail (at its flush: in plugin mode after `go` has its answers).
+//     Optional: without it, or when it no longer matches the log, the whole
+//     log is the tail, as it was before indexes.
 //
 // Batching: records are appended in batches, one write() per shard, at
 // most FLUSH_MS after the first of them, at FLUSH_RECORDS, on flush() and
@@ -38,15 +45,18 @@
 // Every I/O error is swallowed (reported through onError): costs are an
 // estimate and must never fail or slow a build.
 
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { buildIndex, indexedLength, keyOf, openIndex, type CostIndex } from "./cost-index.ts";
+import { decodeRecords, encodeRecord, isRecordAt, RECORD_SIZE, recordOffsets } from "./cost-record.ts";
+
+export { decodeRecords, encodeRecord, RECORD_SIZE } from "./cost-record.ts";
 
 export const COSTS_DIR = "gostash-costs";
-export const RECORD_SIZE = 40;
 /** 16 shards of this much: about 100,000 actions in 4 MiB. */
 export const DEFAULT_MAX_SHARD_BYTES = 256 << 10;
-/** Costs are uint32 milliseconds (49 days); anything longer is clamped. */
-const MAX_COST_MS = 0xffffffff;
+/** A shard's records past its index are indexed again beyond this share of the shard's limit (16 KiB: 409 records). */
+const TAIL_SHARE = 16;
 /** Costs recorded by this process kept in memory (a daemon's, beyond what it loaded). */
 const MAX_OWN_COSTS = 200_000;
 /** A batch is written this long after its first record... */
@@ -78,6 +88,8 @@ export interface CostBook {
 
 export interface CostBookOptions {
   maxShardBytes?: number;
+  /** Records past a shard's index beyond this many bytes get it indexed again (default: a 16th of maxShardBytes). */
+  maxTailBytes?: number;
   onError?: (err: Error) => void;
 }
 
@@ -85,72 +97,62 @@ export function openCostBook(cacheDir: string, o: CostBookOptions = {}): CostBoo
   return new ShardedCostLog(join(cacheDir, COSTS_DIR), o);
 }
 
-export function encodeRecord(actionID: string, ms: number): Buffer {
-  const rec = Buffer.alloc(RECORD_SIZE);
-  rec.write(actionID, 0, 32, "hex");
-  rec.writeUInt32LE(Math.max(0, Math.min(MAX_COST_MS, Math.round(ms))), 32);
-  rec.writeUInt32LE(Bun.hash.crc32(rec.subarray(0, 36)), 36);
-  return rec;
-}
-
-/** Every valid record in a shard's bytes, in file order (torn or corrupt stretches skipped). */
-export function decodeRecords(buf: Uint8Array): { actionID: string; ms: number }[] {
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const out: { actionID: string; ms: number }[] = [];
-  let o = 0;
-  while (o + RECORD_SIZE <= b.length) {
-    if (Bun.hash.crc32(b.subarray(o, o + 36)) === b.readUInt32LE(o + 36)) {
-      out.push({ actionID: b.toString("hex", o, o + 32), ms: b.readUInt32LE(o + 32) });
-      o += RECORD_SIZE;
-    } else o++;
-  }
-  return out;
-}
-
 /**
- * One shard in memory: its bytes, and where the newest record of each action
+ * One shard in memory: its bytes, its index (cost-index.ts) if it has one
+ * that matches, and where the newest record of each action in the tail
  * starts, keyed by the first 6 bytes of the ID (a number, much cheaper to
  * build than 64-character strings; the full ID and the CRC are checked on
  * lookup, so a key shared by two actions only loses the older one's cost).
  */
-class ShardIndex {
-  private readonly at = new Map<number, number>();
+export class CostShard {
+  private readonly tail = new Map<number, number>();
+  private readonly index: CostIndex | null;
+  /** Bytes of the log its index does not cover. */
+  readonly tailBytes: number;
 
-  constructor(private readonly buf: Buffer) {
-    if (buf.length % RECORD_SIZE === 0) {
-      for (let o = 0; o < buf.length; o += RECORD_SIZE) this.at.set(buf.readUIntLE(o, 6), o);
-      return;
-    }
-    // Torn somewhere (a crash mid-append): find the records that check out.
-    let o = 0;
-    while (o + RECORD_SIZE <= buf.length) {
-      if (Bun.hash.crc32(buf.subarray(o, o + 36)) === buf.readUInt32LE(o + 36)) {
-        this.at.set(buf.readUIntLE(o, 6), o);
-        o += RECORD_SIZE;
-      } else o++;
+  constructor(
+    private readonly buf: Buffer,
+    idx: Uint8Array | null,
+  ) {
+    this.index = idx ? openIndex(idx, buf) : null;
+    const from = this.index?.covers ?? 0;
+    this.tailBytes = buf.length - from;
+    if (this.tailBytes % RECORD_SIZE === 0) {
+      for (let o = from; o < buf.length; o += RECORD_SIZE) this.tail.set(buf.readUIntLE(o, 6), o);
+    } else {
+      // Torn somewhere (a crash mid-append): only the records that check out.
+      for (const o of recordOffsets(buf, from)) this.tail.set(buf.readUIntLE(o, 6), o);
     }
   }
 
   get empty(): boolean {
-    return this.at.size === 0;
+    return this.buf.length === 0;
   }
 
   get(id: Buffer): number | undefined {
-    const o = this.at.get(id.readUIntLE(0, 6));
-    if (o === undefined) return undefined;
-    const b = this.buf;
-    if (b.compare(id, 0, 32, o, o + 32) !== 0) return undefined;
-    if (Bun.hash.crc32(b.subarray(o, o + 36)) !== b.readUInt32LE(o + 36)) return undefined;
-    return b.readUInt32LE(o + 32);
+    // The tail is newer than anything the index covers.
+    const o = this.tail.get(id.readUIntLE(0, 6));
+    if (o !== undefined && this.holds(o, id)) return this.buf.readUInt32LE(o + 32);
+    const at = this.index?.find(keyOf(id));
+    if (at !== undefined && this.holds(at, id)) return this.buf.readUInt32LE(at + 32);
+    return undefined;
+  }
+
+  /** Is the record at o whole and id's? */
+  private holds(o: number, id: Buffer): boolean {
+    return this.buf.compare(id, 0, 32, o, o + 32) === 0 && isRecordAt(this.buf, o);
   }
 }
 
 class ShardedCostLog implements CostBook {
   /** Shard (first hex digit) -> what was on disk when first asked. */
-  private readonly loaded = new Map<string, ShardIndex>();
+  private readonly loaded = new Map<string, CostShard>();
+  /** Shards read with a long tail: indexed at the next flush. */
+  private readonly toIndex = new Set<string>();
   /** Costs this process recorded (newer than anything loaded). */
   private readonly mine = new Map<string, number>();
   private readonly maxShardBytes: number;
+  private readonly maxTailBytes: number;
   private madeDir = false;
   /** Shard -> records not written yet, in the order recorded. */
   private readonly batch = new Map<string, Buffer[]>();
@@ -162,6 +164,7 @@ class ShardedCostLog implements CostBook {
     private readonly o: CostBookOptions,
   ) {
     this.maxShardBytes = Math.max(RECORD_SIZE * 4, o.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+    this.maxTailBytes = Math.max(RECORD_SIZE * 4, o.maxTailBytes ?? Math.floor(this.maxShardBytes / TAIL_SHARE));
   }
 
   get(actionID: string): number | undefined {
@@ -194,6 +197,7 @@ class ShardedCostLog implements CostBook {
    * One append per shard, with the file opened and closed around it: a
    * descriptor kept open would go on writing into a shard another process
    * has since compacted (renamed over), and those records would be lost.
+   * Then each shard whose tail has grown too long is indexed again.
    */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
@@ -204,24 +208,77 @@ class ShardedCostLog implements CostBook {
     this.batched = 0;
     for (const [h, recs] of batch) {
       try {
-        if (this.append(h, recs.length === 1 ? recs[0]! : Buffer.concat(recs)) > this.maxShardBytes) this.compact(h);
+        const size = this.append(h, recs.length === 1 ? recs[0]! : Buffer.concat(recs));
+        if (size > this.maxShardBytes) this.compact(h);
+        else if (size - this.indexedOnDisk(h) > this.maxTailBytes) this.toIndex.add(h);
       } catch (err) {
         this.o.onError?.(err as Error);
       }
     }
+    for (const h of this.toIndex) {
+      try {
+        this.reindex(h, readFileSync(this.path(h)));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
+      }
+    }
+    this.toIndex.clear();
   }
 
   private path(h: string): string {
     return join(this.dir, `${h}.log`);
   }
 
-  private load(h: string): ShardIndex {
+  private indexPath(h: string): string {
+    return join(this.dir, `${h}.idx`);
+  }
+
+  private load(h: string): CostShard {
+    let log: Buffer;
     try {
-      return new ShardIndex(readFileSync(this.path(h)));
+      log = readFileSync(this.path(h));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
-      return new ShardIndex(Buffer.alloc(0));
+      return new CostShard(Buffer.alloc(0), null);
     }
+    let idx: Buffer | null = null;
+    try {
+      idx = readFileSync(this.indexPath(h));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
+    }
+    const shard = new CostShard(log, idx);
+    if (shard.tailBytes > this.maxTailBytes) {
+      // Index it once the go command has its answers (plugin mode flushes at exit).
+      this.toIndex.add(h);
+      flushAtExit(this);
+    }
+    return shard;
+  }
+
+  /** How much of the log the index on disk says it covers (0 without one): read from its header alone. */
+  private indexedOnDisk(h: string): number {
+    let fd: number;
+    try {
+      fd = openSync(this.indexPath(h), "r");
+    } catch {
+      return 0;
+    }
+    try {
+      const head = Buffer.alloc(8);
+      return indexedLength(head.subarray(0, readSync(fd, head, 0, 8, 0)));
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Writes the index of log (the shard's bytes as just read or written): temp file + rename. */
+  private reindex(h: string, log: Buffer): void {
+    const idx = buildIndex(log);
+    if (!idx) return;
+    const tmp = `${this.indexPath(h)}.${process.pid}.tmp`;
+    writeFileSync(tmp, idx);
+    renameSync(tmp, this.indexPath(h));
   }
 
   /** Appends whole records in one write; returns the shard's size after it. */
@@ -252,8 +309,11 @@ class ShardedCostLog implements CostBook {
       kept.push(encodeRecord(r.actionID, r.ms));
     }
     kept.reverse();
+    const log = Buffer.concat(kept);
     const tmp = `${this.path(h)}.${process.pid}.tmp`;
-    writeFileSync(tmp, Buffer.concat(kept));
+    writeFileSync(tmp, log);
     renameSync(tmp, this.path(h));
+    this.reindex(h, log);
+    this.toIndex.delete(h);
   }
 }

@@ -2,9 +2,10 @@
 // torn and corrupt records, compaction bounds, concurrent appenders, and
 // that Go's own cache cleaning never touches it.
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { COSTS_DIR, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
+import { buildIndex, openIndex } from "../../src/store/cost-index.ts";
+import { COSTS_DIR, CostShard, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
 import { ROOT, run, tempDir } from "../helpers/env.ts";
 
 const tmp = tempDir("gostash-costs-");
@@ -45,7 +46,7 @@ describe("cost book", () => {
     expect(r.code).toBe(0);
     expect(existsSync(join(dir, "ab"))).toBe(false); // go clean did run
     expect(openCostBook(dir).get(id(7))).toBe(77);
-    expect(readdirSync(join(dir, COSTS_DIR)).every((f) => /^[0-9a-f]\.log$/.test(f))).toBe(true);
+    expect(readdirSync(join(dir, COSTS_DIR)).every((f) => /^[0-9a-f]\.(log|idx)$/.test(f))).toBe(true);
   });
 
   test("a torn record (crash mid-append) and garbage hide nothing that follows them", () => {
@@ -83,7 +84,7 @@ describe("cost book", () => {
     const again = openCostBook(dir, { maxShardBytes: limit });
     expect(again.get(ids[999]!)).toBe(999);
     expect(again.get(ids[0]!)).toBeUndefined();
-    expect(readdirSync(join(dir, COSTS_DIR))).toEqual(["5.log"]); // no temp file left
+    expect(readdirSync(join(dir, COSTS_DIR)).sort()).toEqual(["5.idx", "5.log"]); // no temp file left
   });
 
   test("records are written in batches: one append per shard, within FLUSH_MS of the first, or at the process's exit", async () => {
@@ -124,5 +125,96 @@ describe("cost book", () => {
     expect(() => book.flush()).not.toThrow();
     expect(errors.length).toBe(1);
     expect(book.get(id(1))).toBe(10); // still known to this process
+  });
+});
+
+describe("cost book index", () => {
+  const shardIDs = (n: number, h: string, salt = "") => Array.from({ length: n }, (_, i) => `${h}${id(i, salt).slice(1)}`);
+  const logOf = (ids: string[], ms: (i: number) => number) => Buffer.concat(ids.map((x, i) => encodeRecord(x, ms(i))));
+
+  test("a log's index finds the newest record of every action; lookups through it need no map of the log", () => {
+    const ids = shardIDs(3000, "7");
+    // Every action twice, the second time newer: the index must point at the later record.
+    const log = Buffer.concat([logOf(ids, (i) => i), logOf(ids, (i) => i + 10_000)]);
+    const idx = buildIndex(log)!;
+    const shard = new CostShard(log, idx);
+    expect(shard.tailBytes).toBe(0); // the whole log is covered: nothing went into a map
+    expect(ids.map((x) => shard.get(Buffer.from(x, "hex")))).toEqual(ids.map((_, i) => i + 10_000));
+    expect(shard.get(Buffer.from(`7${id(99_999).slice(1)}`, "hex"))).toBeUndefined();
+    // Records appended after the index (the tail) are newer than what it covers.
+    const more = logOf(ids.slice(0, 10), () => 7);
+    const grown = new CostShard(Buffer.concat([log, more]), idx);
+    expect(grown.tailBytes).toBe(more.length);
+    expect(ids.slice(0, 12).map((x) => grown.get(Buffer.from(x, "hex")))).toEqual([...Array(10).fill(7), 10_010, 10_011]);
+  });
+
+  test("an index that does not match its log is never believed: rewritten log, flipped byte, cut short, or empty", () => {
+    const ids = shardIDs(500, "8");
+    const log = logOf(ids, (i) => i + 1);
+    const idx = buildIndex(log)!;
+    expect(openIndex(idx, log)?.covers).toBe(log.length);
+    // Another process compacted the log (an older gostash keeps no index): same records, another order, other costs.
+    const rewritten = logOf([...ids].reverse(), () => 5);
+    expect(openIndex(idx, rewritten)).toBeNull();
+    const shard = new CostShard(rewritten, idx);
+    expect(shard.tailBytes).toBe(rewritten.length); // all of it read the slow way
+    expect(ids.every((x) => shard.get(Buffer.from(x, "hex")) === 5)).toBe(true);
+    for (const at of [0, 5, 9, 17, 24, idx.length - 1]) {
+      const bad = Buffer.from(idx);
+      bad[at]! ^= 0x40;
+      expect(openIndex(bad, log)).toBeNull();
+    }
+    expect(openIndex(idx.subarray(0, idx.length - 8), log)).toBeNull();
+    expect(openIndex(idx, log.subarray(0, log.length - RECORD_SIZE))).toBeNull(); // covers more than the log holds
+    expect(openIndex(Buffer.alloc(0), log)).toBeNull();
+    // A record the index points at that was torn after the fact: its own CRC is checked too.
+    const torn = Buffer.from(log);
+    torn[RECORD_SIZE * 3 + 33]! ^= 1;
+    expect(new CostShard(torn, idx).get(Buffer.from(ids[3]!, "hex"))).toBeUndefined();
+  });
+
+  test("the writer indexes a shard whose tail grows past maxTailBytes, and a reader's flush indexes a long tail it found", () => {
+    const dir = fresh();
+    const o = { maxShardBytes: RECORD_SIZE * 10_000, maxTailBytes: RECORD_SIZE * 50 };
+    const ids = shardIDs(200, "9");
+    const book = openCostBook(dir, o);
+    ids.slice(0, 40).forEach((x, i) => book.record(x, i + 1));
+    book.flush();
+    const idxPath = join(dir, COSTS_DIR, "9.idx");
+    const logPath = join(dir, COSTS_DIR, "9.log");
+    expect(existsSync(idxPath)).toBe(false); // a short tail is left as it is
+    ids.slice(40).forEach((x, i) => book.record(x, i + 41));
+    book.flush();
+    expect(openIndex(readFileSync(idxPath), readFileSync(logPath))?.covers).toBe(200 * RECORD_SIZE);
+    const again = openCostBook(dir, o);
+    expect(ids.map((x) => again.get(x))).toEqual(ids.map((_, i) => i + 1));
+
+    // A log written before indexes (or by an older gostash): a reader indexes it at its flush, with nothing to append.
+    const old = fresh();
+    mkdirSync(join(old, COSTS_DIR));
+    writeFileSync(join(old, COSTS_DIR, "9.log"), logOf(ids, (i) => i + 1));
+    const reader = openCostBook(old, o);
+    expect(reader.get(ids[7]!)).toBe(8);
+    expect(existsSync(join(old, COSTS_DIR, "9.idx"))).toBe(false); // not while answering
+    reader.flush();
+    expect(openIndex(readFileSync(join(old, COSTS_DIR, "9.idx")), readFileSync(join(old, COSTS_DIR, "9.log")))?.covers).toBe(200 * RECORD_SIZE);
+    expect(readdirSync(join(old, COSTS_DIR)).sort()).toEqual(["9.idx", "9.log"]);
+  });
+
+  test("a plugin process that only read a long tail writes the index as it exits", async () => {
+    const dir = fresh();
+    mkdirSync(join(dir, COSTS_DIR));
+    const ids = shardIDs(2000, "6");
+    writeFileSync(join(dir, COSTS_DIR, "6.log"), logOf(ids, (i) => i + 1));
+    const script = join(tmp.path, "read.ts");
+    writeFileSync(
+      script,
+      `import { openCostBook } from ${JSON.stringify(join(ROOT, "src/store/costs.ts"))};\n` +
+        `const b = openCostBook(process.argv[2]!);\nconsole.log(b.get(process.argv[3]!));\n`,
+    );
+    const r = await run([process.execPath, script, dir, ids[1234]!], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe("1235");
+    expect(openIndex(readFileSync(join(dir, COSTS_DIR, "6.idx")), readFileSync(join(dir, COSTS_DIR, "6.log")))?.covers).toBe(2000 * RECORD_SIZE);
   });
 });
