@@ -55,9 +55,9 @@ import {
   type Variant,
 } from "./lib.ts";
 
-const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tasks: "build,vet", compare: "", "cost-log": "0", rebuild: false, keep: false });
+const flags = parseFlags(Bun.argv.slice(2), { runs: "7", tasks: "build,vet", compare: "", "cost-log": "", rebuild: false, keep: false });
 const runs = intFlag(flags, "runs");
-const costLog = intFlag(flags, "cost-log");
+const costLog = flags["cost-log"] ? intFlag(flags, "cost-log") : 0;
 const tasks = String(flags.tasks)
   .split(",")
   .map((t) => t.trim())
