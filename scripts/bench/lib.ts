@@ -8,8 +8,9 @@
 // median of the per-round paired ratios, which cancels slow phases of the
 // machine that hit every variant of one round alike.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { COSTS_DIR, encodeRecord } from "../../src/store/costs.ts";
 
 export const root = resolve(import.meta.dir, "../..");
 export const gostashBin = join(root, "dist/gostash");
@@ -234,6 +235,35 @@ export async function interleave(variants: Variant[], runs: number, label = ""):
     log(`${label}round ${r + 1}/${runs}: ${parts.join(", ")}`);
   }
   return out;
+}
+
+/**
+ * A cost book (src/store/costs.ts) of n records in the Go cache dir, as on a
+ * machine gostash has served for weeks: its own actions and then made-up
+ * ones, shuffled, written as appended records with no index (as an older
+ * gostash left them). Returns how many are the cache's own actions.
+ */
+export function writeCostLog(dir: string, n: number): number {
+  const ids: string[] = [];
+  for (const sub of readdirSync(dir)) {
+    if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+    for (const name of readdirSync(join(dir, sub))) if (name.endsWith("-a") && ids.length < n) ids.push(name.slice(0, 64));
+  }
+  const real = ids.length;
+  while (ids.length < n) ids.push(new Bun.CryptoHasher("sha256").update(`made-up action ${ids.length}`).digest("hex"));
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
+  const shards = new Map<string, Buffer[]>();
+  for (const id of ids) {
+    const recs = shards.get(id[0]!) ?? [];
+    recs.push(encodeRecord(id, 50 + (parseInt(id.slice(8, 12), 16) % 2000)));
+    shards.set(id[0]!, recs);
+  }
+  mkdirSync(join(dir, COSTS_DIR), { recursive: true });
+  for (const [h, recs] of shards) writeFileSync(join(dir, COSTS_DIR, `${h}.log`), Buffer.concat(recs));
+  return real;
 }
 
 // ---------------------------------------------------------------- statistics

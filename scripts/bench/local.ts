@@ -33,7 +33,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpus, loadavg } from "node:os";
-import { COSTS_DIR, encodeRecord } from "../../src/store/costs.ts";
+import { COSTS_DIR } from "../../src/store/costs.ts";
 import {
   benchDir,
   ensureGostash,
@@ -51,6 +51,7 @@ import {
   samplesTable,
   setKeepTemps,
   tempDir,
+  writeCostLog,
   type Samples,
   type Variant,
 } from "./lib.ts";
@@ -102,29 +103,6 @@ if (costLog > 0) {
   log(`cost log: ${costLog} records (${real} of the seed's actions)`);
 }
 
-/** A cost book of n records in dir: its actions' first (shuffled), then made-up IDs; returns how many are real. */
-function writeCostLog(dir: string, n: number): number {
-  const ids: string[] = [];
-  for (const sub of readdirSync(dir)) {
-    if (!/^[0-9a-f]{2}$/.test(sub)) continue;
-    for (const name of readdirSync(join(dir, sub))) if (name.endsWith("-a") && ids.length < n) ids.push(name.slice(0, 64));
-  }
-  const real = ids.length;
-  while (ids.length < n) ids.push(new Bun.CryptoHasher("sha256").update(`made-up action ${ids.length}`).digest("hex"));
-  for (let i = ids.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
-  }
-  const shards = new Map<string, Buffer[]>();
-  for (const id of ids) {
-    const recs = shards.get(id[0]!) ?? [];
-    recs.push(encodeRecord(id, 50 + (parseInt(id.slice(8, 12), 16) % 2000)));
-    shards.set(id[0]!, recs);
-  }
-  mkdirSync(join(dir, COSTS_DIR), { recursive: true });
-  for (const [h, recs] of shards) writeFileSync(join(dir, COSTS_DIR, `${h}.log`), Buffer.concat(recs));
-  return real;
-}
 
 let refDir = "";
 let refGocache = "";
