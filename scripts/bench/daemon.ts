@@ -5,7 +5,10 @@
 //
 //   1. protocol round trips: sequential get hits (latency p50/p99) and
 //      pipelined get hits (64 outstanding; requests per second) through
-//      `gostash connect` + daemon vs direct mode (`gostash` on stdin/stdout);
+//      `gostash connect` + daemon vs direct mode (`gostash` on stdin/stdout),
+//      and through scripts/bench/floor-bridge + the same daemon: a bridge
+//      that only copies bytes (Go), the bound for what the extra process
+//      costs, under which no `connect` can go;
 //   2. start-up: spawn -> capability line, one get, close -> stdout EOF
 //      (what go waits for) and -> exit, for `gostash connect`
 //      (daemon up), direct `gostash`, and `connect` falling back (daemon down);
@@ -28,6 +31,7 @@ import { ensureVersitygw } from "./s3-tools.ts";
 import {
   benchDir,
   die,
+  ensureTools,
   fmtMs,
   gostashBin as BIN,
   goEnv,
@@ -212,10 +216,12 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
   const directDir = tmp("rpc-direct");
   const daemonDir = tmp("rpc-daemon");
   const d = await startDaemon(daemonDir);
+  const floorBridge = ensureTools().floorBridge;
   const variants: { name: string; cmd: string[]; env: Record<string, string> }[] = [
     { name: "direct (gostash)", cmd: [BIN], env: { GOCACHE_DIR: directDir } },
     { name: "daemon (gostash connect)", cmd: [BIN, "connect", d.sock], env: {} },
   ];
+  if (floorBridge) variants.push({ name: "daemon (floor-bridge)", cmd: [floorBridge, d.sock], env: {} });
   const body = new Uint8Array(1024).fill(42);
   // Seed both caches with RPC entries.
   for (const v of variants) {
@@ -231,7 +237,7 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
   const pipeRate = variants.map(() => [] as number[]);
   const putRate = variants.map(() => [] as number[]);
   for (let r = 0; r < RUNS; r++) {
-    const order = r % 2 ? [1, 0] : [0, 1];
+    const order = variants.map((_, i) => (i + r) % variants.length);
     for (const vi of order) {
       const v = variants[vi]!;
       const c = PluginClient.start(v.cmd, v.env);
@@ -282,6 +288,12 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
       `seq throughput ${paired(seqRate[1]!, seqRate[0]!).toFixed(2)}x, pipelined throughput ${paired(pipeRate[1]!, pipeRate[0]!).toFixed(2)}x, ` +
       `put throughput ${paired(putRate[1]!, putRate[0]!).toFixed(2)}x (paired medians)`,
   );
+  if (floorBridge)
+    out(
+      `ratio daemon via gostash connect / via floor-bridge: seq latency p50 ${(median(seqLat[1]!) / median(seqLat[2]!)).toFixed(2)}x, ` +
+        `seq throughput ${paired(seqRate[1]!, seqRate[2]!).toFixed(2)}x, pipelined throughput ${paired(pipeRate[1]!, pipeRate[2]!).toFixed(2)}x ` +
+        "(floor-bridge only copies bytes: what remains between it and direct is the extra process itself)",
+    );
 }
 
 // 2. start-up --------------------------------------------------------------

@@ -54,6 +54,8 @@ export interface Tools {
   goCacher?: string;
   /** scripts/bench/floor-plugin: the protocol round trip and nothing else. */
   floorPlugin?: string;
+  /** scripts/bench/floor-bridge: `gostash connect`'s byte copying and nothing else. */
+  floorBridge?: string;
 }
 
 /** Runs scripts/bench/tools.sh and returns the reference plugins it has. */
@@ -66,6 +68,7 @@ export function ensureTools(): Tools {
     if (k === "diskcache" && v) tools.diskcache = v;
     if (k === "go-cacher" && v) tools.goCacher = v;
     if (k === "floor-plugin" && v) tools.floorPlugin = v;
+    if (k === "floor-bridge" && v) tools.floorBridge = v;
   }
   return tools;
 }

@@ -12,6 +12,9 @@
 #   floor-plugin scripts/bench/floor-plugin, built from this repository: the
 #              least a plugin can do (read Go's entry, answer), to show what
 #              the protocol round trip alone costs. Reads $GOCACHE.
+#   floor-bridge scripts/bench/floor-bridge, built from this repository: the
+#              least `gostash connect` can do (copy bytes to and from the
+#              daemon), to show what the extra process alone costs.
 #
 # The Go module proxy reachable from some machines refuses
 # github.com/creachadair/gocache ("403 This module version is not
@@ -71,12 +74,14 @@ install diskcache "$DISKCACHE_MOD" "$DISKCACHE_VERSION"
 install go-cacher "$GOCACHER_MOD" "$GOCACHER_VERSION"
 
 # Built from source in this repository whenever its source is newer.
-floor_src="$root/scripts/bench/floor-plugin"
-if [[ ! -x "$bin/floor-plugin" || -n "$(find "$floor_src" -newer "$bin/floor-plugin" -type f)" ]]; then
-  echo "tools.sh: building floor-plugin" >&2
-  (cd "$floor_src" && env -u GOCACHEPROG GOENV=off GOTOOLCHAIN=local GOFLAGS= GOTELEMETRY=off CGO_ENABLED=0 \
-    go build -o "$bin/floor-plugin" .) >&2
-fi
+for floor in floor-plugin floor-bridge; do
+  floor_src="$root/scripts/bench/$floor"
+  if [[ ! -x "$bin/$floor" || -n "$(find "$floor_src" -newer "$bin/$floor" -type f)" ]]; then
+    echo "tools.sh: building $floor" >&2
+    (cd "$floor_src" && env -u GOCACHEPROG GOENV=off GOTOOLCHAIN=local GOFLAGS= GOTELEMETRY=off CGO_ENABLED=0 \
+      go build -o "$bin/$floor" .) >&2
+  fi
+done
 
 for name in diskcache go-cacher; do
   if [[ -x "$bin/$name" && -f "$bin/.$name.version" ]]; then
@@ -84,4 +89,5 @@ for name in diskcache go-cacher; do
   fi
 done
 [[ -x "$bin/floor-plugin" ]] && echo "floor-plugin=$bin/floor-plugin"
+[[ -x "$bin/floor-bridge" ]] && echo "floor-bridge=$bin/floor-bridge"
 exit 0

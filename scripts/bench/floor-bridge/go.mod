@@ -1,0 +1,3 @@
+module gostash.invalid/bench/floor-bridge
+
+go 1.26
