@@ -84,6 +84,7 @@ export function report(o: ReportOptions): void {
       row(`+${L} ms  remote-warm, gostash`, `gostash remote-warm +${L}`),
       row(`+${L} ms  tarball restore + plain go`, `tarball +${L}`),
       row(`+${L} ms  data floor (packs alone)`, `floor +${L}`),
+      row(`+${L} ms  remote-warm, gostash through a daemon`, `daemon remote-warm +${L}`),
       row(`+${L} ms  remote-warm, go-cache-plugin`, `gcp remote-warm +${L}`),
       row(`+${L} ms  remote-warm, --compare`, `compare remote-warm +${L}`),
     );
@@ -99,6 +100,7 @@ export function report(o: ReportOptions): void {
     ratioRow("gostash remote-warm / tarball restore", (L) => r.paired(gw(L), `tarball +${L}`), "≤ 0.80x"),
     ratioRow("gostash remote-warm / data floor", (L) => r.paired(gw(L), `floor +${L}`), "≤ 1.30x"),
     ratioRow("gostash remote-warm / gostash local-warm", (L) => r.median(gw(L)) / r.median("gostash local-warm"), "reported"),
+    ratioRow("remote-warm through a daemon (the Action) / direct", (L) => r.paired(`daemon remote-warm +${L}`, gw(L)), "reported"),
     ratioRow("gostash remote-warm / go-cache-plugin remote-warm", (L) => r.paired(gw(L), `gcp remote-warm +${L}`), "reported"),
     ...(o.compare ? [ratioRow(`gostash remote-warm / --compare ${o.compare}`, (L) => r.paired(gw(L), `compare remote-warm +${L}`), "reported")] : []),
     ratioRow("gostash bytes down / tarball bytes", (L) => r.paired(gw(L), `tarball +${L}`, "bytes"), "< 1"),

@@ -23,6 +23,11 @@
 //   tarball         machine A's whole cache after the cold run, as
 //                   actions/cache saves it (s3-tarball.ts): one GET through
 //                   the same proxy streamed into tar -x, then plain go
+//   daemon          remote-warm through a fresh `gostash serve` on the empty
+//                   local cache, the go commands through `gostash connect`
+//                   (how the GitHub Action runs a fresh runner's build);
+//                   the daemon's start is not timed, as the Action starts it
+//                   before the build step
 //   compare         remote-warm with another gostash binary (--compare: a
 //                   build of an earlier commit), on the same bucket prefix;
 //                   and its own cold+upload, to a prefix of its own
@@ -191,6 +196,7 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
       [`gostash remote-warm +${L}`, async () => remoteWarm(ctx, t, "gostash", px("gostash"))],
       [`tarball +${L}`, async () => tarballRestore(ctx, t, tarBytes)],
       [`floor +${L}`, async () => dataFloor(ctx, px("gostash"), keys)],
+      [`daemon remote-warm +${L}`, async () => daemonRemoteWarm(ctx, t, px("gostash"))],
     ];
     if (ctx.gcp) variants.push([`gcp remote-warm +${L}`, async () => remoteWarm(ctx, t, "gcp", px("gcp"))]);
     if (ctx.compare) variants.push([`compare remote-warm +${L}`, async () => remoteWarm(ctx, t, "compare", px("gostash"))]);
@@ -212,6 +218,30 @@ async function benchTarget(ctx: Ctx, t: Target, res: Results): Promise<void> {
 async function remoteWarm(ctx: Ctx, t: Target, tool: "gostash" | "compare" | "gcp", prefix: string): Promise<{ ms: number; cpuMs: number; requests: number; bytes?: number }> {
   const r = await runTarget(t, `${tool} remote-warm`, envFor(ctx, tool, fresh(ctx, `${tool}-B`), ctx.proxy.endpoint, prefix));
   return { ms: r.ms, cpuMs: r.cpuMs, requests: ctx.proxy.requests, bytes: tool === "gcp" ? undefined : gostashBytesDown(r.stderr) };
+}
+
+/** Remote-warm through a daemon started on an empty local cache (its start untimed), as the Action runs it. */
+async function daemonRemoteWarm(ctx: Ctx, t: Target, prefix: string): Promise<{ ms: number; cpuMs: number; requests: number }> {
+  const env = envFor(ctx, "gostash", fresh(ctx, "daemon-B"), ctx.proxy.endpoint, prefix);
+  const d = Bun.spawn([ctx.bin, "serve", "--plugin=127.0.0.1:0", "--http=127.0.0.1:0"], { env, stdout: "ignore", stderr: "pipe" });
+  const reader = d.stderr.getReader();
+  let said = "";
+  let addr: string | undefined;
+  while (!(addr = /gostash serve: plugin on ([^,\n]+)/.exec(said)?.[1])) {
+    const { value, done } = await reader.read();
+    if (done) die(`gostash serve did not start:\n${said.slice(-2000)}`);
+    said += new TextDecoder().decode(value);
+  }
+  void (async () => {
+    while (!(await reader.read()).done); // keep its stderr drained
+  })();
+  try {
+    const r = await runTarget(t, "daemon remote-warm", { ...env, GOCACHEPROG: `${ctx.bin} connect ${addr}` });
+    return { ms: r.ms, cpuMs: r.cpuMs, requests: ctx.proxy.requests };
+  } finally {
+    d.kill("SIGTERM");
+    await d.exited;
+  }
 }
 
 async function tarballRestore(ctx: Ctx, t: Target, bytes: number): Promise<{ ms: number; cpuMs: number; requests: number; bytes: number }> {
