@@ -2,8 +2,9 @@
 // request lines are cut at read boundaries and the read buffer is reused.
 import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, utimesSync } from "node:fs";
 import { join } from "node:path";
+import { runLogPath } from "../../src/ci/runlog.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { BIN, run, tempDir } from "../helpers/env.ts";
 import { startS3Server } from "../helpers/s3server.ts";
@@ -67,33 +68,14 @@ test("the plugin trims the cache like Go after the session: old entries go, used
   }
 }, 60_000);
 
-/** n entries (action + output file) in Go's layout, unused for a week: a due trim removes them all. */
-function oldEntries(dir: string, n: number): void {
-  const week = new Date(Date.now() - 7 * 86400_000);
-  for (let i = 0; i < n; i++) {
-    const [a, o] = [randomBytes(32).toString("hex"), randomBytes(32).toString("hex")];
-    mkdirSync(join(dir, a.slice(0, 2)), { recursive: true });
-    mkdirSync(join(dir, o.slice(0, 2)), { recursive: true });
-    const files: [string, string][] = [
-      [join(dir, a.slice(0, 2), `${a}-a`), `v1 ${a} ${o} 3 ${Date.now()}000000\n`],
-      [join(dir, o.slice(0, 2), `${o}-d`), "abc"],
-    ];
-    for (const [p, body] of files) {
-      writeFileSync(p, body);
-      utimesSync(p, week, week);
-    }
-  }
-}
-
-const countEntries = (dir: string) => readdirSync(dir).filter((d) => /^[0-9a-f]{2}$/.test(d)).reduce((n, d) => n + readdirSync(join(dir, d)).length, 0);
-
 /**
- * Answers get (a miss) and close, and looks at the plugin process the
- * moment its stdout ends: `go` stops waiting there, so the plugin must
- * still be busy with what comes after the session (here Go's daily trim of
- * thousands of old entries), not already gone.
+ * Answers a get (a miss) and then close, and looks at the plugin process
+ * the moment its stdout ends: `go` stops waiting there, so the plugin must
+ * still be at the work that follows the session. It is held there for
+ * sure: its run log (ci/runlog.ts, written after the session) is a FIFO
+ * here, whose open blocks until the test reads it.
  */
-async function aliveAtStdoutEnd(env: Record<string, string | undefined>): Promise<{ alive: boolean; code: number; stderr: string }> {
+async function aliveAtStdoutEnd(env: Record<string, string | undefined>, runLog: string): Promise<{ alive: boolean; code: number; stderr: string; record: string }> {
   const p = Bun.spawn([BIN], { env, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   const reader = p.stdout.getReader();
   let stdout = "";
@@ -110,32 +92,38 @@ async function aliveAtStdoutEnd(env: Record<string, string | undefined>): Promis
   await readUntil(() => stdout.includes(`"ID":1`));
   p.stdin.write(`${JSON.stringify({ ID: 2, Command: "close" })}\n\n`);
   await p.stdin.flush();
-  await readUntil(() => false);
+  // A plugin that keeps stdout open until its exit never gets there while its run log waits for us.
+  const ended = readUntil(() => false).then(() => true);
+  const endedInTime = await Promise.race([ended, Bun.sleep(10_000).then(() => false)]);
   let state = "gone";
   try {
-    state = readFileSync(`/proc/${p.pid}/stat`, "latin1").split(") ")[1]!.charAt(0);
+    state = endedInTime ? readFileSync(`/proc/${p.pid}/stat`, "latin1").split(") ")[1]!.charAt(0) : "still waiting for stdout to end";
   } catch {
     // exited and reaped already
   }
-  const stderr = await new Response(p.stderr).text();
-  const code = await p.exited;
+  // Let it go on: read its run record off the FIFO.
+  const cat = Bun.spawn(["cat", runLog], { stdout: "pipe" });
+  await ended;
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  if (cat.exitCode === null) setTimeout(() => cat.kill(), 2_000); // a plugin that never wrote its record
+  const record = await new Response(cat.stdout).text();
   expect(stdout.trimEnd().split("\n").map((l) => JSON.parse(l).ID)).toEqual([0, 1, 2]);
-  return { alive: state !== "gone" && state !== "Z", code, stderr };
+  return { alive: endedInTime && state !== "gone" && state !== "Z", code, stderr, record };
 }
 
-test("stdout ends with the close answer, before the trim that follows it: on blocking stdin reads, and once a bucket's answers moved reading to the event loop", async () => {
+test("stdout ends with the close answer, before the work after the session: on blocking stdin reads, and once a bucket's answers moved reading to the event loop", async () => {
   const s3 = await startS3Server();
   const t = tempDir("gostash-stdio-release-");
   try {
     for (const [name, extra] of [["local", {}], ["bucket", s3.env]] as const) {
       const dir = join(t.path, name);
-      oldEntries(dir, 4000);
-      expect(countEntries(dir)).toBeGreaterThan(7000);
-      const env = { ...process.env, GOCACHEPROG: "", GOCACHE: dir, ...extra };
-      const r = await aliveAtStdoutEnd(env);
+      mkdirSync(dir, { recursive: true });
+      const runLog = runLogPath(dir);
+      expect((await run(["mkfifo", runLog])).code).toBe(0);
+      const r = await aliveAtStdoutEnd({ ...process.env, GOCACHEPROG: "", GOCACHE: dir, ...extra }, runLog);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.alive, `${name}: the plugin had exited when its stdout ended`).toBe(true);
-      expect(countEntries(dir)).toBe(0); // and the trim did run, after the session
+      expect(r.alive, `${name}: stdout did not end before the plugin's work after the session (or it had exited when stdout ended)`).toBe(true);
+      expect(JSON.parse(r.record).counters.gets).toBe(1); // and the record was written after the session
     }
   } finally {
     t.cleanup();
