@@ -8,7 +8,7 @@
 // median of the per-round paired ratios, which cancels slow phases of the
 // machine that hit every variant of one round alike.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { COSTS_DIR, encodeRecord } from "../../src/store/costs.ts";
 
@@ -87,6 +87,41 @@ export function referencePlugin(tools: Tools): { name: string; bin: string; note
     };
   }
   return null;
+}
+
+/**
+ * go-cacher stores <xx>/a-<action> as JSON {"v":1,"o":out,"n":size,"t":nanos}
+ * and <xx>/o-<output> as the bytes. Converts every file entry of a Go cache.
+ */
+export function convertToGoCacher(from: string, to: string): number {
+  let n = 0;
+  for (const sub of readdirSync(from)) {
+    if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+    for (const name of readdirSync(join(from, sub))) {
+      if (!name.endsWith("-a")) continue;
+      const line = readFileSync(join(from, sub, name), "latin1");
+      const f = line.trim().split(/\s+/);
+      if (f.length !== 5 || f[0] !== "v1") continue;
+      const [, action, output, size, nanos] = f as [string, string, string, string, string];
+      const src = join(from, output.slice(0, 2), `${output}-d`);
+      let st;
+      try {
+        st = statSync(src);
+      } catch {
+        continue;
+      }
+      if (!st.isFile() || st.size !== Number(size)) continue; // Go 1.26 executable dirs: skip
+      const odir = join(to, output.slice(0, 2));
+      const adir = join(to, action.slice(0, 2));
+      mkdirSync(odir, { recursive: true });
+      mkdirSync(adir, { recursive: true });
+      const dst = join(odir, `o-${output}`);
+      if (!existsSync(dst)) copyFileSync(src, dst);
+      writeFileSync(join(adir, `a-${action}`), JSON.stringify({ v: 1, o: output, n: Number(size), t: Number(nanos) }));
+      n++;
+    }
+  }
+  return n;
 }
 
 /** A fresh scratch directory under base (.bench/ by default); removed by cleanupTemps(). */

@@ -30,7 +30,7 @@
 // converted for the reference plugin (go-cacher's own layout), or filled
 // through the plugin with one cold run when the reference is diskcache.
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { cpus, loadavg } from "node:os";
 import { COSTS_DIR } from "../../src/store/costs.ts";
@@ -47,6 +47,7 @@ import {
   parseFlags,
   ratioTable,
   referencePlugin,
+  convertToGoCacher,
   run,
   samplesTable,
   setKeepTemps,
@@ -126,40 +127,6 @@ function refEnv(extraArgs = ""): Record<string, string> {
   return goEnv(refGocache, { GOCACHEPROG: `${ref!.bin} --cache-dir ${refDir}${extraArgs}` });
 }
 
-/**
- * go-cacher stores <xx>/a-<action> as JSON {"v":1,"o":out,"n":size,"t":nanos}
- * and <xx>/o-<output> as the bytes. Converts every file entry of a Go cache.
- */
-function convertToGoCacher(from: string, to: string): number {
-  let n = 0;
-  for (const sub of readdirSync(from)) {
-    if (!/^[0-9a-f]{2}$/.test(sub)) continue;
-    for (const name of readdirSync(join(from, sub))) {
-      if (!name.endsWith("-a")) continue;
-      const line = readFileSync(join(from, sub, name), "latin1");
-      const f = line.trim().split(/\s+/);
-      if (f.length !== 5 || f[0] !== "v1") continue;
-      const [, action, output, size, nanos] = f as [string, string, string, string, string];
-      const src = join(from, output.slice(0, 2), `${output}-d`);
-      let st;
-      try {
-        st = statSync(src);
-      } catch {
-        continue;
-      }
-      if (!st.isFile() || st.size !== Number(size)) continue; // Go 1.26 executable dirs: skip
-      const odir = join(to, output.slice(0, 2));
-      const adir = join(to, action.slice(0, 2));
-      mkdirSync(odir, { recursive: true });
-      mkdirSync(adir, { recursive: true });
-      const dst = join(odir, `o-${output}`);
-      if (!existsSync(dst)) copyFileSync(src, dst);
-      writeFileSync(join(adir, `a-${action}`), JSON.stringify({ v: 1, o: output, n: Number(size), t: Number(nanos) }));
-      n++;
-    }
-  }
-  return n;
-}
 
 // -------------------------------------------------------------- variants
 

@@ -17,6 +17,8 @@
 //                   book's bound is about 100,000: a machine gostash has
 //                   served for weeks), indexed by one untimed replay first
 //   compare         --compare BIN on the same two caches (compare, compare+book)
+//   go-cacher       the Go reference plugin (bradfitz/go-tool-cache), on the
+//                   seed converted to its layout (as local.ts does)
 //   floor           scripts/bench/floor-plugin: reads each entry and answers
 // The recorded session: `go build std` with GOCACHEPROG a shell pipeline
 // that tees its stdin into a file (its gets and its close).
@@ -26,6 +28,7 @@ import { join } from "node:path";
 import { cpus, loadavg } from "node:os";
 import {
   benchDir,
+  convertToGoCacher,
   die,
   ensureGostash,
   ensureTools,
@@ -37,6 +40,7 @@ import {
   mustRun,
   parseFlags,
   ratioTable,
+  referencePlugin,
   samplesTable,
   setKeepTemps,
   tempDir,
@@ -71,12 +75,17 @@ const text = readFileSync(session, "latin1");
 const gets = text.match(/"Command":"get"/g)?.length ?? 0;
 if (!text.includes(`"Command":"close"`) || gets === 0) die(`recording a warm go build std gave no session (${gets} gets, no close?)`);
 log(`recorded session: ${gets} gets, ${text.length} bytes`);
+// As the go command does, close is sent only once every get is answered
+// (go-cacher, for one, stops at close without finishing what is in flight).
+const closeAt = text.lastIndexOf("{", text.indexOf(`"Command":"close"`));
+const getsPart = text.slice(0, closeAt);
+const closePart = text.slice(closeAt);
 
 // -------------------------------------------------------------- variants
 
 interface Setup {
   name: string;
-  bin: string;
+  cmd: string[];
   dir: string;
 }
 
@@ -85,7 +94,7 @@ function addCache(name: string, bin: string, book: boolean): void {
   const dir = join(work, name);
   cpSync(seed, dir, { recursive: true });
   if (book) writeCostLog(dir, costLog);
-  setups.push({ name, bin, dir });
+  setups.push({ name, cmd: [bin], dir });
 }
 addCache("gostash", gostash, false);
 addCache("gostash+book", gostash, true);
@@ -93,14 +102,42 @@ if (alt) {
   addCache("compare", alt, false);
   addCache("compare+book", alt, true);
 }
+const ref = referencePlugin(tools);
+if (ref?.name === "go-cacher") {
+  const dir = join(work, "go-cacher");
+  log(`converted ${convertToGoCacher(seed, dir)} seed entries to go-cacher's layout`);
+  setups.push({ name: "go-cacher", cmd: [ref.bin, "--cache-dir", dir], dir: join(work, "go-cacher-gocache") });
+} else if (ref) log(`${ref.name} is not replayed: its cache would need a cold fill (local.ts does that)`);
 if (tools.floorPlugin) addCache("floor", tools.floorPlugin, false);
 
 async function replay(s: Setup): Promise<{ ms: number; cpuMs: number }> {
   const t0 = performance.now();
-  const p = Bun.spawn([s.bin], { env: goEnv(s.dir), stdin: Bun.file(session), stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const p = Bun.spawn(s.cmd, { env: goEnv(s.dir), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const errText = new Response(p.stderr).text();
+  p.stdin.write(getsPart);
+  await p.stdin.flush();
+  const reader = p.stdout.getReader();
+  const decoder = new TextDecoder();
+  let out = "";
+  let lines = 0;
+  while (lines < gets + 1) {
+    // The capability line, then an answer for each get.
+    const { value, done } = await reader.read();
+    if (done) break;
+    const chunk = decoder.decode(value, { stream: true });
+    out += chunk;
+    lines += chunk.split("\n").length - 1;
+  }
+  p.stdin.write(closePart);
+  p.stdin.end();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += decoder.decode(value, { stream: true });
+  }
+  const code = await p.exited;
   const ms = performance.now() - t0;
-  if (code !== 0) die(`${s.name}: exited ${code}\n${err.slice(-2000)}`);
+  if (code !== 0) die(`${s.name}: exited ${code}\n${(await errText).slice(-2000)}`);
   const hits = out.match(/"DiskPath"/g)?.length ?? 0;
   if (hits !== gets) die(`${s.name}: ${hits} hits of ${gets} gets: the cache is not the seed's`);
   const ru = p.resourceUsage();
@@ -115,6 +152,7 @@ const samples = await interleave(variants, runs, "replay: ");
 // -------------------------------------------------------------- report
 
 const pairs: [string, string][] = [["gostash+book", "gostash"]];
+if (ref?.name === "go-cacher") pairs.push(["gostash", "go-cacher"], ["gostash+book", "go-cacher"]);
 if (tools.floorPlugin) pairs.push(["gostash", "floor"]);
 if (alt) pairs.push(["compare", "gostash"], ["compare+book", "gostash+book"], ["compare+book", "compare"]);
 const out = [
