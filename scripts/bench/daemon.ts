@@ -42,8 +42,10 @@ import {
   quantile,
   root,
   setKeepTemps,
+  startServe,
   table,
   tempDir,
+  type Serve,
 } from "./lib.ts";
 
 // ------------------------------------------------------------------ flags
@@ -89,43 +91,14 @@ async function must(cmd: string[], env: Record<string, string>, what: string) {
   return r;
 }
 
-interface Daemon {
-  proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
+interface Daemon extends Serve {
   sock: string;
-  stop(): Promise<{ code: number; ms: number; stderr: string }>;
 }
 
 async function startDaemon(cacheDir: string, env: Record<string, string> = {}): Promise<Daemon> {
   const sock = join(tmp("sock"), "d.sock");
-  const proc = Bun.spawn([BIN, "serve", `--plugin=${sock}`, `--cache-dir=${cacheDir}`], {
-    env: { ...process.env, ...env } as Record<string, string>,
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  let err = "";
-  const dec = new TextDecoder();
-  let ready!: (ok: boolean) => void;
-  const started = new Promise<boolean>((r) => (ready = r));
-  const reading = (async () => {
-    for await (const c of proc.stderr) {
-      err += dec.decode(c, { stream: true });
-      if (err.includes("gostash serve: plugin on")) ready(true);
-    }
-    ready(false);
-  })();
-  if (!(await started)) die(`gostash serve did not start:\n${err}`);
-  return {
-    proc,
-    sock,
-    async stop() {
-      const t0 = performance.now();
-      proc.kill("SIGTERM");
-      const code = await proc.exited;
-      await reading;
-      return { code, ms: performance.now() - t0, stderr: err };
-    },
-  };
+  const serve = await startServe(BIN, [`--plugin=${sock}`, `--cache-dir=${cacheDir}`], { ...process.env, ...env } as Record<string, string>);
+  return { ...serve, sock };
 }
 
 // ------------------------------------------------------------------ protocol client

@@ -304,6 +304,45 @@ export function writeCostLog(dir: string, n: number): number {
   return real;
 }
 
+/** A running `gostash serve`, its stderr drained (kept for stop()). */
+export interface Serve {
+  proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
+  /** Where its plugin socket is, as it said ("gostash serve: plugin on ..."). */
+  plugin: string;
+  /** SIGTERM, then its exit: code, time from the signal, all it wrote on stderr. */
+  stop(): Promise<{ code: number; ms: number; stderr: string }>;
+}
+
+/** Starts `bin serve ...args` and resolves once it says where its plugin socket is. */
+export async function startServe(bin: string, args: string[], env: Record<string, string>): Promise<Serve> {
+  const proc = Bun.spawn([bin, "serve", ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  let err = "";
+  const dec = new TextDecoder();
+  let ready!: (plugin: string | null) => void;
+  const started = new Promise<string | null>((r) => (ready = r));
+  const reading = (async () => {
+    for await (const c of proc.stderr) {
+      err += dec.decode(c, { stream: true });
+      const m = /gostash serve: plugin on ([^,\n]+)/.exec(err);
+      if (m) ready(m[1]!);
+    }
+    ready(null);
+  })();
+  const plugin = await started;
+  if (!plugin) die(`gostash serve did not start:\n${err.slice(-3000)}`);
+  return {
+    proc,
+    plugin,
+    async stop() {
+      const t0 = performance.now();
+      proc.kill("SIGTERM");
+      const code = await proc.exited;
+      await reading;
+      return { code, ms: performance.now() - t0, stderr: err };
+    },
+  };
+}
+
 // ---------------------------------------------------------------- statistics
 
 export function quantile(xs: number[], q: number): number {

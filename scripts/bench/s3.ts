@@ -63,7 +63,7 @@ import { ensureGoCachePlugin, ensureVersitygw } from "./s3-tools.ts";
 import { report, Results, type Sample } from "./s3-report.ts";
 import { restoreTarball, saveTarball, tarballName } from "./s3-tarball.ts";
 import { targetNamed, type Target } from "./s3-targets.ts";
-import { die, ensureGostash, fmtMs, machineBusyMs, processCpuMs, goEnv, goVersion, intFlag, log, msFlag, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
+import { die, ensureGostash, fmtMs, startServe, machineBusyMs, processCpuMs, goEnv, goVersion, intFlag, log, msFlag, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
 
 const flags = parseFlags(Bun.argv.slice(2), {
   runs: "2",
@@ -223,24 +223,12 @@ async function remoteWarm(ctx: Ctx, t: Target, tool: "gostash" | "compare" | "gc
 /** Remote-warm through a daemon started on an empty local cache (its start untimed), as the Action runs it. */
 async function daemonRemoteWarm(ctx: Ctx, t: Target, prefix: string): Promise<{ ms: number; cpuMs: number; requests: number }> {
   const env = envFor(ctx, "gostash", fresh(ctx, "daemon-B"), ctx.proxy.endpoint, prefix);
-  const d = Bun.spawn([ctx.bin, "serve", "--plugin=127.0.0.1:0", "--http=127.0.0.1:0"], { env, stdout: "ignore", stderr: "pipe" });
-  const reader = d.stderr.getReader();
-  let said = "";
-  let addr: string | undefined;
-  while (!(addr = /gostash serve: plugin on ([^,\n]+)/.exec(said)?.[1])) {
-    const { value, done } = await reader.read();
-    if (done) die(`gostash serve did not start:\n${said.slice(-2000)}`);
-    said += new TextDecoder().decode(value);
-  }
-  void (async () => {
-    while (!(await reader.read()).done); // keep its stderr drained
-  })();
+  const d = await startServe(ctx.bin, ["--plugin=127.0.0.1:0", "--http=127.0.0.1:0"], env);
   try {
-    const r = await runTarget(t, "daemon remote-warm", { ...env, GOCACHEPROG: `${ctx.bin} connect ${addr}` });
+    const r = await runTarget(t, "daemon remote-warm", { ...env, GOCACHEPROG: `${ctx.bin} connect ${d.plugin}` });
     return { ms: r.ms, cpuMs: r.cpuMs, requests: ctx.proxy.requests };
   } finally {
-    d.kill("SIGTERM");
-    await d.exited;
+    await d.stop();
   }
 }
 
