@@ -7,6 +7,7 @@
 // loudly; nothing is skipped silently.
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { FailureLog } from "./test-failures.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -40,15 +41,19 @@ const proc = Bun.spawn([process.execPath, "test", "--timeout=600000", ...(args.l
   stderr: "pipe",
   env: { ...process.env, GOSTASH_BIN: join(root, "dist", "gostash"), GOSTASH_TOOLS: join(root, ".tools") },
 });
-// bun test prints its summary on stderr; pass it through and read the counts.
+// bun test prints its report on stderr; pass it through, read the counts,
+// and print what each failed test printed again near the end (CI shows the tail).
 let tail = "";
 const dec = new TextDecoder();
+const failures = new FailureLog();
 for await (const chunk of proc.stderr) {
   const text = dec.decode(chunk, { stream: true });
   process.stderr.write(text);
+  failures.push(text);
   tail = (tail + text).slice(-4096);
 }
 const code = await proc.exited;
+process.stderr.write(failures.report());
 const pass = Number(/(\d+) pass\b/.exec(tail)?.[1] ?? 0);
 let fail = Number(/(\d+) fail\b/.exec(tail)?.[1] ?? 0);
 if (code !== 0 && fail === 0) fail = 1; // crashed, or a file failed to load

@@ -5,6 +5,7 @@ import { afterAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, tempDir } from "./helpers/env.ts";
+import { FailureLog } from "../scripts/test-failures.ts";
 
 const tmp = tempDir("gostash-scripts-");
 afterAll(() => tmp.cleanup());
@@ -47,4 +48,23 @@ test("release with an unknown target", async () => {
   expect(r.lines).toHaveLength(1);
   expect(r.lines[0]).toStartWith("release: unknown target solaris-sparc; known: linux-x64,");
   expect(r.code).toBe(1);
+}, 120_000);
+
+test("the test runner prints each failed test's output again at the end, from bun's real report split anywhere", async () => {
+  const r = await run([process.execPath, "test", "./test/fixtures/bun-report/fails.fixture.ts"], { cwd: ROOT, timeoutMs: 60_000 });
+  expect(r.code).toBe(1);
+  for (const chunk of [1, 7, 4096]) {
+    const log = new FailureLog();
+    for (let i = 0; i < r.stderr.length; i += chunk) log.push(r.stderr.slice(i, i + chunk));
+    expect(log.failures).toHaveLength(1);
+    const [f] = log.failures;
+    expect(f!.file).toEndWith("fails.fixture.ts");
+    expect(f!.title).toStartWith("(fail) fails with output");
+    const text = f!.output.join("\n");
+    expect(text).toContain("figures: reported 7.1s, measured 2.0s");
+    expect(text).toContain("Received: 7.1");
+    expect(text).not.toContain("noise");
+    expect(log.report()).toContain("=== 1 failed;");
+  }
+  expect(new FailureLog().report()).toBe("");
 }, 120_000);
