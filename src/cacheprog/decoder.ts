@@ -248,16 +248,19 @@ function truncate(s: string): string {
   return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 }
 
+/** A 32-byte ID as the protocol sends it (standard base64) to lowercase hex; null if it is not one. */
+export function idHex(v: unknown): string | null {
+  if (typeof v !== "string") return null;
+  const bytes = Buffer.from(v, "base64");
+  return bytes.length === 32 && BASE64.test(v) ? bytes.toString("hex") : null;
+}
+
 function decodeID(v: unknown, field: string, id: number): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "string") throw new FramingError(`cacheprog: request ${id}: ${field} must be a base64 string`);
-  const bytes = Buffer.from(v, "base64");
-  if (bytes.length !== 32 || !BASE64.test(v)) {
-    // Not a framing error: the request is well formed but unusable. Mark it so
-    // the dispatcher answers it with an error instead of touching the store.
-    return "";
-  }
-  return bytes.toString("hex");
+  // Not a framing error when it is no ID: the request is well formed but unusable. Marked ("") so
+  // the dispatcher answers it with an error instead of touching the store.
+  return idHex(v) ?? "";
 }
 
 function toRequest(msg: unknown, line: string): Request {

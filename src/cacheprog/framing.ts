@@ -56,6 +56,13 @@ export class RequestStreamTracker {
   broken = false;
   /** The ID of `go`'s close request, once seen. */
   closeID: number | null = null;
+  /** Requests whose header was seen. */
+  seen = 0;
+  /**
+   * Called for each get as its header is seen, with its ActionID as sent
+   * (base64); it may answer the get itself (answered(id)) before it goes on.
+   */
+  onGet: ((id: number, actionID: unknown) => void) | null = null;
 
   /** How many requests went out without an answer yet. */
   get unanswered(): number {
@@ -160,8 +167,10 @@ export class RequestStreamTracker {
     const size = typeof m.BodySize === "number" ? m.BodySize : 0;
     if (m.Command === "close") this.closeID = m.ID;
     const p: TrackedRequest = { id: m.ID, header: line, body: size > 0 && size <= RETAIN_BODY ? [] : null, bodySize: size };
+    this.seen++;
     this.pending.set(p.id, p);
     if (size > 0) this.awaitingBody = p;
+    else if (m.Command === "get") this.onGet?.(p.id, m.ActionID);
   }
 }
 

@@ -19,6 +19,9 @@ import type { ConnectConfig } from "../config/daemon.ts";
 import { toCittyArgs, type Flags } from "../config/flags.ts";
 import { formatPluginAddress } from "../daemon/address.ts";
 import { runBridge } from "../daemon/bridge.ts";
+import { LocalHits } from "../daemon/bridge/local-hits.ts";
+import { seesDisk, type DiskMark } from "../daemon/disk-mark.ts";
+import { createDiskStore } from "../store/disk.ts";
 import { helloLine } from "../daemon/hello.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
@@ -57,6 +60,11 @@ function localFallback(flags: Flags, metrics: Metrics, logger: Logger): () => Pr
     })());
 }
 
+/** The daemon's build cache, read here for local hits when this process sees it (daemon/disk-mark.ts). */
+function daemonDisk(d: DiskMark): LocalHits | null {
+  return seesDisk(d) ? new LocalHits(createDiskStore({ dir: d.dir })) : null;
+}
+
 /**
  * `connect` from its checked flags and address (cli/start.ts; main.ts calls
  * it without citty's parser, as for plugin mode: `go` waits for the first
@@ -80,8 +88,17 @@ export async function runConnect(flags: Flags, cfg: ConnectConfig): Promise<numb
   // The go command says which toolchain it is in the environment it starts us with: the hello tells the daemon,
   // with the command line for its status page.
   const hello = helloLine(process.env, run.shownCommand);
-  const res = await runBridge(cfg.address, { dialTimeoutMs: cfg.dialTimeoutMs, answerTimeoutMs: cfg.answerTimeoutMs, capabilityPrinted: true, openLocal, token: cfg.token, hello });
+  const res = await runBridge(cfg.address, {
+    dialTimeoutMs: cfg.dialTimeoutMs,
+    answerTimeoutMs: cfg.answerTimeoutMs,
+    capabilityPrinted: true,
+    openLocal,
+    token: cfg.token,
+    hello,
+    localHits: cfg.localHits ? daemonDisk : undefined,
+  });
   if (res.kind === "done") {
+    if (flags.bool("metrics") && res.localHits > 0) writeStderr(`gostash connect: ${res.localHits} hit(s) answered here from the daemon's disk\n`);
     if (flags.bool("metrics") && metrics.get("gets") + metrics.get("puts") > 0) printSummary(metrics);
     // The bridge took over from the local cache at some point: trim it as direct mode does.
     if (usedLocal) (await local()).trim();

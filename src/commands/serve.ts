@@ -35,6 +35,7 @@ import { revproxyConfig } from "../config/revproxy.ts";
 import { formatPluginAddress, type PluginAddress } from "../daemon/address.ts";
 import type { ClientHello } from "../daemon/hello.ts";
 import { startPluginServer, type PluginServer } from "../daemon/server.ts";
+import { writeDiskMark, type DiskMark } from "../daemon/disk-mark.ts";
 import { createHttpRouter } from "../http/handler.ts";
 import { limitHttp } from "../http/limits.ts";
 import { listenHttp, listenerURL, type HttpListener } from "../http/listen.ts";
@@ -180,12 +181,23 @@ async function startBuildCache(
       tokens: sh.tokens,
       connectionHandler: (access, id, client) => withRequestLog(cache.connection(access, id, clientOf(client))),
       hello: true,
+      disk: diskMark(cache.disk.dir, logger),
       limits: { maxConnections: limits.maxConnections, maxInflight: limits.maxInflight, idleTimeoutMs: limits.idleTimeoutMs },
     });
     return { cache, plugin };
   } catch (err) {
     client?.close();
     throw startupFailure(err);
+  }
+}
+
+/** Marks the build cache's directory, so bridges that see it answer local hits themselves (daemon/disk-mark.ts); null if it cannot. */
+function diskMark(dir: string, logger: Logger): DiskMark | null {
+  try {
+    return writeDiskMark(dir);
+  } catch (err) {
+    logger.info(`serve: no disk mark in ${dir} (${(err as Error).message}): every get goes through the socket`);
+    return null;
   }
 }
 

@@ -22,6 +22,8 @@ export interface ConnectConfig {
   dialTimeoutMs: number;
   answerTimeoutMs: number;
   token: string | null;
+  /** Answer hits from the daemon's disk when this process sees it (--local-hits). */
+  localHits: boolean;
 }
 
 export function serveConfig(f: Flags): ServeConfig {
@@ -75,5 +77,6 @@ export function connectConfig(f: Flags, positional: string | undefined): Connect
     dialTimeoutMs: f.number("dial-timeout"),
     answerTimeoutMs: f.number("answer-timeout"),
     token: f.string("token") ?? null,
+    localHits: f.bool("local-hits"),
   };
 }

@@ -236,6 +236,11 @@ export const connectFlags = {
     valueHint: "token",
     description: "Token the daemon requires (serve --token or --read-token); a refused token is reported once and the build uses the local cache",
   },
+  "local-hits": {
+    type: "boolean", default: true,
+    env: ["GOSTASH_LOCAL_HITS"],
+    description: "When the daemon's cache directory is on this machine, answer hits from it here, without a round trip (the daemon still counts them; --no-local-hits to turn off)",
+  },
 } satisfies FlagSpecs;
 
 // go-cache-plugin's global flags apply to every command, connect included,

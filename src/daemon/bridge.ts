@@ -44,17 +44,24 @@
 // says which toolchain the go command is (daemon/hello.ts) before any of
 // go's bytes, so the daemon can use toolchain marks for this connection.
 //
+// Local hits: a daemon whose build cache is a directory this process sees
+// too (daemon/disk-mark.ts) has the bridge answer gets for entries on that
+// disk itself, at once, and still tell the daemon (bridge/local-hits.ts).
+//
 // The states it goes through: bridge/state-machine.ts.
 
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { writeStderr } from "../util/std-output.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
 import { DaemonLink } from "./bridge/daemon-link.ts";
+import type { LocalHits } from "./bridge/local-hits.ts";
+import type { DiskMark } from "./disk-mark.ts";
 import { Bridge } from "./bridge/state-machine.ts";
 
 export type BridgeResult =
   | { kind: "unreachable"; error: Error }
-  | { kind: "done"; code: number };
+  /** localHits: gets answered from the daemon's disk by the bridge itself. */
+  | { kind: "done"; code: number; localHits: number };
 
 export interface BridgeOptions {
   dialTimeoutMs: number;
@@ -71,6 +78,8 @@ export interface BridgeOptions {
   hello?: string | null;
   /** Opens the local cache for a takeover; loaded only when needed. */
   openLocal(): Promise<{ handler: CacheHandler; where: string }>;
+  /** Reads the daemon's disk for local hits, if this process sees it (bridge/local-hits.ts); absent: never. */
+  localHits?: (disk: DiskMark) => LocalHits | null;
 }
 
 export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<BridgeResult> {
@@ -82,6 +91,7 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     hello: o.hello ? { line: o.hello, waitMs: o.dialTimeoutMs } : null,
     answerTimeoutMs: o.answerTimeoutMs ?? 0,
     openLocal: o.openLocal,
+    localHits: o.localHits ?? null,
   };
   const bridge = new Bridge(setup, {
     dial: (events) => DaemonLink.dial(addr, o.dialTimeoutMs, events),
@@ -94,5 +104,6 @@ export async function runBridge(addr: PluginAddress, o: BridgeOptions): Promise<
     return { kind: "unreachable", error: err as Error };
   }
   void bridge.pumpStdin();
-  return { kind: "done", code: await bridge.exit };
+  const code = await bridge.exit;
+  return { kind: "done", code, localHits: bridge.localHits };
 }

@@ -25,6 +25,7 @@
 // the line would be a broken request.
 
 import { CAPABILITY_LINE } from "../cacheprog/protocol.ts";
+import type { DiskMark } from "./disk-mark.ts";
 
 export const HELLO_PREFIX = "GOSTASH-HELLO ";
 /** A hello may not be longer than this. */
@@ -33,7 +34,25 @@ export const MAX_HELLO_LINE = 4096;
 const MAX_COMMAND = 200;
 
 /** The capability line of a daemon that reads hellos. */
-export const DAEMON_CAPABILITY_LINE = `${CAPABILITY_LINE.trimEnd().slice(0, -1)},"GostashHello":1}\n`;
+export const DAEMON_CAPABILITY_LINE = daemonCapabilityLine({ hello: true, disk: null });
+
+/**
+ * A daemon's capability line: hellos, when it reads them, and its disk
+ * (daemon/disk-mark.ts), when a bridge that shares it may answer local hits.
+ */
+export function daemonCapabilityLine(o: { hello: boolean; disk: DiskMark | null }): string {
+  if (!o.hello && !o.disk) return CAPABILITY_LINE;
+  const extra = [o.hello ? `"GostashHello":1` : "", o.disk ? `"GostashDisk":${JSON.stringify(o.disk)}` : ""].filter(Boolean);
+  return `${CAPABILITY_LINE.trimEnd().slice(0, -1)},${extra.join(",")}}\n`;
+}
+
+/** What a daemon's capability line offers a bridge. */
+export interface DaemonCapability {
+  /** It reads a hello. */
+  hello: boolean;
+  /** Its build cache's directory and mark, when it offers them. */
+  disk: DiskMark | null;
+}
 
 /** The go command's environment variables a hello carries. */
 const GO_VARS = ["GOVERSION", "GOOS", "GOARCH"] as const;
@@ -58,13 +77,17 @@ export function helloLine(env: Record<string, string | undefined>, command: stri
   return `${HELLO_PREFIX}${JSON.stringify({ ...goEnv, ...(command ? { command: command.slice(0, MAX_COMMAND) } : {}) })}\n`;
 }
 
-/** A daemon's capability line (without its newline) says it reads hellos. */
-export function takesHello(line: string): boolean {
+/** What a daemon's capability line (without its newline) offers; nothing, if it is not one. */
+export function readCapability(line: string): DaemonCapability {
+  let m: { GostashHello?: unknown; GostashDisk?: { dir?: unknown; mark?: unknown } } | null;
   try {
-    return (JSON.parse(line) as { GostashHello?: unknown })?.GostashHello === 1;
+    m = JSON.parse(line);
   } catch {
-    return false;
+    return { hello: false, disk: null };
   }
+  const d = m?.GostashDisk;
+  const disk = typeof d?.dir === "string" && typeof d.mark === "string" && d.dir && d.mark ? { dir: d.dir, mark: d.mark } : null;
+  return { hello: m?.GostashHello === 1, disk };
 }
 
 /** Reads a hello line (prefix included, newline excluded); throws with the reason if it is not one. */

@@ -27,7 +27,8 @@ import type { CacheHandler } from "../cacheprog/session.ts";
 import type { TokenChecker } from "../auth/token.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
-import type { ClientHello } from "./hello.ts";
+import { daemonCapabilityLine, type ClientHello } from "./hello.ts";
+import type { DiskMark } from "./disk-mark.ts";
 import { formatPluginAddress, type PluginAddress } from "./address.ts";
 import { Connection, type ConnectionContext } from "./server/connection.ts";
 import { Admission } from "./server/limits.ts";
@@ -51,6 +52,8 @@ export interface PluginServerOptions {
   connectionHandler?: (access: "rw" | "ro", connID: number, client: ClientHello) => CacheHandler;
   /** Ask clients for a hello (daemon/hello.ts) and pass what it says to connectionHandler. */
   hello?: boolean;
+  /** The build cache's directory and its mark (disk-mark.ts), offered to bridges that see it. */
+  disk?: DiskMark | null;
   limits?: ConnectionLimits;
 }
 
@@ -135,6 +138,7 @@ function connectionContext(o: PluginServerOptions): ConnectionContext {
     tokens: o.tokens?.required ? o.tokens : null,
     handlerFor: o.connectionHandler ?? ((access, id) => (access === "ro" && o.readOnlyHandler ? o.readOnlyHandler(id) : handler)),
     hello: o.hello === true,
+    capabilityLine: daemonCapabilityLine({ hello: o.hello === true, disk: o.disk ?? null }),
     maxInflight: o.limits?.maxInflight ?? 0,
     idleTimeoutMs: o.limits?.idleTimeoutMs ?? 0,
   };

@@ -9,6 +9,8 @@
 //   <dir>/trim.txt             Unix seconds of the last trim, shared with Go
 //   <dir>/gostash-usage.json   our running estimate of the bytes stored,
 //                              so the --max-size cap needs no walk per run
+//   <dir>/gostash-daemon.mark  a daemon's random mark: connect reads its
+//                              hits here when it sees it (daemon/disk-mark.ts)
 // <xx> is the first byte of the ID in hex.
 //
 // Temp files end in ".tmp" so Go's trim ignores them and ours removes

@@ -8,7 +8,10 @@ import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import type { Link, LinkEvents } from "../../src/daemon/bridge/daemon-link.ts";
 import { Bridge } from "../../src/daemon/bridge/state-machine.ts";
 import { StallWatch } from "../../src/daemon/bridge/stall-watch.ts";
-import { DAEMON_CAPABILITY_LINE } from "../../src/daemon/hello.ts";
+import { DAEMON_CAPABILITY_LINE, daemonCapabilityLine } from "../../src/daemon/hello.ts";
+import type { DiskMark } from "../../src/daemon/disk-mark.ts";
+import { LocalHits } from "../../src/daemon/bridge/local-hits.ts";
+import type { Hit } from "../../src/cacheprog/protocol.ts";
 import { until } from "./helpers.ts";
 
 const enc = new TextEncoder();
@@ -92,7 +95,15 @@ interface Harness {
  * is down). The first dial must succeed.
  */
 function harness(
-  opts: { capabilityPrinted?: boolean; token?: string; hello?: string; helloWaitMs?: number; answerTimeoutMs?: number; down?: (n: number) => boolean } = {},
+  opts: {
+    capabilityPrinted?: boolean;
+    token?: string;
+    hello?: string;
+    helloWaitMs?: number;
+    answerTimeoutMs?: number;
+    down?: (n: number) => boolean;
+    localHits?: (disk: DiskMark) => LocalHits | null;
+  } = {},
 ): Harness {
   const links: FakeLink[] = [];
   let out = "";
@@ -101,7 +112,7 @@ function harness(
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({ start: (c) => void (input = c) });
   const bridge = new Bridge(
-    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ? { line: opts.hello, waitMs: opts.helloWaitMs ?? 2000 } : null, answerTimeoutMs: opts.answerTimeoutMs, openLocal: async () => ({ handler: memoryCache(), where: "/local" }) },
+    { where: "fake.sock", capabilityPrinted: opts.capabilityPrinted ?? true, token: opts.token ?? null, hello: opts.hello ? { line: opts.hello, waitMs: opts.helloWaitMs ?? 2000 } : null, answerTimeoutMs: opts.answerTimeoutMs, openLocal: async () => ({ handler: memoryCache(), where: "/local" }), localHits: opts.localHits },
     {
       dial: async (events) => {
         if (opts.down?.(links.length + 1)) {
@@ -465,6 +476,133 @@ describe("bridge state machine", () => {
     expect(await bridge.exit).toBe(1);
     expect(links[0]!.closed).toBe(true);
     expect(links.length).toBe(1);
+  });
+});
+
+describe("local hits: the bridge answers from the daemon's disk itself", () => {
+  const DISK: DiskMark = { dir: "/daemon/cache", mark: "5eed" };
+  const OFFER = daemonCapabilityLine({ hello: false, disk: DISK });
+  /** A disk holding actions 1 and 3 (by the byte their ID is made of). */
+  const onDisk = (disk: DiskMark) => {
+    if (disk.dir !== DISK.dir || disk.mark !== DISK.mark) return null;
+    return new LocalHits({
+      get: (a): Hit | null => ([1, 3].includes(parseInt(a.slice(0, 2), 16)) ? { outputID: a.replace(/^../, "ee"), size: 7, timeNanos: 5n, diskPath: `/daemon/cache/${a}` } : null),
+    });
+  };
+  const daemonHit = (id: number) => `{"ID":${id},"OutputID":"${id32(0xdd)}","Size":7,"Time":"1970-01-01T00:00:00.000000005Z","DiskPath":"/daemon/says/${id}"}\n`;
+
+  test("a hit is answered at once and still sent to the daemon, whose answer is dropped; a miss is the daemon's to answer", async () => {
+    const h = harness({ localHits: onDisk });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    const l = h.links[0]!;
+    l.say(OFFER);
+    h.push(get(1) + get(2) + get(3));
+    await until(() => l.sent.length === (get(1) + get(2) + get(3)).length, "the gets");
+    expect(l.sent).toBe(get(1) + get(2) + get(3)); // the daemon sees every get
+    expect(ids(h.lines())).toEqual([1, 3]); // before the daemon said anything
+    const mine = JSON.parse(h.lines()[0]!);
+    expect(mine.DiskPath).toBe(`/daemon/cache/${Buffer.alloc(32, 1).toString("hex")}`);
+    expect(Buffer.from(mine.OutputID, "base64").toString("hex")).toBe(`ee${Buffer.alloc(31, 1).toString("hex")}`);
+    // The daemon answers all three, out of order, in one chunk: only the miss reaches go.
+    l.say(`${daemonHit(3)}{"ID":2,"Miss":true}\n${daemonHit(1)}`);
+    expect(ids(h.lines())).toEqual([1, 3, 2]);
+    expect(h.out()).not.toContain("/daemon/says/");
+    h.push(close(4));
+    await until(() => l.sent.includes('"close"'), "the close");
+    l.say('{"ID":4}\n');
+    expect(h.released()).toBe(true);
+    await h.endVia(l);
+    expect(await exit).toBe(0);
+    expect(h.bridge.localHits).toBe(2);
+    expect(h.stderr).toEqual([]);
+  });
+
+  test("chunks of only hits are held back: sent with the next request the daemon must answer, in order, and before our EOF", async () => {
+    const h = harness({ localHits: onDisk });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    const l = h.links[0]!;
+    l.say(OFFER);
+    h.push(get(1));
+    h.push(get(3, 1));
+    await until(() => h.lines().length === 2, "the answers from the disk");
+    await Bun.sleep(20);
+    expect(l.sent).toBe(""); // the daemon has not been woken for them
+    h.push(get(2));
+    await until(() => l.sent.length > 0, "the miss");
+    expect(l.sent).toBe(get(1) + get(3, 1) + get(2));
+    l.say(`{"ID":2,"Miss":true}\n${daemonHit(1)}`);
+    h.push(get(4, 3));
+    await until(() => h.lines().length === 4, "the hit");
+    h.end();
+    await until(() => l.shutDown, "the half-close");
+    expect(l.sent).toBe(get(1) + get(3, 1) + get(2) + get(4, 3)); // the held get went out before our EOF
+    l.say(`${daemonHit(3)}${daemonHit(4)}`);
+    l.hangUp();
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 3, 2, 4]);
+  });
+
+  test("a chunk that ends a put's body is never held, whatever hits follow it in the chunk", async () => {
+    const h = harness({ localHits: onDisk });
+    void h.run();
+    await until(() => h.links.length === 1, "the dial");
+    const l = h.links[0]!;
+    l.say(OFFER);
+    const p = put(7, "a body cut in two");
+    const cut = p.length - 6;
+    h.push(p.slice(0, cut));
+    await until(() => l.sent.length === cut, "the first half");
+    h.push(p.slice(cut) + get(1));
+    await until(() => h.lines().length === 1, "the hit");
+    await until(() => l.sent.length > cut, "the rest of the put", 2000);
+    expect(l.sent).toBe(p + get(1));
+  });
+
+  test("no offer, an offer this process does not see, or --no-local-hits: every answer is the daemon's", async () => {
+    for (const [offer, localHits] of [
+      [CAP, onDisk],
+      [daemonCapabilityLine({ hello: false, disk: { ...DISK, mark: "another daemon" } }), onDisk],
+      [OFFER, undefined],
+    ] as const) {
+      const h = harness({ localHits });
+      const exit = h.run();
+      await until(() => h.links.length === 1, "the dial");
+      const l = h.links[0]!;
+      l.say(offer);
+      h.push(get(1) + close(2));
+      await until(() => l.sent.includes('"close"'), "the requests");
+      expect(h.lines()).toEqual([]);
+      l.say(`${daemonHit(1)}{"ID":2}\n`);
+      expect(h.lines()[0]).toContain("/daemon/says/1");
+      await h.endVia(l);
+      expect(await exit).toBe(0);
+      expect(h.bridge.localHits).toBe(0);
+    }
+  });
+
+  test("a hang-up: a get answered here is neither replayed nor answered again by the takeover", async () => {
+    const h = harness({ localHits: onDisk, down: (n) => n === 3 });
+    const exit = h.run();
+    await until(() => h.links.length === 1, "the dial");
+    h.links[0]!.say(OFFER);
+    h.push(get(1) + get(2));
+    await until(() => h.links[0]!.sent === get(1) + get(2), "the gets");
+    h.links[0]!.hangUp();
+    const l2 = await h.sentTo(2);
+    expect(l2.sent).toBe(get(2)); // only what go still waits for
+    // The second daemon offers nothing yet: a get for a disk entry goes to it.
+    h.push(get(3));
+    await until(() => l2.sent === get(2) + get(3), "the get on the new link");
+    l2.hangUp(); // and the third dial fails: the local cache takes over
+    await until(() => h.stderr.length > 0, "the takeover");
+    h.push(close(4));
+    h.end();
+    expect(await exit).toBe(0);
+    expect(ids(h.lines())).toEqual([1, 2, 3, 4]); // one answer each
+    expect(JSON.parse(h.lines()[2]!).Miss).toBe(true); // 3 came from the takeover's (empty) cache, not the disk
+    expect(h.bridge.localHits).toBe(1);
   });
 });
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLocalCache } from "../../src/buildcache/local.ts";
 import { CAPABILITY_LINE } from "../../src/cacheprog/protocol.ts";
-import { DAEMON_CAPABILITY_LINE, helloLine, NO_HELLO, parseHello, takesHello, type ClientHello } from "../../src/daemon/hello.ts";
+import { DAEMON_CAPABILITY_LINE, daemonCapabilityLine, helloLine, NO_HELLO, parseHello, readCapability, type ClientHello } from "../../src/daemon/hello.ts";
 import { startPluginServer, type PluginServer } from "../../src/daemon/server.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { toolchainOf } from "../../src/store/toolchain-marks.ts";
@@ -43,12 +43,25 @@ describe("the hello line", () => {
   });
 
   test("the daemon's capability line advertises it and is otherwise the usual one", () => {
-    expect(takesHello(DAEMON_CAPABILITY_LINE.trimEnd())).toBe(true);
-    expect(takesHello(CAPABILITY_LINE.trimEnd())).toBe(false);
-    expect(takesHello("not json")).toBe(false);
+    expect(readCapability(DAEMON_CAPABILITY_LINE.trimEnd())).toEqual({ hello: true, disk: null });
+    expect(readCapability(CAPABILITY_LINE.trimEnd())).toEqual({ hello: false, disk: null });
+    expect(readCapability("not json")).toEqual({ hello: false, disk: null });
     const { GostashHello, ...rest } = JSON.parse(DAEMON_CAPABILITY_LINE);
     expect(GostashHello).toBe(1);
     expect(rest).toEqual(JSON.parse(CAPABILITY_LINE));
+  });
+
+  test("a daemon's capability line may offer its disk; a bridge reads it back, and nothing from a malformed offer", () => {
+    const disk = { dir: '/var/cache/go "build"', mark: "0123456789abcdef0123456789abcdef" };
+    const line = daemonCapabilityLine({ hello: true, disk }).trimEnd();
+    expect(readCapability(line)).toEqual({ hello: true, disk });
+    expect(readCapability(daemonCapabilityLine({ hello: false, disk }).trimEnd())).toEqual({ hello: false, disk });
+    const { GostashHello, GostashDisk, ...rest } = JSON.parse(line);
+    expect(rest).toEqual(JSON.parse(CAPABILITY_LINE));
+    expect(daemonCapabilityLine({ hello: false, disk: null })).toBe(CAPABILITY_LINE);
+    for (const bad of [{ dir: 1, mark: "m" }, { dir: "/d" }, { dir: "", mark: "m" }, "/d"]) {
+      expect(readCapability(JSON.stringify({ ID: 0, GostashDisk: bad })).disk).toBeNull();
+    }
   });
 });
 

@@ -25,12 +25,21 @@ const cmds: string[][] = [
   ["test", "-count=1", "./greet", "./mathx"],
 ];
 
-function envFor(i: number) {
+function envFor(i: number, flags = "") {
   return goEnv({
     gocache: join(tmp.path, `gocache${i}`),
-    prog: `${BIN} connect ${sock}`,
+    prog: `${BIN} connect ${flags}${sock}`,
     home: join(tmp.path, `home${i}`),
   });
+}
+
+/** What `connect --metrics` says it answered from the daemon's disk itself (0 when it says nothing). */
+function answeredHere(stderr: string): number {
+  return Number(/gostash connect: (\d+) hit\(s\) answered here from the daemon's disk/.exec(stderr)?.[1] ?? 0);
+}
+
+async function localHitsCounted(): Promise<number> {
+  return value(parsePrometheus(await (await fetch(`${d.http}/metrics`)).text()), "gostash_hits_total", { tier: "local" }) ?? 0;
 }
 
 beforeAll(async () => {
@@ -122,13 +131,18 @@ describe("go through gostash connect and one daemon", () => {
       const entries = checkEntries(daemonCache);
       expect(entries).toBeGreaterThan(50);
 
-      // Round 2: everything from the daemon's cache.
+      // Round 2: everything from the daemon's cache. The bridges see its disk (same machine): they answer the
+      // hits themselves, and the daemon still counts every one of them.
+      const countedBefore = await localHitsCounted();
       const round2 = await Promise.all(
-        cmds.map((c, i) => go(c.filter((a) => a !== "-count=1"), mods[i]!, envFor(i), 300_000)),
+        cmds.map((c, i) => go(c.filter((a) => a !== "-count=1"), mods[i]!, envFor(i, "--metrics "), 300_000)),
       );
       for (const [i, r] of round2.entries()) {
         if (r.code !== 0) throw new Error(`round 2, go ${cmds[i]!.join(" ")} failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+        expect(answeredHere(r.stderr)).toBeGreaterThan(10);
       }
+      const here = round2.reduce((n, r) => n + answeredHere(r.stderr), 0);
+      expect((await localHitsCounted()) - countedBefore).toBeGreaterThanOrEqual(here);
       expect(compileSteps(round2[0]!.stderr)).toEqual([]);
       expect(compileSteps(round2[2]!.stderr)).toEqual([]);
       expect(round2[1]!.stdout).toMatch(/ok\s+example.com\/demo\/greet\s+\(cached\)/);
@@ -150,6 +164,27 @@ describe("go through gostash connect and one daemon", () => {
       for (const c of cmds) expect(lines).toContain(`go ${c.join(" ")}`);
     },
     900_000,
+  );
+
+  test(
+    "local hits: --no-local-hits, or a disk mark that is not the daemon's (another machine's view), send every get through the daemon",
+    async () => {
+      const build = (flags: string, env: Record<string, string> = {}) =>
+        go(["build", "-x", "-o", "demo.bin", "./cmd/demo"], mods[0]!, { ...envFor(0, `--metrics ${flags}`), ...env }, 120_000);
+      const on = await build("");
+      expect(answeredHere(on.stderr)).toBeGreaterThan(10);
+      for (const r of [await build("--no-local-hits "), await build("", { GOSTASH_LOCAL_HITS: "false" })]) {
+        expect(r.code).toBe(0);
+        expect(answeredHere(r.stderr)).toBe(0);
+        expect(compileSteps(r.stderr)).toEqual([]); // every hit still a hit, through the daemon
+      }
+      writeFileSync(join(daemonCache, "gostash-daemon.mark"), "not this daemon's mark\n");
+      const foreign = await build("");
+      expect(foreign.code).toBe(0);
+      expect(answeredHere(foreign.stderr)).toBe(0);
+      expect(compileSteps(foreign.stderr)).toEqual([]);
+    },
+    300_000,
   );
 
   test(

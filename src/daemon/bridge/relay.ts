@@ -1,6 +1,8 @@
 // What the daemon says, passed on to `go`: whole lines, noting which
 // requests they answer.
 //
+// - Answers to gets the bridge answered itself from the daemon's disk
+//   (local-hits.ts) are dropped: `go` must see one answer per request.
 // - Capability: `go` must see exactly one capability line. cli.ts may have
 //   printed ours already; then each connection's own (its first line, ID 0)
 //   is dropped, as is the one of every connection after the first. Each
@@ -13,7 +15,7 @@
 
 import { ERROR_PREFIX } from "../../auth/token.ts";
 import { responseID, type RequestStreamTracker } from "../../cacheprog/framing.ts";
-import { takesHello } from "../hello.ts";
+import { readCapability, type DaemonCapability } from "../hello.ts";
 import type { Link } from "./daemon-link.ts";
 import type { GoOutput } from "./go-output.ts";
 
@@ -31,13 +33,15 @@ export interface RelayHooks {
   refused(r: Refusal): void;
   /** A line answered one of the requests in flight. */
   answered(id: number): void;
-  /** The connection's capability line came: whether the daemon takes a hello. */
-  capability(takesHello: boolean): void;
+  /** The connection's capability line came: what the daemon offers (a hello, its disk). */
+  capability(c: DaemonCapability): void;
 }
 
 export class ResponseRelay {
   private capabilitySeen: boolean;
   private dropCapability: boolean;
+  /** Gets the bridge answered itself (local-hits.ts): the daemon's answers to them are dropped. */
+  private readonly answeredHere = new Set<number>();
 
   constructor(
     capabilityPrinted: boolean,
@@ -57,6 +61,13 @@ export class ResponseRelay {
   /** A new connection: its capability line is dropped unless `go` has not seen one yet. */
   connected(): void {
     this.dropCapability = this.capabilitySeen;
+    // Gets answered here are never sent again: a new connection will not answer them.
+    this.answeredHere.clear();
+  }
+
+  /** The bridge answered get `id` itself: the daemon's answer to it must not reach `go`. */
+  answeredLocally(id: number): void {
+    this.answeredHere.add(id);
   }
 
   /** Bytes the daemon sent on link. */
@@ -74,8 +85,11 @@ export class ResponseRelay {
         return this.hooks.refused(refusal(data, start, nl));
       }
       const id = responseID(data, start, nl);
-      if (id === 0) this.hooks.capability(takesHello(Buffer.from(data.subarray(start, nl)).toString("utf8")));
-      if (this.dropsLine(id)) fwdFrom = nl + 1;
+      if (id === 0) this.hooks.capability(readCapability(Buffer.from(data.subarray(start, nl)).toString("utf8")));
+      if (this.dropsLine(id)) {
+        if (fwdFrom < start) this.out.write(data.subarray(fwdFrom, start));
+        fwdFrom = nl + 1;
+      }
       start = nl + 1;
     }
     if (fwdFrom <= last) this.out.write(data.subarray(fwdFrom, last + 1));
@@ -87,7 +101,10 @@ export class ResponseRelay {
     let drop = false;
     if (id === 0 && !this.capabilitySeen) this.capabilitySeen = true;
     else if (id === 0 && this.dropCapability) drop = true; // our own capability line went out already
-    else if (id !== null && this.tracker.answered(id)) {
+    else if (id !== null && this.answeredHere.delete(id)) {
+      drop = true; // `go` has its answer from the bridge already
+      this.hooks.answered(id);
+    } else if (id !== null && this.tracker.answered(id)) {
       this.hooks.answered(id);
       if (id === this.tracker.closeID) this.out.markCloseAnswered();
     }

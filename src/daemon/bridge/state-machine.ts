@@ -13,49 +13,28 @@
 //   any -> finished: nothing left to bridge (the exit code is given once
 //              stdout has drained).
 //
+// Local hits (local-hits.ts) are not a state: while the current link's
+// daemon offers a disk this process sees, each get `go` sends is answered
+// here when that disk holds it, then sent on (runs of such gets are held
+// back until something the daemon must answer goes, or EOF); it counts as
+// answered (never replayed, never served again by a takeover), and the
+// daemon's own answer to it is dropped (relay.ts).
+//
 // The sockets, stdin and stdout come in through BridgeIO, so the machine
 // can be driven by tests.
 
 import { AUTH_PREFIX } from "../../auth/token.ts";
 import { RequestStreamTracker } from "../../cacheprog/framing.ts";
-import type { CacheHandler } from "../../cacheprog/session.ts";
+import type { DaemonCapability } from "../hello.ts";
 import type { Link, LinkEvents } from "./daemon-link.ts";
-import { GoOutput, type WriteFd } from "./go-output.ts";
+import { GoOutput } from "./go-output.ts";
+import { LocalAnswers } from "./local-hits.ts";
 import { ResponseRelay, type Refusal } from "./relay.ts";
 import { StallWatch } from "./stall-watch.ts";
+import type { BridgeIO, BridgeSetup } from "./setup.ts";
 import { Takeover } from "./takeover.ts";
 
-export interface BridgeSetup {
-  /** The daemon's address, for messages. */
-  where: string;
-  /** `go` has seen a capability line already (cli.ts printed ours). */
-  capabilityPrinted: boolean;
-  /** Sent first on every connection as `GOSTASH-AUTH <token>` when set. */
-  token: string | null;
-  /**
-   * The hello line (daemon/hello.ts), sent to a daemon that takes one, and
-   * how long its capability line may take before the daemon counts as
-   * unreachable; null: nothing to say (and no wait).
-   */
-  hello?: { line: string; waitMs: number } | null;
-  /** A daemon that owes answers and says nothing for this long is taken for stuck (stall-watch.ts); 0: never. */
-  answerTimeoutMs?: number;
-  /** Opens the local cache for a takeover; loaded only when needed. */
-  openLocal(): Promise<{ handler: CacheHandler; where: string }>;
-}
-
-/** The machine's outside world. */
-export interface BridgeIO {
-  /** Connects to the daemon; throws if it cannot be reached. */
-  dial(events: LinkEvents): Promise<Link>;
-  /** `go`'s requests (opened only once the first dial succeeded). */
-  input(): ReadableStream<Uint8Array>;
-  /** Log lines. */
-  stderr(text: string): void;
-  /** stdout, and its release after close is answered (default: fd 1). */
-  writeOut?: WriteFd;
-  releaseOut?: () => void;
-}
+export type { BridgeIO, BridgeSetup };
 
 /** Dials in a row that got no answer at all before the bridge gives up on the daemon. */
 const MAX_REDIALS = 3;
@@ -89,6 +68,7 @@ export class Bridge {
   private redials = 0;
   /** Whether the current link's daemon takes a hello; null until its capability line came. */
   private linkTakesHello: boolean | null = null;
+  private readonly answers: LocalAnswers;
   /** The exit code, once the conversation is over. */
   readonly exit: Promise<number>;
   private exitWith!: (code: number) => void;
@@ -115,11 +95,14 @@ export class Bridge {
     this.relay = new ResponseRelay(o.capabilityPrinted, this.tracker, this.out, {
       refused: (r) => this.refused(r),
       answered: () => (this.redials = 0),
-      capability: (takes) => {
-        this.linkTakesHello = takes;
-        this.wake();
-      },
+      capability: (c) => this.capability(c),
     });
+    this.answers = new LocalAnswers(this.tracker, this.relay, (line) => this.out.write(line), o.localHits ?? null);
+  }
+
+  /** Gets answered by the bridge itself from the daemon's disk (local-hits.ts). */
+  get localHits(): number {
+    return this.answers.count;
   }
 
   /** The first dial; throws if the daemon cannot be reached. */
@@ -158,10 +141,11 @@ export class Bridge {
     }
     if (s.kind === "finished") return undefined; // nothing to bridge
     if (s.kind !== "bridging") return this.forwardLater(chunk);
-    this.tracker.observe(chunk);
+    // Only gets answered here: the daemon gets them with the next chunk it must answer (local-hits.ts).
+    if (this.answers.observe(chunk) && this.answers.hold(chunk)) return undefined;
     this.stall.sent();
     // A hang-up cuts this short: the redial replays what the tracker saw.
-    const sent = this.send(s.link, chunk);
+    const sent = this.send(s.link, this.answers.release(chunk));
     if (sent === true) this.stall.alive();
     if (typeof sent === "boolean") return undefined;
     return sent.then((took) => took && this.stall.alive());
@@ -181,8 +165,15 @@ export class Bridge {
   private inputEnded(): void {
     const s = this.state;
     if (s.kind === "local") s.takeover.end();
-    else if (s.kind === "bridging" && !s.link.closed) s.link.shutdown();
+    else if (s.kind === "bridging" && !s.link.closed) this.shutdownAfterHeld(s.link);
     else if (s.kind !== "finished" && this.tracker.unanswered === 0) this.finishWhenDrained(0);
+  }
+
+  /** Our EOF to the daemon, after the gets answered here that it has not seen yet. */
+  private shutdownAfterHeld(link: Link): void {
+    const sent = this.send(link, this.answers.release());
+    if (sent === true) link.shutdown();
+    else if (sent) void sent.then((took) => took && link.shutdown());
   }
 
   /** Dials the daemon and authenticates; the link is current from then on (null if given up meanwhile). */
@@ -196,6 +187,7 @@ export class Bridge {
     // The daemon's capability line is dropped unless `go` has not seen one yet.
     this.relay.connected();
     this.linkTakesHello = null;
+    this.answers.offer(null); // until this daemon's capability line offers its disk
     // With a hello to send, the auth line goes out even without a token (empty): a daemon that needs one
     // refuses at once then, instead of waiting for it while we wait for its capability line.
     if (this.o.token || this.o.hello) await this.send(link, Buffer.from(`${AUTH_PREFIX}${this.o.token ?? ""}\n`));
@@ -257,7 +249,7 @@ export class Bridge {
     if (!this.is("replaying", link)) return;
     this.become({ kind: "bridging", link });
     if (this.tracker.unanswered > 0) this.stall.sent();
-    if (this.stdinDone && !link.closed) link.shutdown();
+    if (this.stdinDone && !link.closed) this.shutdownAfterHeld(link);
   }
 
   /** What the current link's socket reports; a link no longer current is ignored. */
@@ -282,6 +274,13 @@ export class Bridge {
       if (this.link() === link) this.dropped(`failed (${err.message})`);
     },
   };
+
+  /** The current link's capability line came. */
+  private capability(c: DaemonCapability): void {
+    this.linkTakesHello = c.hello;
+    this.answers.offer(c.disk);
+    this.wake();
+  }
 
   /** The daemon hung up on the current link before `go` was done. */
   private dropped(why: string): void {
@@ -314,6 +313,8 @@ export class Bridge {
       this.leave({ kind: "finished" });
       return this.exitWith(1);
     }
+    this.answers.offer(null);
+    this.answers.drop();
     const takeover = new Takeover(this.tracker, { where: this.o.where, why, refused }, {
       openLocal: this.o.openLocal,
       stderr: this.io.stderr,

@@ -24,8 +24,7 @@
 //   connection only: its half-written puts are aborted and the rest of the
 //   daemon never notices.
 
-import { CAPABILITY_LINE } from "../../cacheprog/protocol.ts";
-import { DAEMON_CAPABILITY_LINE, HELLO_PREFIX, MAX_HELLO_LINE, NO_HELLO, parseHello, type ClientHello } from "../hello.ts";
+import { HELLO_PREFIX, MAX_HELLO_LINE, NO_HELLO, parseHello, type ClientHello } from "../hello.ts";
 import { CacheProgSession, FramingError, type CacheHandler } from "../../cacheprog/session.ts";
 import type { TokenChecker } from "../../auth/token.ts";
 import type { Logger } from "../../util/log.ts";
@@ -47,6 +46,8 @@ export interface ConnectionContext {
   handlerFor(access: "rw" | "ro", connID: number, client: ClientHello): CacheHandler;
   /** Clients are asked for a hello (daemon/hello.ts) and it is read. */
   hello: boolean;
+  /** The capability line every connection gets (daemon/hello.ts daemonCapabilityLine). */
+  capabilityLine: string;
   /** Pending answers per connection before its input is held (0: no limit). */
   maxInflight: number;
   /** Close connections idle this long (0: never). */
@@ -164,7 +165,7 @@ export class Connection {
     this.sock.setNoDelay?.(true);
     this.idle = new IdleWatch(ctx.idleTimeoutMs, () => this.owed(), (quiet) => this.closeIdle(quiet));
     if (ctx.tokens) return { kind: "auth-pending", handshake: new AuthHandshake(ctx.tokens, (step) => this.decide(step)) };
-    this.writer.writeNow(this.capabilityLine());
+    this.writer.writeNow(this.ctx.capabilityLine);
     return { kind: "sniffing", handshake: new AuthHandshake(null) };
   }
 
@@ -176,14 +177,9 @@ export class Connection {
     if (step.kind === "authenticated") {
       if (step.access === "ro") this.ctx.metrics.inc("connections_read_only");
       this.ctx.logger.debug(`serve: connection ${this.id}: authenticated (${step.access === "ro" ? "read-only" : "read-write"})`);
-      this.writer.writeNow(this.capabilityLine());
+      this.writer.writeNow(this.ctx.capabilityLine);
       this.greet(step.access, step.rest);
     } else if (p.kind === "sniffing") this.greet("rw", step.rest);
-  }
-
-  /** Advertises hellos when this daemon reads them (daemon/hello.ts). */
-  private capabilityLine(): string {
-    return this.ctx.hello ? DAEMON_CAPABILITY_LINE : CAPABILITY_LINE;
   }
 
   /** Access is settled: the conversation starts, after the client's hello when hellos are read. */
