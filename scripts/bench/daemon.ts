@@ -8,11 +8,15 @@
 //      `gostash connect` + daemon vs direct mode (`gostash` on stdin/stdout),
 //      and through scripts/bench/floor-bridge + the same daemon: a bridge
 //      that only copies bytes (Go), the bound for what the extra process
-//      costs, under which no `connect` can go;
+//      costs, under which no `connect` sending every get through can go;
+//      and `connect --no-local-hits`: `connect` answers hits from the
+//      daemon's disk itself by default (src/daemon/bridge/local-hits.ts),
+//      this variant sends every get through the daemon;
 //   2. start-up: spawn -> capability line, one get, close -> stdout EOF
 //      (what go waits for) and -> exit, for `gostash connect`
 //      (daemon up), direct `gostash`, and `connect` falling back (daemon down);
-//   3. warm `go build std`: plain go cache vs direct mode vs daemon;
+//   3. warm `go build std`: plain go cache vs direct mode vs daemon (with
+//      and without local hits);
 //   4. cold `go build std`: plain cold vs through a fresh daemon uploading to
 //      a fresh bucket on versitygw (built into .tools/bin on first use),
 //      plus the time the daemon then needs to flush on SIGTERM. Also a
@@ -195,6 +199,9 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
     { name: "daemon (gostash connect)", cmd: [BIN, "connect", d.sock], env: {} },
   ];
   if (floorBridge) variants.push({ name: "daemon (floor-bridge)", cmd: [floorBridge, d.sock], env: {} });
+  // Every get through the daemon: the bridge's cost alone (local hits answer these gets without it).
+  variants.push({ name: "daemon (connect --no-local-hits)", cmd: [BIN, "connect", "--no-local-hits", d.sock], env: {} });
+  const NO_LOCAL = variants.length - 1;
   const body = new Uint8Array(1024).fill(42);
   // Seed both caches with RPC entries.
   for (const v of variants) {
@@ -261,10 +268,14 @@ out(`command: npx bun scripts/bench/daemon.ts ${Bun.argv.slice(2).join(" ")}`.tr
       `seq throughput ${paired(seqRate[1]!, seqRate[0]!).toFixed(2)}x, pipelined throughput ${paired(pipeRate[1]!, pipeRate[0]!).toFixed(2)}x, ` +
       `put throughput ${paired(putRate[1]!, putRate[0]!).toFixed(2)}x (paired medians)`,
   );
+  out(
+    `ratio daemon via connect --no-local-hits / direct: seq latency p50 ${(median(seqLat[NO_LOCAL]!) / median(seqLat[0]!)).toFixed(2)}x, ` +
+      `pipelined throughput ${paired(pipeRate[NO_LOCAL]!, pipeRate[0]!).toFixed(2)}x (every get through the daemon)`,
+  );
   if (floorBridge)
     out(
-      `ratio daemon via gostash connect / via floor-bridge: seq latency p50 ${(median(seqLat[1]!) / median(seqLat[2]!)).toFixed(2)}x, ` +
-        `seq throughput ${paired(seqRate[1]!, seqRate[2]!).toFixed(2)}x, pipelined throughput ${paired(pipeRate[1]!, pipeRate[2]!).toFixed(2)}x ` +
+      `ratio daemon via connect --no-local-hits / via floor-bridge: seq latency p50 ${(median(seqLat[NO_LOCAL]!) / median(seqLat[2]!)).toFixed(2)}x, ` +
+        `seq throughput ${paired(seqRate[NO_LOCAL]!, seqRate[2]!).toFixed(2)}x, pipelined throughput ${paired(pipeRate[NO_LOCAL]!, pipeRate[2]!).toFixed(2)}x ` +
         "(floor-bridge only copies bytes: what remains between it and direct is the extra process itself)",
     );
 }
@@ -337,6 +348,7 @@ if (flags["skip-warm"] !== true) {
     { name: "plain go cache", env: goEnv(plainDir) },
     { name: "direct (GOCACHEPROG=gostash)", env: goEnv(directDir, { GOCACHEPROG: BIN }) },
     { name: "daemon (GOCACHEPROG=gostash connect)", env: goEnv(scratch, { GOCACHEPROG: `${BIN} connect ${d.sock}` }) },
+    { name: "daemon (connect --no-local-hits)", env: goEnv(scratch, { GOCACHEPROG: `${BIN} connect --no-local-hits ${d.sock}` }) },
   ];
   for (const v of variants) {
     const w = await must(["go", "build", "-x", "std"], v.env, `warm-up ${v.name}`);
@@ -360,7 +372,7 @@ if (flags["skip-warm"] !== true) {
       variants.map((v, i) => [v.name, fmtMs(median(ms[i]!)), fmtMs(Math.min(...ms[i]!)), fmtMs(Math.max(...ms[i]!)), `${paired(ms[i]!, ms[0]!).toFixed(3)}x`]),
     ),
   );
-  out(`daemon / direct (paired): ${paired(ms[2]!, ms[1]!).toFixed(3)}x`);
+  out(`daemon / direct (paired): ${paired(ms[2]!, ms[1]!).toFixed(3)}x; with --no-local-hits (every get through the daemon): ${paired(ms[3]!, ms[1]!).toFixed(3)}x`);
 }
 
 // 4. cold go build std -----------------------------------------------------
