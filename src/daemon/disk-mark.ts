@@ -16,7 +16,7 @@
 
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { writeWholeSync } from "../util/write-file.ts";
 
 export const MARK_FILE = "gostash-daemon.mark";
@@ -27,8 +27,9 @@ export interface DiskMark {
   mark: string;
 }
 
-/** Writes a fresh mark into dir (atomically); throws if it cannot. */
-export function writeDiskMark(dir: string): DiskMark {
+/** Writes a fresh mark into dir (atomically); throws if it cannot. The directory offered is absolute. */
+export function writeDiskMark(cacheDir: string): DiskMark {
+  const dir = resolve(cacheDir);
   const mark = randomBytes(16).toString("hex");
   const tmp = join(dir, `${MARK_FILE}.${process.pid}.tmp`);
   writeWholeSync(tmp, `${mark}\n`, "w");
