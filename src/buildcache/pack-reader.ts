@@ -169,6 +169,8 @@ export class PackReader {
     const slot = this.state.slots.get(actionID);
     if (slot?.state.kind !== "landing") return false;
     slot.asked = true;
+    // Its cost too, before the hit is counted: the report, which records it as well, comes later.
+    this.recordCost(slot.entry);
     return true;
   }
 
@@ -353,7 +355,7 @@ export class PackReader {
       },
       landed: (entry, out) => {
         this.d.metrics.inc("pack_entries_landed");
-        if (entry.meta.costMs !== undefined) this.d.costs?.record(entry.actionID, entry.meta.costMs);
+        this.recordCost(entry);
         const slot = this.slotOf(entry);
         if (slot) settle(slot, { kind: "landed", out, here: true });
       },
@@ -369,6 +371,11 @@ export class PackReader {
         if (e.kind === "badobject") this.broken.add(pack.name);
       },
     };
+  }
+
+  /** What the entry's action cost to compute, into this machine's book (as from a single object). */
+  private recordCost(entry: PackEntry): void {
+    if (entry.meta.costMs !== undefined) this.d.costs?.record(entry.actionID, entry.meta.costMs);
   }
 
   private slotOf(entry: PackEntry): Slot | null {
