@@ -13,6 +13,8 @@
 const MAX_LINES = 80;
 
 const RESULT = /^\((pass|fail|skip|todo)\) /;
+/** Bun's closing list of the failed tests ("1 tests failed:"): names again, not new failures. */
+const CLOSING_LIST = /^\d+ tests? failed:$/;
 const FILE_HEADER = /^\S.*\.(test|spec|fixture)\.[cm]?[jt]sx?:$/;
 
 export interface Failure {
@@ -28,6 +30,8 @@ export class FailureLog {
   private file = "";
   private since: string[] = [];
   private partial = "";
+  /** Bun's closing list has started: nothing after it is a test's output. */
+  private done = false;
 
   /** Feeds a chunk of bun test's stderr, split anywhere. */
   push(text: string): void {
@@ -37,7 +41,10 @@ export class FailureLog {
   }
 
   private line(line: string): void {
-    if (FILE_HEADER.test(line)) {
+    if (this.done) return;
+    if (CLOSING_LIST.test(line)) {
+      this.done = true;
+    } else if (FILE_HEADER.test(line)) {
       this.file = line.slice(0, -1);
       this.since = [];
     } else if (RESULT.test(line)) {
