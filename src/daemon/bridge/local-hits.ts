@@ -68,6 +68,8 @@ export class LocalAnswers {
   count = 0;
   private held: Uint8Array[] = [];
   private heldBytes = 0;
+  /** Answers made while one chunk is followed: written to `go` together, one write for a chunk of gets. */
+  private batch: Uint8Array[] = [];
 
   constructor(
     private readonly tracker: RequestStreamTracker,
@@ -94,6 +96,10 @@ export class LocalAnswers {
     const count = this.count;
     const startsInside = this.tracker.midRequest;
     this.tracker.observe(chunk);
+    if (this.batch.length) {
+      this.write(this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch));
+      this.batch = [];
+    }
     const requests = this.tracker.seen - seen;
     return !startsInside && requests > 0 && this.count - count === requests && !this.tracker.midRequest;
   }
@@ -126,6 +132,6 @@ export class LocalAnswers {
     this.tracker.answered(id);
     this.relay.answeredLocally(id);
     this.count++;
-    this.write(line);
+    this.batch.push(line);
   }
 }
