@@ -46,7 +46,7 @@ import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { readHead, type HeadRead, type KnownHeads } from "./pack-heads.ts";
 import { landLead, PendingLead } from "./pack-lead.ts";
-import { settle, unland, type Slot as PackSlot } from "./pack-slots.ts";
+import { recordCost, settle, slotSink, unland, type Slot as PackSlot } from "./pack-slots.ts";
 import { SegmentLine, type LineJob } from "./pack-segments.ts";
 
 export interface PackReaderDeps {
@@ -170,7 +170,7 @@ export class PackReader {
     if (slot?.state.kind !== "landing") return false;
     slot.asked = true;
     // Its cost too, before the hit is counted: the report, which records it as well, comes later.
-    this.recordCost(slot.entry);
+    recordCost(slot.entry, this.d.costs);
     return true;
   }
 
@@ -339,43 +339,7 @@ export class PackReader {
   }
 
   private sink(pack: PackRef): SegmentSink {
-    return {
-      isLocal: (entry) => {
-        const slot = this.slotOf(entry);
-        // Superseded by a later pack, or already answered: not landed again.
-        if (!slot || slot.state.kind !== "pending") return true;
-        const out = this.d.disk.get(entry.actionID);
-        if (!out) {
-          slot.state = { kind: "landing", waiters: slot.state.waiters };
-          return false;
-        }
-        this.d.metrics.inc("pack_entries_local");
-        settle(slot, { kind: "landed", out, here: false });
-        return true;
-      },
-      landed: (entry, out) => {
-        this.d.metrics.inc("pack_entries_landed");
-        this.recordCost(entry);
-        const slot = this.slotOf(entry);
-        if (slot) settle(slot, { kind: "landed", out, here: true });
-      },
-      failed: (entry, err) => {
-        const e = asRemoteError(err, `s3: pack ${entry.actionID}`);
-        if (e.kind === "badobject") {
-          this.d.metrics.inc("pack_integrity_failures");
-          this.d.metrics.inc("integrity_failures");
-          this.d.logger.warn(`${e.message}; not served (it comes as a single object instead)`);
-        } else this.d.metrics.inc("pack_errors");
-        const slot = this.slotOf(entry);
-        if (slot) settle(slot, { kind: "failed" });
-        if (e.kind === "badobject") this.broken.add(pack.name);
-      },
-    };
-  }
-
-  /** What the entry's action cost to compute, into this machine's book (as from a single object). */
-  private recordCost(entry: PackEntry): void {
-    if (entry.meta.costMs !== undefined) this.d.costs?.record(entry.actionID, entry.meta.costMs);
+    return slotSink({ ...this.d, slotOf: (entry) => this.slotOf(entry), broken: () => this.broken.add(pack.name) });
   }
 
   private slotOf(entry: PackEntry): Slot | null {
