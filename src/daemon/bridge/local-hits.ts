@@ -24,9 +24,6 @@ export interface LocalDisk {
 }
 
 export class LocalHits {
-  /** Gets answered here. */
-  answered = 0;
-
   constructor(private readonly disk: LocalDisk) {}
 
   /** The answer to get `id` (ActionID as sent) if the disk holds its entry; null leaves it to the daemon. */
@@ -39,9 +36,7 @@ export class LocalHits {
     } catch {
       return null;
     }
-    if (!hit) return null;
-    this.answered++;
-    return Buffer.from(encodeHit(id, hit));
+    return hit ? Buffer.from(encodeHit(id, hit)) : null;
   }
 }
 
