@@ -9,7 +9,7 @@
 // running across an upgrade):
 //
 // - a daemon that reads hellos says so in its capability line: the usual
-//   one with one more field, `"GostashHello":1` (DAEMON_CAPABILITY_LINE;
+//   one with one more field, `"GostashHello":1` (daemonCapabilityLine;
 //   `go` ignores fields it does not know, should it ever see that line);
 // - a bridge with something to say waits for that line after its auth line
 //   and, if the field is there, sends one line before anything of go's:
@@ -32,9 +32,6 @@ export const HELLO_PREFIX = "GOSTASH-HELLO ";
 export const MAX_HELLO_LINE = 4096;
 /** A command line longer than this is cut (ci/job.ts shortCommand cuts at 120 already). */
 const MAX_COMMAND = 200;
-
-/** The capability line of a daemon that reads hellos. */
-export const DAEMON_CAPABILITY_LINE = daemonCapabilityLine({ hello: true, disk: null });
 
 /**
  * A daemon's capability line: hellos, when it reads them, and its disk

@@ -8,11 +8,14 @@ import type { CacheHandler } from "../../src/cacheprog/session.ts";
 import type { Link, LinkEvents } from "../../src/daemon/bridge/daemon-link.ts";
 import { Bridge } from "../../src/daemon/bridge/state-machine.ts";
 import { StallWatch } from "../../src/daemon/bridge/stall-watch.ts";
-import { DAEMON_CAPABILITY_LINE, daemonCapabilityLine } from "../../src/daemon/hello.ts";
+import { daemonCapabilityLine } from "../../src/daemon/hello.ts";
 import type { DiskMark } from "../../src/daemon/disk-mark.ts";
 import { LocalHits } from "../../src/daemon/bridge/local-hits.ts";
 import type { Hit } from "../../src/cacheprog/protocol.ts";
 import { until } from "./helpers.ts";
+
+/** The capability line of a daemon that reads hellos and offers no disk. */
+const DAEMON_CAPABILITY_LINE = daemonCapabilityLine({ hello: true, disk: null });
 
 const enc = new TextEncoder();
 const CAP = '{"ID":0,"KnownCommands":["get","put","close"]}\n';

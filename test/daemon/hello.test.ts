@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLocalCache } from "../../src/buildcache/local.ts";
 import { CAPABILITY_LINE } from "../../src/cacheprog/protocol.ts";
-import { DAEMON_CAPABILITY_LINE, daemonCapabilityLine, helloLine, NO_HELLO, parseHello, readCapability, type ClientHello } from "../../src/daemon/hello.ts";
+import { daemonCapabilityLine, helloLine, NO_HELLO, parseHello, readCapability, type ClientHello } from "../../src/daemon/hello.ts";
 import { startPluginServer, type PluginServer } from "../../src/daemon/server.ts";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { toolchainOf } from "../../src/store/toolchain-marks.ts";
@@ -14,6 +14,9 @@ import type { Logger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
 import { closeLine, getLine, putLines, randomID, RawClient, type Addr } from "./helpers.ts";
+
+/** The capability line of a daemon that reads hellos and offers no disk. */
+const DAEMON_CAPABILITY_LINE = daemonCapabilityLine({ hello: true, disk: null });
 
 const GO_ENV = { GOVERSION: "go1.26.0", GOOS: "linux", GOARCH: "amd64" };
 const HELLO = helloLine(GO_ENV)!;
