@@ -7,10 +7,32 @@ export const ROOT = resolve(import.meta.dir, "../..");
 export const BIN = process.env.GOSTASH_BIN ?? join(ROOT, "dist", "gostash");
 export const TOOLS = process.env.GOSTASH_TOOLS ?? join(ROOT, ".tools");
 
-/** A fresh temporary directory, removed by the returned cleanup. */
+/** Every temp dir this test process made and has not removed yet. */
+const leftover = new Set<string>();
+
+/**
+ * Removes what tests made with tempDir and never cleaned up: a test that
+ * forgets its cleanup, or fails before it, must not leave its files behind
+ * (thousands of dirs, some of 300 MB, piled up in a dev machine's /tmp
+ * before this). Run after all tests by test/preload.ts; `bun test` fires no
+ * process "exit" event.
+ */
+export function removeLeftoverTempDirs(): void {
+  for (const path of leftover) rmSync(path, { recursive: true, force: true });
+  leftover.clear();
+}
+
+/** A fresh temporary directory, removed by the returned cleanup, or at the latest when the test process exits. */
 export function tempDir(prefix = "gostash-test-"): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+  leftover.add(path);
+  return {
+    path,
+    cleanup: () => {
+      rmSync(path, { recursive: true, force: true });
+      leftover.delete(path);
+    },
+  };
 }
 
 export interface RunResult {
