@@ -9,7 +9,8 @@
 // A full disk (ENOSPC), a read-only or foreign-owned cache directory must
 // not fail the build: `go` needs a DiskPath holding the output even when
 // nothing can be cached (go vet and go list -export fail without it). So
-// the output goes to an overflow directory instead, no entry is written
+// the output goes to an overflow directory instead (disk-overflow.ts: its
+// layout and when its files are removed), no entry is written
 // (later gets miss), and the owner is told through onTrouble.
 //
 // All I/O here is synchronous on purpose: a local get is three small
@@ -18,7 +19,9 @@
 import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { threadId } from "node:worker_threads";
 import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, nowNanos, parseEntry, type StoredOutput } from "./disk-layout.ts";
+import { OverflowDir, sweepOverflow } from "./disk-overflow.ts";
 import { trimDir, type TrimReport } from "./disk-trim.ts";
 import { putWhole } from "./disk-whole.ts";
 import { writeWholeSync } from "../util/write-file.ts";
@@ -54,19 +57,24 @@ export interface DiskStore {
   put(actionID: string, outputID: string, size: number): DiskPut;
   /** Stores a whole output (already verified) in as few file operations as it can: bulk landing (disk-whole.ts). */
   putWhole(actionID: string, outputID: string, bytes: Uint8Array, timeNanos: bigint): StoredOutput;
-  /** Where outputs go when the cache directory cannot take them. */
+  /** Where outputs go when the cache directory cannot take them (disk-overflow.ts). */
   readonly overflowDir: string;
   /** Counts bytes another writer of this directory stored (the pack landing worker: pack-lander.ts). */
   wrote(bytes: number): void;
   /** Reports a problem another writer of this directory turned into a pass-through (onTrouble). */
   trouble(err: unknown): void;
-  /** Go-style trim (once a day) plus the size cap; cheap when nothing is due. */
+  /** Go-style trim (once a day) plus the size cap, and the overflow directory's sweep; cheap when nothing is due. */
   trim(opts?: { force?: boolean }): TrimReport;
   /** Bytes written by this process (outputs and entries) since the last trim. */
   readonly bytesWritten: number;
 }
 
 let tempSeq = 0;
+
+/** Temp files of the landing threads and the main thread never share a name. */
+function tempSuffix(): string {
+  return `${process.pid}.${threadId}.${++tempSeq}.tmp`;
+}
 
 export function createDiskStore(opts: DiskStoreOptions): DiskStore {
   return new GoCacheDir(opts);
@@ -85,16 +93,15 @@ class GoCacheDir implements DiskStore {
   /** The directory with a trailing slash: IDs are validated hex, so concatenation is safe and cheaper than path.join. */
   readonly base: string;
   private readonly now: () => number;
-  readonly overflowDir: string;
+  readonly overflow: OverflowDir;
   readonly madeDirs = new Set<string>();
   private readonly entryBuf = Buffer.allocUnsafe(ENTRY_SIZE + 1);
-  private overflowReady = false;
 
   constructor(private readonly opts: DiskStoreOptions) {
     this.dir = opts.dir;
     this.base = join(opts.dir, "/");
     this.now = opts.now ?? Date.now;
-    this.overflowDir = opts.overflowDir ?? join(tmpdir(), `gostash-overflow-${process.getuid?.() ?? "user"}`);
+    this.overflow = new OverflowDir(opts.overflowDir ?? join(tmpdir(), `gostash-overflow-${process.getuid?.() ?? "user"}`));
   }
 
   // The hot path of a warm build: about a thousand of these in 0.2 s. One
@@ -165,7 +172,9 @@ class GoCacheDir implements DiskStore {
 
   trim(o: { force?: boolean } = {}): TrimReport {
     const report = trimDir({ dir: this.dir, maxSize: this.opts.maxSize, expiryMs: this.opts.expiryMs, bytesWritten: this.bytesWritten, now: this.now(), force: o.force });
-    if (!report.skipped) this.bytesWritten = 0;
+    if (report.skipped) return report;
+    this.bytesWritten = 0;
+    sweepOverflow(this.overflow.dir, this.now());
     return report;
   }
 
@@ -182,8 +191,8 @@ class GoCacheDir implements DiskStore {
     return `${this.base}${outputID.slice(0, 2)}/${outputID}-d`;
   }
 
-  overflowPath(outputID: string): string {
-    return join(this.overflowDir, `${outputID}-d`);
+  get overflowDir(): string {
+    return this.overflow.dir;
   }
 
   trouble(err: unknown): void {
@@ -192,7 +201,7 @@ class GoCacheDir implements DiskStore {
 
   private openTemp(outputID: string): Temp {
     const sub = this.base + outputID.slice(0, 2);
-    const path = `${sub}/${outputID}-d.${process.pid}.${++tempSeq}.tmp`;
+    const path = `${sub}/${outputID}-d.${tempSuffix()}`;
     try {
       this.ensureSubdir(outputID);
       return { path, fd: openSync(path, "w", 0o644), overflow: false };
@@ -210,23 +219,15 @@ class GoCacheDir implements DiskStore {
       }
       if (!isDiskTrouble(cause)) throw cause;
       this.trouble(cause);
-      const o = this.overflowTemp(outputID);
+      const o = this.overflow.pathFor(outputID);
       return { path: o, fd: openSync(o, "w", 0o600), overflow: true };
     }
-  }
-
-  overflowTemp(outputID: string): string {
-    if (!this.overflowReady) {
-      mkdirSync(this.overflowDir, { recursive: true, mode: 0o700 });
-      this.overflowReady = true;
-    }
-    return join(this.overflowDir, `${outputID}-d.${process.pid}.${++tempSeq}.tmp`);
   }
 
   /** Writes the entry file atomically (temp file, then rename). */
   writeEntry(actionID: string, outputID: string, size: number, timeNanos: bigint): void {
     const sub = this.ensureSubdir(actionID);
-    const tmp = join(sub, `${actionID}-a.${process.pid}.${++tempSeq}.tmp`);
+    const tmp = join(sub, `${actionID}-a.${tempSuffix()}`);
     const data = formatEntry(actionID, outputID, size, timeNanos);
     try {
       try {
@@ -278,7 +279,7 @@ class DiskWrite implements DiskPut {
   private spill(err: unknown, extra: number): void {
     this.store.trouble(err);
     const old = this.temp!;
-    const o = this.store.overflowTemp(this.outputID);
+    const o = this.store.overflow.pathFor(this.outputID);
     copyFileSync(old.path, o);
     closeSync(old.fd);
     unlinkQuietly(old.path);
@@ -300,8 +301,8 @@ class DiskWrite implements DiskPut {
     this.temp = null;
     const out: StoredOutput = { outputID: this.outputID, size: this.size, timeNanos, diskPath: "" };
     if (cur.overflow) {
-      out.diskPath = this.store.overflowPath(this.outputID);
-      renameSync(cur.path, out.diskPath);
+      // Its own file, for this write alone (disk-overflow.ts): no rename.
+      out.diskPath = cur.path;
       return out;
     }
     out.diskPath = this.store.finalPath(this.outputID);

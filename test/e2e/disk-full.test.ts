@@ -4,7 +4,7 @@
 // allowed the test fails loudly rather than skipping.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createDiskStore } from "../../src/store/disk.ts";
 import { BIN, tempDir } from "../helpers/env.ts";
@@ -84,16 +84,32 @@ describe("disk trouble", () => {
     expect([...new Bun.Glob("**/*.tmp").scanSync(dir)]).toEqual([]);
   });
 
-  test("store: a read-only cache directory passes outputs through", () => {
+  test("store: a read-only cache directory passes outputs through, each write in a file of its own; the first one sweeps", async () => {
     const dir = mountTmpfs("ro", "ro,size=1m");
+    const overflowDir = join(tmp.path, "overflow-ro");
+    // Left by a gostash that is gone, two hours ago (store/disk-overflow.ts).
+    mkdirSync(overflowDir);
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    const stale = join(overflowDir, `${sha("stale")}-d.${gone.pid}.0.1`);
+    writeFileSync(stale, "stale");
+    utimesSync(stale, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
     const troubles: string[] = [];
-    const s = createDiskStore({ dir, overflowDir: join(tmp.path, "overflow-ro"), onTrouble: (e) => troubles.push((e as NodeJS.ErrnoException).code!) });
-    const w = s.put(sha("ro"), sha("read only"), 9);
-    w.write(Buffer.from("read only"));
-    const hit = w.commit();
+    const s = createDiskStore({ dir, overflowDir, onTrouble: (e) => troubles.push((e as NodeJS.ErrnoException).code!) });
+    const put = (action: string) => {
+      const w = s.put(sha(action), sha("read only"), 9);
+      w.write(Buffer.from("read only"));
+      return w.commit().diskPath;
+    };
+    const [first, second] = [put("ro"), put("ro again")];
     expect(troubles[0]).toBe("EROFS");
-    expect(readFileSync(hit.diskPath, "utf8")).toBe("read only");
+    expect(readFileSync(first, "utf8")).toBe("read only");
     expect(s.get(sha("ro"))).toBeNull();
+    // The same output twice: two files, named by this process, so removing one never takes the other's.
+    expect(second).not.toBe(first);
+    expect(readFileSync(second, "utf8")).toBe("read only");
+    expect(first).toMatch(new RegExp(`/${sha("read only")}-d\\.${process.pid}\\.\\d+\\.\\d+$`));
+    expect(existsSync(stale)).toBe(false);
   });
 
   test("go build, vet and list -export on a cache file system filled to the brim succeed with one warning", async () => {
@@ -101,7 +117,10 @@ describe("disk trouble", () => {
     // fill it to the brim but for a few MiB: the build fills the rest
     writeFileSync(join(cacheDir, "ballast"), new Uint8Array(12 * 1024 * 1024));
     const home = join(tmp.path, "home");
-    const env = goEnv({ gocache: join(tmp.path, "gocache"), home, prog: `${BIN} --cache-dir=${cacheDir} --metrics` });
+    // The overflow directory goes under TMPDIR: this test's own.
+    const tmpdir = join(tmp.path, "tmpdir");
+    mkdirSync(tmpdir);
+    const env = { ...goEnv({ gocache: join(tmp.path, "gocache"), home, prog: `${BIN} --cache-dir=${cacheDir} --metrics` }), TMPDIR: tmpdir };
     const mod = join(tmp.path, "demo");
     // Every command recompiles what did not fit, so keep the list short.
     const out = join(tmp.path, "demo-bin");
@@ -113,7 +132,10 @@ describe("disk trouble", () => {
     expect(v.code).toBe(0);
     const l = await go(["list", "-export", "-f", "{{.Export}}", "./greet", "fmt"], mod, env);
     expect(l.code).toBe(0);
-    for (const f of l.stdout.trim().split("\n")) expect(statSync(f).size).toBeGreaterThan(0);
+    // go/packages opens these once go list has exited: they are still there.
+    const exports = l.stdout.trim().split("\n");
+    for (const f of exports) expect(statSync(f).size).toBeGreaterThan(0);
+    expect(exports.filter((f) => f.startsWith(join(tmpdir, `gostash-overflow-${process.getuid!()}`))).length).toBeGreaterThan(0);
     // What fit before the disk filled is stored, whole and correct.
     expect(checkNoPartialEntries(cacheDir)).toBeGreaterThan(0);
   }, 600_000);
