@@ -12,9 +12,9 @@
 //       bytes 32..35  cost in milliseconds, uint32 little-endian
 //       bytes 36..39  CRC-32 of bytes 0..35, uint32 little-endian
 //     a later record for the same action replaces an earlier one.
-//   <dir>/gostash-costs/<h>.idx      a sorted index of the log's first bytes
-//     (store/cost-index.ts): lookups there are a binary search; only the
-//     records after them (the tail) are read into a map. Rebuilt by the
+//   <dir>/gostash-costs/<h>.index    the costs of the log's first bytes,
+//     sorted (store/cost-index.ts): lookups there are a binary search; only
+//     the records after them (the tail) are read into a map. Rebuilt by the
 //     writer when the tail grows past maxTailBytes, and after a reader found
 //     a long tail (at its flush: in plugin mode after `go` has its answers).
 //     Optional: without it, or when it no longer matches the log, the whole
@@ -45,9 +45,9 @@
 // Every I/O error is swallowed (reported through onError): costs are an
 // estimate and must never fail or slow a build.
 
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildIndex, indexedLength, keyOf, openIndex, type CostIndex } from "./cost-index.ts";
+import { buildIndex, indexedLength, keyOfHex, openIndex, type CostIndex, type LogView } from "./cost-index.ts";
 import { decodeRecords, encodeRecord, isRecordAt, RECORD_SIZE, recordOffsets } from "./cost-record.ts";
 
 export { decodeRecords, encodeRecord, RECORD_SIZE } from "./cost-record.ts";
@@ -98,50 +98,60 @@ export function openCostBook(cacheDir: string, o: CostBookOptions = {}): CostBoo
 }
 
 /**
- * One shard in memory: its bytes, its index (cost-index.ts) if it has one
- * that matches, and where the newest record of each action in the tail
+ * One shard in memory: its index (cost-index.ts) if it has one that still
+ * describes the log, and the records after what it covers (the tail, all
+ * of the log without one), with where the newest record of each action
  * starts, keyed by the first 6 bytes of the ID (a number, much cheaper to
  * build than 64-character strings; the full ID and the CRC are checked on
  * lookup, so a key shared by two actions only loses the older one's cost).
  */
 export class CostShard {
-  private readonly tail = new Map<number, number>();
-  private readonly index: CostIndex | null;
-  /** Bytes of the log its index does not cover. */
-  readonly tailBytes: number;
+  private readonly tailAt = new Map<number, number>();
 
-  constructor(
-    private readonly buf: Buffer,
-    idx: Uint8Array | null,
+  /** Reads what it needs of the log in view: with a good index, only its samples and the tail. */
+  static open(view: LogView, idx: Uint8Array | null): CostShard {
+    const index = idx ? openIndex(idx, view) : null;
+    return new CostShard(view.read(index?.covers ?? 0, view.size), index, view.size);
+  }
+
+  private constructor(
+    private readonly tail: Buffer,
+    private readonly index: CostIndex | null,
+    private readonly size: number,
   ) {
-    this.index = idx ? openIndex(idx, buf) : null;
-    const from = this.index?.covers ?? 0;
-    this.tailBytes = buf.length - from;
-    if (this.tailBytes % RECORD_SIZE === 0) {
-      for (let o = from; o < buf.length; o += RECORD_SIZE) this.tail.set(buf.readUIntLE(o, 6), o);
+    if (tail.length % RECORD_SIZE === 0) {
+      for (let o = 0; o < tail.length; o += RECORD_SIZE) this.tailAt.set(tail.readUIntBE(o, 6), o);
     } else {
       // Torn somewhere (a crash mid-append): only the records that check out.
-      for (const o of recordOffsets(buf, from)) this.tail.set(buf.readUIntLE(o, 6), o);
+      for (const o of recordOffsets(tail)) this.tailAt.set(tail.readUIntBE(o, 6), o);
     }
   }
 
+  /** Bytes of the log its index does not cover. */
+  get tailBytes(): number {
+    return this.tail.length;
+  }
+
   get empty(): boolean {
-    return this.buf.length === 0;
+    return this.size === 0;
   }
 
-  get(id: Buffer): number | undefined {
+  /** The cost of an action (64 lowercase hex), if the shard has one. */
+  get(actionID: string): number | undefined {
     // The tail is newer than anything the index covers.
-    const o = this.tail.get(id.readUIntLE(0, 6));
-    if (o !== undefined && this.holds(o, id)) return this.buf.readUInt32LE(o + 32);
-    const at = this.index?.find(keyOf(id));
-    if (at !== undefined && this.holds(at, id)) return this.buf.readUInt32LE(at + 32);
-    return undefined;
+    if (this.tailAt.size > 0) {
+      const o = this.tailAt.get(parseInt(actionID.slice(0, 12), 16));
+      if (o !== undefined && this.tail.toString("hex", o, o + 32) === actionID && isRecordAt(this.tail, o)) return this.tail.readUInt32LE(o + 32);
+    }
+    if (!this.index) return undefined;
+    const [hi, lo] = keyOfHex(actionID);
+    return this.index.cost(hi, lo);
   }
+}
 
-  /** Is the record at o whole and id's? */
-  private holds(o: number, id: Buffer): boolean {
-    return this.buf.compare(id, 0, 32, o, o + 32) === 0 && isRecordAt(this.buf, o);
-  }
+/** A log held in memory, seen as a file with inode ino (tests, and the writer's own bytes). */
+export function bufferView(log: Buffer, ino = 0n): LogView {
+  return { ino, size: log.length, read: (from, to) => log.subarray(from, to) };
 }
 
 class ShardedCostLog implements CostBook {
@@ -174,7 +184,7 @@ class ShardedCostLog implements CostBook {
     const h = actionID[0]!;
     let shard = this.loaded.get(h);
     if (!shard) this.loaded.set(h, (shard = this.load(h)));
-    return shard.empty ? undefined : shard.get(Buffer.from(actionID, "hex"));
+    return shard.empty ? undefined : shard.get(actionID);
   }
 
   record(actionID: string, ms: number): void {
@@ -217,7 +227,7 @@ class ShardedCostLog implements CostBook {
     }
     for (const h of this.toIndex) {
       try {
-        this.reindex(h, readFileSync(this.path(h)));
+        this.reindexFromDisk(h);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
       }
@@ -230,30 +240,41 @@ class ShardedCostLog implements CostBook {
   }
 
   private indexPath(h: string): string {
-    return join(this.dir, `${h}.idx`);
+    return join(this.dir, `${h}.index`);
   }
 
   private load(h: string): CostShard {
-    let log: Buffer;
+    let fd: number;
     try {
-      log = readFileSync(this.path(h));
+      fd = openSync(this.path(h), "r");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
-      return new CostShard(Buffer.alloc(0), null);
+      return CostShard.open(bufferView(Buffer.alloc(0)), null);
     }
-    let idx: Buffer | null = null;
+    let shard: CostShard;
     try {
-      idx = readFileSync(this.indexPath(h));
+      shard = CostShard.open(fileView(fd), this.readIndex(h));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
+      this.o.onError?.(err as Error);
+      return CostShard.open(bufferView(Buffer.alloc(0)), null);
+    } finally {
+      closeSync(fd);
     }
-    const shard = new CostShard(log, idx);
     if (shard.tailBytes > this.maxTailBytes) {
       // Index it once the go command has its answers (plugin mode flushes at exit).
       this.toIndex.add(h);
       flushAtExit(this);
     }
     return shard;
+  }
+
+  private readIndex(h: string): Buffer | null {
+    try {
+      return readFileSync(this.indexPath(h));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.o.onError?.(err as Error);
+      return null;
+    }
   }
 
   /** How much of the log the index on disk says it covers (0 without one): read from its header alone. */
@@ -272,13 +293,23 @@ class ShardedCostLog implements CostBook {
     }
   }
 
-  /** Writes the index of log (the shard's bytes as just read or written): temp file + rename. */
-  private reindex(h: string, log: Buffer): void {
-    const idx = buildIndex(log);
-    if (!idx) return;
+  /** Writes the index of log, the bytes of the file with inode ino: temp file + rename. The first index's file goes. */
+  private reindex(h: string, log: Buffer, ino: bigint): void {
     const tmp = `${this.indexPath(h)}.${process.pid}.tmp`;
-    writeFileSync(tmp, idx);
+    writeFileSync(tmp, buildIndex(log, ino));
     renameSync(tmp, this.indexPath(h));
+    rmSync(join(this.dir, `${h}.idx`), { force: true });
+  }
+
+  /** Indexes the shard as it is on disk now. */
+  private reindexFromDisk(h: string): void {
+    const fd = openSync(this.path(h), "r");
+    try {
+      const { ino, size } = fstatSync(fd, { bigint: true });
+      this.reindex(h, readRange(fd, 0, Number(size)), ino);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Appends whole records in one write; returns the shard's size after it. */
@@ -311,9 +342,34 @@ class ShardedCostLog implements CostBook {
     kept.reverse();
     const log = Buffer.concat(kept);
     const tmp = `${this.path(h)}.${process.pid}.tmp`;
-    writeFileSync(tmp, log);
+    const fd = openSync(tmp, "w");
+    let ino: bigint;
+    try {
+      for (let off = 0; off < log.length; ) off += writeSync(fd, log, off, log.length - off);
+      ino = fstatSync(fd, { bigint: true }).ino;
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.path(h));
-    this.reindex(h, log);
+    this.reindex(h, log, ino);
     this.toIndex.delete(h);
   }
+}
+
+/** An open log file as a LogView. */
+function fileView(fd: number): LogView {
+  const { ino, size } = fstatSync(fd, { bigint: true });
+  return { ino, size: Number(size), read: (from, to) => readRange(fd, from, to) };
+}
+
+/** Bytes [from, to) of an open file (fewer if it is shorter now). */
+function readRange(fd: number, from: number, to: number): Buffer {
+  const buf = Buffer.allocUnsafe(Math.max(0, to - from));
+  let n = 0;
+  while (n < buf.length) {
+    const got = readSync(fd, buf, n, buf.length - n, from + n);
+    if (got === 0) break;
+    n += got;
+  }
+  return buf.subarray(0, n);
 }

@@ -2,10 +2,10 @@
 // torn and corrupt records, compaction bounds, concurrent appenders, and
 // that Go's own cache cleaning never touches it.
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildIndex, openIndex } from "../../src/store/cost-index.ts";
-import { COSTS_DIR, CostShard, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
+import { buildIndex, openIndex, SAMPLE } from "../../src/store/cost-index.ts";
+import { bufferView, COSTS_DIR, CostShard, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
 import { ROOT, run, tempDir } from "../helpers/env.ts";
 
 const tmp = tempDir("gostash-costs-");
@@ -16,6 +16,8 @@ const fresh = () => {
   mkdirSync(d, { recursive: true });
   return d;
 };
+/** A log file on disk as the reader sees it. */
+const viewOf = (path: string) => bufferView(readFileSync(path), statSync(path, { bigint: true }).ino);
 const id = (i: number, first = "") => (first + new Bun.CryptoHasher("sha256").update(`action ${i}`).digest("hex")).slice(0, 64);
 
 describe("cost book", () => {
@@ -84,7 +86,7 @@ describe("cost book", () => {
     const again = openCostBook(dir, { maxShardBytes: limit });
     expect(again.get(ids[999]!)).toBe(999);
     expect(again.get(ids[0]!)).toBeUndefined();
-    expect(readdirSync(join(dir, COSTS_DIR)).sort()).toEqual(["5.idx", "5.log"]); // no temp file left
+    expect(readdirSync(join(dir, COSTS_DIR)).sort()).toEqual(["5.index", "5.log"]); // no temp file left
   });
 
   test("records are written in batches: one append per shard, within FLUSH_MS of the first, or at the process's exit", async () => {
@@ -131,46 +133,79 @@ describe("cost book", () => {
 describe("cost book index", () => {
   const shardIDs = (n: number, h: string, salt = "") => Array.from({ length: n }, (_, i) => `${h}${id(i, salt).slice(1)}`);
   const logOf = (ids: string[], ms: (i: number) => number) => Buffer.concat(ids.map((x, i) => encodeRecord(x, ms(i))));
+  const INO = 4242n;
+  const shardOf = (log: Buffer, idx: Uint8Array | null, ino = INO) => CostShard.open(bufferView(log, ino), idx);
 
-  test("a log's index finds the newest record of every action; lookups through it need no map of the log", () => {
+  test("a log's index holds the newest cost of every action; with it, only the records appended since are read", () => {
     const ids = shardIDs(3000, "7");
-    // Every action twice, the second time newer: the index must point at the later record.
+    // Every action twice, the second time newer: the index must hold the later cost.
     const log = Buffer.concat([logOf(ids, (i) => i), logOf(ids, (i) => i + 10_000)]);
-    const idx = buildIndex(log)!;
-    const shard = new CostShard(log, idx);
+    const idx = buildIndex(log, INO);
+    const reads: [number, number][] = [];
+    const view = bufferView(log, INO);
+    const shard = CostShard.open({ ...view, read: (a, b) => (reads.push([a, b]), view.read(a, b)) }, idx);
     expect(shard.tailBytes).toBe(0); // the whole log is covered: nothing went into a map
-    expect(ids.map((x) => shard.get(Buffer.from(x, "hex")))).toEqual(ids.map((_, i) => i + 10_000));
-    expect(shard.get(Buffer.from(`7${id(99_999).slice(1)}`, "hex"))).toBeUndefined();
+    // Two samples of 4 KiB and the (empty) tail: never the whole log.
+    expect(reads.reduce((n, [a, b]) => n + b - a, 0)).toBe(2 * SAMPLE);
+    expect(ids.map((x) => shard.get(x))).toEqual(ids.map((_, i) => i + 10_000));
+    expect(shard.get(`7${id(99_999).slice(1)}`)).toBeUndefined();
     // Records appended after the index (the tail) are newer than what it covers.
     const more = logOf(ids.slice(0, 10), () => 7);
-    const grown = new CostShard(Buffer.concat([log, more]), idx);
+    const grown = shardOf(Buffer.concat([log, more]), idx);
     expect(grown.tailBytes).toBe(more.length);
-    expect(ids.slice(0, 12).map((x) => grown.get(Buffer.from(x, "hex")))).toEqual([...Array(10).fill(7), 10_010, 10_011]);
+    expect(ids.slice(0, 12).map((x) => grown.get(x))).toEqual([...Array(10).fill(7), 10_010, 10_011]);
   });
 
-  test("an index that does not match its log is never believed: rewritten log, flipped byte, cut short, or empty", () => {
+  test("an index that does not describe its log is never believed: another file, a rewrite on a reused inode, flipped byte, cut short, empty, the first format", () => {
     const ids = shardIDs(500, "8");
     const log = logOf(ids, (i) => i + 1);
-    const idx = buildIndex(log)!;
-    expect(openIndex(idx, log)?.covers).toBe(log.length);
-    // Another process compacted the log (an older gostash keeps no index): same records, another order, other costs.
+    const idx = buildIndex(log, INO);
+    expect(openIndex(idx, bufferView(log, INO))?.covers).toBe(log.length);
+    // Another process compacted the log (a new file, renamed over it): same records, another order, other costs.
     const rewritten = logOf([...ids].reverse(), () => 5);
-    expect(openIndex(idx, rewritten)).toBeNull();
-    const shard = new CostShard(rewritten, idx);
-    expect(shard.tailBytes).toBe(rewritten.length); // all of it read the slow way
-    expect(ids.every((x) => shard.get(Buffer.from(x, "hex")) === 5)).toBe(true);
-    for (const at of [0, 5, 9, 17, 24, idx.length - 1]) {
+    expect(openIndex(idx, bufferView(rewritten, INO + 1n))).toBeNull();
+    // The same, on a file that got the old one's inode number back: its samples differ.
+    expect(openIndex(idx, bufferView(rewritten, INO))).toBeNull();
+    for (const ino of [INO, INO + 1n]) {
+      const shard = shardOf(rewritten, idx, ino);
+      expect(shard.tailBytes).toBe(rewritten.length); // all of it read the slow way
+      expect(ids.every((x) => shard.get(x) === 5)).toBe(true);
+    }
+    // A change at either end of what the index covers is in a sample.
+    for (const at of [3, log.length - 3]) {
+      const changed = Buffer.from(log);
+      changed[at]! ^= 1;
+      expect(openIndex(idx, bufferView(changed, INO))).toBeNull();
+    }
+    for (const at of [0, 5, 9, 17, 24, 30, idx.length - 1]) {
       const bad = Buffer.from(idx);
       bad[at]! ^= 0x40;
-      expect(openIndex(bad, log)).toBeNull();
+      expect(openIndex(bad, bufferView(log, INO))).toBeNull();
     }
-    expect(openIndex(idx.subarray(0, idx.length - 8), log)).toBeNull();
-    expect(openIndex(idx, log.subarray(0, log.length - RECORD_SIZE))).toBeNull(); // covers more than the log holds
-    expect(openIndex(Buffer.alloc(0), log)).toBeNull();
-    // A record the index points at that was torn after the fact: its own CRC is checked too.
-    const torn = Buffer.from(log);
-    torn[RECORD_SIZE * 3 + 33]! ^= 1;
-    expect(new CostShard(torn, idx).get(Buffer.from(ids[3]!, "hex"))).toBeUndefined();
+    expect(openIndex(idx.subarray(0, idx.length - 12), bufferView(log, INO))).toBeNull();
+    expect(openIndex(idx, bufferView(log.subarray(0, log.length - RECORD_SIZE), INO))).toBeNull(); // covers more than the log holds
+    expect(openIndex(Buffer.alloc(0), bufferView(log, INO))).toBeNull();
+    // The first format ("GSCI", offsets into the log) is read as no index.
+    const first = Buffer.from(idx);
+    first.write("GSCI", 0, "latin1");
+    expect(openIndex(first, bufferView(log, INO))).toBeNull();
+  });
+
+  test("on disk: a compaction by another process (a new file renamed over the log) makes the reader read the log, not the stale index", () => {
+    const dir = fresh();
+    const o = { maxShardBytes: RECORD_SIZE * 10_000, maxTailBytes: RECORD_SIZE * 50 };
+    const ids = shardIDs(300, "5");
+    const book = openCostBook(dir, o);
+    ids.forEach((x, i) => book.record(x, i + 1));
+    book.flush();
+    const logPath = join(dir, COSTS_DIR, "5.log");
+    const idx = readFileSync(join(dir, COSTS_DIR, "5.index"));
+    expect(openIndex(idx, bufferView(readFileSync(logPath), statSync(logPath, { bigint: true }).ino))?.covers).toBe(300 * RECORD_SIZE);
+    expect(openCostBook(dir, o).get(ids[42]!)).toBe(43);
+    // An older gostash compacts: a temp file renamed over the log, costs changed; it knows nothing of 5.index.
+    writeFileSync(`${logPath}.tmp`, logOf(ids, () => 9));
+    renameSync(`${logPath}.tmp`, logPath);
+    expect(openCostBook(dir, o).get(ids[42]!)).toBe(9);
   });
 
   test("the writer indexes a shard whose tail grows past maxTailBytes, and a reader's flush indexes a long tail it found", () => {
@@ -180,25 +215,26 @@ describe("cost book index", () => {
     const book = openCostBook(dir, o);
     ids.slice(0, 40).forEach((x, i) => book.record(x, i + 1));
     book.flush();
-    const idxPath = join(dir, COSTS_DIR, "9.idx");
+    const idxPath = join(dir, COSTS_DIR, "9.index");
     const logPath = join(dir, COSTS_DIR, "9.log");
     expect(existsSync(idxPath)).toBe(false); // a short tail is left as it is
     ids.slice(40).forEach((x, i) => book.record(x, i + 41));
     book.flush();
-    expect(openIndex(readFileSync(idxPath), readFileSync(logPath))?.covers).toBe(200 * RECORD_SIZE);
+    expect(openIndex(readFileSync(idxPath), viewOf(logPath))?.covers).toBe(200 * RECORD_SIZE);
     const again = openCostBook(dir, o);
     expect(ids.map((x) => again.get(x))).toEqual(ids.map((_, i) => i + 1));
 
-    // A log written before indexes (or by an older gostash): a reader indexes it at its flush, with nothing to append.
+    // A log written before indexes (or by an older gostash, with its first index): a reader indexes it at its flush, with nothing to append.
     const old = fresh();
     mkdirSync(join(old, COSTS_DIR));
     writeFileSync(join(old, COSTS_DIR, "9.log"), logOf(ids, (i) => i + 1));
+    writeFileSync(join(old, COSTS_DIR, "9.idx"), "GSCI and the rest of a first-format index");
     const reader = openCostBook(old, o);
     expect(reader.get(ids[7]!)).toBe(8);
-    expect(existsSync(join(old, COSTS_DIR, "9.idx"))).toBe(false); // not while answering
+    expect(existsSync(join(old, COSTS_DIR, "9.index"))).toBe(false); // not while answering
     reader.flush();
-    expect(openIndex(readFileSync(join(old, COSTS_DIR, "9.idx")), readFileSync(join(old, COSTS_DIR, "9.log")))?.covers).toBe(200 * RECORD_SIZE);
-    expect(readdirSync(join(old, COSTS_DIR)).sort()).toEqual(["9.idx", "9.log"]);
+    expect(openIndex(readFileSync(join(old, COSTS_DIR, "9.index")), viewOf(join(old, COSTS_DIR, "9.log")))?.covers).toBe(200 * RECORD_SIZE);
+    expect(readdirSync(join(old, COSTS_DIR)).sort()).toEqual(["9.index", "9.log"]); // the first format's file is gone
   });
 
   test("a plugin process that only read a long tail writes the index as it exits", async () => {
@@ -215,6 +251,6 @@ describe("cost book index", () => {
     const r = await run([process.execPath, script, dir, ids[1234]!], { timeoutMs: 60_000 });
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe("1235");
-    expect(openIndex(readFileSync(join(dir, COSTS_DIR, "6.idx")), readFileSync(join(dir, COSTS_DIR, "6.log")))?.covers).toBe(2000 * RECORD_SIZE);
+    expect(openIndex(readFileSync(join(dir, COSTS_DIR, "6.index")), viewOf(join(dir, COSTS_DIR, "6.log")))?.covers).toBe(2000 * RECORD_SIZE);
   });
 });
