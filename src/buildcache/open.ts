@@ -19,6 +19,7 @@ import type { LocalConfig, S3Config } from "../config/config.ts";
 import type { S3Client } from "../s3/client.ts";
 import { openCostBook } from "../store/costs.ts";
 import { createDiskStore, type DiskStore } from "../store/disk.ts";
+import { sweepHeadCopies } from "../store/head-copies.ts";
 import { packFilesDir, sweepPackFiles } from "../store/pack-file.ts";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -75,7 +76,7 @@ export interface BuildCache {
   connection(access: "rw" | "ro", connID: number, client?: ConnectionClient): CacheHandler;
   /** Waits for pending uploads, at most ms; how many were left. */
   flush(ms: number): Promise<{ left: number }>;
-  /** Go's trim (cheap unless due), and old read-only scratch stores; never throws. */
+  /** Go's trim (cheap unless due), old read-only scratch stores, and (with Go's trim) old pack head copies; never throws. */
   trim(): void;
 }
 
@@ -147,9 +148,12 @@ export async function openBuildCache(s: BuildCacheSettings, deps: BuildCacheDeps
     flush: (ms) => (tier ? tier.flush(ms) : Promise.resolve({ left: 0 })),
     trim() {
       try {
-        usage.trimmed(disk.trim());
+        const report = disk.trim();
+        usage.trimmed(report);
         sweepScratch(scratchRoot);
         sweepPackFiles(packFilesDir(s.local.cacheDir));
+        // Once a day, with Go's trim: one readdir and a stat per key used.
+        if (!report.skipped) sweepHeadCopies(packFilesDir(s.local.cacheDir));
       } catch (err) {
         logger.debug(`trim: ${(err as Error)?.message ?? err}`);
       }

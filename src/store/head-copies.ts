@@ -16,8 +16,14 @@
 // bucket since (another machine compacted) is seen once the copy is that
 // old. Writes are a temp file and a rename, so parallel go commands only
 // ever read a whole copy; any failure just means no copy.
+//
+// A copy is rewritten whenever its head is read or written again, so one a
+// day old is of no use to anyone (the caller trusts copies for an hour):
+// sweepHeadCopies removes those, and temp files a crash left, with the
+// cache's daily trim. Keys change with the commands and the code they
+// build, so without it every key a machine ever used kept its copy.
 
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 
@@ -70,3 +76,30 @@ function dropFile(path: string): void {
 }
 
 let seq = 0;
+
+const DAY_MS = 24 * 3600_000;
+
+/** Removes copies (and temp files) not written for a day, for every bucket; how many went. */
+export function sweepHeadCopies(packFilesDir: string, now = Date.now()): number {
+  const heads = join(packFilesDir, "heads");
+  let n = 0;
+  for (const bucket of namesIn(heads)) {
+    const dir = join(heads, bucket);
+    for (const name of namesIn(dir)) {
+      const path = join(dir, name);
+      const mtime = statSync(path, { throwIfNoEntry: false })?.mtimeMs;
+      if (mtime === undefined || mtime >= now - DAY_MS || !(name.endsWith(".head") || name.endsWith(".tmp"))) continue;
+      dropFile(path);
+      n++;
+    }
+  }
+  return n;
+}
+
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

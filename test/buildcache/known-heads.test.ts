@@ -2,9 +2,10 @@
 // asking the bucket, in memory and as copies on disk (store/head-copies.ts),
 // for an hour after they were seen. A clock of its own; real files.
 import { expect, test } from "bun:test";
-import { existsSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KNOWN_HEAD_TTL_MS, KnownHeads } from "../../src/buildcache/pack-heads.ts";
+import { sweepHeadCopies } from "../../src/store/head-copies.ts";
 import { encodeHead, type PackHead } from "../../src/store/packs.ts";
 import { tempDir } from "../helpers/env.ts";
 
@@ -65,6 +66,31 @@ test("a copy that does not decode, or was written for another key, is dropped; a
     const unwritable = new KnownHeads({ dir: join(file, "heads") });
     unwritable.set(KEY, head(2), encodeHead(head(2)));
     expect(unwritable.get(KEY)?.writtenMs).toBe(2); // memory still has it
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("the daily sweep removes copies and temp files a day old, in every bucket's directory, and keeps younger ones and anything else", () => {
+  const t = tempDir("gostash-known-heads-");
+  try {
+    const packs = join(t.path, "gostash-packs");
+    const now = Date.now();
+    const file = (bucket: string, name: string, ageMs: number) => {
+      const dir = join(packs, "heads", bucket);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, name), "x");
+      utimesSync(join(dir, name), new Date(now - ageMs), new Date(now - ageMs));
+    };
+    const DAY = 24 * 3600_000;
+    file("one", `${KEY}.head`, DAY + 60_000);
+    file("one", `${"cd".repeat(32)}.head`, DAY - 60_000);
+    file("two", `${KEY}.123.4.tmp`, 2 * DAY);
+    file("two", "README", 2 * DAY);
+    expect(sweepHeadCopies(packs, now)).toBe(2);
+    expect(readdirSync(join(packs, "heads", "one"))).toEqual([`${"cd".repeat(32)}.head`]);
+    expect(readdirSync(join(packs, "heads", "two"))).toEqual(["README"]);
+    expect(sweepHeadCopies(join(t.path, "nothing-here"), now)).toBe(0);
   } finally {
     t.cleanup();
   }

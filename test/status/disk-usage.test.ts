@@ -3,7 +3,7 @@
 // cache, its size measured, kept current by puts, and re-based by a trim
 // that the --max-size cap forces.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openBuildCache } from "../../src/buildcache/open.ts";
 import type { CacheHandler } from "../../src/cacheprog/session.ts";
@@ -79,5 +79,24 @@ describe("disk_bytes, disk_max_bytes and trims", () => {
     const trims = metrics.get("trims");
     cache.trim();
     expect(metrics.get("trims")).toBe(trims);
+  });
+
+  test("the daily trim also removes pack head copies a day old (store/head-copies.ts); one that is not due leaves them", async () => {
+    const { cache, dir } = await cacheWith(1 << 30);
+    const copy = () => {
+      const heads = join(dir, "gostash-packs", "heads", "0123456789abcdef");
+      mkdirSync(heads, { recursive: true });
+      const path = join(heads, `${"ab".repeat(32)}.head`);
+      writeFileSync(path, "a head");
+      const old = new Date(Date.now() - 2 * 24 * 3600_000);
+      utimesSync(path, old, old);
+      return path;
+    };
+    const first = copy();
+    cache.trim();
+    expect(existsSync(first)).toBe(false);
+    const second = copy();
+    cache.trim(); // not due again today
+    expect(existsSync(second)).toBe(true);
   });
 });
