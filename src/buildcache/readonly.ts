@@ -20,6 +20,7 @@ import { join } from "node:path";
 import type { CacheHandler } from "../cacheprog/session.ts";
 import { createDiskStore } from "../store/disk.ts";
 import { Metrics } from "../util/metrics.ts";
+import { namesIn } from "../util/names-in.ts";
 import { createLocalCache } from "./local.ts";
 
 export const SCRATCH_MAX_AGE_MS = 24 * 3600_000;
@@ -41,14 +42,8 @@ export function createReadOnlyHandler(shared: CacheHandler, scratchDir: string, 
 
 /** Removes scratch stores not written to for maxAgeMs. Returns how many went. */
 export function sweepScratch(root: string, maxAgeMs = SCRATCH_MAX_AGE_MS, now = Date.now()): number {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return 0;
-  }
   let n = 0;
-  for (const name of names) {
+  for (const name of namesIn(root)) {
     const p = join(root, name);
     try {
       if (newest(p) < now - maxAgeMs) {

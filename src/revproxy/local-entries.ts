@@ -19,11 +19,12 @@
 // its own cache); trim() removes entries unused for --expiry, and temp
 // files left by a crash.
 
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, type Stats } from "node:fs";
+import { mkdirSync, renameSync, rmSync, statSync, utimesSync, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import type { Metrics } from "../util/metrics.ts";
+import { namesIn } from "../util/names-in.ts";
 import { changedTooRecently } from "../util/racy.ts";
 import { bodyOffset, hashRange, readEntryHeader, type EntryHead, type EntryMeta } from "./entry-file.ts";
 import { localPath } from "./keys.ts";
@@ -184,10 +185,10 @@ export class LocalEntries {
   /** Removes entries unused for expiryMs and temp files a crash left. Returns how many. */
   trim(expiryMs: number, now = Date.now()): number {
     let removed = 0;
-    for (const sub of safeReaddir(this.dir)) {
+    for (const sub of namesIn(this.dir)) {
       if (!/^[0-9a-f]{2}$/.test(sub)) continue;
       const d = join(this.dir, sub);
-      for (const name of safeReaddir(d)) {
+      for (const name of namesIn(d)) {
         const p = join(d, name);
         try {
           const age = now - statSync(p).mtimeMs;
@@ -203,10 +204,3 @@ export class LocalEntries {
   }
 }
 
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}

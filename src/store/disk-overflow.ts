@@ -21,9 +21,10 @@
 // cache's daily trim (disk.ts). Before this, every output of every build on
 // a machine with a full or read-only cache directory stayed in /tmp for good.
 
-import { mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { mkdirSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
+import { namesIn } from "../util/names-in.ts";
 
 const GONE_WRITER_AGE_MS = 3600_000;
 const MAX_AGE_MS = 24 * 3600_000;
@@ -49,15 +50,9 @@ export class OverflowDir {
 
 /** Removes the files that are done with (above); how many went. A missing directory is nothing to do. */
 export function sweepOverflow(dir: string, now = Date.now()): number {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return 0;
-  }
   let removed = 0;
   const alive = new Map<number, boolean>();
-  for (const name of names) {
+  for (const name of namesIn(dir)) {
     const path = join(dir, name);
     const age = now - mtimeOf(path);
     if (age <= GONE_WRITER_AGE_MS) continue;

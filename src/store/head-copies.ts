@@ -23,9 +23,10 @@
 // cache's daily trim. Keys change with the commands and the code they
 // build, so without it every key a machine ever used kept its copy.
 
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { namesIn } from "../util/names-in.ts";
 
 /** The copies' directory for one bucket: `where` names its endpoint, bucket and prefix. */
 export function headCopiesDir(packFilesDir: string, where: string): string {
@@ -96,10 +97,3 @@ export function sweepHeadCopies(packFilesDir: string, now = Date.now()): number 
   return n;
 }
 
-function namesIn(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}

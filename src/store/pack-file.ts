@@ -11,8 +11,9 @@
 // pack is uploaded or given up; files left by a process that died are
 // removed by sweepPackFiles (the periodic trim).
 
-import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { namesIn } from "../util/names-in.ts";
 import type { PackEntry, PackFrame, PackRef } from "./packs.ts";
 import { encodeMeta, type ObjectMeta } from "./s3-objects.ts";
 
@@ -178,14 +179,8 @@ export class PackFileWriter {
 
 /** Removes pack files not written to for a day (a process died before cleaning up). */
 export function sweepPackFiles(dir: string, now = Date.now()): number {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return 0;
-  }
   let n = 0;
-  for (const name of names) {
+  for (const name of namesIn(dir)) {
     const p = join(dir, name);
     try {
       if (name.endsWith(".tmp") && statSync(p).mtimeMs < now - STALE_MS) {
