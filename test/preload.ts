@@ -1,6 +1,6 @@
 // Loaded before every test file (bunfig.toml [test] preload). A top-level
 // afterAll here runs once, after the last test of the whole run.
 import { afterAll } from "bun:test";
-import { removeLeftoverTempDirs } from "./helpers/env.ts";
+import { endTestRun } from "./helpers/env.ts";
 
-afterAll(removeLeftoverTempDirs);
+afterAll(endTestRun);

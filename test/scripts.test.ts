@@ -2,7 +2,7 @@
 // failure is one line on stderr and exit status 1, never a stack trace
 // (which reads as a crash, or as "Go is missing").
 import { afterAll, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, tempDir } from "./helpers/env.ts";
 import { FailureLog } from "../scripts/test-failures.ts";
@@ -74,4 +74,13 @@ test("the test runner prints each failed test's output again at the end, from bu
     expect(log.report()).toContain("=== 1 failed;");
   }
   expect(new FailureLog().report()).toBe("");
+}, 120_000);
+
+test("temp dirs the tests leave behind, or that are written to again after their cleanup, are gone once the run ends (test/preload.ts)", async () => {
+  const out = join(tmp.path, "leaves.txt");
+  const r = await run([process.execPath, "test", "./test/fixtures/temp-dirs/leaves.fixture.ts"], { cwd: ROOT, env: { LEAVES_OUT: out }, timeoutMs: 60_000 });
+  expect(r.code).toBe(0);
+  const left = readFileSync(out, "utf8").trim().split("\n");
+  expect(left).toHaveLength(2);
+  for (const dir of left) expect(existsSync(dir)).toBe(false);
 }, 120_000);

@@ -7,32 +7,40 @@ export const ROOT = resolve(import.meta.dir, "../..");
 export const BIN = process.env.GOSTASH_BIN ?? join(ROOT, "dist", "gostash");
 export const TOOLS = process.env.GOSTASH_TOOLS ?? join(ROOT, ".tools");
 
-/** Every temp dir this test process made and has not removed yet. */
-const leftover = new Set<string>();
+/** Every temp dir this test process made (removed or not: something may write there again). */
+const made = new Set<string>();
 
-/**
- * Removes what tests made with tempDir and never cleaned up: a test that
- * forgets its cleanup, or fails before it, must not leave its files behind
- * (thousands of dirs, some of 300 MB, piled up in a dev machine's /tmp
- * before this). Run after all tests by test/preload.ts; `bun test` fires no
- * process "exit" event.
- */
-export function removeLeftoverTempDirs(): void {
-  for (const path of leftover) rmSync(path, { recursive: true, force: true });
-  leftover.clear();
+/** What must happen once the last test has run (atTestRunEnd). */
+const endHooks: (() => void)[] = [];
+
+/** Runs fn after the last test of the run (test/preload.ts); `bun test` fires no process "exit" event. */
+export function atTestRunEnd(fn: () => void): void {
+  endHooks.push(fn);
 }
 
-/** A fresh temporary directory, removed by the returned cleanup, or at the latest when the test process exits. */
+/**
+ * After the last test (test/preload.ts): the end hooks, then every temp dir
+ * tempDir made, removed again. A test that forgets its cleanup, or fails
+ * before it, must not leave its files behind (thousands of dirs, some of
+ * 300 MB, piled up in a dev machine's /tmp before this), and a late write
+ * after a cleanup (a cost book's timed flush makes its directory again)
+ * must not either.
+ */
+export function endTestRun(): void {
+  for (const fn of endHooks.splice(0)) {
+    try {
+      fn();
+    } catch {}
+  }
+  for (const path of made) rmSync(path, { recursive: true, force: true });
+  made.clear();
+}
+
+/** A fresh temporary directory, removed by the returned cleanup, and again when the test run ends. */
 export function tempDir(prefix = "gostash-test-"): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  leftover.add(path);
-  return {
-    path,
-    cleanup: () => {
-      rmSync(path, { recursive: true, force: true });
-      leftover.delete(path);
-    },
-  };
+  made.add(path);
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 export interface RunResult {

@@ -18,7 +18,7 @@ import { S3Client, CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/cl
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TOOLS } from "./env.ts";
+import { atTestRunEnd, TOOLS } from "./env.ts";
 
 export interface S3Server {
   /** http://127.0.0.1:<port> */
@@ -54,9 +54,13 @@ export interface S3ServerOptions {
 }
 
 const live = new Set<{ kill(sig?: number): void }>();
-process.on("exit", () => {
+const killLive = () => {
   for (const p of live) p.kill(9);
-});
+};
+// A server a test or bench forgot to stop is killed when the process exits
+// (benches) or when the test run ends (bun test has no exit event).
+process.on("exit", killLive);
+atTestRunEnd(killLive);
 
 /** A port nothing listens on right now (the OS's pick, then released). */
 export function freePort(): number {

@@ -1,21 +1,19 @@
 // Shared by the reverse-proxy tests: the Go client, curl through a proxy,
 // and a daemon's peak memory.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, type RunResult } from "../helpers/env.ts";
+import { run, tempDir, type RunResult } from "../helpers/env.ts";
 
 let built: Promise<string> | null = null;
 
 /**
  * Builds test/revproxy/goclient once per test process (no network: stdlib
- * only), into a directory of its own that lives as long as the process
- * (test files run in one process and remove their own temp dirs).
+ * only), into a directory of its own that lives as long as the test run.
  */
 export function buildGoClient(): Promise<string> {
   built ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), "gostash-goclient-"));
-    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir("gostash-goclient-").path; // removed when the test run ends (test/preload.ts)
     const out = join(dir, "goclient");
     const r = await run(["go", "build", "-o", out, "."], {
       cwd: join(import.meta.dir, "goclient"),
