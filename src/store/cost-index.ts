@@ -69,33 +69,28 @@ function sampleHash(first: Uint8Array, last: Uint8Array): bigint {
 }
 
 /** The samples of a log's first `covers` bytes, read through view. */
-function sampleOf(view: Pick<LogView, "read">, covers: number): bigint {
+function sampleOf(view: LogView, covers: number): bigint {
   const s = Math.min(SAMPLE, covers);
   return sampleHash(view.read(0, s), view.read(covers - s, covers));
 }
 
+/** A log held in memory, seen as a file with inode ino (the writer's own bytes, and tests). */
+export function bufferView(log: Buffer, ino = 0n): LogView {
+  return { ino, size: log.length, read: (from, to) => log.subarray(from, to) };
+}
+
 /** An index of all of log, the file with inode ino. */
 export function buildIndex(log: Buffer, ino: bigint): Buffer {
-  const offsets = recordOffsets(log);
-  // Sorted by key, then file order: the last of each run of one key is its newest record.
-  const order = Array.from(offsets.keys()).sort((a, b) => {
-    const oa = offsets[a]!;
-    const ob = offsets[b]!;
-    return log.readUInt32BE(oa + 1) - log.readUInt32BE(ob + 1) || log.readUInt32BE(oa + 5) - log.readUInt32BE(ob + 5) || a - b;
-  });
-  const kept: number[] = [];
-  for (let i = 0; i < order.length; i++) {
-    const o = offsets[order[i]!]!;
-    const next = i + 1 < order.length ? offsets[order[i + 1]!]! : -1;
-    if (next >= 0 && log.readUInt32BE(o + 1) === log.readUInt32BE(next + 1) && log.readUInt32BE(o + 5) === log.readUInt32BE(next + 5)) continue;
-    kept.push(o);
-  }
+  // The records in file order, sorted by key (stable): the last of each run of one key is its newest.
+  const byKey = (a: number, b: number) => log.readUInt32BE(a + 1) - log.readUInt32BE(b + 1) || log.readUInt32BE(a + 5) - log.readUInt32BE(b + 5);
+  const sorted = recordOffsets(log).sort(byKey);
+  const kept = sorted.filter((o, i) => i + 1 === sorted.length || byKey(o, sorted[i + 1]!) !== 0);
   const k = kept.length;
   const out = Buffer.alloc(HEADER + 12 * k + 4);
   out.writeUInt32LE(MAGIC, 0);
   out.writeUInt32LE(log.length, 4);
   out.writeBigUInt64LE(ino, 8);
-  out.writeBigUInt64LE(sampleOf({ read: (a, b) => log.subarray(a, b) }, log.length), 16);
+  out.writeBigUInt64LE(sampleOf(bufferView(log), log.length), 16);
   out.writeUInt32LE(k, 24);
   for (let i = 0; i < k; i++) {
     const o = kept[i]!;

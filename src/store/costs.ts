@@ -47,7 +47,7 @@
 
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildIndex, indexedLength, keyOfHex, openIndex, type CostIndex, type LogView } from "./cost-index.ts";
+import { bufferView, buildIndex, indexedLength, keyOfHex, openIndex, type CostIndex, type LogView } from "./cost-index.ts";
 import { decodeRecords, encodeRecord, isRecordAt, RECORD_SIZE, recordOffsets } from "./cost-record.ts";
 
 export { decodeRecords, encodeRecord, RECORD_SIZE } from "./cost-record.ts";
@@ -147,11 +147,6 @@ export class CostShard {
     const [hi, lo] = keyOfHex(actionID);
     return this.index.cost(hi, lo);
   }
-}
-
-/** A log held in memory, seen as a file with inode ino (tests, and the writer's own bytes). */
-export function bufferView(log: Buffer, ino = 0n): LogView {
-  return { ino, size: log.length, read: (from, to) => log.subarray(from, to) };
 }
 
 class ShardedCostLog implements CostBook {

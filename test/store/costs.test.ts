@@ -4,8 +4,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildIndex, openIndex, SAMPLE } from "../../src/store/cost-index.ts";
-import { bufferView, COSTS_DIR, CostShard, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
+import { bufferView, buildIndex, openIndex, SAMPLE } from "../../src/store/cost-index.ts";
+import { COSTS_DIR, CostShard, decodeRecords, encodeRecord, openCostBook, RECORD_SIZE } from "../../src/store/costs.ts";
 import { ROOT, run, tempDir } from "../helpers/env.ts";
 
 const tmp = tempDir("gostash-costs-");
