@@ -62,6 +62,33 @@ export interface ReportOptions {
   compare?: string | null;
 }
 
+/** One target's figures that --cpus sets side by side across core counts (s3-cores.ts). */
+export interface TargetSummary {
+  target: string;
+  cores: number;
+  latencies: { L: number; remoteWarm: number; tarball: number; floor: number; vsTarball: number; vsFloor: number }[];
+  /** gostash cold+upload / plain cold (median of per-round ratios). */
+  cold: number;
+}
+
+export function summarize(o: ReportOptions): TargetSummary {
+  const r = o.results;
+  const gw = (L: number) => `gostash remote-warm +${L}`;
+  return {
+    target: o.target.name,
+    cores: navigator.hardwareConcurrency,
+    latencies: o.latencies.map((L) => ({
+      L,
+      remoteWarm: r.median(gw(L)),
+      tarball: r.median(`tarball +${L}`),
+      floor: r.median(`floor +${L}`),
+      vsTarball: r.paired(gw(L), `tarball +${L}`),
+      vsFloor: r.paired(gw(L), `floor +${L}`),
+    })),
+    cold: r.paired("gostash cold+upload", "plain cold"),
+  };
+}
+
 const mib = (n: number) => (Number.isNaN(n) ? "-" : (n / (1 << 20)).toFixed(1));
 
 export function report(o: ReportOptions): void {

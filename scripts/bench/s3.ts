@@ -7,7 +7,7 @@
 //   npx bun scripts/bench/s3.ts [--runs 2] [--ref-runs 1] [--cold-runs 1] [--cold-latency 0] [--latencies 0,20,50]
 //                               [--targets std,x/tools] [--tools-version v0.52.0]
 //                               [--no-ref] [--rebuild] [--keep] [--compare BIN]
-//                               [--scratch DIR]
+//                               [--scratch DIR] [--cpus 1,2]
 //
 // Variants, all wall time of the target's whole run (every command; plugin
 // start-up and the flush at close included):
@@ -52,6 +52,11 @@
 // at it than a fresh one (measured here: the data floor of std took 1.6 s
 // on this machine's root file system and 0.44 s on a fresh ext4), which
 // drowns the differences being measured. The header names the file system.
+//
+// --cpus 1,2 runs the whole bench once per core count, each under taskset
+// with everything on those cores, and ends with the goals side by side
+// (s3-cores.ts): every remote-warm variant here is CPU-bound, so how the
+// ratios move with cores is part of the result.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createS3Client, type S3Client } from "../../src/s3/client.ts";
@@ -60,7 +65,8 @@ import { Metrics } from "../../src/util/metrics.ts";
 import { startFaultProxy, type FaultProxy } from "../../test/helpers/faultproxy.ts";
 import { startS3Server, type S3Server } from "../../test/helpers/s3server.ts";
 import { ensureGoCachePlugin, ensureVersitygw } from "./s3-tools.ts";
-import { report, Results, type Sample } from "./s3-report.ts";
+import { benchPerCoreCount, parseCpus } from "./s3-cores.ts";
+import { report, Results, summarize, type Sample, type TargetSummary } from "./s3-report.ts";
 import { restoreTarball, saveTarball, tarballName } from "./s3-tarball.ts";
 import { targetNamed, type Target } from "./s3-targets.ts";
 import { die, ensureGostash, fmtMs, startServe, machineBusyMs, processCpuMs, goEnv, goVersion, intFlag, log, msFlag, parseFlags, root, run, setKeepTemps, tempDir } from "./lib.ts";
@@ -78,6 +84,8 @@ const flags = parseFlags(Bun.argv.slice(2), {
   rebuild: false,
   keep: false,
   scratch: "",
+  cpus: "",
+  "summary-json": "",
 });
 const runs = intFlag(flags, "runs");
 const refRuns = Math.min(runs, intFlag(flags, "ref-runs"));
@@ -289,12 +297,16 @@ async function main(): Promise<void> {
   if (compare && !existsSync(compare)) die(`--compare ${compare}: no such file`);
   const ctx: Ctx = { bin, compare, gcp: gcp.bin, s3, proxy, viaProxy, scratch: scratchDir(), made: [] };
   log(`local caches in ${ctx.scratch} (${fileSystemOf(ctx.scratch)})`);
+  const summaries: TargetSummary[] = [];
   try {
     for (const t of targets) {
       const res = new Results();
       await benchTarget(ctx, t, res);
-      report({ target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, coldRuns, coldLatency, loadBefore: load, compare });
+      const o = { target: t, results: res, latencies, goVersion: goVersion(), reference: gcp.note, runs, refRuns, coldRuns, coldLatency, loadBefore: load, compare };
+      report(o);
+      summaries.push(summarize(o));
     }
+    if (flags["summary-json"]) await Bun.write(String(flags["summary-json"]), JSON.stringify(summaries));
   } finally {
     viaProxy.close();
     await proxy.stop();
@@ -302,4 +314,10 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (flags.cpus) {
+  // Each core count is a whole run of this script under taskset (s3-cores.ts).
+  const argv = Bun.argv.slice(2).filter((a, i, all) => !a.startsWith("--cpus") && all[i - 1] !== "--cpus");
+  await benchPerCoreCount(Bun.argv[1]!, argv, parseCpus(String(flags.cpus)));
+} else {
+  await main();
+}
