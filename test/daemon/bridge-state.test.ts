@@ -607,6 +607,37 @@ describe("local hits: the bridge answers from the daemon's disk itself", () => {
     expect(JSON.parse(h.lines()[2]!).Miss).toBe(true); // 3 came from the takeover's (empty) cache, not the disk
     expect(h.bridge.localHits).toBe(1);
   });
+  test("gets held back when the daemon goes away (an idle close, a restart): dropped, never sent to the next daemon, whose answers go would see twice", async () => {
+    for (const how of ["next request", "EOF"] as const) {
+      const h = harness({ localHits: onDisk });
+      const exit = h.run();
+      await until(() => h.links.length === 1, "the dial");
+      const l1 = h.links[0]!;
+      l1.say(OFFER);
+      h.push(get(1));
+      await until(() => h.lines().length === 1, "the answer from the disk");
+      expect(l1.sent).toBe(""); // held
+      l1.hangUp(); // nothing owed: an idle close
+      if (how === "next request") {
+        h.push(get(2));
+        const l2 = await h.sentTo(2);
+        expect(l2.sent).toBe(get(2));
+        // A daemon answering anything it was not asked is dropped too, not passed on to go.
+        l2.say(`${daemonHit(1)}{"ID":2,"Miss":true}\n`);
+        h.push(close(3));
+        await until(() => l2.sent.includes('"close"'), "the close");
+        l2.say('{"ID":3}\n');
+        await h.endVia(l2);
+        expect(ids(h.lines())).toEqual([1, 2, 3]);
+      } else {
+        h.end();
+        await Bun.sleep(30);
+        expect(h.links.length).toBe(1); // nothing owed, nothing to send: no dial
+        expect(ids(h.lines())).toEqual([1]);
+      }
+      expect(await exit).toBe(0);
+    }
+  });
 });
 
 describe("StallWatch", () => {

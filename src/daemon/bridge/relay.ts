@@ -2,7 +2,8 @@
 // requests they answer.
 //
 // - Answers to gets the bridge answered itself from the daemon's disk
-//   (local-hits.ts) are dropped: `go` must see one answer per request.
+//   (local-hits.ts) are dropped: `go` must see one answer per request. So
+//   is any answer to a request not in flight (go ends the build on one).
 // - Capability: `go` must see exactly one capability line. cli.ts may have
 //   printed ours already; then each connection's own (its first line, ID 0)
 //   is dropped, as is the one of every connection after the first. Each
@@ -107,6 +108,8 @@ export class ResponseRelay {
     } else if (id !== null && this.tracker.answered(id)) {
       this.hooks.answered(id);
       if (id === this.tracker.closeID) this.out.markCloseAnswered();
+    } else if (id !== null && id !== 0) {
+      drop = true; // not a request in flight: `go` stops the build on an answer it did not ask for
     }
     if (id !== 0 || drop) this.dropCapability = false;
     return drop;

@@ -186,6 +186,8 @@ export class Bridge {
     this.become({ kind: "replaying", link });
     // The daemon's capability line is dropped unless `go` has not seen one yet.
     this.relay.connected();
+    // Gets held back for the daemon that went away are answered already: the new one must not answer them again.
+    this.answers.drop();
     this.linkTakesHello = null;
     this.answers.offer(null); // until this daemon's capability line offers its disk
     // With a hello to send, the auth line goes out even without a token (empty): a daemon that needs one
