@@ -90,16 +90,26 @@ export class CacheProgSession {
     return this.decoder.push(chunk);
   }
 
-  /** Input ended. Resolves when every request is answered and handler closed. */
+  /**
+   * Input ended. Resolves when every request is answered and handler
+   * closed. Input cut inside a request (go killed mid-put) rejects with the
+   * FramingError, but only after the handler is closed all the same: what
+   * the command stored still uploads, and its command record ends.
+   */
   async end(): Promise<void> {
+    let cut: FramingError | null = null;
     try {
       this.decoder.end();
+    } catch (err) {
+      if (!(err instanceof FramingError)) throw err;
+      cut = err;
     } finally {
       for (const [, w] of this.puts) w.abort();
       this.puts.clear();
     }
     // After a `close`, input may end before close is answered: wait for it.
     await (this.closing ? this.closing.done : this.finish(null));
+    if (cut) throw cut;
   }
 
   /** Pending requests (answers not yet written). */

@@ -296,6 +296,27 @@ describe("bad input", () => {
     const glob = new Bun.Glob("**/*");
     expect([...glob.scanSync(t.dir)]).toEqual([]);
   });
+
+  test("input cut inside a put (go killed mid-put): the handler is still closed, after what was pending, so its uploads flush and its command ends", async () => {
+    const events: string[] = [];
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const inner = stubHandler(tempDir("gostash-session-store-").path);
+    const t = harness({
+      ...inner,
+      get: async (a) => (await slow, events.push("get answered"), inner.get(a)),
+      close: () => void events.push("close"),
+    });
+    t.push(req({ ID: 1, Command: "get", ActionID: b64(action(1)) }));
+    t.push(`${JSON.stringify({ ID: 2, Command: "put", ActionID: b64(action(2)), OutputID: b64(action(3)), BodySize: 30 })}\n\n"AAAA`);
+    const ended = t.s.end();
+    release();
+    await expect(ended).rejects.toThrow(FramingError);
+    expect(events).toEqual(["get answered", "close"]);
+    expect(t.s.finished).toBe(true);
+    expect(t.done()).toBe("eof");
+    expect(t.answers().map((a) => a.ID)).toEqual([1]); // no answer to the cut put, nor to a close never sent
+  });
 });
 
 describe("large bodies", () => {

@@ -405,6 +405,18 @@ describe("bridge state machine", () => {
     );
   });
 
+  test("go's input ends inside a put (go killed mid-put): no redial replays the half put; exit 1 with one line", async () => {
+    const h = harness();
+    const exit = h.run();
+    const p = put(3, "a body go never finished");
+    h.push(get(1) + p.slice(0, p.length - 8));
+    const l = await h.sentTo(1);
+    await h.endVia(l); // the daemon hangs up on the cut stream
+    expect(await exit).toBe(1);
+    expect(h.links.length).toBe(1);
+    expect(h.stderr).toEqual(["gostash connect: go's input ended in the middle of a request; stopping\n"]);
+  });
+
   test("a daemon that keeps hanging up without answering: given up after MAX_REDIALS dials, the local cache takes over", async () => {
     const h = harness();
     const exit = h.run();

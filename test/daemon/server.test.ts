@@ -16,6 +16,8 @@ let tmp: ReturnType<typeof tempDir>;
 let server: PluginServer;
 let metrics: Metrics;
 let closes = 0;
+/** close() calls of the per-connection handlers (one per go command, as the daemon's open.ts makes them). */
+let commandCloses = 0;
 let addr: Addr;
 
 async function start(address: Parameters<typeof startPluginServer>[0]["address"]) {
@@ -24,7 +26,9 @@ async function start(address: Parameters<typeof startPluginServer>[0]["address"]
   const local = createLocalCache(disk, metrics);
   closes = 0;
   const handler = { ...local, close: () => void closes++ };
-  server = await startPluginServer({ address, handler, metrics, logger: createLogger() });
+  commandCloses = 0;
+  const connectionHandler = () => ({ get: local.get, put: local.put, close: () => void commandCloses++ });
+  server = await startPluginServer({ address, handler, connectionHandler, metrics, logger: createLogger() });
   addr = server.address.kind === "unix" ? { unix: server.address.path } : { hostname: server.address.hostname, port: server.address.port };
 }
 
@@ -122,6 +126,7 @@ describe("plugin server", () => {
     expect(await c.waitClosed()).toBe(true);
     expect(await server.idle(5000)).toBe(true);
     await Bun.sleep(20);
+    expect(commandCloses).toBe(1); // the command's handler closed all the same: its uploads flush, its record ends
     const temps: string[] = [];
     const dir = join(tmp.path, "cache");
     for (const sub of existsSync(dir) ? readdirSync(dir) : []) {
@@ -141,6 +146,7 @@ describe("plugin server", () => {
     c3.halfClose();
     expect(await c3.waitClosed()).toBe(true);
     expect(metrics.get("connections_aborted")).toBeGreaterThanOrEqual(1);
+    expect(commandCloses).toBe(3);
   }, 60_000);
 
   test("a 40 MiB put streams through with backpressure both ways", async () => {

@@ -287,6 +287,11 @@ export class Bridge {
   /** The daemon hung up on the current link before `go` was done. */
   private dropped(why: string): void {
     if (this.tracker.broken) return this.lose(why);
+    if (this.stdinDone && this.tracker.midRequest) {
+      // go's input ended inside a request: go is gone (killed mid-put), and no daemon can complete that put.
+      this.io.stderr(`gostash connect: go's input ended in the middle of a request; stopping\n`);
+      return this.finishWhenDrained(1);
+    }
     const n = this.tracker.unanswered;
     if (n > 0 || this.tracker.midRequest) {
       const owed = `it ${why} with ${n > 0 ? `${n} request(s) unanswered` : "a request half sent"}`;
