@@ -168,9 +168,13 @@ describe("plugin server", () => {
     await expect(
       startPluginServer({ address: { kind: "unix", path }, handler: createLocalCache(createDiskStore({ dir: join(tmp.path, "c2") }), new Metrics()), metrics: new Metrics(), logger: createLogger() }),
     ).rejects.toThrow(/already serving/);
-    // A stale file (no one listening) is removed and replaced.
+    // A stale socket (its daemon was killed: nobody listens) is removed and replaced.
     const stale = join(tmp.path, "stale.sock");
-    writeFileSync(stale, "");
+    const dead = Bun.spawn([process.execPath, "-e", `Bun.listen({ unix: ${JSON.stringify(stale)}, socket: { data() {} } }); console.log("up")`], { stdout: "pipe" });
+    await dead.stdout.getReader().read();
+    dead.kill("SIGKILL");
+    await dead.exited;
+    expect(statSync(stale).isSocket()).toBe(true);
     const s2 = await startPluginServer({
       address: { kind: "unix", path: stale },
       handler: createLocalCache(createDiskStore({ dir: join(tmp.path, "c3") }), new Metrics()),
@@ -181,6 +185,15 @@ describe("plugin server", () => {
     expect(statSync(stale).mode & 0o777).toBe(0o600);
     s2.stopAccepting();
     expect(existsSync(stale)).toBe(false);
+    // A file or a directory at the path (a mistyped --plugin) is never removed: an error names it.
+    const mine = join(tmp.path, "notes.txt");
+    writeFileSync(mine, "keep me");
+    for (const path of [mine, tmp.path]) {
+      await expect(
+        startPluginServer({ address: { kind: "unix", path }, handler: createLocalCache(createDiskStore({ dir: join(tmp.path, "c4") }), new Metrics()), metrics: new Metrics(), logger: createLogger() }),
+      ).rejects.toThrow(`config: --plugin: ${path} exists and is not a socket`);
+    }
+    expect(readFileSync(mine, "utf8")).toBe("keep me");
   }, 60_000);
 
   test("TCP on 127.0.0.1 with port 0 reports the real port; stopAccepting refuses new clients", async () => {

@@ -3,7 +3,7 @@
 // an error: two daemons must not share a path) or TCP (the real port
 // reported when 0 was asked for).
 
-import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { formatPluginAddress, type PluginAddress } from "../address.ts";
 
 export interface Listening<T> {
@@ -58,10 +58,14 @@ function listenTcp<T>(address: PluginAddress & { kind: "tcp" }, socket: Bun.Sock
 
 /**
  * A socket file left behind by a daemon that died is removed; one that a live
- * daemon answers on is an error (two daemons must not share a path).
+ * daemon answers on is an error (two daemons must not share a path), and so
+ * is anything there that is not a socket: a mistyped --plugin must never
+ * delete a file of the user's.
  */
 async function clearStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return;
+  if (!st.isSocket()) throw new Error(`config: --plugin: ${path} exists and is not a socket (${st.isDirectory() ? "a directory" : "a file"}); name a path that is free or holds a socket`);
   const alive = await Bun.connect({ unix: path, socket: { data() {}, error() {} } }).then(
     (s) => {
       s.terminate();
