@@ -90,6 +90,8 @@ export class PackReader {
   private lead: PendingLead | null = null;
   /** The read of a head seen before from the bucket, once per command (wait()). */
   private refresh: Promise<void> | null = null;
+  /** The command ended (close()): no segment sends a GET from then on. */
+  private closed = false;
   /** Packs found missing or holding a bad entry (by name). */
   readonly broken = new Set<string>();
 
@@ -134,8 +136,10 @@ export class PackReader {
       case "pending":
       case "landing": {
         const waiters = slot.state.waiters;
+        // Waiting first: touching a segment after the command closed fails it, and its waiters, at once.
+        const answer = new Promise<StoredOutput | null>((resolve) => waiters.push(resolve));
         this.touch(slot.task);
-        return new Promise((resolve) => waiters.push(resolve));
+        return answer;
       }
     }
   }
@@ -176,6 +180,7 @@ export class PackReader {
 
   /** The command ended: no new segment starts; counts what landed unasked. */
   close(): void {
+    this.closed = true;
     this.line.close();
     this.lead?.close();
     if (this.state.kind !== "ready") return;
@@ -247,10 +252,14 @@ export class PackReader {
       seg,
       state: "idle",
       open: async () => {
-        if (t.state === "failed") return; // its pack turned out missing while it waited in line
+        // Its pack turned out missing while it waited in line, or the command closed.
+        if (this.unwanted(t)) return;
         // A lead copies the head's first pack (pack-writer.ts): no other pack waits for its answer.
         const lead = this.head?.packs[0]?.name === seg.pack.name ? await this.lead?.take(seg) : null;
+        // The command closed meanwhile: no GET of its own, and no answer left unread.
+        if (this.unwanted(t)) return lead?.cancel();
         answer = lead ? { obj: lead, lead: true } : await this.fetch(seg);
+        if (this.unwanted(t) && "obj" in answer) answer.obj?.cancel();
       },
       land: async () => {
         if (t.state === "failed" || !answer) return;
@@ -268,6 +277,11 @@ export class PackReader {
       },
     };
     return t;
+  }
+
+  /** A segment nobody will land: failed, or its command closed. */
+  private unwanted(t: SegmentTask): boolean {
+    return this.closed || t.state === "failed";
   }
 
   private async fetch(seg: Segment): Promise<SegmentAnswer> {
