@@ -102,8 +102,8 @@ class GoCommandCache implements CacheHandler, CommandRun {
   async close(): Promise<void> {
     this.reader?.close();
     const job = this.writer?.seal(this.keys, this.reader, this.headAhead);
-    // A dropped job (queue full or stopped) is counted by the queue: no pack this time.
-    if (job && !this.tier.client.uploads.enqueue(job)) this.writer!.abandon();
+    // A job dropped (queue full or stopped) or forgotten (flush deadline) is counted by the queue and abandons its pack file.
+    if (job) this.tier.client.uploads.enqueue(job);
     if (this.o.closesTier) await this.tier.close();
   }
 

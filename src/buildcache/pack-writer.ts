@@ -137,10 +137,10 @@ export class PackWriter {
     const misses = [...this.missed].filter((a) => !this.used.has(a));
     const id = `${packObject(keys[0]!)}#${process.pid}-${++jobSeq}`;
     // Bytes 0: the pack is uploaded from its file, never held in memory.
-    return { key: id, size: 0, run: () => this.write(keys, { used, misses }, read, headAhead) };
+    return { key: id, size: 0, run: () => this.write(keys, { used, misses }, read, headAhead), dropped: () => this.abandon() };
   }
 
-  /** The job will not run (the upload queue dropped it): the puts packed so far are thrown away. */
+  /** The job will not run (the upload queue dropped or forgot it): the puts packed so far are thrown away. */
   abandon(): void {
     void this.puts.settle().then((f) => f?.discard());
   }

@@ -24,6 +24,8 @@ export interface UploadJob {
   size: number;
   /** Does the upload; a rejection is counted as upload_errors. */
   run(): Promise<void>;
+  /** The job will never run: dropped by enqueue() (a duplicate, a full or stopped queue) or forgotten by stop(). Frees what it holds. */
+  dropped?(): void;
 }
 
 export interface UploadQueueOptions {
@@ -74,8 +76,14 @@ export class UploadQueue {
     return this.seen.has(key);
   }
 
-  /** Returns false if the job was a duplicate, dropped, or the queue is stopped. */
+  /** Returns false (and tells the job: dropped()) if it was a duplicate, dropped, or the queue is stopped. */
   enqueue(job: UploadJob): boolean {
+    const taken = this.take(job);
+    if (!taken) job.dropped?.();
+    return taken;
+  }
+
+  private take(job: UploadJob): boolean {
     if (this.stopped || this.seen.has(job.key)) return false;
     if (this.depth >= this.o.capacity) return this.drop("upload_drops", `s3: the upload queue is full (${this.o.capacity} waiting); new outputs stay local`);
     const maxBytes = this.o.capacityBytes ?? 0;
@@ -149,13 +157,15 @@ export class UploadQueue {
     return { left: this.depth + this.running };
   }
 
-  /** Start nothing more; waiting jobs are forgotten. Returns how many. */
+  /** Start nothing more; waiting jobs are forgotten (each told: dropped()). Returns how many. */
   stop(): number {
     this.stopped = true;
     const n = this.depth;
-    for (let i = this.head; i < this.waiting.length; i++) this.queuedBytes -= this.waiting[i]!.size;
+    const forgotten = this.waiting.slice(this.head) as UploadJob[];
+    for (const job of forgotten) this.queuedBytes -= job.size;
     this.waiting.length = 0;
     this.head = 0;
+    for (const job of forgotten) job.dropped?.();
     this.wakeIdle();
     return n;
   }
