@@ -319,7 +319,12 @@ class BucketClient implements S3Client {
     return { url: `${this.endpoint ? this.endpoint.protocol : "https:"}//${host}${path}`, host, path };
   }
 
-  /** The body, with an idle timer: a body that stalls longer than the timeout is cut. */
+  /**
+   * The body, with an idle timer: a body that stalls longer than the timeout
+   * is cut. The timer runs only while the reader waits for the bucket: time
+   * the reader spends with a chunk (landing threads busy in a loaded
+   * daemon) is not the bucket's silence.
+   */
   private streamBody(res: Response, key: string, ctl: AbortController): AsyncIterable<Uint8Array> {
     const stream = res.body as unknown as AsyncIterable<Uint8Array> | null;
     const ms = this.timeoutMs;
@@ -332,8 +337,8 @@ class BucketClient implements S3Client {
       try {
         for await (const chunk of stream) {
           clearTimeout(timer);
-          timer = arm();
           yield chunk;
+          timer = arm();
         }
       } catch (err) {
         if (stalled) throw failed(new RemoteError("timeout", `s3: get ${key}: body stalled for ${ms}ms`));

@@ -28,6 +28,8 @@ export interface Faults {
   status500: boolean;
   /** Forward, then send only half of a response body and drop the connection. */
   cutBody: boolean;
+  /** Forward, then send half of a GET body and nothing more (the connection stays open until the fault is lifted). */
+  stallBody: boolean;
   /** Forward, then flip bits in the response body (length unchanged). */
   corruptBody: boolean;
   /** Accept the request and never answer it. */
@@ -38,7 +40,7 @@ export interface Faults {
   onlyPath: RegExp | null;
 }
 
-const NONE: Faults = { latencyMs: 0, down: false, status500: false, cutBody: false, corruptBody: false, hang: false, only: null, onlyPath: null };
+const NONE: Faults = { latencyMs: 0, down: false, status500: false, cutBody: false, stallBody: false, corruptBody: false, hang: false, only: null, onlyPath: null };
 
 export interface FaultProxy {
   endpoint: string;
@@ -122,6 +124,22 @@ export async function startFaultProxy(upstream: string, initial: Partial<Faults>
       });
       return new Response(stream, { status: res.status, headers: outHeaders });
     }
+    if (isBody && f.stallBody) {
+      faulted++;
+      const body = new Uint8Array(await res.arrayBuffer());
+      let sent = false;
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          if (!sent) {
+            sent = true;
+            return ctl.enqueue(body.subarray(0, Math.floor(body.length / 2)));
+          }
+          await new Promise<void>((r) => hanging.add(r)); // silence, until the fault is lifted
+          ctl.error(new Error("fault proxy: stalled body ended"));
+        },
+      });
+      return new Response(stream, { status: res.status, headers: outHeaders });
+    }
     if (isBody && f.corruptBody) {
       const body = new Uint8Array(await res.arrayBuffer());
       if (body.length) {
@@ -176,7 +194,7 @@ export async function startFaultProxy(upstream: string, initial: Partial<Faults>
     },
     set(f) {
       faults = { ...faults, ...f };
-      if (!faults.hang) for (const wake of hanging) wake();
+      if (!faults.hang && !faults.stallBody) for (const wake of hanging) wake();
       apply();
     },
     reset() {

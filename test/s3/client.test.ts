@@ -256,6 +256,42 @@ describe("through the fault proxy", () => {
     }
   });
 
+  test("a body that stalls midway is cut after --s3-timeout of silence: a timeout error, never a short body", async () => {
+    const body = crypto.getRandomValues(new Uint8Array(1 << 20));
+    await client().put("stalls", body);
+    const c = client({ endpoint: proxy.endpoint, timeoutMs: 400 });
+    proxy.set({ stallBody: true, only: "GET" });
+    try {
+      const got = (await c.get("stalls"))!;
+      let n = 0;
+      const err = await failureOf(
+        (async () => {
+          for await (const chunk of got.body) n += chunk.length;
+        })(),
+      );
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as RemoteError).kind).toBe("timeout");
+      expect((err as Error).message).toContain("body stalled for 400ms");
+      expect(n).toBeLessThan(body.length);
+    } finally {
+      proxy.reset();
+    }
+  });
+
+  test("a reader that pauses between chunks longer than --s3-timeout is not cut: only the bucket's silence counts as a stall", async () => {
+    const body = crypto.getRandomValues(new Uint8Array(8 << 20));
+    await client().put("slow-reader", body);
+    const c = client({ timeoutMs: 300 });
+    const got = (await c.get("slow-reader"))!;
+    const parts: Uint8Array[] = [];
+    for await (const chunk of got.body) {
+      parts.push(chunk.slice());
+      if (parts.length <= 2) await Bun.sleep(700); // landing threads busy: the reader's time, not the bucket's
+    }
+    expect(parts.length).toBeGreaterThan(2);
+    expect(Buffer.concat(parts).equals(Buffer.from(body))).toBe(true);
+  });
+
   test("requests through the proxy keep their signature valid", async () => {
     const c = client({ endpoint: proxy.endpoint });
     proxy.resetCounts();
