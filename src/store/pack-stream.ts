@@ -8,7 +8,8 @@
 // While the lander works on frames the next ones are read: at most
 // WINDOW_FRAMES frames and WINDOW_BYTES of them (raw) are with the lander at
 // a time, per window (one per reader, across its segments). The pack is never held whole (a few frames of a few MiB; at most
-// 128 MiB for one frame a head may claim).
+// 128 MiB for one frame a head may claim, stored in no more than zstd's
+// worst case for that: decodeHead refuses a head claiming more, packs.ts).
 
 import { RemoteError } from "../s3/errors.ts";
 import type { DiskStore, StoredOutput } from "./disk.ts";

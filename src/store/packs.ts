@@ -45,7 +45,15 @@
 //                        "m": { <the per-action object's metadata> } } ] } ],
 //     "misses": [ "<actionhex>", ... ] }  optional: see below
 //
-// Frames are contiguous from offset 0 to the pack's size. An entry's raw
+// Frames are contiguous from offset 0 to the pack's size. A frame stores
+// no more than zstd can make of its raw bytes: exactly "r" stored as it is
+// (what zstd does not shrink), at most ZSTD_compressBound(r) = r + r/256
+// (+ up to 64 under 128 KiB) as zstd, which also declares "r" in its
+// header. A reader holds a frame's stored bytes and decompresses it into
+// the size it declares, so a head claiming more stored bytes, or a frame
+// declaring more (or nothing), is refused before either is allocated: a
+// lying bucket cannot make it hold more than about "r" (at most
+// MAX_FRAME_RAW) per frame. An entry's raw
 // length is its output size ("m"'s gostash-size); entries are sorted by
 // frame and offset and do not overlap. "m" is the same string map a
 // per-action object carries as x-amz-meta-* (encodeMeta/decodeMeta), kept
@@ -86,6 +94,7 @@
 // every entry is checked against its output ID (SHA-256) and size before it
 // is served, exactly like a per-action object.
 
+import { zstdDecompressAtMost } from "./pack-frame.ts";
 import { decodeMeta, MAX_ENCODED_OUTPUT, type ObjectMeta } from "./s3-objects.ts";
 
 export const PACKS_DIR = "packs/";
@@ -100,13 +109,19 @@ export const MAX_HEAD_ENTRIES = 200_000;
 export const MAX_HEAD_MISSES = 20_000;
 /** Heads larger than this (compressed) are not read. */
 export const MAX_HEAD_BYTES = 32 << 20;
-/** Decompressed head text larger than this is refused (a zstd bomb is not a head). */
+/** Head text larger than this is refused, by the size its zstd header declares, before it is decompressed (a zstd bomb is not a head). */
 const MAX_HEAD_TEXT = 256 << 20;
 /** Pack sizes beyond this are not believed. */
 const MAX_PACK_BYTES = 2 ** 42;
 
 /** A frame larger than this (raw) is not believed: writers close frames at a few MiB, or hold one output of at most 64 MiB. */
 export const MAX_FRAME_RAW = 2 * MAX_ENCODED_OUTPUT;
+
+/** The most bytes a zstd frame of r raw bytes is stored in: zstd's worst case (ZSTD_compressBound). */
+export function maxStoredFrame(r: number): number {
+  const small = 128 << 10;
+  return r + Math.floor(r / 256) + (r < small ? Math.floor((small - r) / 2048) : 0);
+}
 
 export interface PackFrame {
   /** Where its bytes are in the pack, and how many. */
@@ -206,11 +221,9 @@ export class BadHeadError extends Error {
 export function decodeHead(body: Uint8Array, key: string): PackHead {
   let text: string;
   try {
-    const raw = Bun.zstdDecompressSync(body);
-    if (raw.length > MAX_HEAD_TEXT) throw new Error(`more than ${MAX_HEAD_TEXT} bytes`);
-    text = Buffer.from(raw).toString("utf8");
+    text = Buffer.from(zstdDecompressAtMost(body, MAX_HEAD_TEXT)).toString("utf8");
   } catch (err) {
-    throw new BadHeadError(`not zstd: ${(err as Error)?.message ?? err}`);
+    throw new BadHeadError(`does not decompress: ${(err as Error)?.message ?? err}`);
   }
   if (!text.startsWith(MAGIC)) throw new BadHeadError("not a gostash pack head");
   let json: unknown;
@@ -270,6 +283,7 @@ function decodeFrames(list: unknown[], bytes: number, what: string): PackFrame[]
     if (frame.offset !== at) throw new BadHeadError(`${what} frame ${k}: starts at ${frame.offset}, not where the one before ends (${at})`);
     if (frame.rawLength > MAX_FRAME_RAW) throw new BadHeadError(`${what} frame ${k}: ${frame.rawLength} raw bytes is larger than any writer makes`);
     if (!frame.zstd && frame.length !== frame.rawLength) throw new BadHeadError(`${what} frame ${k}: stored, but ${frame.length} bytes for ${frame.rawLength}`);
+    if (frame.length > maxStoredFrame(frame.rawLength)) throw new BadHeadError(`${what} frame ${k}: ${frame.length} bytes for ${frame.rawLength} raw, more than zstd ever stores them in`);
     at += frame.length;
     return frame;
   });
