@@ -1,9 +1,10 @@
 // Test fixtures for the module proxy: Go module zips built here (the
 // golang.org/x/mod/zip layout: every entry "<module>@<version>/<file>"), a
 // local upstream directory in the GOPROXY layout, an HTTP upstream serving
-// it with per-path request counts and injectable faults, a local checksum
-// database (test/fixtures/sumdb, Go, signed with a fresh key), and the
-// options of a proxy handler called in process.
+// it with per-path request counts and injectable faults, an upstream that
+// records raw request targets, a local checksum database
+// (test/fixtures/sumdb, Go, signed with a fresh key), and the options of a
+// proxy handler called in process.
 import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ModProxyOptions } from "../../src/modproxy/serve/proxy.ts";
@@ -214,6 +215,29 @@ export function startUpstream(dir: string): Upstream {
   u.port = server.port!;
   u.url = `http://127.0.0.1:${server.port}`;
   return u;
+}
+
+export interface RawUpstream {
+  url: string;
+  /** Request targets as they arrived (pathname and query, not decoded). */
+  raw: string[];
+  stop(): void;
+}
+
+/** An HTTP upstream that records each request's raw target and answers it with `answer` (default 404). */
+export function startRawUpstream(answer: (rawPath: string) => Response = () => new Response("not found\n", { status: 404 })): RawUpstream {
+  const raw: string[] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 0,
+    fetch(req) {
+      const u = new URL(req.url);
+      raw.push(u.pathname + u.search);
+      return answer(u.pathname);
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, raw, stop: () => server.stop(true) };
 }
 
 export interface Sumdb {

@@ -16,7 +16,8 @@ import { VersionRange } from "../../src/modproxy/rules/versions.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
-import { proxyOptions, startSumdb, startUpstream, writeModule, type Sumdb, type Upstream } from "./helpers.ts";
+import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
+import { proxyOptions, startRawUpstream, startSumdb, startUpstream, writeModule, type Sumdb, type Upstream } from "./helpers.ts";
 
 let t: ReturnType<typeof tempDir>;
 let upA: Upstream;
@@ -205,6 +206,24 @@ describe("actions", () => {
     const p = proxyWith({ rules: [{ match: "example.com/lib", action: "upstream", upstream: upA.url, deny: ["v1.2.0"] }] });
     expect((await p.text("example.com/lib/@v/list")).body).toBe("v1.0.0\nv1.1.0\nv2.0.0-rc.1\n");
     expect((await p.text("example.com/lib/@v/v1.2.0.mod")).status).toBe(403);
+  });
+
+  test("upstream: a version with percent-escapes still goes to the rule's upstream, never to --upstream", async () => {
+    // The rule used to be decided by decoding the already decoded path a
+    // second time: "%25zz" became "%zz" (a decoding error) and "%2541"
+    // became "A" (not an escaped version), both fell back to --upstream,
+    // and the private path went to the public proxy.
+    const ruleUp = startRawUpstream();
+    const publicUp = startRawUpstream();
+    try {
+      const p = proxyWith({ rules: [{ match: "corp.example.com", action: "upstream", upstream: ruleUp.url }] }, { upstreams: parseUpstreams(publicUp.url) });
+      for (const v of ["%25zz", "%2541"]) expect((await p.text(`corp.example.com/team/x/@v/${v}.info`)).status, v).toBe(404);
+      expect(publicUp.raw).toEqual([]);
+      expect(ruleUp.raw).toEqual(["/corp.example.com/team/x/@v/%25zz.info", "/corp.example.com/team/x/@v/%2541.info"]);
+    } finally {
+      ruleUp.stop();
+      publicUp.stop();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 // Module paths, versions and request parsing (golang.org/x/mod/module
-// rules), zip/mod/info validation, GOPROXY list parsing, --sumdb parsing.
+// rules), upstream URL escaping, zip/mod/info/list validation, GOPROXY list
+// parsing, --sumdb parsing.
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,10 +12,10 @@ import {
   unescapePath,
   unescapeVersion,
 } from "../../src/modproxy/module/path.ts";
-import { parseModRequest } from "../../src/modproxy/module/layout.ts";
+import { parseModRequest, urlPathOf } from "../../src/modproxy/module/layout.ts";
 import { parseSumdbs } from "../../src/modproxy/sumdb/databases.ts";
 import { parseUpstreams } from "../../src/modproxy/upstream/fetch.ts";
-import { goModModulePath, validateInfo, validateMod, validateZip } from "../../src/modproxy/module/validate.ts";
+import { goModModulePath, validateInfo, validateList, validateMod, validateZip } from "../../src/modproxy/module/validate.ts";
 import { tempDir } from "../helpers/env.ts";
 import { goZip, zipEntries } from "./helpers.ts";
 
@@ -79,6 +80,18 @@ describe("request parsing", () => {
     expect(parseModRequest("sumdb/sum.golang.org/latest")).toEqual({ kind: "sumdb", rest: "sum.golang.org/latest" });
   });
 
+  test("paths go to an upstream escaped as the go command escapes them", () => {
+    // Versions may hold characters a URL path cannot carry as they are; the
+    // decoded path used to be sent as it was ("#frag" cut the URL short,
+    // "%41" reached the upstream as "A").
+    expect(urlPathOf("example.com/a/@v/#frag.info")).toBe("example.com/a/@v/%23frag.info");
+    expect(urlPathOf("example.com/a/@v/%41.info")).toBe("example.com/a/@v/%2541.info");
+    expect(urlPathOf("example.com/a/@v/a&b=c?d.info")).toBe("example.com/a/@v/a&b=c%3Fd.info");
+    expect(urlPathOf("github.com/!burnt!sushi/toml/@v/v2.0.0+incompatible.mod")).toBe("github.com/%21burnt%21sushi/toml/@v/v2.0.0+incompatible.mod");
+    expect(urlPathOf("lookup/example.com/m@v1.0.0")).toBe("lookup/example.com/m@v1.0.0");
+    expect(decodeURIComponent(urlPathOf("x/@v/{}[]^ (é).info"))).toBe("x/@v/{}[]^ (é).info");
+  });
+
   test("traversal and junk are refused", () => {
     for (const p of [
       "../../etc/passwd",
@@ -132,8 +145,28 @@ describe("validation", () => {
     expect(goModModulePath("go 1.22\n")).toBeNull();
     const enc = (s: string) => new TextEncoder().encode(s);
     validateMod(enc("module example.com/a\n"), "example.com/a");
-    validateMod(enc("go 1.22\n"), "example.com/a");
+    validateMod(enc('// Package a.\nmodule "example.com/a" // quoted\n\ngo 1.22\n'), "example.com/a");
+    validateMod(enc("go 1.22\n\nmodule example.com/a\n"), "example.com/a");
     expect(() => validateMod(enc("module example.com/b\n"), "example.com/a")).toThrow(/declares/);
+    // A go.mod without a module directive was accepted here, as if a module
+    // with no go.mod could be served that way; but a proxy serves such a
+    // module's go.mod as "module <path>" (modfetch.LegacyGoMod), and the go
+    // command refuses a dependency's go.mod without one ("parsing go.mod:
+    // missing module line", cmd/go/internal/modload). So it is an error
+    // page or a cut download, and it would be kept forever.
+    for (const bad of ["go 1.22\n", "", "<html><body>Sign in</body></html>\n", "// module example.com/a\n"]) {
+      expect(() => validateMod(enc(bad), "example.com/a"), bad).toThrow(/no module directive/);
+    }
+  });
+
+  test("list: every non-blank line starts with a version", () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    for (const good of ["", "\n", "v1.0.0\n", "v1.0.0\nv1.1.0\n", "v2.0.0+incompatible\r\nv1.0.0-rc.1\r\n", "v1.0.0 2024-01-02T03:04:05Z\n\n", "v1.2\nv0.0.0-20240102030405-abcdefabcdef"]) {
+      expect(() => validateList(enc(good)), JSON.stringify(good)).not.toThrow();
+    }
+    for (const bad of ["<!DOCTYPE html>\n<html></html>\n", "v1.0.0\nnot-a-version\n", "1.0.0\n", "v1.0.0-01\n", "{}"]) {
+      expect(() => validateList(enc(bad)), JSON.stringify(bad)).toThrow(/not a version/);
+    }
   });
 
   test("info version", () => {

@@ -8,7 +8,10 @@
 //
 // parseModRequest turns the part of a proxy URL after the mount point into
 // a checked request (path.ts rules); the *Rel functions build the same
-// paths back from checked elements.
+// paths back from checked elements. These paths are decoded text (the
+// store's file names); urlPathOf escapes one again before it goes into a
+// URL, because versions may hold "#", "%", "&" and other characters that a
+// URL path cannot carry as they are.
 
 import { isCanonicalVersion, PathError, unescapePath, unescapeVersion } from "./path.ts";
 
@@ -71,4 +74,22 @@ export function listRel(escModule: string): string {
 
 export function latestRel(escModule: string): string {
   return `${escModule}/@latest`;
+}
+
+/** Bytes url.PathEscape leaves as they are: RFC 3986 unreserved, plus $ & + : = @. */
+const PATH_SAFE = /^[A-Za-z0-9\-_.~$&+:=@]$/;
+
+/**
+ * A URL-layout path as the go command puts it in a proxy URL: every element
+ * escaped by Go's url.PathEscape, "/" kept (pathEscape in
+ * cmd/go/internal/modfetch/proxy.go). An upstream decodes it back to
+ * exactly `rel`, so "#frag" or "%41" in a version stays in the version.
+ */
+export function urlPathOf(rel: string): string {
+  let out = "";
+  for (const b of new TextEncoder().encode(rel)) {
+    const c = String.fromCharCode(b);
+    out += c === "/" || PATH_SAFE.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
 }

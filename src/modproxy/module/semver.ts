@@ -1,7 +1,9 @@
 // Semantic versions as golang.org/x/mod/semver orders them: the order of
 // `list`, of @latest (offline, serve/offline.ts) and of the version ranges
-// of the routing rules (rules/versions.ts). Build suffixes such as
-// "+incompatible" are ignored; prereleases sort before their release.
+// of the routing rules (rules/versions.ts); and which tokens are versions
+// at all (semver.IsValid: the lines of a `list`, module/validate.ts).
+// Build suffixes such as "+incompatible" are ignored; prereleases sort
+// before their release.
 
 interface Semver {
   nums: [number, number, number];
@@ -32,6 +34,17 @@ export function compareSemver(a: string, b: string): number {
     return p < q ? -1 : 1;
   }
   return x.pre.length === y.pre.length ? 0 : x.pre.length < y.pre.length ? -1 : 1;
+}
+
+const NUM = "(?:0|[1-9][0-9]*)";
+const PRE_ID = "(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)";
+const BUILD_ID = "[0-9A-Za-z-]+";
+/** semver.IsValid: vMAJOR[.MINOR[.PATCH[-pre][+build]]], no leading zeros in numbers. */
+const VALID = new RegExp(`^v${NUM}(?:\\.${NUM}(?:\\.${NUM}(?:-${PRE_ID}(?:\\.${PRE_ID})*)?(?:\\+${BUILD_ID}(?:\\.${BUILD_ID})*)?)?)?$`);
+
+/** golang.org/x/mod/semver.IsValid ("v1", "v1.2" and "v1.2.3-rc.1+meta" are valid). */
+export function isValidSemver(v: string): boolean {
+  return VALID.test(v);
 }
 
 const PSEUDO = /^v[0-9]+\.(0\.0-|\d+\.\d+-([^+]*\.)?0\.)\d{14}-[A-Za-z0-9]+(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;

@@ -6,8 +6,16 @@
 //          empty elements, backslashes, NUL, absolute paths), no duplicate
 //          names (case-folded, as golang.org/x/mod/zip), at most MAX_ZIP
 //          bytes, and at most MAX_ZIP bytes uncompressed
-//   .mod   at most MAX_GO_MOD bytes; its module line (if any) names the module
+//   .mod   at most MAX_GO_MOD bytes, with a module directive naming the
+//          module (the go command refuses a dependency's go.mod without one,
+//          "parsing go.mod: missing module line" in cmd/go/internal/modload,
+//          and a proxy makes "module <path>" up for a module that has no
+//          go.mod, modfetch.LegacyGoMod; so an HTML page or an empty body
+//          is never a go.mod)
 //   .info  JSON whose Version is the requested version (canonical requests)
+//   list   text whose every non-blank line starts with a valid semantic
+//          version (the go command reads the first field of each line);
+//          an empty list is valid (a module with no tagged versions)
 //
 // The limits are the go command's own (cmd/go/internal/modfetch/codehost:
 // MaxGoMod = 16 << 20, MaxZipFile = 500 << 20), so nothing the go command
@@ -16,6 +24,7 @@
 // and the central directory are read, never the whole file.
 
 import { open } from "node:fs/promises";
+import { isValidSemver } from "./semver.ts";
 import { ValidationError } from "./validation-error.ts";
 import { fileReader, readZipDirectory, type ZipEntry } from "./zip.ts";
 
@@ -84,7 +93,8 @@ export function goModModulePath(text: string): string | null {
 export function validateMod(data: Uint8Array, module: string): void {
   if (data.length > MAX_GO_MOD) throw new ValidationError(`go.mod is larger than ${MAX_GO_MOD} bytes`);
   const declared = goModModulePath(new TextDecoder().decode(data));
-  if (declared !== null && declared !== module) {
+  if (declared === null) throw new ValidationError(`go.mod has no module directive (want module ${JSON.stringify(module)})`);
+  if (declared !== module) {
     throw new ValidationError(`go.mod declares module ${JSON.stringify(declared)}, not ${JSON.stringify(module)}`);
   }
 }
@@ -106,4 +116,11 @@ export function validateInfo(data: Uint8Array, wantVersion: string | null): stri
 
 export function validateList(data: Uint8Array): void {
   if (data.length > MAX_SMALL) throw new ValidationError("list is too large");
+  const lines = new TextDecoder().decode(data).split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const first = lines[i]!.trim().split(/\s+/)[0]!;
+    if (first !== "" && !isValidSemver(first)) {
+      throw new ValidationError(`list line ${i + 1} is not a version: ${JSON.stringify(lines[i]!.slice(0, 80))}`);
+    }
+  }
 }

@@ -126,7 +126,7 @@ export function createModProxy(o: ModProxyOptions): ModProxy {
     offline: o.offline,
     priv,
     upstreams: o.upstreams,
-    upstreamsFor: rules ? (rel) => rules.upstreamsFor(rel) : undefined,
+    upstreamsFor: rules ? (module) => rules.upstreamsFor(module) : undefined,
     upstreamOptions: countedUpstreamOptions(o, metrics, "modproxy"),
   });
   const onStored = storedHook(o);

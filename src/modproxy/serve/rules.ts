@@ -8,7 +8,8 @@
 //                         (@v/master.info) that resolve to it get 403
 //   redirect              307 to the rule's proxy, same path (sumdb requests
 //                         are not redirected: the database is global)
-//   upstream              upstreamsFor() gives the handler the rule's list
+//   upstream              upstreamsFor() gives the handler the rule's list,
+//                         for the module of the request it parsed
 //
 // Why 403 and not 404 for refusals: the go command treats 404 and 410 as
 // "not here, try the next GOPROXY entry", so a client with
@@ -33,8 +34,12 @@ import { errorText } from "./respond.ts";
 export interface RulesRoute {
   /** Answers `req` by the rules, calling `next` for what they let through. */
   serve(req: Request, prefix: string, next: (req: Request) => Promise<Response>): Promise<Response>;
-  /** The upstream list an "upstream" rule gives the module of `rel` (a URL-layout path), else null. */
-  upstreamsFor(rel: string): Upstream[] | null;
+  /**
+   * The upstream list an "upstream" rule gives `module` (of a request
+   * parsed once, by the handler: decoding its path a second time would
+   * read another module, or fail and fall back to --upstream), else null.
+   */
+  upstreamsFor(module: string): Upstream[] | null;
 }
 
 function excluded(rule: Rule, module: string): Response {
@@ -83,15 +88,7 @@ class RulesLayer implements RulesRoute {
     return rule.action === "include" && !rule.versions && !rule.deny.size ? null : rule;
   }
 
-  upstreamsFor(rel: string): Upstream[] | null {
-    let module: string;
-    try {
-      const r = parseModRequest(rel);
-      if (r.kind === "sumdb") return null;
-      module = r.module;
-    } catch {
-      return null;
-    }
+  upstreamsFor(module: string): Upstream[] | null {
     const rule = this.ruleFor(module);
     if (rule?.action !== "upstream") return null;
     this.metrics.inc("modproxy_rules_upstream_fetches");

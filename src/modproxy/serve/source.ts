@@ -19,8 +19,8 @@ export interface ModuleSourceOptions {
   offline?: boolean;
   priv: PrivateSource | null;
   upstreams: Upstream[];
-  /** The upstream list of an "upstream" rule for rel's module, else null. */
-  upstreamsFor?: (rel: string) => Upstream[] | null;
+  /** The upstream list of an "upstream" rule for the module, else null (--upstream). */
+  upstreamsFor?: (module: string) => Upstream[] | null;
   upstreamOptions: UpstreamOptions;
 }
 
@@ -33,6 +33,9 @@ export function moduleSource(o: ModuleSourceOptions): ModuleSource {
     if (o.offline) return fromBucket ?? { ok: false, status: 404, message: OFFLINE_NOT_FOUND, from: "offline" };
     if (fromBucket) return fromBucket;
     if (o.priv?.match(r.module)) return o.priv.fetch(r);
-    return fetchUpstream(o.upstreamsFor?.(rel) ?? o.upstreams, rel, o.upstreamOptions);
+    // The rule is decided on the parsed request r, never on rel again: rel
+    // is decoded text, and reading it as a URL path a second time could
+    // name another module, or none, and send a private path to --upstream.
+    return fetchUpstream(o.upstreamsFor?.(r.module) ?? o.upstreams, rel, o.upstreamOptions);
   };
 }

@@ -3,7 +3,8 @@
 // names the database and GOPROXY points here: it asks
 // <proxy>/sumdb/<name>/supported first and, on 200, sends every sumdb
 // request through the proxy. The answers are signed by the database, so
-// the proxy only needs to pass them through faithfully:
+// the proxy only needs to pass them through faithfully, once their shape
+// is checked (sumdb/answers.ts: a captive portal's page is never kept):
 //
 //   supported                         200 for configured names, else 404
 //   lookup/<module>@<version>         immutable: cached forever
@@ -24,6 +25,7 @@ import { SmallCache } from "../storage/small-cache.ts";
 import type { ModStore } from "../storage/store.ts";
 import type { Upstream, UpstreamOptions } from "../upstream/fetch.ts";
 import { type SumdbConfig, sumdbFileKind, writeSupported } from "../sumdb/databases.ts";
+import { validateSumdbAnswer } from "../sumdb/answers.ts";
 import { sumdbSources } from "../sumdb/sources.ts";
 import { keepTilesComplete, storeTileFiles } from "../sumdb/store-tiles.ts";
 import { widerTileData } from "../sumdb/tiles.ts";
@@ -93,7 +95,7 @@ export function createSumdbProxy(o: SumdbProxyOptions): SumdbHandler {
 
   async function cached(req: Request, d: SumdbConfig, path: string, ttlMs: number | "forever", cacheControl: string): Promise<Response> {
     const rel = `sumdb/${d.name}/${path}`;
-    const a = await cache.get({ rel, ttlMs, persist: true, fetch: () => fetchFrom(d, path), onStored });
+    const a = await cache.get({ rel, ttlMs, persist: true, fetch: () => fetchFrom(d, path), validate: (data) => validateSumdbAnswer(path, data), onStored });
     return answer(req, a, rel, cacheControl);
   }
 
@@ -104,7 +106,9 @@ export function createSumdbProxy(o: SumdbProxyOptions): SumdbHandler {
    * one is answered from it without asking the database (this also keeps
    * the proxy working offline for clients whose last known tree is older
    * than ours), and stored too: the directory must stay usable as
-   * GOPROXY=file://, where nothing derives it. Data tiles are not derived.
+   * GOPROXY=file://, where nothing derives it. Data tiles are not derived,
+   * and neither is anything from a stored tile of the wrong size
+   * (widerTileData).
    */
   async function derived(req: Request, d: SumdbConfig, path: string): Promise<Response | null> {
     const t = parseTilePath(path);

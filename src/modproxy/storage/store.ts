@@ -15,6 +15,10 @@
 //
 // "Escaped" is module.EscapePath / EscapeVersion: every upper-case letter
 // becomes "!" + its lower-case form (github.com/BurntSushi -> github.com/!burnt!sushi).
+// Names are the request's path decoded once, never percent-escaped: a
+// query "a#b" or "%41" is asked as "a%23b" or "%2541" and keyed "a#b" or
+// "%41", so two requests share a name only when they ask the same thing;
+// module/layout.ts urlPathOf escapes a name again for an upstream's URL.
 // The freshness of list, @latest, latest and partial tiles is their file
 // modification time. Queries that are not canonical versions (branch names,
 // "master.info") are not written here: they live in memory for the list TTL.

@@ -9,7 +9,9 @@
 // more signature lines "— <name> <base64(4-byte key hash + signature)>\n".
 // The Ed25519 signature is over the text bytes. A note is accepted when a
 // signature by our key verifies; other signatures are ignored, and a
-// signature claiming our key that does not verify is an error.
+// signature claiming our key that does not verify is an error. parseNote
+// checks the shape alone, for databases whose key the proxy does not know
+// (sumdb/answers.ts).
 
 import { createHash, createPublicKey, verify, type KeyObject } from "node:crypto";
 
@@ -61,8 +63,18 @@ export function parseVerifierKey(vkey: string): Verifier {
 
 const SIG_PREFIX = "\u2014 ";
 
-/** Verifies a signed note with `v`; returns its text. Throws NoteError. */
-export function openNote(msg: Uint8Array, v: Verifier): string {
+export interface ParsedNote {
+  /** The signed text, ending in "\n". */
+  text: string;
+  textBytes: Uint8Array;
+  signatures: { name: string; sig: Buffer }[];
+}
+
+/**
+ * Splits a signed note into its text and its signature lines, checking the
+ * shape only (note.Open's checks before any key is used). Throws NoteError.
+ */
+export function parseNote(msg: Uint8Array): ParsedNote {
   let all: string;
   try {
     all = new TextDecoder("utf-8", { fatal: true }).decode(msg);
@@ -76,17 +88,27 @@ export function openNote(msg: Uint8Array, v: Verifier): string {
   const text = all.slice(0, split + 1);
   const sigs = all.slice(split + 2);
   if (sigs === "" || !sigs.endsWith("\n")) throw new NoteError("malformed note: bad signature block");
-  const textBytes = msg.subarray(0, Buffer.byteLength(text));
-  let verified = false;
   const lines = sigs.slice(0, -1).split("\n");
   if (lines.length > 100) throw new NoteError("malformed note: too many signatures");
-  for (const line of lines) {
-    if (!line.startsWith(SIG_PREFIX)) throw new NoteError("malformed note: signature line");
-    const rest = line.slice(SIG_PREFIX.length);
-    const sp = rest.indexOf(" ");
-    const name = sp < 0 ? rest : rest.slice(0, sp);
-    const sig = sp < 0 ? null : b64(rest.slice(sp + 1));
-    if (!sig || sig.length < 5 || !validName(name)) throw new NoteError("malformed note: signature line");
+  return { text, textBytes: msg.subarray(0, Buffer.byteLength(text)), signatures: lines.map(parseSignatureLine) };
+}
+
+/** "— <name> <base64(4-byte key hash + signature)>". */
+function parseSignatureLine(line: string): { name: string; sig: Buffer } {
+  if (!line.startsWith(SIG_PREFIX)) throw new NoteError("malformed note: signature line");
+  const rest = line.slice(SIG_PREFIX.length);
+  const sp = rest.indexOf(" ");
+  const name = sp < 0 ? rest : rest.slice(0, sp);
+  const sig = sp < 0 ? null : b64(rest.slice(sp + 1));
+  if (!sig || sig.length < 5 || !validName(name)) throw new NoteError("malformed note: signature line");
+  return { name, sig };
+}
+
+/** Verifies a signed note with `v`; returns its text. Throws NoteError. */
+export function openNote(msg: Uint8Array, v: Verifier): string {
+  const { text, textBytes, signatures } = parseNote(msg);
+  let verified = false;
+  for (const { name, sig } of signatures) {
     if (name !== v.name || sig.readUInt32BE(0) !== v.hash) continue;
     if (!verify(null, textBytes, v.key, sig.subarray(4))) throw new NoteError(`invalid signature for key ${v.name}+${v.hash.toString(16).padStart(8, "0")}`);
     verified = true;

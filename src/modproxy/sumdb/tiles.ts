@@ -53,18 +53,21 @@ export function partialTiles(h: number, n: number): Tile[] {
 /**
  * The first t.w hashes of tile t, cut from the narrowest stored tile that
  * holds them (a wider partial tile, or the full tile), or null when none is
- * stored.
+ * stored. A stored tile counts only when it is exactly as long as its
+ * width says (W hashes, 2^H for the full tile): anything else is not a
+ * tile (an error page, a cut download), and a prefix of it would be
+ * served and stored as if the database had signed it.
  */
 export async function widerTileData(files: TileFiles, t: Tile): Promise<Uint8Array | null> {
   const full = tilePath({ ...t, w: 2 ** t.h });
   const wider = files
     .list(`${full}.p`)
-    .filter((f) => /^[0-9]+$/.test(f) && Number(f) > t.w)
+    .filter((f) => /^[0-9]+$/.test(f) && Number(f) > t.w && Number(f) < 2 ** t.h)
     .sort((a, b) => Number(a) - Number(b))
-    .map((f) => `${full}.p/${f}`);
-  for (const src of [full, ...wider]) {
-    const data = await files.read(src);
-    if (data && data.length >= t.w * HASH_SIZE) return data.slice(0, t.w * HASH_SIZE);
+    .map((f) => ({ path: `${full}.p/${f}`, w: Number(f) }));
+  for (const src of [{ path: full, w: 2 ** t.h }, ...wider]) {
+    const data = await files.read(src.path);
+    if (data && data.length === src.w * HASH_SIZE) return data.slice(0, t.w * HASH_SIZE);
   }
   return null;
 }

@@ -8,16 +8,20 @@
 // "direct" (fetching from version control with the go command) is not done
 // by the daemon: it is refused at start-up with a clear message.
 //
-// Requests use Bun's native fetch. A request whose answer headers do not
-// arrive within `timeoutMs`, or whose body stalls for that long between two
-// chunks, fails with a timeout (never a hang). 429 and 5xx answers and
-// network errors are retried a few times with backoff (Retry-After honoured
-// up to a cap) before the next upstream in the list is considered.
+// Requests use Bun's native fetch, to the URL the go command would ask
+// (module/layout.ts urlPathOf escapes the decoded path again). A request
+// whose answer headers do not arrive within `timeoutMs`, or whose body
+// stalls for that long between two chunks, fails with a timeout (never a
+// hang); so does a 404/410 whose short body is not all there within
+// `timeoutMs`. 429 and 5xx answers and network errors are retried a few
+// times with backoff (Retry-After honoured up to a cap) before the next
+// upstream in the list is considered.
 
 import { open } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Metrics } from "../../util/metrics.ts";
+import { urlPathOf } from "../module/layout.ts";
 
 export interface Upstream {
   /** Base URL without a trailing slash ("https://proxy.golang.org") or file:// URL. */
@@ -194,8 +198,53 @@ async function fetchFile(u: Upstream, rel: string): Promise<FetchResult> {
   return { ok: true, status: 200, body, size: st.size, from: u.url };
 }
 
+/**
+ * How much of a 404/410 body is read for its message: the go command shows
+ * at most 8 lines of 81 bytes of it (cmd/go/internal/web), and we keep 1000
+ * characters; the rest is never read.
+ */
+const NOT_FOUND_BODY_LIMIT = 4096;
+
+/** Reads until the body ends or `limit` bytes are in (the caller cancels the rest). */
+async function readPrefix(reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }, limit: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  while (n < limit) {
+    const r = await reader.read();
+    if (r.done || !r.value) break;
+    chunks.push(r.value);
+    n += r.value.length;
+  }
+  return Buffer.concat(chunks).subarray(0, limit);
+}
+
+/**
+ * The message of a 404/410 answer, read within `ms`. The headers' timer is
+ * done by then, and a body that never ends would otherwise hold this
+ * request, and every request waiting on the same path, forever. Throws
+ * UpstreamError (504 when it took too long): the upstream failed.
+ */
+async function notFoundMessage(res: Response, ac: AbortController, url: string, ms: number): Promise<string> {
+  if (!res.body) return "not found";
+  const reader = res.body.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UpstreamError(`${url}: HTTP ${res.status} body not read within ${ms}ms`, 504)), ms);
+  });
+  try {
+    const data = await Promise.race([readPrefix(reader, NOT_FOUND_BODY_LIMIT), late]);
+    return new TextDecoder().decode(data).slice(0, 1000) || "not found";
+  } catch (err) {
+    ac.abort();
+    throw err instanceof UpstreamError ? err : new UpstreamError(`${url}: HTTP ${res.status} body: ${(err as Error).message}`, 502, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+}
+
 async function fetchHttp(u: Upstream, rel: string, o: UpstreamOptions): Promise<FetchResult> {
-  const url = `${u.url}/${rel}`;
+  const url = `${u.url}/${urlPathOf(rel)}`;
   let lastErr: UpstreamError | null = null;
   for (let attempt = 0; attempt <= o.retries; attempt++) {
     if (attempt > 0) await sleep((o.backoffMs ?? 200) * 2 ** (attempt - 1));
@@ -213,7 +262,18 @@ async function fetchHttp(u: Upstream, rel: string, o: UpstreamOptions): Promise<
       continue;
     }
     clearTimeout(timer);
-    o.onFetch?.(u.url, (performance.now() - t0) / 1000, res.ok || res.status === 404 || res.status === 410);
+    if (res.status === 404 || res.status === 410) {
+      try {
+        const message = await notFoundMessage(res, ac, url, o.timeoutMs);
+        o.onFetch?.(u.url, (performance.now() - t0) / 1000, true);
+        return { ok: false, status: res.status, message, from: u.url };
+      } catch (err) {
+        o.onFetch?.(u.url, (performance.now() - t0) / 1000, false);
+        lastErr = err as UpstreamError;
+        continue;
+      }
+    }
+    o.onFetch?.(u.url, (performance.now() - t0) / 1000, res.ok);
     if (res.status === 200 && res.body) {
       const len = res.headers.get("content-length");
       return {
@@ -223,10 +283,6 @@ async function fetchHttp(u: Upstream, rel: string, o: UpstreamOptions): Promise<
         size: len !== null && /^\d+$/.test(len) ? Number(len) : null,
         from: u.url,
       };
-    }
-    if (res.status === 404 || res.status === 410) {
-      const message = (await res.text().catch(() => "")).slice(0, 1000) || "not found";
-      return { ok: false, status: res.status, message, from: u.url };
     }
     await res.body?.cancel().catch(() => {});
     lastErr = new UpstreamError(`${url}: HTTP ${res.status}`);
