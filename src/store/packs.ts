@@ -94,7 +94,7 @@
 // every entry is checked against its output ID (SHA-256) and size before it
 // is served, exactly like a per-action object.
 
-import { zstdDecompressAtMost } from "./pack-frame.ts";
+import { zstdDecompressAtMost } from "../util/zstd-bounded.ts";
 import { decodeMeta, MAX_ENCODED_OUTPUT, type ObjectMeta } from "./s3-objects.ts";
 
 export const PACKS_DIR = "packs/";

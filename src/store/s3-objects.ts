@@ -25,6 +25,7 @@
 // atomically, so an interrupted upload never leaves a half object behind.
 
 import { RemoteError } from "../s3/errors.ts";
+import { zstdDeclaredSize } from "../util/zstd-bounded.ts";
 import type { S3Client, S3Object } from "../s3/client.ts";
 import type { DiskPut, DiskStore, StoredOutput } from "./disk.ts";
 
@@ -246,8 +247,15 @@ async function landZstd({ disk, actionID, meta, hasher, bad, received }: Landing
   return w;
 }
 
-/** A zstd body decompressed, checked against the size its metadata says. */
+/**
+ * A zstd body decompressed, checked against the size its metadata says:
+ * first the size its frame headers declare (a body that declares more, or
+ * nothing, is not decompressed: util/zstd-bounded.ts), then the output.
+ */
 export async function decompressBody(body: Uint8Array, meta: ObjectMeta, bad: (why: string) => never): Promise<Uint8Array> {
+  const declared = zstdDeclaredSize(body);
+  if (declared === null) return bad("zstd body does not declare its size, or is not whole frames");
+  if (declared !== meta.size) return bad(`zstd body declares ${declared} bytes, metadata says ${meta.size}`);
   let out: Uint8Array;
   try {
     // Small bodies inline: a trip through the thread pool costs more than they do.
