@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { goCacheProg, startDaemon } from "./lib/daemon.mjs";
 import { install } from "./lib/install.mjs";
 import { addPath, exportVariable, group, info, saveState, setOutput, warning } from "./lib/runner.mjs";
-import { daemonEnv, settings } from "./lib/settings.mjs";
+import { daemonEnv, goproxyBefore, settings } from "./lib/settings.mjs";
 
 /** @type {string[]} */
 const problems = [];
@@ -38,8 +38,7 @@ async function startAndExport(s, bin) {
   exportVariable("GOCACHEPROG", goCacheProg(bin, d.plugin));
   if (s.modproxy) {
     // "|": any error from the daemon (gone, refusing) falls through to what the job had.
-    const before = process.env.GOPROXY || "https://proxy.golang.org,direct";
-    exportVariable("GOPROXY", `${d.http}/mod|${before}`);
+    exportVariable("GOPROXY", `${d.http}/mod|${goproxyBefore()}`);
   }
   info(`gostash: daemon ${d.pid} on ${d.plugin} (build cache) and ${d.http}${s.modproxy ? " (module proxy at /mod)" : ""}; ${s.readOnlyWhy}`);
 }

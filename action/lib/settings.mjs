@@ -3,6 +3,7 @@
 // daemon's environment (the same variables `gostash serve` reads), and
 // whether this job may write to the bucket.
 
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { boolInput, input } from "./runner.mjs";
@@ -68,3 +69,17 @@ export function settings() {
     path: input("path") || ".",
   };
 }
+
+/**
+ * The GOPROXY the job's go commands use without the action: the
+ * environment's, else what `go env` says (a `go env -w GOPROXY=...`, or the
+ * toolchain's go.env: the action's export would hide either), else Go's
+ * default. The module proxy falls through to it.
+ */
+export function goproxyBefore(env = process.env) {
+  if (env.GOPROXY) return env.GOPROXY;
+  const r = spawnSync("go", ["env", "GOPROXY"], { env, encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "ignore"] });
+  const fromGo = r.status === 0 ? `${r.stdout}`.trim() : "";
+  return fromGo || "https://proxy.golang.org,direct";
+}
+

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 // @ts-expect-error: plain JavaScript, no type declarations
-import { daemonEnv, readOnlyDecision } from "../../action/lib/settings.mjs";
+import { daemonEnv, goproxyBefore, readOnlyDecision } from "../../action/lib/settings.mjs";
 // @ts-expect-error: plain JavaScript, no type declarations
 import { exportVariable, input, saveState } from "../../action/lib/runner.mjs";
 // @ts-expect-error: plain JavaScript, no type declarations
@@ -89,3 +89,17 @@ describe("GOCACHEPROG", () => {
     expect(() => goCacheProg(`/a'b"c/gostash`, "x")).toThrow("both kinds of quotes");
   });
 });
+
+describe("the GOPROXY the module proxy falls through to", () => {
+  test("the environment's; else a `go env -w` setting, which the action's export would otherwise hide; else Go's default", () => {
+    const base = { PATH: process.env.PATH!, HOME: tmp.path, GOENV: join(tmp.path, "go-env-file"), GOTOOLCHAIN: "local" };
+    expect(goproxyBefore({ ...base, GOPROXY: "https://env.example" })).toBe("https://env.example");
+    writeFileSync(base.GOENV, "");
+    expect(goproxyBefore(base)).toBe("https://proxy.golang.org,direct");
+    const w = Bun.spawnSync(["go", "env", "-w", "GOPROXY=https://corp.example/proxy,off"], { env: base });
+    expect(w.exitCode).toBe(0);
+    expect(goproxyBefore(base)).toBe("https://corp.example/proxy,off");
+    expect(goproxyBefore({ ...base, PATH: "/nonexistent" })).toBe("https://proxy.golang.org,direct"); // no go on PATH yet
+  });
+});
+
