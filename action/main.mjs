@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { goCacheProg, startDaemon } from "./lib/daemon.mjs";
 import { install } from "./lib/install.mjs";
 import { addPath, exportVariable, group, info, saveState, setOutput, warning } from "./lib/runner.mjs";
-import { daemonEnv, goproxyBefore, settings } from "./lib/settings.mjs";
+import { daemonEnv, goproxyBefore, mtimesFailure, settings } from "./lib/settings.mjs";
 
 /** @type {string[]} */
 const problems = [];
@@ -48,7 +48,7 @@ function contentMtimes(s, bin) {
   const r = spawnSync(bin, ["ci", "mtimes", dir], { encoding: "utf8", timeout: 600_000, stdio: ["ignore", "pipe", "pipe"] });
   const out = `${r.stderr ?? ""}`.trim();
   if (r.error) throw new Error(r.error.message);
-  if (r.status !== 0) throw new Error(out.split("\n").pop() || `exit ${r.status}`);
+  if (r.status !== 0) throw new Error(mtimesFailure(out, r.status));
   info(out);
 }
 
@@ -80,7 +80,7 @@ async function main() {
     try {
       contentMtimes(s, bin);
     } catch (err) {
-      problem("gostash ci mtimes failed (test results will not stay cached across checkouts)", err);
+      problem("gostash ci mtimes: some files keep their checkout time (go test's cached results for them are not reused)", err);
     }
   }
 }

@@ -83,3 +83,13 @@ export function goproxyBefore(env = process.env) {
   return fromGo || "https://proxy.golang.org,direct";
 }
 
+/**
+ * What a failed `gostash ci mtimes` said, for the warning: its first line
+ * (how many files could not be set, or what stopped it) and the next (the
+ * first of those files and why). Its last line may be "... and N more",
+ * which names no cause.
+ */
+export function mtimesFailure(stderr, status) {
+  return stderr.split("\n").filter(Boolean).slice(0, 2).join(" / ") || `exit ${status}`;
+}
+

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 // @ts-expect-error: plain JavaScript, no type declarations
-import { daemonEnv, goproxyBefore, readOnlyDecision } from "../../action/lib/settings.mjs";
+import { daemonEnv, goproxyBefore, mtimesFailure, readOnlyDecision } from "../../action/lib/settings.mjs";
 // @ts-expect-error: plain JavaScript, no type declarations
 import { exportVariable, input, saveState } from "../../action/lib/runner.mjs";
 // @ts-expect-error: plain JavaScript, no type declarations
@@ -100,6 +100,20 @@ describe("the GOPROXY the module proxy falls through to", () => {
     expect(w.exitCode).toBe(0);
     expect(goproxyBefore(base)).toBe("https://corp.example/proxy,off");
     expect(goproxyBefore({ ...base, PATH: "/nonexistent" })).toBe("https://proxy.golang.org,direct"); // no go on PATH yet
+  });
+});
+
+describe("a failed gostash ci mtimes, as the warning tells it", () => {
+  test("its summary line and the first file with its cause, never the closing '... and N more'", () => {
+    const lines = ["gostash ci mtimes: /w: 900 files, 0 symlinks, 3 directories set from their content in 0.10s (9000 files/s); 25 could not be set"];
+    for (let i = 0; i < 20; i++) lines.push(`gostash ci mtimes: f${i}: permission denied`);
+    lines.push("gostash ci mtimes: ... and 5 more", "");
+    const w = mtimesFailure(lines.join("\n"), 1);
+    expect(w).toContain("25 could not be set");
+    expect(w).toContain("f0: permission denied");
+    expect(w).not.toContain("more");
+    expect(mtimesFailure("gostash ci mtimes: /w: not a git work tree\n", 1)).toBe("gostash ci mtimes: /w: not a git work tree");
+    expect(mtimesFailure("", 2)).toBe("exit 2");
   });
 });
 
