@@ -66,7 +66,10 @@ export function nowNanos(ms = Date.now()): bigint {
   return BigInt(ms) * 1_000_000n;
 }
 
-const DISK_TROUBLE = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EFBIG"]);
+// ENOENT: the cache directory, or a subdirectory, went away under a writer
+// (`go clean -cache` while a daemon writes; a symlinked cache whose target
+// was removed): like a full disk, a reason to pass an output through.
+const DISK_TROUBLE = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EFBIG", "ENOENT"]);
 
 /** Errors that mean "this directory cannot take more data", not a bug. */
 export function isDiskTrouble(err: unknown): boolean {

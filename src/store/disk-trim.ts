@@ -6,7 +6,16 @@
 // - stale temp files (a writer that died) are removed on every pass;
 // - with --max-size, when the running usage estimate says the cap is
 //   passed, the least recently used files go until 90% of the cap is left,
-//   so a cache near its cap is not trimmed on every run.
+//   so a cache near its cap is not trimmed on every run. Files used within
+//   the last RECENT (an mtime is refreshed at most hourly, so a file handed
+//   out a minute ago may carry an mtime 59 minutes old) are never evicted:
+//   a running go command may still read them. The cap can be passed by
+//   what was used in that time.
+// - the estimate (gostash-usage.json) is the last trim's measure plus what
+//   every process wrote since: a process whose trim is not due adds its
+//   bytes to it, so many short-lived plugin runs add up to a trim. Two
+//   processes adding at once may lose one's bytes: an estimate, corrected
+//   by the next measure.
 
 import { readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +23,8 @@ import { MTIME_INTERVAL, STALE_TEMP, TRIM_INTERVAL, TRIM_LIMIT } from "./disk-la
 
 export interface TrimReport {
   skipped: boolean;
+  /** Skipped, but bytesWritten was added to the usage estimate: the caller starts counting again. */
+  counted?: boolean;
   removedFiles: number;
   removedBytes: number;
   keptBytes: number;
@@ -45,13 +56,16 @@ export function trimDir(o: TrimOptions): TrimReport {
   const dueByAge = o.force === true || !(o.now - lastTrim < TRIM_INTERVAL && o.now - lastTrim > -MTIME_INTERVAL);
   const usage = o.maxSize ? usageOf(usageFile) : 0;
   const overCap = o.maxSize ? usage < 0 || usage + o.bytesWritten > o.maxSize : false;
-  if (!dueByAge && !overCap) return report;
+  if (!dueByAge && !overCap) {
+    if (o.maxSize && o.bytesWritten > 0) report.counted = writeQuietly(usageFile, JSON.stringify({ bytes: usage + o.bytesWritten, at: o.now }));
+    return report;
+  }
   report.skipped = false;
   if (dueByAge) writeQuietly(trimFile, String(Math.floor(o.now / 1000)));
   const cutoff = o.now - (o.expiryMs ? o.expiryMs + MTIME_INTERVAL : TRIM_LIMIT);
   const live = sweep(o.dir, (st, isTemp) => (isTemp ? st.mtimeMs < o.now - STALE_TEMP : dueByAge && st.mtimeMs < cutoff), report);
   let total = live.reduce((a, f) => a + f.size, 0);
-  if (o.maxSize && total > o.maxSize) total = evictLRU(live, total, o.maxSize * 0.9, report);
+  if (o.maxSize && total > o.maxSize) total = evictLRU(live, total, o.maxSize * 0.9, o.now - RECENT, report);
   report.keptBytes = total;
   writeQuietly(usageFile, JSON.stringify({ bytes: total, at: o.now }));
   return report;
@@ -89,11 +103,14 @@ function sweep(dir: string, old: (st: Stats, isTemp: boolean) => boolean, report
   return live;
 }
 
-/** Least recently used first, down to target bytes; returns the bytes left. */
-function evictLRU(live: LiveFile[], total: number, target: number, report: TrimReport): number {
+/** Files used after this long ago are never evicted (see the top): the mtime interval and a margin. */
+const RECENT = MTIME_INTERVAL + 10 * 60_000;
+
+/** Least recently used first, down to target bytes, none used since `usedAfter`; returns the bytes left. */
+function evictLRU(live: LiveFile[], total: number, target: number, usedAfter: number, report: TrimReport): number {
   live.sort((a, b) => a.mtime - b.mtime);
   for (const f of live) {
-    if (total <= target) break;
+    if (total <= target || f.mtime >= usedAfter) break;
     if (removePath(f.path)) {
       total -= f.size;
       report.removedFiles++;
@@ -119,10 +136,14 @@ function readText(file: string): string | null {
   }
 }
 
-function writeQuietly(file: string, text: string): void {
+/** Best effort: true if written. */
+function writeQuietly(file: string, text: string): boolean {
   try {
     writeFileSync(file, text);
-  } catch {}
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function removePath(path: string, st?: Stats): boolean {

@@ -6,6 +6,7 @@
 //   - an output file already there with the right size is kept: it holds
 //     the same bytes (its name is their SHA-256), so outputs that several
 //     actions share (the empty output of hundreds of them) are written once;
+//     its mtime is refreshed as a hit's would be (it is about to be used);
 //   - a missing file is created under its own name with O_EXCL and written
 //     whole (no temp file, no rename): until it is complete it is shorter
 //     than its entry says, so nobody takes it for a hit (disk.ts's get, and
@@ -17,9 +18,9 @@
 // full or read-only disk) takes disk.ts's ordinary path: temp file and
 // rename, with its overflow directory.
 
-import { statSync, unlinkSync } from "node:fs";
+import { statSync, unlinkSync, utimesSync } from "node:fs";
 import { writeWholeSync } from "../util/write-file.ts";
-import { ENTRY_SIZE, formatEntry, isDiskTrouble, type StoredOutput } from "./disk-layout.ts";
+import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, type StoredOutput } from "./disk-layout.ts";
 
 /** What disk.ts's store lends this module. */
 export interface WholeTarget {
@@ -52,11 +53,23 @@ export function putWhole(t: WholeTarget, actionID: string, outputID: string, byt
   return out;
 }
 
-/** The output at its path: true if it is there now (kept or created). */
+/**
+ * The output at its path: true if it is there now (kept or created). A
+ * kept one counts as used now, as a hit does (disk.ts markUsed): its DiskPath
+ * is about to be handed out, and a size-capped trim takes the least recently
+ * used files first.
+ */
 function placeOutput(path: string, bytes: Uint8Array): boolean {
   const st = statSync(path, { throwIfNoEntry: false });
-  if (st) return st.isFile() && st.size === bytes.length;
-  return createWhole(path, bytes);
+  if (!st) return createWhole(path, bytes);
+  if (!st.isFile() || st.size !== bytes.length) return false;
+  const now = Date.now();
+  if (now - st.mtimeMs >= MTIME_INTERVAL) {
+    try {
+      utimesSync(path, new Date(now), new Date(now));
+    } catch {}
+  }
+  return true;
 }
 
 /** Creates a file that must not exist yet and writes it whole; false (and nothing left behind) if that did not work. */

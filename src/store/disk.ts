@@ -4,10 +4,12 @@
 // nothing.
 //
 // Writes go to a temp file in the same subdirectory and are renamed into
-// place, output before entry, so an interrupted write is never a hit.
+// place, output before entry, so an interrupted write is never a hit
+// (disk-write.ts: one write).
 //
-// A full disk (ENOSPC), a read-only or foreign-owned cache directory must
-// not fail the build: `go` needs a DiskPath holding the output even when
+// A full disk (ENOSPC), a read-only or foreign-owned cache directory, or
+// one removed under a writer (`go clean -cache`, ENOENT) must not fail the
+// build: `go` needs a DiskPath holding the output even when
 // nothing can be cached (go vet and go list -export fail without it). So
 // the output goes to an overflow directory instead (disk-overflow.ts: its
 // layout and when its files are removed), no entry is written
@@ -16,7 +18,7 @@
 // All I/O here is synchronous on purpose: a local get is three small
 // syscalls, and doing them inline beats a round trip through a thread pool.
 
-import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
@@ -24,9 +26,10 @@ import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, nowNanos, parse
 import { OverflowDir, sweepOverflow } from "./disk-overflow.ts";
 import { trimDir, type TrimReport } from "./disk-trim.ts";
 import { putWhole } from "./disk-whole.ts";
+import { DiskWrite, unlinkQuietly, type DiskPut, type Temp } from "./disk-write.ts";
 import { writeWholeSync } from "../util/write-file.ts";
 
-export { ENTRY_SIZE, formatEntry, isDiskTrouble, nowNanos, parseEntry, type StoredOutput, type TrimReport };
+export { ENTRY_SIZE, formatEntry, isDiskTrouble, nowNanos, parseEntry, type DiskPut, type StoredOutput, type TrimReport };
 
 export interface DiskStoreOptions {
   dir: string;
@@ -42,14 +45,6 @@ export interface DiskStoreOptions {
   now?: () => number;
 }
 
-/** A put (or download) being written into the store. */
-export interface DiskPut {
-  write(bytes: Uint8Array): void;
-  /** Moves the output and then the entry into place; returns the stored output. */
-  commit(timeNanos?: bigint): StoredOutput;
-  abort(): void;
-  readonly written: number;
-}
 
 export interface DiskStore {
   readonly dir: string;
@@ -71,21 +66,26 @@ export interface DiskStore {
 
 let tempSeq = 0;
 
-/** Temp files of the landing threads and the main thread never share a name. */
+/**
+ * Temp files of the landing threads and the main thread never share a
+ * name, nor do those of processes in other PID namespaces sharing one cache
+ * volume (containers, whose PIDs repeat): a random part, and every temp
+ * file is created exclusively.
+ */
 function tempSuffix(): string {
-  return `${process.pid}.${threadId}.${++tempSeq}.tmp`;
+  return `${process.pid}.${threadId}.${++tempSeq}.${randomPart()}.tmp`;
+}
+
+const randomWord = new Uint32Array(1);
+function randomPart(): string {
+  crypto.getRandomValues(randomWord);
+  return randomWord[0]!.toString(36);
 }
 
 export function createDiskStore(opts: DiskStoreOptions): DiskStore {
   return new GoCacheDir(opts);
 }
 
-/** A temp file being written: in the cache directory, or in the overflow directory. */
-interface Temp {
-  path: string;
-  fd: number;
-  overflow: boolean;
-}
 
 class GoCacheDir implements DiskStore {
   readonly dir: string;
@@ -172,7 +172,10 @@ class GoCacheDir implements DiskStore {
 
   trim(o: { force?: boolean } = {}): TrimReport {
     const report = trimDir({ dir: this.dir, maxSize: this.opts.maxSize, expiryMs: this.opts.expiryMs, bytesWritten: this.bytesWritten, now: this.now(), force: o.force });
-    if (report.skipped) return report;
+    if (report.skipped) {
+      if (report.counted) this.bytesWritten = 0; // added to the usage estimate
+      return report;
+    }
     this.bytesWritten = 0;
     sweepOverflow(this.overflow.dir, this.now());
     return report;
@@ -204,7 +207,7 @@ class GoCacheDir implements DiskStore {
     const path = `${sub}/${outputID}-d.${tempSuffix()}`;
     try {
       this.ensureSubdir(outputID);
-      return { path, fd: openSync(path, "w", 0o644), overflow: false };
+      return { path, fd: openSync(path, "wx+", 0o644), overflow: false };
     } catch (err) {
       let cause = err;
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
@@ -212,7 +215,7 @@ class GoCacheDir implements DiskStore {
         this.madeDirs.delete(sub);
         try {
           this.ensureSubdir(outputID);
-          return { path, fd: openSync(path, "w", 0o644), overflow: false };
+          return { path, fd: openSync(path, "wx+", 0o644), overflow: false };
         } catch (err2) {
           cause = err2;
         }
@@ -231,11 +234,11 @@ class GoCacheDir implements DiskStore {
     const data = formatEntry(actionID, outputID, size, timeNanos);
     try {
       try {
-        writeWholeSync(tmp, data, "w");
+        writeWholeSync(tmp, data, "wx");
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
         mkdirSync(sub, { recursive: true });
-        writeWholeSync(tmp, data, "w");
+        writeWholeSync(tmp, data, "wx");
       }
       renameSync(tmp, join(sub, `${actionID}-a`));
     } catch (err) {
@@ -249,97 +252,6 @@ class GoCacheDir implements DiskStore {
   }
 }
 
-/** One output being written: temp file, then output and entry renamed into place. */
-class DiskWrite implements DiskPut {
-  written = 0;
-
-  constructor(
-    private readonly store: GoCacheDir,
-    private readonly actionID: string,
-    private readonly outputID: string,
-    private readonly size: number,
-    private temp: Temp | null,
-  ) {}
-
-  write(bytes: Uint8Array): void {
-    if (!this.temp) throw new Error("disk store: write after commit or abort");
-    let off = 0;
-    while (off < bytes.length) {
-      try {
-        off += writeSync(this.temp.fd, bytes, off, bytes.length - off, this.written + off);
-      } catch (err) {
-        if (this.temp.overflow || !isDiskTrouble(err)) throw err;
-        this.spill(err, off);
-      }
-    }
-    this.written += bytes.length;
-  }
-
-  /** Moves what was written so far to the overflow directory. */
-  private spill(err: unknown, extra: number): void {
-    this.store.trouble(err);
-    const old = this.temp!;
-    const o = this.store.overflow.pathFor(this.outputID);
-    copyFileSync(old.path, o);
-    closeSync(old.fd);
-    unlinkQuietly(old.path);
-    const fd = openSync(o, "r+");
-    ftruncateSync(fd, this.written + extra);
-    this.temp = { path: o, fd, overflow: true };
-  }
-
-  commit(timeNanos = this.store.nowNanos): StoredOutput {
-    const cur = this.temp;
-    if (!cur) throw new Error("disk store: commit after commit or abort");
-    try {
-      if (this.written !== this.size) throw new Error(`disk store: wrote ${this.written} bytes, expected ${this.size}`);
-      closeSync(cur.fd);
-    } catch (err) {
-      this.abort();
-      throw err;
-    }
-    this.temp = null;
-    const out: StoredOutput = { outputID: this.outputID, size: this.size, timeNanos, diskPath: "" };
-    if (cur.overflow) {
-      // Its own file, for this write alone (disk-overflow.ts): no rename.
-      out.diskPath = cur.path;
-      return out;
-    }
-    out.diskPath = this.store.finalPath(this.outputID);
-    try {
-      renameSync(cur.path, out.diskPath);
-    } catch (err) {
-      unlinkQuietly(cur.path);
-      throw err;
-    }
-    this.commitEntry(timeNanos);
-    return out;
-  }
-
-  /** The entry after the output: without it the output is only a DiskPath, never a later hit. */
-  private commitEntry(timeNanos: bigint): void {
-    try {
-      this.store.writeEntry(this.actionID, this.outputID, this.size, timeNanos);
-      this.store.bytesWritten += this.size + ENTRY_SIZE;
-    } catch (err) {
-      // The output is in place and complete: serve it; only the entry
-      // (and so a later hit) is lost.
-      if (!isDiskTrouble(err)) throw err;
-      this.store.trouble(err);
-    }
-  }
-
-  abort(): void {
-    const t = this.temp;
-    if (!t) return;
-    this.temp = null;
-    try {
-      closeSync(t.fd);
-    } catch {}
-    unlinkQuietly(t.path);
-  }
-}
-
 /** Refreshes an mtime at most hourly on use, as Go does (best effort). */
 function markUsed(path: string, mtimeMs: number, t: number): void {
   if (t - mtimeMs >= MTIME_INTERVAL) {
@@ -348,10 +260,4 @@ function markUsed(path: string, mtimeMs: number, t: number): void {
       utimesSync(path, d, d);
     } catch {}
   }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {}
 }

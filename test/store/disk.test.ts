@@ -1,7 +1,7 @@
 // The local store on a real temporary directory.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createDiskStore, ENTRY_SIZE, formatEntry, parseEntry } from "../../src/store/disk.ts";
 import { tempDir } from "../helpers/env.ts";
@@ -137,6 +137,51 @@ describe("get and put", () => {
     const { a } = put(s, "before", "1");
     expect(s.get(a)).not.toBeNull();
   });
+
+  test("its directory removed while an output streams in (go clean -cache under a daemon): answered from the overflow directory with every byte, never an error", () => {
+    const dir = fresh();
+    const overflowDir = join(fresh(), "overflow");
+    const troubles: string[] = [];
+    const s = createDiskStore({ dir, overflowDir, onTrouble: (e) => void troubles.push((e as NodeJS.ErrnoException).code ?? "") });
+    const body = "x".repeat(100_000) + "y".repeat(50_000);
+    const a = sha("a:removed mid-put");
+    const w = s.put(a, sha(body), body.length);
+    w.write(Buffer.from(body.slice(0, 100_000)));
+    rmSync(dir, { recursive: true, force: true });
+    w.write(Buffer.from(body.slice(100_000)));
+    const out = w.commit();
+    expect(out.diskPath.startsWith(overflowDir)).toBe(true);
+    expect(readFileSync(out.diskPath, "utf8")).toBe(body);
+    expect(troubles).toEqual(["ENOENT"]);
+    expect(s.get(a)).toBeNull(); // no entry: a later get misses
+  });
+
+  test("a cache directory that is a symlink to a directory that is gone: puts pass through the overflow directory", () => {
+    const root = fresh();
+    const target = join(root, "target");
+    mkdirSync(target, { recursive: true });
+    const dir = join(root, "cache");
+    symlinkSync(target, dir);
+    rmSync(target, { recursive: true });
+    const s = createDiskStore({ dir, overflowDir: join(root, "overflow") });
+    const { hit } = put(s, "dangling", "some output");
+    expect(hit.diskPath.startsWith(join(root, "overflow"))).toBe(true);
+    expect(readFileSync(hit.diskPath, "utf8")).toBe("some output");
+  });
+
+  test("landing an output that is already there keeps the file and refreshes its mtime, as a hit does (a size-capped trim must not take it first)", () => {
+    const dir = fresh();
+    const s = createDiskStore({ dir });
+    const body = Buffer.from("shared output");
+    const first = s.putWhole(sha("a:one"), sha(body), body, 1n);
+    const old = new Date(Date.now() - 3 * 3600_000);
+    utimesSync(first.diskPath, old, old);
+    const ino = statSync(first.diskPath).ino;
+    const second = s.putWhole(sha("a:two"), sha(body), body, 2n);
+    expect(second.diskPath).toBe(first.diskPath);
+    expect(statSync(second.diskPath).ino).toBe(ino);
+    expect(Date.now() - statSync(second.diskPath).mtimeMs).toBeLessThan(60_000);
+  });
 });
 
 describe("trim", () => {
@@ -192,7 +237,7 @@ describe("trim", () => {
     const items = [];
     for (let i = 0; i < 10; i++) {
       const it = put(s, `cap${i}`, String(i).repeat(1500));
-      const t = new Date(now - (10 - i) * 60_000); // item 0 is the oldest
+      const t = new Date(now - 2 * 3600_000 - (10 - i) * 60_000); // item 0 is the oldest; none used within the last hour
       for (const p of [join(dir, it.a.slice(0, 2), `${it.a}-a`), it.hit.diskPath]) utimesSync(p, t, t);
       items.push(it);
     }
@@ -208,5 +253,46 @@ describe("trim", () => {
       .flatMap((d) => readdirSync(join(dir, d)).map((f) => statSync(join(dir, d, f)).size))
       .reduce((x, y) => x + y, 0);
     expect(total).toBeLessThanOrEqual(10_000);
+  });
+
+  test("the size cap never evicts what was used within the last hour (a go command may still read it), even over the cap", () => {
+    const dir = fresh();
+    const now = Date.now();
+    const s = createDiskStore({ dir, now: () => now, maxSize: 10_000 });
+    const at = (it: ReturnType<typeof put>, ago: number) => {
+      const t = new Date(now - ago);
+      for (const p of [join(dir, it.a.slice(0, 2), `${it.a}-a`), it.hit.diskPath]) utimesSync(p, t, t);
+    };
+    const old = put(s, "old", "o".repeat(3000));
+    at(old, 3 * 3600_000);
+    const recent = [0, 1, 2].map((i) => put(s, `recent${i}`, String(i).repeat(3000)));
+    // Refreshed at most hourly on use: 59 minutes old may mean used a minute ago.
+    recent.forEach((it, i) => at(it, (20 + 19 * i) * 60_000));
+    const r = s.trim();
+    expect(r.skipped).toBe(false);
+    expect(s.get(old.a)).toBeNull();
+    for (const [i, it] of recent.entries()) expect(readFileSync(it.hit.diskPath, "utf8")).toBe(String(i).repeat(3000));
+    expect(r.keptBytes).toBeGreaterThan(9_000); // over 90% of the cap: the recent files stay all the same
+  });
+
+  test("every process's writes count towards the cap: runs whose trim is not due add their bytes to the estimate, until one trims", () => {
+    const dir = fresh();
+    const now = Date.now();
+    const run = (i: number) => {
+      const s = createDiskStore({ dir, now: () => now, maxSize: 20_000 }); // a plugin run: a process of its own
+      const it = put(s, `run${i}`, String(i % 10).repeat(4000));
+      const t = new Date(now - 3 * 3600_000 + i * 60_000); // used long enough ago to be evictable
+      for (const p of [join(dir, it.a.slice(0, 2), `${it.a}-a`), it.hit.diskPath]) utimesSync(p, t, t);
+      return s.trim();
+    };
+    expect(run(0).skipped).toBe(false); // no estimate yet: measured
+    const reports = [1, 2, 3, 4, 5, 6].map(run);
+    expect(reports.slice(0, 3).every((r) => r.skipped && r.counted)).toBe(true);
+    expect(reports.some((r) => !r.skipped && r.removedFiles > 0)).toBe(true);
+    const total = readdirSync(dir)
+      .filter((d) => /^[0-9a-f]{2}$/.test(d))
+      .flatMap((d) => readdirSync(join(dir, d)).map((f) => statSync(join(dir, d, f)).size))
+      .reduce((x, y) => x + y, 0);
+    expect(total).toBeLessThanOrEqual(20_000);
   });
 });
