@@ -14,6 +14,7 @@ export function formatMtimesReport(r: MtimesReport): string {
     `gostash ci mtimes: ${r.dir}: ${parts.join(", ")} set from their content in ${r.seconds.toFixed(2)}s (${rate} files/s)` +
     (r.modified ? `; ${r.modified} modified in the work tree, timed from their current content` : "") +
     (r.absent ? `; ${r.absent} tracked but absent` : "") +
+    (r.untimed ? `; ${r.untimed} left as they are (not the kind of file git tracks there, or a name that is not UTF-8)` : "") +
     (r.failed.length ? `; ${r.failed.length} could not be set` : "") +
     "\n";
   if (n === 0) line = `gostash ci mtimes: ${r.dir}: git tracks no files here; nothing to do\n`;

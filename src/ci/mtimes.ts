@@ -12,8 +12,10 @@
 // different one. No history is needed (shallow clones work).
 //
 // What gets a time:
-//   regular files   from their blob ID: the index's when the work tree
-//                   matches it, else `git hash-object` of the work-tree file
+//   regular files   from their blob ID: the index's when git finds the work
+//                   tree matches it, else (and for assume-unchanged and
+//                   skip-worktree entries, which git does not check)
+//                   `git hash-object` of the work-tree file
 //   symlinks        the link itself (lutimes, never its target), from its blob ID
 //   directories     that hold tracked entries, from a hash of their tracked
 //                   children (name, mode, ID), computed bottom-up: a test
@@ -21,7 +23,11 @@
 //   submodules      checked-out ones are processed as repositories of their
 //                   own; an empty (not initialised) one gets its commit's time
 // Untracked and ignored files are left alone (though their presence in a
-// directory a test lists still changes that test's key).
+// directory a test lists still changes that test's key), and so is a
+// tracked entry now of another kind (a file replaced by a directory or a
+// symlink), one git cannot hash, or one whose name is not UTF-8: no time
+// only costs a cache miss, a wrong one a stale test result
+// (src/ci/worktree-ids.ts).
 //
 // The time: 2000-01-01 UTC + the first 28 bits of the ID as seconds (up to
 // ~8.5 years) + the next bits modulo 1000 as milliseconds. Always years in
@@ -32,20 +38,10 @@
 // 4e-12; 1 in 2^28 on a file system with whole-second times), and then a
 // test that read that file would be served a stale cached result.
 
-import { lstatSync, lutimesSync, readFileSync, readlinkSync, utimesSync } from "node:fs";
+import { lstatSync, lutimesSync, utimesSync } from "node:fs";
 import { join, resolve } from "node:path";
-import {
-  CiError,
-  hashWorkTreeFiles,
-  indexEntries,
-  MODE_GITLINK,
-  MODE_SYMLINK,
-  modifiedPaths,
-  objectFormat,
-  requireWorkTree,
-  symlinkBlobID,
-  type IndexEntry,
-} from "./git.ts";
+import { CiError, indexEntries, MODE_GITLINK, MODE_SYMLINK, objectFormat, requireWorkTree } from "./git.ts";
+import { currentIDs, type WorkTreeTally } from "./worktree-ids.ts";
 
 /** 2000-01-01T00:00:00Z in milliseconds. */
 const BASE_MS = 946_684_800_000;
@@ -58,33 +54,20 @@ export function contentTimeMs(oid: string): number {
   return BASE_MS + seconds * 1000 + millis;
 }
 
-export interface MtimesReport {
+export interface MtimesReport extends WorkTreeTally {
   dir: string;
   files: number;
   symlinks: number;
   dirs: number;
   submodules: number;
-  /** Files whose work-tree content differs from the index: timed from their own content. */
-  modified: number;
-  /** Tracked but not in the work tree (deleted, sparse checkout). */
-  absent: number;
-  /** Could not be set (permissions, ...), with the reason. */
-  failed: { path: string; why: string }[];
   seconds: number;
-}
-
-/** A tracked entry with the object ID its current content has. */
-interface Timed {
-  path: string;
-  mode: string;
-  oid: string;
 }
 
 export function setContentMtimes(dirArg: string): MtimesReport {
   const t0 = performance.now();
   const dir = resolve(dirArg);
   requireWorkTree(dir);
-  const report: MtimesReport = { dir, files: 0, symlinks: 0, dirs: 0, submodules: 0, modified: 0, absent: 0, failed: [], seconds: 0 };
+  const report: MtimesReport = { dir, files: 0, symlinks: 0, dirs: 0, submodules: 0, modified: 0, absent: 0, untimed: 0, failed: [], seconds: 0 };
   const rootHash = processTree(dir, report);
   if (rootHash) setTime(dir, ".", rootHash, report, false);
   report.seconds = (performance.now() - t0) / 1000;
@@ -94,9 +77,14 @@ export function setContentMtimes(dirArg: string): MtimesReport {
 /** Sets the times under dir (one repository); returns the hash of its tracked tree, or null if it tracks nothing. */
 function processTree(dir: string, report: MtimesReport): string | null {
   const format = objectFormat(dir);
-  const entries = currentIDs(dir, indexEntries(dir), format, report);
+  const index = indexEntries(dir);
+  report.untimed += index.undecodable;
+  const { timed, untimed } = currentIDs(dir, index.entries, format, report);
   const tree = new DirTree();
-  for (const e of entries) {
+  // An entry left untimed still marks its directory: its hash then matches
+  // no tree whose entries all have their content's time.
+  for (const path of untimed) tree.add(path, "untimed", "-");
+  for (const e of timed) {
     if (e.mode === MODE_GITLINK) {
       const sub = join(dir, e.path);
       report.submodules++;
@@ -118,40 +106,6 @@ function processTree(dir: string, report: MtimesReport): string | null {
     if (setTime(join(dir, rel), rel, hash, report, false)) report.dirs++;
   }
   return tree.rootHash(format);
-}
-
-/** The index entries with IDs for what is in the work tree now (modified files hashed afresh). */
-function currentIDs(dir: string, entries: IndexEntry[], format: "sha1" | "sha256", report: MtimesReport): Timed[] {
-  const modified = modifiedPaths(dir);
-  const out: Timed[] = [];
-  const toHash: Timed[] = [];
-  for (const e of entries) {
-    const t: Timed = { path: e.path, mode: e.mode, oid: e.oid };
-    if (e.mode === MODE_GITLINK) out.push(t);
-    else if (modified.has(e.path) || e.oid === "") {
-      if (!present(join(dir, e.path))) {
-        report.absent++;
-        continue;
-      }
-      report.modified++;
-      if (e.mode === MODE_SYMLINK) t.oid = symlinkBlobID(readlinkSync(join(dir, e.path)), format);
-      else toHash.push(t);
-      out.push(t);
-    } else out.push(t);
-  }
-  // git reads paths one per line: a name with a newline in it is hashed here, without filters.
-  const viaGit = toHash.filter((t) => !t.path.includes("\n"));
-  hashWorkTreeFiles(dir, viaGit.map((t) => t.path)).forEach((oid, i) => (viaGit[i]!.oid = oid));
-  for (const t of toHash) if (t.path.includes("\n")) t.oid = blobOfFile(join(dir, t.path), format);
-  return out;
-}
-
-function blobOfFile(path: string, format: "sha1" | "sha256"): string {
-  const body = readFileSync(path);
-  const h = new Bun.CryptoHasher(format);
-  h.update(`blob ${body.length}\0`);
-  h.update(body);
-  return h.digest("hex");
 }
 
 function present(path: string): boolean {

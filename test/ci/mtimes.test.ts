@@ -1,7 +1,7 @@
 // `gostash ci mtimes` on real git repositories (no go command): which paths
 // get which time, and what is left alone.
 import { afterAll, describe, expect, test } from "bun:test";
-import { lstatSync, mkdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { lstatSync, lutimesSync, mkdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { contentTimeMs } from "../../src/ci/mtimes.ts";
 import { BIN, run, tempDir } from "../helpers/env.ts";
@@ -33,7 +33,15 @@ function mtimeMs(path: string): number {
 }
 
 async function blobID(dir: string, file: string): Promise<string> {
-  return (await git(["hash-object", file], dir)).trim();
+  // A command-line path is taken as it is (no un-quoting), relative to dir.
+  return (await git(["hash-object", "--", file], dir)).trim();
+}
+
+/** Whether the file has the time of its current content (and not of the other content named). */
+async function timedAsItself(dir: string, file: string, notLike?: string): Promise<void> {
+  const now = await blobID(dir, file);
+  if (notLike) expect(now).not.toBe(await blobID(dir, notLike));
+  expect(mtimeMs(join(dir, file))).toBe(contentTimeMs(now));
 }
 
 describe("contentTimeMs", () => {
@@ -155,5 +163,130 @@ describe("gostash ci mtimes", () => {
     expect(r.stderr).toContain(`ci mtimes: ${d} is not inside a git work tree`);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(mtimeMs(join(d, "f.txt"))).toBe(OLD.getTime());
+  });
+});
+
+describe("gostash ci mtimes: a work tree that differs from the index", () => {
+  test("DIR a subdirectory: a modified file there is hashed as itself, not as the file of the same name at the top", async () => {
+    const d = await repo("subdir-modified", { "go.mod": "AAAA\n", "sub/go.mod": "BBBB\n", "sub/deeper/go.mod": "DDDD\n" });
+    writeFileSync(join(d, "sub", "go.mod"), "CCCC\n"); // same size
+    const r = await mtimesCmd(d, ["sub"]);
+    expect(r.code).toBe(0);
+    await timedAsItself(d, "sub/go.mod", "go.mod");
+    expect(r.stderr).toContain("1 modified in the work tree");
+
+    // The same from inside a subdirectory, no DIR.
+    writeFileSync(join(d, "sub", "deeper", "go.mod"), "EEEE\n");
+    expect((await mtimesCmd(join(d, "sub", "deeper"))).code).toBe(0);
+    await timedAsItself(d, "sub/deeper/go.mod", "go.mod");
+  });
+
+  test("names git could read as other names (a leading quote, a trailing CR, a newline) are hashed as themselves", async () => {
+    const names = ['"q"', "q", "cr\r", "cr", "nl\nx", "nl", "back\\slash", "tab\tx"];
+    const d = await repo("odd-names", Object.fromEntries(names.map((n, i) => [n, `content ${i}\n`])));
+    const edited = ['"q"', "cr\r", "nl\nx", "back\\slash", "tab\tx"];
+    for (const n of edited) writeFileSync(join(d, n), "EDITED!!!\n"); // same size
+    const r = await mtimesCmd(d);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`${edited.length} modified in the work tree`);
+    await timedAsItself(d, '"q"', "q");
+    await timedAsItself(d, "cr\r", "cr");
+    for (const n of names) await timedAsItself(d, n);
+  });
+
+  test("assume-unchanged and skip-worktree files rewritten with the same size get the time of what they hold now", async () => {
+    const d = await repo("flagged", { "assumed.txt": "committed\n", "skipped.txt": "committed\n", "plain.txt": "x\n" });
+    await git(["update-index", "--assume-unchanged", "assumed.txt"], d);
+    await git(["update-index", "--skip-worktree", "skipped.txt"], d);
+    writeFileSync(join(d, "assumed.txt"), "rewritten\n");
+    writeFileSync(join(d, "skipped.txt"), "REWRITTEN\n");
+    const committed = (await git(["ls-files", "-s", "assumed.txt"], d)).split(" ")[1]!;
+    const r = await mtimesCmd(d);
+    expect(r.code).toBe(0);
+    expect(mtimeMs(join(d, "assumed.txt"))).not.toBe(contentTimeMs(committed));
+    for (const f of ["assumed.txt", "skipped.txt", "plain.txt"]) await timedAsItself(d, f);
+    expect(r.stderr).toContain("2 modified in the work tree");
+  });
+
+  test("an entry replaced by another kind of file is left as it is, and the others are timed", async () => {
+    const outside = join(tmp.path, "kind-outside.txt");
+    writeFileSync(outside, "outside\n");
+    utimesSync(outside, OLD, OLD);
+    const d = join(tmp.path, "kinds");
+    mkdirSync(d, { recursive: true });
+    for (const f of ["was-file-now-dir", "was-file-now-dangling", "was-file-now-link", "ok.txt", "target.txt"]) writeFileSync(join(d, f), `${f}\n`);
+    symlinkSync("target.txt", join(d, "was-link-now-file"));
+    await git(["init", "-q", "-b", "main"], d);
+    await git(["add", "-A"], d);
+    await git(["commit", "-q", "-m", "kinds"], d);
+    for (const f of ["was-file-now-dir", "was-file-now-dangling", "was-file-now-link", "was-link-now-file"]) rmSync(join(d, f));
+    mkdirSync(join(d, "was-file-now-dir"));
+    symlinkSync("no-such-target", join(d, "was-file-now-dangling"));
+    symlinkSync(outside, join(d, "was-file-now-link"));
+    writeFileSync(join(d, "was-link-now-file"), "target.txt"); // the link's own blob content, as a file
+    for (const f of ["was-file-now-dir", "was-file-now-dangling", "was-file-now-link", "was-link-now-file"]) lutimesSync(join(d, f), OLD, OLD);
+    writeFileSync(join(d, "ok.txt"), "OK.TXT\n");
+
+    const r = await mtimesCmd(d);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("1 modified in the work tree");
+    expect(r.stderr).toContain("4 left as they are");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1); // no stack trace
+    for (const f of ["was-file-now-dir", "was-file-now-dangling", "was-file-now-link", "was-link-now-file"]) {
+      expect(mtimeMs(join(d, f))).toBe(OLD.getTime());
+    }
+    expect(statSync(outside).mtimeMs).toBe(OLD.getTime());
+    await timedAsItself(d, "ok.txt");
+    await timedAsItself(d, "target.txt");
+  });
+
+  test("a file git cannot hash (its clean filter fails) is reported and gets no time; the others are timed", async () => {
+    const d = await repo("filter-fails", { "bad.txt": "bad\n", "good.txt": "good\n" });
+    writeFileSync(join(d, ".gitattributes"), "bad.txt filter=boom\n");
+    await git(["config", "filter.boom.clean", "false"], d);
+    await git(["config", "filter.boom.required", "true"], d);
+    writeFileSync(join(d, "bad.txt"), "bad, and longer\n");
+    utimesSync(join(d, "bad.txt"), OLD, OLD);
+    writeFileSync(join(d, "good.txt"), "good, and longer\n");
+    const r = await mtimesCmd(d);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("1 could not be set");
+    expect(r.stderr).toContain("gostash ci mtimes: bad.txt: git hash-object failed (exit 128): fatal: bad.txt: clean filter 'boom' failed");
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(mtimeMs(join(d, "bad.txt"))).toBe(OLD.getTime());
+    await timedAsItself(d, "good.txt");
+  });
+
+  test("a name that is not UTF-8 is left as it is, and never confused with the name it would decode to", async () => {
+    const d = join(tmp.path, "not-utf8");
+    mkdirSync(d, { recursive: true });
+    const bad = Buffer.concat([Buffer.from(d + "/n"), Buffer.from([0xff])]);
+    writeFileSync(bad, "not utf-8\n");
+    writeFileSync(join(d, "n\u{FFFD}"), "replaced!\n"); // the same size
+    await git(["init", "-q", "-b", "main"], d);
+    await git(["add", "-A"], d);
+    await git(["commit", "-q", "-m", "names"], d);
+    utimesSync(bad, OLD, OLD);
+    const r = await mtimesCmd(d);
+    expect(r.code).toBe(0);
+    await timedAsItself(d, "n\u{FFFD}");
+    expect(Number(lstatSync(bad, { bigint: true }).mtimeNs / 1_000_000n)).toBe(OLD.getTime());
+    expect(r.stderr).toContain("1 left as they are");
+  });
+
+  test("DIR that does not exist, or is a file: exit 1, one line naming it", async () => {
+    const missing = join(tmp.path, "no-such-dir");
+    const r = await mtimesCmd(tmp.path, [missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ci mtimes: ${missing}: no such directory`);
+    expect(r.stderr).not.toContain("is git installed");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+
+    const file = join(tmp.path, "a-file");
+    writeFileSync(file, "f\n");
+    const r2 = await mtimesCmd(tmp.path, [file]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toContain(`ci mtimes: ${file} is not a directory`);
+    expect(r2.stderr.trim().split("\n")).toHaveLength(1);
   });
 });
