@@ -163,6 +163,26 @@ describe("command line", () => {
     expect(r.stderr).toContain("--max-size: cannot parse size");
   });
 
+  test("an endpoint that is not an http(s) URL stops before the capability line, in plugin mode and serve alike, naming where it came from", async () => {
+    const r = await run([BIN, "--s3-endpoint-url=notaurl", "--bucket=b"], { stdin: "" });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain('--s3-endpoint-url: "notaurl" is not an http:// or https:// URL');
+    const e = await run([BIN, "serve", "--plugin=/nonexistent/d.sock", "--bucket=b"], { stdin: "", env: { ...process.env, GOCACHE_S3_ENDPOINT_URL: "ftp://x" } });
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain('GOCACHE_S3_ENDPOINT_URL: "ftp://x" is not an http:// or https:// URL');
+  });
+
+  test("a timeout longer than a timer can wait (about 24.8 days) is refused, not turned into 1 ms; a long --expiry is fine", async () => {
+    const r = await run([BIN, "--request-timeout=30d"], { stdin: "" });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("--request-timeout: 30 days is longer than a timeout can be (at most 24 days)");
+    const ok = await run([BIN, "--expiry=720h"], { stdin: "" });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toStartWith('{"ID":0,');
+  });
+
   test("flags may be given as --flag value, and env vars configure the same", async () => {
     const dir = join(tmp.path, "viaflag");
     const body = "via flag";

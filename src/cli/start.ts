@@ -13,7 +13,7 @@
 // Only light modules here: the go command waits for the capability line.
 
 import type { SplitArgs } from "../cli-args.ts";
-import { localConfig } from "../config/config.ts";
+import { localConfig, s3Config } from "../config/config.ts";
 import { connectConfig, type ConnectConfig } from "../config/daemon.ts";
 import { positionalArgs, readFlags, type Flags } from "../config/flags.ts";
 import { connectFlags, connectIgnoredFlags, localFlags, logFlags, s3Flags } from "../config/options.ts";
@@ -43,6 +43,7 @@ export function runMode(split: SplitArgs, stdinIsTerminal: boolean): RunMode {
 export function checkPluginArgs(args: string[]): Flags {
   const flags = readFlags(args, pluginFlagSpecs);
   checkCacheDir(localConfig(flags).cacheDir, flags.source("cache-dir"));
+  s3Config(flags); // its checks (an endpoint that is not a URL) before the capability line
   return flags;
 }
 

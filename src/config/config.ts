@@ -85,6 +85,19 @@ export function localConfig(f: Flags): LocalConfig {
   };
 }
 
+/** --s3-endpoint-url checked: an http(s) URL (S3-compatible stores: MinIO, R2, versitygw). */
+function endpointURL(text: string | undefined, source: string): string | undefined {
+  if (text === undefined || text === "") return undefined;
+  let u: URL | null = null;
+  try {
+    u = new URL(text);
+  } catch {}
+  if (!u || (u.protocol !== "http:" && u.protocol !== "https:") || !u.host) {
+    throw new ConfigError(`${source}: ${JSON.stringify(text)} is not an http:// or https:// URL (e.g. https://minio.example:9000)`);
+  }
+  return text;
+}
+
 export function s3Config(f: Flags): S3Config | null {
   const bucket = f.string("bucket")?.trim() ?? "";
   if (!bucket) return null;
@@ -92,7 +105,7 @@ export function s3Config(f: Flags): S3Config | null {
     bucket,
     region: f.string("region"),
     prefix: (f.string("prefix") ?? "").replace(/^\/+|\/+$/g, ""),
-    endpoint: f.string("s3-endpoint-url"),
+    endpoint: endpointURL(f.string("s3-endpoint-url"), f.source("s3-endpoint-url")),
     pathStyle: f.bool("s3-path-style"),
     minUploadSize: f.number("min-upload-size"),
     // 0 means "the default", as in go-cache-plugin.

@@ -151,17 +151,26 @@ export class Flags {
 function resolveOne(name: string, spec: FlagSpec, given: unknown, env: Record<string, string | undefined>): Resolved {
   if (given !== undefined && given !== "") {
     const raw = spec.type === "boolean" ? given === true || given === "true" : spec.type === "mask" && typeof given === "boolean" ? given : String(given);
-    return { value: parseValue(spec.type, raw, `--${name}`), source: `--${name}` };
+    return { value: checkTimer(name, parseValue(spec.type, raw, `--${name}`), `--${name}`), source: `--${name}` };
   }
   const envName = spec.env?.find((e) => env[e] !== undefined);
   if (envName) {
     const raw = env[envName]!;
     // An empty variable means "not set" for values (GOCACHE_S3_BUCKET=), false for switches.
     if (raw === "" && spec.type !== "boolean") return { value: undefined, source: envName };
-    return { value: parseValue(spec.type, raw, envName), source: envName };
+    return { value: checkTimer(name, parseValue(spec.type, raw, envName), envName), source: envName };
   }
   if (spec.default === undefined) return { value: undefined, source: "default" };
   return { value: parseValue(spec.type, spec.default, `the default of --${name}`), source: "default" };
+}
+
+/** The longest a timer waits: setTimeout fires at once (after 1 ms) beyond 2^31 - 1 ms, about 24.8 days. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A `--*-timeout` runs as a timer: one longer than a timer can wait would fire at once, so it is refused. */
+function checkTimer(name: string, value: Value, what: string): Value {
+  if (!name.endsWith("-timeout") || typeof value !== "number" || value <= MAX_TIMER_MS) return value;
+  throw new ConfigError(`${what}: ${Math.round(value / 86_400_000)} days is longer than a timeout can be (at most 24 days)`);
 }
 
 /** The text --help shows after a flag's description: its variable and default. */
