@@ -9,6 +9,7 @@ import type { Metrics } from "../util/metrics.ts";
 import { LATENCY_BUCKETS } from "../util/metrics.ts";
 import { CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
 import { Router, text } from "./router.ts";
+import { hideUrlPasswords } from "../util/redact.ts";
 
 export interface HttpOptions {
   metrics: Metrics;
@@ -64,7 +65,7 @@ export function createHttpRouter(o: HttpOptions): Router {
   return router;
 }
 
-/** The command line with token values hidden (--token=X, --token X, --read-token ...). */
+/** The command line with token values hidden (--token=X, --token X, --read-token ...), and passwords in URLs. */
 export function redactArgs(argv: string[]): string[] {
   const out: string[] = [];
   let hideNext = false;
@@ -83,7 +84,7 @@ export function redactArgs(argv: string[]): string[] {
       }
       continue;
     }
-    out.push(a);
+    out.push(hideUrlPasswords(a));
   }
   return out;
 }

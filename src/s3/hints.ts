@@ -3,6 +3,7 @@
 
 import type { S3Config } from "../config/config.ts";
 import type { RemoteError } from "./errors.ts";
+import { hideUrlPasswords } from "../util/redact.ts";
 
 const BY_CODE: Record<string, (c: S3Config) => string> = {
   InvalidBucketName: (c) =>
@@ -24,9 +25,9 @@ export function failureHint(err: RemoteError, cfg: S3Config): string {
     case "auth":
       return " (hint: check the credentials and the bucket policy)";
     case "timeout":
-      return ` (hint: ${cfg.endpoint ?? "S3"} did not answer within --s3-timeout ${cfg.timeoutMs}ms)`;
+      return ` (hint: ${cfg.endpoint ? hideUrlPasswords(cfg.endpoint) : "S3"} did not answer within --s3-timeout ${cfg.timeoutMs}ms)`;
     case "network":
-      return ` (hint: check --s3-endpoint-url${cfg.endpoint ? ` ${cfg.endpoint}` : ""} and the network)`;
+      return ` (hint: check --s3-endpoint-url${cfg.endpoint ? ` ${hideUrlPasswords(cfg.endpoint)}` : ""} and the network)`;
     default:
       return err.status !== undefined && err.status >= 500 ? " (hint: the S3 service is failing; builds go on from the local cache)" : "";
   }

@@ -15,6 +15,10 @@ import { createLogger } from "../../src/util/log.ts";
 import { Metrics } from "../../src/util/metrics.ts";
 import { tempDir } from "../helpers/env.ts";
 import { getLine, putLines, randomID, sha256hex } from "../daemon/helpers.ts";
+import type { S3Config } from "../../src/config/config.ts";
+import { RemoteError } from "../../src/s3/errors.ts";
+import { failureHint } from "../../src/s3/hints.ts";
+import { UpstreamError } from "../../src/modproxy/upstream/fetch.ts";
 
 const tmp = tempDir("gostash-auth-");
 afterAll(() => tmp.cleanup());
@@ -120,6 +124,23 @@ describe("HTTP credentials", () => {
       "***",
       "--plugin=1",
     ]);
+  });
+
+  test("/debug/vars command line, S3 hints and upstream errors hide passwords in URLs, keeping where they point", () => {
+    expect(redactArgs(["gostash", "serve", "--upstream=https://user:pw@proxy.example.com", "--s3-endpoint-url", "http://AKIAXX:SECRETKEY@127.0.0.1:1"])).toEqual([
+      "gostash",
+      "serve",
+      "--upstream=https://user:***@proxy.example.com",
+      "--s3-endpoint-url",
+      "http://AKIAXX:***@127.0.0.1:1",
+    ]);
+    const cfg = { endpoint: "http://AKIAXX:SECRETKEY@127.0.0.1:1", timeoutMs: 5000 } as S3Config;
+    for (const kind of ["network", "timeout"] as const) {
+      const hint = failureHint(new RemoteError(kind, "s3: get x: failed"), cfg);
+      expect(hint).toContain("http://AKIAXX:***@127.0.0.1:1");
+      expect(hint).not.toContain("SECRETKEY");
+    }
+    expect(new UpstreamError("https://user:pw@proxy.example.com/m/@v/list: HTTP 500").message).toBe("https://user:***@proxy.example.com/m/@v/list: HTTP 500");
   });
 });
 

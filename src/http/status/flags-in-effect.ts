@@ -7,6 +7,9 @@
 import type { Flags, FlagSpecs } from "../../config/flags.ts";
 import { formatBytes } from "../../util/bytes.ts";
 import type { FlagInEffect } from "./sources.ts";
+import { hideUrlPasswords } from "../../util/redact.ts";
+
+export { hideUrlPasswords };
 
 /** Flags whose values are secrets: shown as "***" when set. */
 const SECRET = /token|secret|password|passwd|credential/i;
@@ -34,13 +37,6 @@ export function flagsInEffect(specs: FlagSpecs, flags: Flags): FlagInEffect[] {
   return out;
 }
 
-/** "https://user:pass@host/x" -> "https://user:***@host/x", "https://token@host" -> "https://***@host". */
-export function hideUrlPasswords(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)([^/@\s]+)@/gi, (_m, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(":");
-    return `${scheme}${colon < 0 ? "***" : `${userinfo.slice(0, colon)}:***`}@`;
-  });
-}
 
 /** Milliseconds as the flag would be written: "10m", "1h30m", "250ms". */
 export function formatDuration(ms: number): string {

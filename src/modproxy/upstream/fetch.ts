@@ -22,6 +22,7 @@ import { join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Metrics } from "../../util/metrics.ts";
 import { urlPathOf } from "../module/layout.ts";
+import { hideUrlPasswords } from "../../util/redact.ts";
 
 export interface Upstream {
   /** Base URL without a trailing slash ("https://proxy.golang.org") or file:// URL. */
@@ -75,7 +76,8 @@ export class UpstreamError extends Error {
     readonly status = 502,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    // The message names the upstream's URL, which may carry credentials (https://user:pass@proxy): it is logged and shown.
+    super(hideUrlPasswords(message), options);
     this.name = "UpstreamError";
   }
 }
