@@ -173,6 +173,17 @@ describe("command line", () => {
     expect(e.stderr).toContain('GOCACHE_S3_ENDPOINT_URL: "ftp://x" is not an http:// or https:// URL');
   });
 
+  test("mod import of a path that is not there: one line naming it and pointing at the help, no stack trace", async () => {
+    for (const [args, line] of [
+      [["mod", "import", "/nonexistent/tree"], "gostash: config: mod import: /nonexistent/tree: no such file or directory"],
+      [["mod", "import", "--go-sum=/nonexistent.sum", "/tmp"], "gostash: config: --go-sum: /nonexistent.sum: no such file or directory"],
+    ] as const) {
+      const r = await run([BIN, ...args], { stdin: "" });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`${line}\nRun 'gostash mod import --help' for usage.\n`);
+    }
+  });
+
   test("a timeout longer than a timer can wait (about 24.8 days) is refused, not turned into 1 ms; a long --expiry is fine", async () => {
     const r = await run([BIN, "--request-timeout=30d"], { stdin: "" });
     expect(r.code).toBe(2);

@@ -4,7 +4,7 @@
 // (src/modproxy/transfer/import.ts, export.ts). Progress and the summary go to
 // stderr: a self-rewriting line on a terminal, plain lines otherwise.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, type Stats } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { defineCommand } from "citty";
@@ -137,7 +137,7 @@ const importCommand = defineCommand({
     const store = new ModStore(cfg.dir);
     const goSumFiles = flags.string("go-sum");
     const goSum = goSumFiles ? new Map<string, Set<string>>() : undefined;
-    if (goSum) for (const f of goSumFiles!.split(",").filter(Boolean)) parseGoSum(readFileSync(f, "utf8"), goSum);
+    if (goSum) for (const f of goSumFiles!.split(",").filter(Boolean)) parseGoSum(readInput(f, flags.source("go-sum")), goSum);
     // Files without a go.sum line are checked against the first --sumdb database, unless offline or off.
     const db = cfg.offline || cfg.sumdbs.length === 0 ? null : cfg.sumdbs[0]!;
     const noSumdbReason = cfg.offline ? "no checksum database: --offline" : "no checksum database: --sumdb off";
@@ -148,7 +148,7 @@ const importCommand = defineCommand({
     const mirror = s3 ? await openMirror(s3, logger) : undefined;
     let dir = src;
     let cleanup = () => {};
-    if (statSync(src).isFile()) [dir, cleanup] = await extract(src);
+    if (statInput(src, "mod import").isFile()) [dir, cleanup] = await extract(src);
     const progress = new Progress("gostash mod import");
     try {
       const stats = await importTree({
@@ -219,6 +219,28 @@ const exportCommand = defineCommand({
     return status;
   },
 });
+
+/** A file or directory the user named, or a ConfigError naming it and why it cannot be read. */
+function statInput(path: string, what: string): Stats {
+  try {
+    return statSync(path);
+  } catch (err) {
+    throw new ConfigError(`${what}: ${path}: ${readableWhy(err)}`, { cause: err });
+  }
+}
+
+function readInput(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${what}: ${path}: ${readableWhy(err)}`, { cause: err });
+  }
+}
+
+function readableWhy(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" ? "no such file or directory" : code === "EISDIR" ? "is a directory" : code === "EACCES" ? "permission denied" : (err as Error).message;
+}
 
 export default defineCommand({
   meta: { name: "mod", description: "Import module downloads into the module proxy's store, or export them as a GOPROXY=file:// tree" },
