@@ -184,6 +184,15 @@ describe("command line", () => {
     }
   });
 
+  test("a command group run without one of its commands says which it has, exit 2 (it did nothing, silently, exit 0)", async () => {
+    for (const [group, names] of [["mod", "import, export"], ["ci", "mtimes, summary"], ["revproxy", "ca"]] as const) {
+      const r = await run([BIN, group], { stdin: "" });
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toBe(`gostash ${group}: name a command: ${names}\nRun 'gostash ${group} --help' for usage.\n`);
+    }
+  });
+
   test("a timeout longer than a timer can wait (about 24.8 days) is refused, not turned into 1 ms; a long --expiry is fine", async () => {
     const r = await run([BIN, "--request-timeout=30d"], { stdin: "" });
     expect(r.code).toBe(2);

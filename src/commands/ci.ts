@@ -13,6 +13,7 @@ import { CiError } from "../ci/git.ts";
 import { ciFlags, localFlags } from "../config/options.ts";
 import { readFlags, toCittyArgs } from "../config/flags.ts";
 import { writeStderr } from "../util/std-output.ts";
+import { noSubcommand } from "../cli/subcommand.ts";
 
 /** citty drops a nested subcommand's result: it leaves its exit status here and `ci` returns it. */
 let status: number | undefined;
@@ -74,6 +75,7 @@ export default defineCommand({
   meta: { name: "ci", description: "CI helpers: content-derived file times for the test cache (mtimes), a job summary (summary)" },
   subCommands: { mtimes: mtimesCommand, summary: summaryCommand },
   run() {
-    return status;
+    // Set by the subcommand that ran; none ran when the user named none.
+    return status ?? noSubcommand("ci", ["mtimes", "summary"]);
   },
 });

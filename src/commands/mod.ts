@@ -21,6 +21,7 @@ import type { PrefixPatterns } from "../modproxy/module/globs.ts";
 import { ModStore } from "../modproxy/storage/store.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { Metrics } from "../util/metrics.ts";
+import { noSubcommand } from "../cli/subcommand.ts";
 
 const importSpecs = {
   ...logFlags,
@@ -246,6 +247,7 @@ export default defineCommand({
   meta: { name: "mod", description: "Import module downloads into the module proxy's store, or export them as a GOPROXY=file:// tree" },
   subCommands: { import: importCommand, export: exportCommand },
   run() {
-    return status;
+    // Set by the subcommand that ran; none ran when the user named none.
+    return status ?? noSubcommand("mod", ["import", "export"]);
   },
 });

@@ -16,6 +16,7 @@ import { loadOrCreateCA } from "../revproxy/ca.ts";
 import { installCA } from "../revproxy/trust.ts";
 import { createLogger } from "../util/log.ts";
 import { writeStderr } from "../util/std-output.ts";
+import { noSubcommand } from "../cli/subcommand.ts";
 
 const caSpecs = { ...logFlags, "cache-dir": localFlags["cache-dir"], ...revproxyCAFlags };
 
@@ -51,6 +52,7 @@ export default defineCommand({
   meta: { name: "revproxy", description: "The caching reverse proxy of `serve --revproxy`: its CA certificate" },
   subCommands: { ca: caCommand },
   run() {
-    return status;
+    // Set by the subcommand that ran; none ran when the user named none.
+    return status ?? noSubcommand("revproxy", ["ca"]);
   },
 });
