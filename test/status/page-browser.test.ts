@@ -303,6 +303,41 @@ describe("the status page with tokens", () => {
   });
 });
 
+describe("the status page of a module proxy alone, with limits set to 0", () => {
+  let proc: ReturnType<typeof Bun.spawn> | null = null;
+  let http = "";
+
+  beforeAll(async () => {
+    const args = ["serve", "--http=127.0.0.1:0", "--modproxy", `--upstream=${up.url}`, "--sumdb=off", `--cache-dir=${join(root.path, "modproxy-only")}`, "--max-http-body=0"];
+    proc = Bun.spawn([BIN, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    let err = "";
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) {
+      err += new TextDecoder().decode(chunk);
+      const m = /http on (http:\/\/[^,\s]+)/.exec(err);
+      if (m) {
+        http = m[1]!;
+        break;
+      }
+    }
+    if (!http) throw new Error(`gostash serve did not start:\n${err}`);
+  });
+
+  afterAll(async () => {
+    proc?.kill();
+    await proc?.exited;
+  });
+
+  test("the local disk says there is no build cache (not 'measuring…' for good), and a size limit of 0 reads 'no limit'", async () => {
+    const page = await chromium.browser.newPage();
+    await page.goto(`${http}/`);
+    await morePolls(page, 2);
+    expect(await page.$eval('[data-m="disk_bytes"]', (e) => e.textContent)).toBe("no build cache");
+    const row = await page.$$eval("#limit-rows tr", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)).find((cells) => cells[0] === "--max-http-body"));
+    expect(row?.[1]).toBe("no limit");
+    await page.close();
+  });
+});
+
 describe("the status page when the bucket fails", () => {
   let broken: Daemon;
 

@@ -55,7 +55,7 @@ function renderLimits(doc) {
   fillRows($("limit-rows"), LIMITS, (tr, [flag, counter, what]) => {
     cell(tr, flag);
     const v = flags.get(flag);
-    cell(tr, v === undefined ? "not set" : v === "***" ? "set" : v === "0" ? "no limit" : v);
+    cell(tr, v === undefined ? "not set" : v === "***" ? "set" : /^0( B)?$/.test(v) ? "no limit" : v); // sizes read "0 B"
     cell(tr, what);
     showNumber(cell(tr, "", "n"), doc.metrics[counter] ?? 0, formatCount).dataset.m = counter;
   });

@@ -39,7 +39,8 @@ function renderNumbers(doc) {
   const m = doc.metrics;
   for (const el of document.querySelectorAll("[data-m]")) {
     const v = m[el.dataset.m];
-    if (v === undefined && el.dataset.m === "disk_bytes") showText(el, "measuring…");
+    // No figure yet: the first measure is running, or (a module proxy alone) there is no build cache to measure.
+    if (v === undefined && el.dataset.m === "disk_bytes") showText(el, doc.commands ? "measuring…" : "no build cache");
     else showNumber(el, v ?? 0, FORMATS[el.dataset.fmt || "count"]);
   }
   const hits = sumHits(m);
