@@ -70,6 +70,8 @@ const HELP: Record<string, string> = {
   revproxy_stored: "Reverse proxy: entries kept on the local disk.",
   revproxy_stored_memory: "Reverse proxy: short-lived answers kept in memory.",
   revproxy_integrity_failures: "Reverse proxy: local entries or bucket objects rejected because their SHA-256 or length did not match.",
+  revproxy_store_errors: "Reverse proxy: answers served but not stored, because the local disk refused the entry's file.",
+  revproxy_idle_closed: "Reverse proxy: front connections closed by --http-idle-timeout (no whole first line, or an idle tunnel).",
   revproxy_local_verifications: "Reverse proxy: local entries read and hashed before being served.",
   revproxy_remote_errors: "Reverse proxy: bucket requests that failed (the origin was asked instead).",
   revproxy_refused: "Reverse proxy: requests for hosts not in --revproxy (502).",

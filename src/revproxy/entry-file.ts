@@ -10,7 +10,8 @@
 //            digits) and the length of the meta line (8 digits), all
 //            zero-padded. Written last, in place, once the body is in.
 //   line 2   meta: JSON {url, status, headers: [[name, value]...],
-//            storedAt (ms)}, then "\n". Only end-to-end headers that
+//            storedAt (ms), varying: [[name, value]...] when the answer
+//            has a Vary (vary.ts)}, then "\n". Only end-to-end headers that
 //            describe the body are kept (content-type, etag, ...).
 //   body     <size> bytes, exactly as the origin sent them (requested
 //            with Accept-Encoding: identity, so never compressed by us or
@@ -40,6 +41,8 @@ export interface EntryMeta {
   status: number;
   headers: [string, string][];
   storedAt: number;
+  /** The request's values of the headers the answer varies on (vary.ts); absent when it does not vary. */
+  varying?: [string, string][];
 }
 
 /** Where the body starts in an entry file. */
@@ -72,12 +75,15 @@ export function decodeMeta(bytes: Uint8Array): EntryMeta | null {
   try {
     const m = JSON.parse(new TextDecoder().decode(bytes)) as EntryMeta;
     if (typeof m.url !== "string" || typeof m.status !== "number" || !Array.isArray(m.headers)) return null;
-    if (!m.headers.every((h) => Array.isArray(h) && typeof h[0] === "string" && typeof h[1] === "string")) return null;
-    return { url: m.url, status: m.status, headers: m.headers, storedAt: Number(m.storedAt) || 0 };
+    if (!isPairs(m.headers) || (m.varying !== undefined && !isPairs(m.varying))) return null;
+    return { url: m.url, status: m.status, headers: m.headers, storedAt: Number(m.storedAt) || 0, ...(m.varying ? { varying: m.varying } : {}) };
   } catch {
     return null;
   }
 }
+
+const isPairs = (v: unknown): v is [string, string][] =>
+  Array.isArray(v) && v.every((h) => Array.isArray(h) && typeof h[0] === "string" && typeof h[1] === "string");
 
 /**
  * Writes a new entry: head placeholder and meta at once, then the body as

@@ -91,6 +91,20 @@ export class FrontConnection {
     this.state = "closed";
   }
 
+  /**
+   * The idle timeout (--http-idle-timeout) ran out: a connection that sent
+   * no whole first line (or CONNECT head), or a tunnel with no traffic
+   * either way, is closed. Bun does nothing on a timeout unless told.
+   */
+  onTimeout(): void {
+    if (this.state === "piping") this.pipe!.destroy();
+    else if (this.state === "head") {
+      this.state = "closed";
+      this.client.terminate();
+    } else return;
+    this.d.metrics.inc("revproxy_idle_closed");
+  }
+
   /** Decides where the connection goes once the first line (for CONNECT: the whole head) is in. */
   private examine(): void {
     const lineEnd = this.buf.indexOf(0x0a);
@@ -205,6 +219,8 @@ const PEER_HANDLERS: SocketHandler<FrontConnection> = {
   drain: (s) => s.data.pipe?.drained(s as Socket<unknown>),
   end: (s) => s.data.pipe?.endOf(s as Socket<unknown>),
   close: (s) => s.data.pipe?.closedOf(s as Socket<unknown>),
+  // Only a tunnel's peer has a timeout (pipe.ts): no byte either way for that long.
+  timeout: (s) => s.data.onTimeout(),
   error: () => {},
   connectError: () => {},
 };
@@ -217,6 +233,7 @@ export function frontHandlers(d: FrontDeps): SocketHandler<FrontConnection> {
     drain: (s) => s.data.pipe?.drained(s as Socket<unknown>),
     end: (s) => void (s.data.pipe ? s.data.pipe.endOf(s as Socket<unknown>) : s.end()),
     close: (s) => s.data?.onClose(),
+    timeout: (s) => s.data?.onTimeout(),
     error: () => {},
   };
 }

@@ -11,11 +11,14 @@
 //      the request must not have looped back through this daemon (508).
 //   3. a request the cache may not answer (policy.ts) passes through.
 //   4. memory, then the local disk (verified), then a fill shared by all
-//      concurrent requests for the URL (fill.ts: bucket, then origin).
+//      concurrent requests for the URL (fill.ts: bucket, then origin). An
+//      entry, or a fill's answer, that varies (Vary) on request headers
+//      whose values differ from this request's is not used (vary.ts):
+//      a stored one is a miss, a fill's answer is fetched on its own.
 
 import { tokenFromRequest, type TokenChecker } from "../auth/token.ts";
 import type { Metrics } from "../util/metrics.ts";
-import type { Fills } from "./fill.ts";
+import type { FillOutcome, Fills } from "./fill.ts";
 import { canonicalURL, entryKey } from "./keys.ts";
 import type { LocalEntries } from "./local-entries.ts";
 import type { MemoryCache } from "./memory-cache.ts";
@@ -23,6 +26,7 @@ import { fetchOrigin, isLoop, OriginError } from "./origin.ts";
 import { requestCacheable, X_CACHE } from "./policy.ts";
 import { fromLocal, fromMemory, fromSpool, passedThrough, proxyError } from "./respond.ts";
 import type { Scheme, Targets } from "./targets.ts";
+import { varyMatches } from "./vary.ts";
 
 export interface ProxyDeps {
   targets: Targets;
@@ -87,18 +91,20 @@ async function answer(d: ProxyDeps, req: Request, ctx: ProxyRequestContext): Pro
 async function cached(d: ProxyDeps, req: Request, url: URL, retried = false): Promise<Response> {
   const key = entryKey(url.href);
   const mem = d.memory.get(key);
-  if (mem) {
+  if (mem && varyMatches(mem.headers, mem.varying, req)) {
     d.metrics.inc("revproxy_hits_memory");
     return fromMemory(req, mem, key);
   }
   const hit = await d.local.lookup(key);
-  if (hit) {
+  if (hit && varyMatches(hit.meta.headers, hit.meta.varying, req)) {
     d.metrics.inc("revproxy_hits_local");
     return fromLocal(req, hit, X_CACHE.local, key);
   }
   const { outcome, leader } = d.fills.join(key, url, req);
   if (!leader) d.metrics.inc("revproxy_shared");
   const o = await outcome;
+  // A joiner's request may differ from the leader's in the headers the answer varies on.
+  if (!leader && !varyMatches(...storedOf(o), req)) return passThrough(d, req, url);
   switch (o.kind) {
     case "memory":
       d.metrics.inc("revproxy_hits_memory");
@@ -126,6 +132,21 @@ async function cached(d: ProxyDeps, req: Request, url: URL, retried = false): Pr
     }
     case "failed":
       return proxyError(o.status, o.message, X_CACHE.error);
+  }
+}
+
+/** The stored headers and Vary'd request values of an outcome that carries an answer. */
+function storedOf(o: FillOutcome): [[string, string][], [string, string][] | undefined] {
+  switch (o.kind) {
+    case "memory":
+      return [o.entry.headers, o.entry.varying];
+    case "local":
+    case "remote":
+      return [o.hit.meta.headers, o.hit.meta.varying];
+    case "spool":
+      return [o.headers, o.varying];
+    default:
+      return [[], undefined];
   }
 }
 

@@ -7,6 +7,8 @@
 export interface MemoryEntry {
   body: Uint8Array;
   headers: [string, string][];
+  /** The request's values of the headers the answer varies on (vary.ts). */
+  varying?: [string, string][];
   /** Date.now() after which it is stale. */
   expiresAt: number;
 }

@@ -15,7 +15,10 @@
 //   and, unlike go-cache-plugin, for a cache shared between users:
 //   `private` is never stored, nor is the answer to a request carrying
 //   Authorization unless it says `public`, `s-maxage` or `must-revalidate`
-//   (RFC 9111 3.5).
+//   (RFC 9111 3.5); nor one with `Vary: *`. Other Vary values are kept
+//   with the entry and compared (vary.ts).
+
+import { varyNames } from "./vary.ts";
 
 export type Storage = "disk" | "memory" | "none";
 
@@ -61,6 +64,7 @@ export function decideStorage(status: number, headers: Headers, requestHadAuthor
   const cc = parseCacheControl(headers.get("cache-control"));
   const d = cc.directives;
   if (d.has("no-store") || d.has("no-cache") || d.has("private")) return NONE;
+  if (varyNames(headers.get("vary")).includes("*")) return NONE;
   if (requestHadAuthorization && !d.has("public") && !d.has("s-maxage") && !d.has("must-revalidate")) return NONE;
   if (d.has("immutable")) return { storage: "disk", ttlMs: 0 };
   if (d.has("must-revalidate") && cc.maxAge !== null && cc.maxAge > SIXTY_DAYS_S) return { storage: "disk", ttlMs: 0 };

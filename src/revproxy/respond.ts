@@ -26,12 +26,21 @@ function notModified(req: Request, stored: [string, string][], xCache: XCache, k
   return new Response(null, { status: 304, headers: cacheHeaders(stored.filter(([k]) => k !== "content-length"), xCache, key, null) });
 }
 
-/** A verified local entry: the file's body range, sent from disk. */
+/**
+ * A verified local entry: the file's body range, sent from disk (sendfile,
+ * with its Content-Length). Bun names a file body in a Content-Disposition
+ * of its own (filename="<the entry's key>": `curl -OJ` saved under it)
+ * unless the response has one; an origin that sent none gets "inline",
+ * which is what no header means (RFC 6266). A missing Content-Type
+ * becomes application/octet-stream, what RFC 9110 lets a recipient assume.
+ */
 export function fromLocal(req: Request, hit: LocalHit, xCache: XCache, key: string): Response {
   const nm = notModified(req, hit.meta.headers, xCache, key);
   if (nm) return nm;
   const body = Bun.file(hit.path).slice(hit.bodyStart, hit.bodyStart + hit.head.size);
-  return new Response(body, { status: 200, headers: cacheHeaders(hit.meta.headers, xCache, key, hit.head.size) });
+  const headers = cacheHeaders(hit.meta.headers, xCache, key, hit.head.size);
+  if (!headers.has("content-disposition")) headers.set("content-disposition", "inline");
+  return new Response(body, { status: 200, headers });
 }
 
 export function fromMemory(req: Request, e: MemoryEntry, key: string): Response {

@@ -196,6 +196,59 @@ describe("what is cached, and X-Cache", () => {
   });
 });
 
+describe("Vary", () => {
+  const accept = (a: string) => ({ headers: { accept: a } });
+
+  test("an answer with Vary: Accept serves only requests with the same Accept; others are fetched", async () => {
+    const p = proxy();
+    const path = unique("vary");
+    expect(await (await p.get(path, accept("text/a"))).text()).toBe(`${path} for text/a\n`);
+    await settled(p);
+    const same = await p.get(path, accept("text/a"));
+    expect(same.headers.get("x-cache")).toBe("hit, local");
+    expect(same.headers.get("vary")).toBe("Accept");
+    expect(await same.text()).toBe(`${path} for text/a\n`);
+    const other = await p.get(path, accept("text/b"));
+    expect(other.headers.get("x-cache")).not.toStartWith("hit");
+    expect(await other.text()).toBe(`${path} for text/b\n`);
+    await settled(p);
+    // No Accept at all is a value of its own (the origin's fetch then says */*).
+    expect(await (await p.get(path)).text()).not.toBe(`${path} for text/b\n`);
+    expect(origin.count(path)).toBe(3);
+  });
+
+  test("clients joining a fetch in progress get it only if their Vary'd headers match the leader's", async () => {
+    const p = proxy();
+    const path = unique("vary");
+    const kinds = ["text/a", "text/b", "text/a", "text/b"];
+    const bodies = await Promise.all(kinds.map(async (a) => (await p.get(path, accept(a))).text()));
+    expect(bodies).toEqual(kinds.map((a) => `${path} for ${a}\n`));
+  });
+
+  test("Vary: Accept-Encoding stays cacheable, its values compared", async () => {
+    const p = proxy();
+    const path = unique("vary-ae");
+    const enc = (e: string) => ({ headers: { "accept-encoding": e, "x-client-encoding": e } });
+    expect(await (await p.get(path, enc("gzip"))).text()).toBe(`${path} for gzip\n`);
+    await settled(p);
+    const hit = await p.get(path, enc("gzip"));
+    expect(hit.headers.get("x-cache")).toBe("hit, local");
+    expect(await hit.text()).toBe(`${path} for gzip\n`);
+    expect(await (await p.get(path, enc("br"))).text()).toBe(`${path} for br\n`);
+    expect(origin.count(path)).toBe(2);
+  });
+
+  test("Vary: * is never stored", async () => {
+    const p = proxy();
+    const path = unique("vary-star");
+    await (await p.get(path)).text();
+    await settled(p);
+    const again = await p.get(path);
+    expect(again.headers.get("x-cache")).toBe("fetch, uncached");
+    expect(await again.text()).toBe(`${path} served 2\n`);
+  });
+});
+
 describe("one fetch for many", () => {
   test("50 concurrent requests for one uncached URL: one origin fetch, 50 identical bodies", async () => {
     const p = proxy();
@@ -333,6 +386,20 @@ describe("the bucket", () => {
 });
 
 describe("failures and access", () => {
+  test("a local disk that cannot take an entry still answers every client (not stored, counted)", async () => {
+    const p = proxy();
+    const path = unique("slow/200");
+    // The entry's directory cannot be made: a file stands where it goes (root ignores modes).
+    writeFileSync(join(p.dir, entryKey(`${origin.http}${path}`).slice(0, 2)), "");
+    const answers = await Promise.all([1, 2, 3].map(() => p.get(path)));
+    for (const res of answers) {
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(bodyOf(path));
+    }
+    expect(p.metrics.get("revproxy_store_errors")).toBeGreaterThan(0);
+    expect(p.metrics.get("revproxy_stored")).toBe(0);
+  });
+
   test("an origin that is down is a 502, one that does not answer a 504; both marked error", async () => {
     const p = proxy({ timeoutMs: 500 });
     const slow = await p.get(`/slow/3000${unique("t")}`);

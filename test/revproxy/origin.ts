@@ -15,6 +15,14 @@
 //   /host/NAME          immutable; the body names the Host the request carried
 //   /size/BYTES/NAME    BYTES bytes, immutable (for benchmarks)
 //   /file/MIB/NAME      MIB MiB sent from a file (the fastest origin: for throughput benchmarks)
+//   /octets/NAME        immutable, Content-Type: application/octet-stream (a type Bun names files for)
+//   /untyped/NAME       immutable, no Content-Type at all
+//   /untyped-short/NAME max-age=300 (memory), no Content-Type at all
+//   /vary/NAME          immutable, Vary: Accept, answered after 150 ms; the
+//                       body names the Accept the request carried
+//   /vary-ae/NAME       the same with Vary: Accept-Encoding (naming the
+//                       client's X-Client-Encoding: the proxy asks for identity)
+//   /vary-star/NAME     immutable, Vary: *
 //
 // bodyOf() gives the bytes a path serves, so tests compare without storing.
 
@@ -65,6 +73,16 @@ export function bodyOf(path: string): string {
   return `body of ${path}\n`;
 }
 
+/** A body Bun's server sends without adding a Content-Type (a stream). */
+function untypedBody(text: string): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      c.enqueue(new TextEncoder().encode(text));
+      c.close();
+    },
+  });
+}
+
 function bigStream(mib: number, name: string): ReadableStream<Uint8Array> {
   let i = 0;
   return new ReadableStream({
@@ -86,7 +104,7 @@ function fileOf(dir: string, mib: number): string {
   return path;
 }
 
-async function answer(path: string, served: number, host: string, dir: string): Promise<Response> {
+async function answer(path: string, served: number, host: string, dir: string, req: Request): Promise<Response> {
   const parts = path.split("/").filter(Boolean);
   const [kind] = parts;
   switch (kind) {
@@ -115,6 +133,19 @@ async function answer(path: string, served: number, host: string, dir: string): 
       return new Response(Bun.file(fileOf(dir, Number(parts[1]))), { headers: { "cache-control": IMMUTABLE, "content-type": "application/octet-stream" } });
     case "size":
       return new Response(new Uint8Array(Number(parts[1])).fill(0x61), { headers: { "cache-control": IMMUTABLE, "content-type": "application/octet-stream" } });
+    case "octets":
+      return new Response(bodyOf(path), { headers: { "cache-control": IMMUTABLE, "content-type": "application/octet-stream" } });
+    case "untyped":
+      return new Response(untypedBody(bodyOf(path)), { headers: { "cache-control": IMMUTABLE } });
+    case "untyped-short":
+      return new Response(untypedBody(bodyOf(path)), { headers: { "cache-control": "max-age=300" } });
+    case "vary":
+      await Bun.sleep(150);
+      return new Response(`${path} for ${req.headers.get("accept")}\n`, { headers: { "cache-control": IMMUTABLE, "content-type": "text/plain", vary: "Accept" } });
+    case "vary-ae":
+      return new Response(`${path} for ${req.headers.get("x-client-encoding")}\n`, { headers: { "cache-control": IMMUTABLE, "content-type": "text/plain", vary: "Accept-Encoding" } });
+    case "vary-star":
+      return new Response(`${path} served ${served}\n`, { headers: { "cache-control": IMMUTABLE, "content-type": "text/plain", vary: "*" } });
     case "status":
       return new Response(`status ${parts[1]}\n`, { status: Number(parts[1]), headers: { "cache-control": IMMUTABLE } });
     default:
@@ -143,7 +174,7 @@ export function startOrigin(o: { httpPort?: number; httpsPort?: number; hostname
     const path = new URL(req.url).pathname;
     const served = (counts.get(path) ?? 0) + 1;
     counts.set(path, served);
-    return answer(path, served, req.headers.get("host") ?? "", dir);
+    return answer(path, served, req.headers.get("host") ?? "", dir, req);
   };
   const hostname = o.hostname ?? "127.0.0.1";
   const plain = Bun.serve({ hostname, port: o.httpPort ?? 0, fetch, idleTimeout: 0 });
