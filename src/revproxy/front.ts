@@ -71,6 +71,10 @@ export class FrontConnection {
   state: State = "head";
   pipe: Pipe | null = null;
   private buf: Uint8Array = new Uint8Array(0);
+  /** The client half-closed while a tunnel's peer was being dialled: the peer gets that EOF after the bytes before it. */
+  private clientEnded = false;
+  /** Where the connection goes once its first line is read: the daemon's own servers ("inner", "terminated") or a tunnel. */
+  private kind = "";
 
   constructor(
     readonly client: Socket<FrontConnection>,
@@ -84,6 +88,21 @@ export class FrontConnection {
     if (this.state === "closed") return;
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     if (this.state === "head") this.examine();
+  }
+
+  /**
+   * The client sent EOF: a client done sending (a shutdown(SHUT_WR) after
+   * its request) still reads its answer. A tunnel passes the EOF on, after
+   * the bytes before it. The daemon's own HTTP servers are not told: Bun's
+   * server drops a request whose client half-closed, unanswered; they end
+   * the connection themselves after the answer (or when idle). With no
+   * whole first line yet, there is nothing to answer.
+   */
+  onEnd(): void {
+    if (this.state === "head") return void this.client.end();
+    if (this.kind !== "tunnel") return;
+    if (this.pipe) this.pipe.endOf(this.client as Socket<unknown>);
+    else this.clientEnded = true;
   }
 
   onClose(): void {
@@ -156,6 +175,7 @@ export class FrontConnection {
   /** Pauses the client, dials the peer, then pipes (after a `200` for CONNECT). */
   private async dial(where: { unix: string } | { hostname: string; port: number }, initial: Uint8Array, o: { reply: boolean; idle: boolean; kind: string }): Promise<void> {
     this.state = "connecting";
+    this.kind = o.kind;
     this.client.pause();
     if (!o.idle && this.d.idleSec) this.client.timeout(0);
     let peer: Socket<FrontConnection>;
@@ -180,6 +200,7 @@ export class FrontConnection {
     const pending = this.buf.length ? Buffer.concat([initial, this.buf]) : initial;
     this.buf = new Uint8Array(0);
     if (pending.length) this.pipe.forward(this.client as Socket<unknown>, pending);
+    if (this.clientEnded) this.pipe.endOf(this.client as Socket<unknown>);
     this.client.resume();
   }
 
@@ -231,7 +252,7 @@ export function frontHandlers(d: FrontDeps): SocketHandler<FrontConnection> {
     open: (s) => void (s.data = new FrontConnection(s, d)),
     data: (s, chunk) => s.data.onData(chunk),
     drain: (s) => s.data.pipe?.drained(s as Socket<unknown>),
-    end: (s) => void (s.data.pipe ? s.data.pipe.endOf(s as Socket<unknown>) : s.end()),
+    end: (s) => s.data.onEnd(),
     close: (s) => s.data?.onClose(),
     timeout: (s) => s.data?.onTimeout(),
     error: () => {},

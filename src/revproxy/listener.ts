@@ -48,6 +48,8 @@ export function listenWithReverseProxy(direct: HttpHandler, proxy: ProxyHandler,
     const front = Bun.listen<FrontConnection>({
       hostname: o.hostname,
       port: o.port,
+      // A client done sending (shutdown after its request) still reads its answer: its EOF goes on to the peer (front.ts).
+      allowHalfOpen: true,
       socket: frontHandlers({ ...o.front, inner, idleSec: o.idleTimeoutSec }),
       ...(o.tls ? { tls: o.tls } : {}),
     });

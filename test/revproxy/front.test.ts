@@ -167,3 +167,17 @@ describe("--http-idle-timeout on the front", () => {
     expect(f.metrics.get("revproxy_idle_closed")).toBe(1);
   }, 20_000);
 });
+
+describe("a client that half-closes after its request", () => {
+  test("gets its answer, proxied or the daemon's own (it got nothing: Bun's server drops a half-closed request, so the EOF is not passed on to it)", async () => {
+    const f = front();
+    for (const path of ["/immutable/half-closed", "/healthz"]) {
+      const c = await rawClient(f.port);
+      const target = path === "/healthz" ? path : `${origin.http}${path}`;
+      c.sock.write(`GET ${target} HTTP/1.1\r\nHost: ${path === "/healthz" ? "gostash" : new URL(origin.http).host}\r\nConnection: close\r\n\r\n`);
+      c.sock.shutdown();
+      expect(await within(c.closed, 15_000)).toBe(true);
+      expect(c.received()).toStartWith("HTTP/1.1 200");
+    }
+  }, 30_000);
+});
