@@ -134,6 +134,9 @@ describe("command line", () => {
       [["mod", "import", "--bogus", "x"], "gostash mod import"],
       [["mod", "export", "--bogus"], "gostash mod export"],
       [["connect", "--bogus"], "gostash connect"],
+      [["revproxy", "ca", "--bogus"], "gostash revproxy ca"],
+      [["ci", "mtimes", "--bogus"], "gostash ci mtimes"],
+      [["ci", "summary", "--bogus"], "gostash ci summary"],
     ] as const) {
       const r = await run([BIN, ...args], { stdin: "" });
       expect(r.code).toBe(2);

@@ -23,13 +23,17 @@ function isUsageError(e: Error): boolean {
   return e.name === "ConfigError" || e.name === "CLIError" || e.name === "UsageError" || (e.message ?? "").startsWith("config:");
 }
 
-/** The command whose --help a usage error points at: "gostash", "gostash serve", "gostash mod import". */
+/** Each command group's commands, whose own --help a usage error points at. */
+const SUBCOMMANDS: Record<string, string[]> = { mod: ["import", "export"], ci: ["mtimes", "summary"], revproxy: ["ca"] };
+
+/** The command whose --help a usage error points at: "gostash", "gostash serve", "gostash mod import", "gostash revproxy ca". */
 export function commandName(command: string | null, args: readonly string[]): string {
   const names = ["gostash"];
   if (command) names.push(command);
-  if (command === "mod") {
+  const subs = command ? SUBCOMMANDS[command] : undefined;
+  if (subs) {
     const sub = args.find((a) => !a.startsWith("-"));
-    if (sub === "import" || sub === "export") names.push(sub);
+    if (sub && subs.includes(sub)) names.push(sub);
   }
   return names.join(" ");
 }

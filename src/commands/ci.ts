@@ -60,8 +60,9 @@ const summaryCommand = defineCommand({
   },
   args: toCittyArgs(summarySpecs),
   async run({ rawArgs }) {
+    // A bad command line is a usage error (exit 2, the help pointer: cli/errors.ts), not a failed summary.
+    const flags = readFlags(rawArgs, summarySpecs);
     try {
-      const flags = readFlags(rawArgs, summarySpecs);
       const { writeJobSummary } = await import("../ci/summary-command.ts");
       status = await writeJobSummary(flags);
     } catch (err) {
