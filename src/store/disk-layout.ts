@@ -17,12 +17,24 @@
 // stale ones. Entries are trimmed the way Go trims them: unused for 5 days,
 // with the mtime refreshed at most hourly on use.
 
+import { utimesSync } from "node:fs";
+
 export const ENTRY_SIZE = 2 + 1 + 64 + 1 + 64 + 1 + 20 + 1 + 20 + 1;
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 /** Go refreshes an mtime on use at most once per hour (mtimeInterval). */
 export const MTIME_INTERVAL = HOUR;
+
+/** Refreshes an mtime at most hourly on use, as Go does (best effort). */
+export function markUsed(path: string, mtimeMs: number, t: number): void {
+  if (t - mtimeMs >= MTIME_INTERVAL) {
+    try {
+      const d = new Date(t);
+      utimesSync(path, d, d);
+    } catch {}
+  }
+}
 /** Go trims at most once a day (trimInterval)... */
 export const TRIM_INTERVAL = DAY;
 /** ...entries unused for 5 days (trimLimit), plus one mtimeInterval of slack. */

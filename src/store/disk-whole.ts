@@ -18,9 +18,9 @@
 // full or read-only disk) takes disk.ts's ordinary path: temp file and
 // rename, with its overflow directory.
 
-import { statSync, unlinkSync, utimesSync } from "node:fs";
+import { statSync, unlinkSync } from "node:fs";
 import { writeWholeSync } from "../util/write-file.ts";
-import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, type StoredOutput } from "./disk-layout.ts";
+import { ENTRY_SIZE, formatEntry, isDiskTrouble, markUsed, type StoredOutput } from "./disk-layout.ts";
 
 /** What disk.ts's store lends this module. */
 export interface WholeTarget {
@@ -63,12 +63,7 @@ function placeOutput(path: string, bytes: Uint8Array): boolean {
   const st = statSync(path, { throwIfNoEntry: false });
   if (!st) return createWhole(path, bytes);
   if (!st.isFile() || st.size !== bytes.length) return false;
-  const now = Date.now();
-  if (now - st.mtimeMs >= MTIME_INTERVAL) {
-    try {
-      utimesSync(path, new Date(now), new Date(now));
-    } catch {}
-  }
+  markUsed(path, st.mtimeMs, Date.now());
   return true;
 }
 

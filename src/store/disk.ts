@@ -18,11 +18,11 @@
 // All I/O here is synchronous on purpose: a local get is three small
 // syscalls, and doing them inline beats a round trip through a thread pool.
 
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, utimesSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
-import { ENTRY_SIZE, formatEntry, isDiskTrouble, MTIME_INTERVAL, nowNanos, parseEntry, type StoredOutput } from "./disk-layout.ts";
+import { ENTRY_SIZE, formatEntry, isDiskTrouble, markUsed, nowNanos, parseEntry, type StoredOutput } from "./disk-layout.ts";
 import { OverflowDir, sweepOverflow } from "./disk-overflow.ts";
 import { trimDir, type TrimReport } from "./disk-trim.ts";
 import { putWhole } from "./disk-whole.ts";
@@ -249,15 +249,5 @@ class GoCacheDir implements DiskStore {
 
   get nowNanos(): bigint {
     return nowNanos(this.now());
-  }
-}
-
-/** Refreshes an mtime at most hourly on use, as Go does (best effort). */
-function markUsed(path: string, mtimeMs: number, t: number): void {
-  if (t - mtimeMs >= MTIME_INTERVAL) {
-    try {
-      const d = new Date(t);
-      utimesSync(path, d, d);
-    } catch {}
   }
 }
